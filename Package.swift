@@ -1,0 +1,156 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "graph-bridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "graph-bridge", targets: ["graph-bridge"])
+    ],
+    dependencies: [
+        // `traits: []` keeps swift-configuration out and stops Hummingbird rebuilding between build/test/release.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // MARK: System libraries (headers only; typed shims for variadic C calls)
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CYAML",
+            path: "Sources/CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+
+        // MARK: Core modules
+        .target(
+            name: "CurlKit",
+            dependencies: [
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BridgeConfig",
+            dependencies: ["CYAML"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BridgeCore",
+            dependencies: [
+                "BridgeConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BridgeStore",
+            dependencies: [
+                "BridgeCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BridgeServer",
+            dependencies: [
+                "BridgeCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Sink plugins: one target each, depending only on the core's plugin API
+        .target(
+            name: "StdoutSink",
+            dependencies: ["BridgeCore"],
+            path: "Sources/Sinks/Stdout",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FileSink",
+            dependencies: ["BridgeCore"],
+            path: "Sources/Sinks/File",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Composition root and executable
+        .target(
+            name: "BridgeApp",
+            dependencies: [
+                "BridgeConfig",
+                "BridgeCore",
+                "BridgeStore",
+                "BridgeServer",
+                "StdoutSink",
+                "FileSink",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "graph-bridge",
+            dependencies: [
+                "BridgeApp",
+                "BridgeConfig",
+                "BridgeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "CurlKitTests", dependencies: ["CurlKit"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BridgeCoreTests",
+            dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BridgeServerTests",
+            dependencies: ["BridgeServer", "BridgeCore", "BridgeStore", "CurlKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SinkTests",
+            dependencies: ["StdoutSink", "FileSink", "BridgeCore", "BridgeConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["CurlKit"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,11 @@
+public import BridgeCore
+import FileSink
+import StdoutSink
+
+/// The sink plugins compiled into this build. Adding a sink target means adding it here.
+public enum SinkCatalog {
+    public static let registry = SinkRegistry([
+        StdoutSink.self,
+        FileSink.self,
+    ])
+}

@@ -1,0 +1,168 @@
+public import BridgeConfig
+
+/// `graph:`: how the bridge signs in to Microsoft Graph.
+public struct GraphSettings: Sendable, Decodable {
+    public enum Cloud: String, Sendable, CaseIterable, ConfigEnum {
+        case global
+        case usgov
+        case usgovDoD = "usgov-dod"
+        case china
+    }
+
+    public struct CertificateCredential: Sendable, Decodable {
+        public var certificate: ConfigPath
+        public var key: ConfigPath
+    }
+
+    public var tenant: String
+    public var clientId: String
+    public var clientSecret: String?
+    public var certificate: CertificateCredential?
+    public var delegated: Bool
+    public var cloud: Cloud
+    public var authorityUrl: String?
+    public var baseUrl: String?
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, clientId, clientSecret, certificate, delegated, cloud, authorityUrl, baseUrl
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tenant = try container.decode(String.self, forKey: .tenant)
+        clientId = try container.decode(String.self, forKey: .clientId)
+        clientSecret = try container.decodeIfPresent(String.self, forKey: .clientSecret)
+        certificate = try container.decodeIfPresent(CertificateCredential.self, forKey: .certificate)
+        delegated = try container.decodeIfPresent(Bool.self, forKey: .delegated) ?? false
+        cloud = try container.decodeIfPresent(Cloud.self, forKey: .cloud) ?? .global
+        authorityUrl = try container.decodeIfPresent(String.self, forKey: .authorityUrl)
+        baseUrl = try container.decodeIfPresent(String.self, forKey: .baseUrl)
+        for url in [authorityUrl, baseUrl].compactMap({ $0 }) where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            throw decoder.configError("'\(url)' is not an http(s) URL")
+        }
+        let ways = [clientSecret != nil, certificate != nil, delegated].filter { $0 }.count
+        if ways != 1 {
+            throw decoder.configError("graph needs exactly one of clientSecret, certificate or delegated: true")
+        }
+    }
+}
+
+/// `server:`: the listener Graph calls.
+public struct ServerSettings: Sendable, Decodable {
+    public struct TLS: Sendable, Decodable {
+        public var certificate: ConfigPath
+        public var key: ConfigPath
+    }
+
+    /// Host part of `listen` (`0.0.0.0`, `127.0.0.1`, `::`).
+    public var host: String
+    /// Port part of `listen`; 0 lets the system pick one (tests).
+    public var port: Int
+    public var publicUrl: String?
+    public var tls: TLS?
+    public var maxBodyBytes: Int
+
+    public static let `default` = ServerSettings(host: "0.0.0.0", port: 8080, publicUrl: nil, tls: nil, maxBodyBytes: 1 << 20)
+
+    init(host: String, port: Int, publicUrl: String?, tls: TLS?, maxBodyBytes: Int) {
+        self.host = host
+        self.port = port
+        self.publicUrl = publicUrl
+        self.tls = tls
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    enum CodingKeys: String, CodingKey { case listen, publicUrl, tls, maxBodyBytes }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let listen = try container.decodeIfPresent(ListenAddress.self, forKey: .listen) {
+            host = listen.host
+            port = listen.port
+        } else {
+            host = Self.default.host
+            port = Self.default.port
+        }
+        publicUrl = try container.decodeIfPresent(PublicURL.self, forKey: .publicUrl)?.url
+        tls = try container.decodeIfPresent(TLS.self, forKey: .tls)
+        maxBodyBytes = try container.decodeIfPresent(ConfigByteSize.self, forKey: .maxBodyBytes)?.bytes ?? Self.default.maxBodyBytes
+    }
+
+    struct ListenAddress: Decodable {
+        var host: String
+        var port: Int
+        init(from decoder: any Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let colon = text.lastIndex(of: ":") else {
+                throw decoder.configError("listen must be HOST:PORT, e.g. 0.0.0.0:8080 (found '\(text)')")
+            }
+            var host = String(text[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+                throw decoder.configError("listen must be HOST:PORT with a port from 0 to 65535 (found '\(text)')")
+            }
+            self.host = host
+            self.port = port
+        }
+    }
+
+    struct PublicURL: Decodable {
+        var url: String
+        init(from decoder: any Decoder) throws {
+            var text = try decoder.singleValueContainer().decode(String.self)
+            guard text.hasPrefix("https://") || text.hasPrefix("http://") else {
+                throw decoder.configError("publicUrl must be an https:// URL that reaches this listener (found '\(text)')")
+            }
+            while text.hasSuffix("/") { text.removeLast() }
+            self.url = text
+        }
+    }
+}
+
+/// `state:`: where the journal, the delivery queue and the subscription records live.
+public struct StateSettings: Sendable {
+    /// Absolute path of the SQLite file.
+    public var path: String
+    /// How long a fully delivered event stays in the store (for the status page and replays).
+    public var retention: Duration
+
+    public init(path: String, retention: Duration = .seconds(3600)) {
+        self.path = path
+        self.retention = retention
+    }
+
+    /// The keys as written; the loader supplies the default path next to the config file.
+    struct Keys: Decodable {
+        var path: ConfigPath?
+        var retention: ConfigDuration?
+    }
+}
+
+/// `retry:` (and a sink's own `retry:`): how failed deliveries are retried.
+public struct RetryPolicy: Sendable, Hashable, Decodable {
+    public var initialBackoff: Duration
+    public var maxBackoff: Duration
+    /// After this long since the event arrived a failing delivery becomes a dead letter.
+    public var maxAge: Duration
+
+    public static let `default` = RetryPolicy(initialBackoff: .seconds(1), maxBackoff: .seconds(300), maxAge: .seconds(86_400))
+
+    public init(initialBackoff: Duration, maxBackoff: Duration, maxAge: Duration) {
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
+        self.maxAge = maxAge
+    }
+
+    /// Whether the values make sense together; the message says what is wrong.
+    var problem: String? {
+        guard initialBackoff > .zero else { return "retry: initialBackoff must be more than 0" }
+        guard maxBackoff >= initialBackoff else { return "retry: maxBackoff must not be less than initialBackoff" }
+        guard maxAge > .zero else { return "retry: maxAge must be more than 0" }
+        return nil
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self = try RetryOverride(from: decoder).apply(over: .default)
+        if let problem { throw decoder.configError(problem) }
+    }
+}

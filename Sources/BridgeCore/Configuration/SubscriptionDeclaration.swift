@@ -1,0 +1,76 @@
+public import BridgeConfig
+
+/// One entry of `subscriptions:`.
+public struct SubscriptionDeclaration: Sendable, Decodable {
+    public enum ChangeType: String, Sendable, CaseIterable, ConfigEnum {
+        case created, updated, deleted
+    }
+
+    public struct Encryption: Sendable, Decodable {
+        public var certificate: ConfigPath
+        public var key: ConfigPath
+        public var id: String
+    }
+
+    public var name: String
+    /// false: a receive-only subscription made elsewhere; the bridge never creates, renews or deletes it.
+    public var manage: Bool
+    public var resource: String?
+    public var changeTypes: [ChangeType]
+    public var expiration: Duration?
+    /// Fields to GET (`$select`) for each changed item, into the event's `data`.
+    public var fetch: [String]?
+    public var includeResourceData: Bool
+    public var encryption: Encryption?
+    /// Receive-only: Graph's subscription id.
+    public var id: String?
+    /// Receive-only: the secret the subscription was created with.
+    public var clientState: String?
+    /// Where `name:` is, for errors about the whole entry.
+    public var mark: ConfigMark?
+
+    enum CodingKeys: String, CodingKey {
+        case name, manage, resource, changeTypes, expiration, fetch, includeResourceData, encryption, id, clientState
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        mark = decoder.configNode?.mark
+        name = try container.decode(String.self, forKey: .name)
+        manage = try container.decodeIfPresent(Bool.self, forKey: .manage) ?? true
+        resource = try container.decodeIfPresent(String.self, forKey: .resource)
+        changeTypes = try container.decodeIfPresent([ChangeType].self, forKey: .changeTypes) ?? []
+        expiration = try container.decodeIfPresent(ConfigDuration.self, forKey: .expiration)?.duration
+        fetch = try container.decodeIfPresent([String].self, forKey: .fetch)
+        includeResourceData = try container.decodeIfPresent(Bool.self, forKey: .includeResourceData) ?? false
+        encryption = try container.decodeIfPresent(Encryption.self, forKey: .encryption)
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        clientState = try container.decodeIfPresent(String.self, forKey: .clientState)
+
+        guard !name.isEmpty else { throw decoder.configError("a subscription needs a non-empty name") }
+        if manage {
+            guard let resource, !resource.isEmpty else {
+                throw decoder.configError("subscription '\(name)' needs resource: (or manage: false with id and clientState)")
+            }
+            guard !changeTypes.isEmpty else {
+                throw decoder.configError("subscription '\(name)' needs changeTypes: e.g. [created]")
+            }
+            if id != nil || clientState != nil {
+                throw decoder.configError("subscription '\(name)': id and clientState belong to receive-only subscriptions (manage: false); the bridge makes its own")
+            }
+            if includeResourceData, encryption == nil {
+                throw decoder.configError("subscription '\(name)': includeResourceData: true needs encryption: { certificate, key, id }")
+            }
+        } else {
+            guard let id, !id.isEmpty else {
+                throw decoder.configError("receive-only subscription '\(name)' needs id: (its Graph subscription id)")
+            }
+            guard let clientState, !clientState.isEmpty else {
+                throw decoder.configError("receive-only subscription '\(name)' needs clientState: (the secret it was created with)")
+            }
+            if clientState.utf8.count > 255 {
+                throw decoder.configError("receive-only subscription '\(name)': clientState is longer than Graph allows")
+            }
+        }
+    }
+}

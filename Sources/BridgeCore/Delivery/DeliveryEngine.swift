@@ -1,0 +1,111 @@
+import Foundation
+public import Logging
+import Metrics
+public import ServiceLifecycle
+
+/// Everything after the journal: the dispatcher that routes journaled events, one worker per sink,
+/// and housekeeping (pruning, queue gauges). A `Service`: on graceful shutdown it stops taking
+/// work and gives deliveries in flight a grace period; what is unfinished stays queued on disk.
+public final class DeliveryEngine: Service {
+    /// One configured sink with its built instance.
+    public struct SinkEntry: Sendable {
+        public var configuration: ConfiguredSink
+        public var sink: any Sink
+
+        public init(configuration: ConfiguredSink, sink: any Sink) {
+            self.configuration = configuration
+            self.sink = sink
+        }
+    }
+
+    let store: any StateStore
+    let dispatcher: Dispatcher
+    let workers: [SinkWorker]
+    let retention: Duration
+    let logger: Logger
+    /// Rung by the intake after each journal commit.
+    public let journalDoorbell: Doorbell
+
+    public init(
+        store: any StateStore,
+        router: Router,
+        sinks: [SinkEntry],
+        enricher: any EventEnricher = NoEnrichment(),
+        retention: Duration = .seconds(3600),
+        shutdownGrace: Duration = .seconds(5),
+        logger: Logger
+    ) {
+        self.store = store
+        self.retention = retention
+        self.logger = logger
+        self.workers = sinks.map { entry in
+            SinkWorker(
+                name: entry.configuration.name,
+                sink: entry.sink,
+                store: store,
+                retry: entry.configuration.retry,
+                concurrency: entry.configuration.concurrency,
+                logger: logger,
+                shutdownGrace: shutdownGrace
+            )
+        }
+        let doorbell = Doorbell()
+        self.journalDoorbell = doorbell
+        self.dispatcher = Dispatcher(
+            store: store,
+            router: router,
+            enricher: enricher,
+            doorbell: doorbell,
+            sinkDoorbells: Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0.doorbell) }),
+            logger: logger
+        )
+    }
+
+    public func run() async throws {
+        let housekeeping = Doorbell()
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.dispatcher.run() }
+                for worker in workers {
+                    group.addTask { await worker.run() }
+                }
+                group.addTask { await self.housekeep(until: housekeeping) }
+                await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            self.logger.info("delivery engine stopping")
+            self.dispatcher.stop()
+            for worker in self.workers { worker.stop() }
+            housekeeping.ring()
+        }
+    }
+
+    /// Every few seconds: queue gauges; every minute: prune delivered events and expired dedup keys.
+    private func housekeep(until stop: Doorbell) async {
+        var lastPrune = Date.distantPast
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let depths = try await store.queueDepths()
+                for worker in workers {
+                    let depth = depths[worker.name] ?? QueueDepth(pending: 0, dead: 0)
+                    Gauge(label: "graph_bridge_queue_depth", dimensions: [("sink", worker.name)]).record(depth.pending)
+                    Gauge(label: "graph_bridge_dead_letters", dimensions: [("sink", worker.name)]).record(depth.dead)
+                }
+                if Date().timeIntervalSince(lastPrune) >= 60 {
+                    let now = Date()
+                    try await store.prune(
+                        deliveredBefore: now.addingTimeInterval(-retention.seconds),
+                        deduplicationBefore: now.addingTimeInterval(-Self.deduplicationWindow.seconds)
+                    )
+                    lastPrune = now
+                }
+            } catch {
+                logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
+            }
+            await stop.wait(timeout: .seconds(5))
+        }
+    }
+
+    /// Graph retries a notification for up to 4 hours; a change seen again within this window is a duplicate.
+    public static let deduplicationWindow: Duration = .seconds(4 * 3600)
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// Takes journaled events in order, completes them (enrichment), routes them, and records their
+/// deliveries, all in one transaction per batch. Crash-safe: an event is routed exactly when its
+/// deliveries exist.
+final class Dispatcher: Sendable {
+    let store: any StateStore
+    let router: Router
+    let enricher: any EventEnricher
+    let doorbell: Doorbell
+    let sinkDoorbells: [String: Doorbell]
+    let logger: Logger
+    let batchSize: Int
+    private let stopping = Atomic<Bool>(false)
+
+    init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], logger: Logger, batchSize: Int = 256) {
+        self.store = store
+        self.router = router
+        self.enricher = enricher
+        self.doorbell = doorbell
+        self.sinkDoorbells = sinkDoorbells
+        self.logger = logger
+        self.batchSize = batchSize
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        doorbell.ring()
+    }
+
+    func run() async {
+        var failures = 0
+        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+            do {
+                let batch = try await store.unroutedEvents(limit: batchSize)
+                if batch.isEmpty {
+                    await doorbell.wait(timeout: .seconds(10))
+                    continue
+                }
+                let routed = await route(batch)
+                try await store.commitRouting(routed)
+                failures = 0
+                var touched: Set<String> = []
+                for event in routed {
+                    touched.formUnion(event.sinks)
+                    Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", event.sinks.isEmpty ? "no_route" : "yes")]).increment()
+                    if event.sinks.isEmpty {
+                        logger.info("no route matched the event", metadata: ["bridge.event": "\(event.event.id)", "bridge.subscription": "\(event.event.subscription.name)"])
+                    }
+                }
+                for sink in touched { sinkDoorbells[sink]?.ring() }
+            } catch {
+                failures += 1
+                logger.error("routing journaled events failed; will retry", metadata: ["error": "\(error)"])
+                await doorbell.wait(timeout: .milliseconds(min(5_000, 100 << min(failures, 6))))
+            }
+        }
+    }
+
+    /// Enriches up to 16 events at a time, keeping their order, then routes each.
+    func route(_ batch: [PendingEvent]) async -> [RoutedEvent] {
+        var events = [BridgeEvent?](repeating: nil, count: batch.count)
+        if enricher is NoEnrichment {
+            events = batch.map(\.event)
+        } else {
+            await withTaskGroup(of: (Int, BridgeEvent).self) { group in
+                var next = 0
+                func addNext() {
+                    guard next < batch.count else { return }
+                    let index = next
+                    let pending = batch[index]
+                    group.addTask { (index, await self.enricher.enrich(pending)) }
+                    next += 1
+                }
+                for _ in 0..<16 { addNext() }
+                while let (index, event) = await group.next() {
+                    events[index] = event
+                    addNext()
+                }
+            }
+        }
+        return zip(batch, events).map { pending, event in
+            let event = event ?? pending.event
+            return RoutedEvent(sequence: pending.sequence, event: event, changed: event != pending.event, sinks: router.route(event).sinks)
+        }
+    }
+}

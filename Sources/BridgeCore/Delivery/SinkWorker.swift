@@ -1,0 +1,146 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// Delivers one sink's queue: at most `concurrency` deliveries at once, each outcome recorded in
+/// the store. Every sink has its own worker, so a slow or failing sink holds up nobody else.
+final class SinkWorker: Sendable {
+    let name: String
+    let sink: any Sink
+    let store: any StateStore
+    let schedule: RetrySchedule
+    let concurrency: Int
+    let doorbell = Doorbell()
+    let logger: Logger
+    let shutdownGrace: Duration
+    private let stopping = Atomic<Bool>(false)
+
+    init(name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration) {
+        self.name = name
+        self.sink = sink
+        self.store = store
+        self.schedule = RetrySchedule(policy: retry)
+        self.concurrency = concurrency
+        var logger = logger
+        logger[metadataKey: "bridge.sink"] = "\(name)"
+        self.logger = logger
+        self.shutdownGrace = shutdownGrace
+    }
+
+    /// Stop taking new deliveries; the ones in flight get `shutdownGrace` to finish.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        doorbell.ring()
+    }
+
+    private enum Step: Sendable {
+        case finished(Int64)
+        case woke
+        case graceOver
+    }
+
+    func run() async {
+        await withTaskGroup(of: Step.self) { group in
+            var inFlight: Set<Int64> = []
+            var waiting = false
+            var graceTimer = false
+            var storeFailures = 0
+            while true {
+                let isStopping = stopping.load(ordering: .relaxed) || Task.isCancelled
+                var wait: Duration = .seconds(30)
+                if !isStopping, inFlight.count < concurrency {
+                    do {
+                        let due = try await store.dueDeliveries(sink: name, now: Date(), limit: concurrency - inFlight.count, excluding: inFlight)
+                        for delivery in due {
+                            inFlight.insert(delivery.id)
+                            group.addTask { await self.attempt(delivery); return .finished(delivery.id) }
+                        }
+                        if inFlight.count < concurrency, let next = try await store.nextDueDate(sink: name, excluding: inFlight) {
+                            wait = .seconds(max(0.001, min(30, next.timeIntervalSinceNow)))
+                        }
+                        storeFailures = 0
+                    } catch {
+                        storeFailures += 1
+                        logger.error("reading the delivery queue failed; will retry", metadata: ["error": "\(error)"])
+                        wait = .milliseconds(min(5_000, 100 << min(storeFailures, 6)))
+                    }
+                }
+                if isStopping {
+                    if inFlight.isEmpty { break }
+                    if !graceTimer {
+                        graceTimer = true
+                        let grace = shutdownGrace
+                        group.addTask {
+                            try? await Task.sleep(for: grace)
+                            return .graceOver
+                        }
+                    }
+                } else if !waiting {
+                    waiting = true
+                    let timeout = wait
+                    group.addTask {
+                        await self.doorbell.wait(timeout: timeout)
+                        return .woke
+                    }
+                }
+                guard let step = await group.next() else { break }
+                switch step {
+                case .finished(let id): inFlight.remove(id)
+                case .woke: waiting = false
+                case .graceOver:
+                    logger.warning("deliveries still in flight at shutdown stay queued for the next start", metadata: ["bridge.count": "\(inFlight.count)"])
+                    group.cancelAll()
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// One try of one delivery, its outcome recorded. A cancelled try records nothing: the delivery stays queued.
+    func attempt(_ delivery: Delivery) async {
+        let number = delivery.attempts + 1
+        let started = ContinuousClock.now
+        var logger = self.logger
+        logger[metadataKey: "bridge.event"] = "\(delivery.event.id)"
+        do {
+            try await sink.deliver(delivery.event, attempt: DeliveryAttempt(number: number, deliveryID: delivery.id))
+            try await store.recordSuccess(deliveryID: delivery.id)
+            Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
+            Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed( ContinuousClock.now - started)
+            logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
+        } catch {
+            if Task.isCancelled { return }
+            await recordFailure(delivery, attempt: number, error: error, logger: logger)
+        }
+    }
+
+    private func recordFailure(_ delivery: Delivery, attempt number: Int, error: any Error, logger: Logger) async {
+        let sinkError = error as? SinkError ?? .retryable(String(describing: error))
+        let now = Date()
+        do {
+            switch sinkError.disposition {
+            case .permanent:
+                try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
+                Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
+                logger.error("delivery failed permanently; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
+            case .retry(let retryAfter):
+                switch schedule.decide(attempts: number, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: Double.random(in: 0..<1)) {
+                case .retry(let at):
+                    try await store.recordRetry(deliveryID: delivery.id, attempts: number, nextAttemptAt: at, error: sinkError.message)
+                    doorbell.ring()  // the loop may be waiting longer than this retry's delay
+                    Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "retry")]).increment()
+                    logger.warning("delivery failed; will retry", metadata: [
+                        "bridge.attempt": "\(number)", "bridge.retry_in": "\(String(format: "%.1fs", at.timeIntervalSince(now)))", "error": "\(sinkError.message)",
+                    ])
+                case .deadLetter:
+                    try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
+                    Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
+                    logger.error("delivery failed past retry.maxAge; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
+                }
+            }
+        } catch {
+            logger.error("recording a delivery outcome failed; it stays queued", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,108 @@
+public import Foundation
+
+/// The subscription an event came through, as the event names it.
+public struct SubscriptionReference: Sendable, Hashable {
+    /// The `name` the subscription has in `bridge.yaml`.
+    public var name: String
+    /// Graph's subscription id.
+    public var id: String
+    /// The subscribed resource path, when known.
+    public var resource: String?
+
+    public init(name: String, id: String, resource: String?) {
+        self.name = name
+        self.id = id
+        self.resource = resource
+    }
+}
+
+/// The bridge's record of one notification (SPEC section 6): what routes match and sinks receive.
+///
+/// Its JSON form (``json``) is the canonical one: the journal stores it, the file sink writes it
+/// byte for byte, and it is rebuilt from stored JSON with ``init(json:)``.
+public struct BridgeEvent: Sendable, Hashable {
+    public var id: String
+    public var receivedAt: Date
+    public var subscription: SubscriptionReference
+    /// `created`, `updated` or `deleted`; nil on lifecycle events.
+    public var changeType: String?
+    /// `reauthorizationRequired`, `subscriptionRemoved` or `missed`; only on lifecycle events.
+    public var lifecycleEvent: String?
+    public var resource: String?
+    public var resourceData: JSONValue?
+    public var tenantId: String?
+    /// The fetched item or the decrypted rich content, when either applies.
+    public var data: JSONValue?
+
+    public init(
+        id: String,
+        receivedAt: Date,
+        subscription: SubscriptionReference,
+        changeType: String? = nil,
+        lifecycleEvent: String? = nil,
+        resource: String? = nil,
+        resourceData: JSONValue? = nil,
+        tenantId: String? = nil,
+        data: JSONValue? = nil
+    ) {
+        self.id = id
+        self.receivedAt = receivedAt
+        self.subscription = subscription
+        self.changeType = changeType
+        self.lifecycleEvent = lifecycleEvent
+        self.resource = resource
+        self.resourceData = resourceData
+        self.tenantId = tenantId
+        self.data = data
+    }
+
+    public var isLifecycle: Bool { lifecycleEvent != nil }
+
+    /// The event as JSON, members in the order of SPEC section 6; absent fields are left out.
+    public var json: JSONValue {
+        var subscriptionObject: JSONObject = ["name": .string(subscription.name), "id": .string(subscription.id)]
+        if let resource = subscription.resource { subscriptionObject["resource"] = .string(resource) }
+        var object: JSONObject = [
+            "id": .string(id),
+            "receivedAt": .string(Timestamp.format(receivedAt)),
+            "subscription": .object(subscriptionObject),
+        ]
+        if let changeType { object["changeType"] = .string(changeType) }
+        if let lifecycleEvent { object["lifecycleEvent"] = .string(lifecycleEvent) }
+        if let resource { object["resource"] = .string(resource) }
+        if let resourceData { object["resourceData"] = resourceData }
+        if let tenantId { object["tenantId"] = .string(tenantId) }
+        if let data { object["data"] = data }
+        return .object(object)
+    }
+
+    /// The canonical JSON bytes (one line, no trailing newline).
+    public func encoded() -> [UInt8] { json.serialized() }
+
+    /// Rebuilds an event from its JSON form.
+    public init(json: JSONValue) throws(JSONParseError) {
+        guard let object = json.objectValue,
+            let id = object["id"]?.stringValue,
+            let receivedAtText = object["receivedAt"]?.stringValue,
+            let receivedAt = Timestamp.parse(receivedAtText),
+            let subscription = object["subscription"]?.objectValue,
+            let name = subscription["name"]?.stringValue,
+            let subscriptionID = subscription["id"]?.stringValue
+        else { throw JSONParseError(offset: 0, reason: "not a graph-bridge event") }
+        self.init(
+            id: id,
+            receivedAt: receivedAt,
+            subscription: SubscriptionReference(name: name, id: subscriptionID, resource: subscription["resource"]?.stringValue),
+            changeType: object["changeType"]?.stringValue,
+            lifecycleEvent: object["lifecycleEvent"]?.stringValue,
+            resource: object["resource"]?.stringValue,
+            resourceData: object["resourceData"],
+            tenantId: object["tenantId"]?.stringValue,
+            data: object["data"]
+        )
+    }
+
+    public init(encoded bytes: some Collection<UInt8>) throws(JSONParseError) {
+        try self.init(json: JSONParser.parse(bytes, maxDepth: 256))
+    }
+}

@@ -1,0 +1,150 @@
+public import Foundation
+public import Logging
+import Metrics
+import Synchronization
+
+/// Told about lifecycle notifications once they are journaled (the subscription manager acts on them).
+public protocol LifecycleObserver: Sendable {
+    func lifecycleEventsJournaled(_ events: [BridgeEvent]) async
+}
+
+/// The work behind `POST /notifications` and `POST /lifecycle`: check the envelope, authenticate
+/// every item by its `clientState`, journal the accepted ones durably, and say what to answer.
+/// No network call, no routing: that happens after the 202.
+public final class NotificationIntake: Sendable {
+    public enum Endpoint: String, Sendable {
+        case notifications
+        case lifecycle
+    }
+
+    /// What to answer and what happened to the items.
+    public struct Outcome: Sendable, Hashable {
+        /// 202 (journaled, or nothing to journal), 400 (not a notification collection) or 503 (journal failed).
+        public var status: Int
+        public var accepted = 0
+        public var duplicates = 0
+        public var unknownSubscription = 0
+        public var wrongClientState = 0
+        public var invalid = 0
+        /// For 400 and 503: why.
+        public var reason: String?
+
+        public var dropped: Int { unknownSubscription + wrongClientState + invalid }
+    }
+
+    let directory: SubscriptionDirectory
+    let store: any StateStore
+    let doorbell: Doorbell
+    let lifecycleObserver: (any LifecycleObserver)?
+    let logger: Logger
+    private let journalFailure = Mutex<String?>(nil)
+
+    /// Why the last journal write failed, until one succeeds again (for `/healthz`).
+    public var lastJournalFailure: String? { journalFailure.withLock { $0 } }
+
+    public init(directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil, logger: Logger) {
+        self.directory = directory
+        self.store = store
+        self.doorbell = doorbell
+        self.lifecycleObserver = lifecycleObserver
+        self.logger = logger
+    }
+
+    public func receive(body: some Collection<UInt8>, endpoint: Endpoint, now: Date = Date()) async -> Outcome {
+        let collection: ChangeNotificationCollection
+        do {
+            collection = try ChangeNotificationCollection(body: body)
+        } catch {
+            Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "malformed")]).increment()
+            logger.warning("rejected a malformed notification body", metadata: ["bridge.endpoint": "\(endpoint.rawValue)", "error": "\(error)"])
+            return Outcome(status: 400, reason: error.description)
+        }
+
+        var outcome = Outcome(status: 202)
+        var entries: [JournalEntry] = []
+        entries.reserveCapacity(collection.items.count)
+        for item in collection.items {
+            guard let item else {
+                outcome.invalid += 1
+                count("unknown", "invalid")
+                continue
+            }
+            guard let subscription = directory.entry(forSubscriptionID: item.subscriptionId) else {
+                outcome.unknownSubscription += 1
+                count("unknown", "unknown_subscription")
+                logger.warning("dropped a notification for an unknown subscription", metadata: ["bridge.subscription_id": "\(item.subscriptionId)"])
+                continue
+            }
+            guard constantTimeEquals(Array((item.clientState ?? "").utf8), Array(subscription.clientState.utf8)) else {
+                outcome.wrongClientState += 1
+                count(subscription.name, "wrong_client_state")
+                logger.warning("dropped a notification with a wrong clientState (forged or stale)", metadata: ["bridge.subscription": "\(subscription.name)"])
+                continue
+            }
+            entries.append(Self.entry(for: item, subscription: subscription, validationTokens: collection.validationTokens, now: now))
+        }
+        guard !entries.isEmpty else { return outcome }
+
+        let outcomes: [JournalOutcome]
+        do {
+            outcomes = try await store.journal(entries)
+        } catch {
+            Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "journal_failed")]).increment()
+            logger.error("could not journal notifications; answering 503 so Graph retries", metadata: ["error": "\(error)"])
+            journalFailure.withLock { $0 = "\(error)" }
+            return Outcome(status: 503, reason: "the journal is unavailable")
+        }
+        doorbell.ring()
+        if journalFailure.withLock({ $0 }) != nil {
+            journalFailure.withLock { $0 = nil }
+            logger.notice("journal writes work again")
+        }
+
+        var lifecycleEvents: [BridgeEvent] = []
+        for (entry, result) in zip(entries, outcomes) {
+            switch result {
+            case .journaled:
+                outcome.accepted += 1
+                count(entry.event.subscription.name, "accepted")
+                if entry.event.isLifecycle { lifecycleEvents.append(entry.event) }
+            case .duplicate:
+                outcome.duplicates += 1
+                count(entry.event.subscription.name, "duplicate")
+            }
+        }
+        for event in lifecycleEvents {
+            Counter(label: "graph_bridge_lifecycle_events_total", dimensions: [("event", event.lifecycleEvent ?? "unknown")]).increment()
+        }
+        if !lifecycleEvents.isEmpty, let lifecycleObserver {
+            await lifecycleObserver.lifecycleEventsJournaled(lifecycleEvents)
+        }
+        return outcome
+    }
+
+    private func count(_ subscription: String, _ outcome: String) {
+        Counter(label: "graph_bridge_notifications_total", dimensions: [("subscription", subscription), ("outcome", outcome)]).increment()
+    }
+
+    /// Builds the event (SPEC section 6) and its deduplication key from an authenticated item.
+    public static func entry(for item: ChangeNotification, subscription: SubscriptionEntry, validationTokens: [String], now: Date) -> JournalEntry {
+        let event = BridgeEvent(
+            id: EventID.make(at: now),
+            receivedAt: now,
+            subscription: SubscriptionReference(name: subscription.name, id: subscription.id, resource: subscription.resource),
+            changeType: item.changeType,
+            lifecycleEvent: item.lifecycleEvent,
+            resource: item.resource,
+            resourceData: item.resourceData,
+            tenantId: item.tenantId
+        )
+        var key: String?
+        if let changeType = item.changeType, let etag = item.etag {
+            key = [item.subscriptionId.lowercased(), changeType, item.resource ?? "", etag].joined(separator: "\u{1F}")
+        }
+        var attachment: JSONValue?
+        if let encrypted = item.encryptedContent {
+            attachment = .object(["encryptedContent": encrypted, "validationTokens": .array(validationTokens.map(JSONValue.string))])
+        }
+        return JournalEntry(event: event, deduplicationKey: key, attachment: attachment)
+    }
+}

@@ -1,0 +1,73 @@
+public import Logging
+
+/// A sink plugin: the code behind one `type:` of the `sinks:` section.
+///
+/// Each plugin lives in its own target and decodes its own keys through ``Configuration``.
+/// A sink that owns resources for its whole life (a child process, a connection) also conforms
+/// to `Service` from swift-service-lifecycle; the delivery engine runs it.
+public protocol Sink: Sendable {
+    /// The keys of this sink's YAML block, besides the ones the core reads (`type`, `retry`, `concurrency`).
+    associatedtype Configuration: Decodable & Sendable
+
+    /// The YAML `type:` that selects this plugin.
+    static var typeName: String { get }
+
+    /// How many deliveries to this sink may run at once unless `concurrency:` says otherwise.
+    static var defaultConcurrency: Int { get }
+
+    init(name: String, configuration: Configuration, context: SinkContext) throws
+
+    /// Delivers one event. Returning means success; throw ``SinkError`` to say whether to retry.
+    /// Any other error is retried.
+    func deliver(_ event: BridgeEvent, attempt: DeliveryAttempt) async throws
+}
+
+extension Sink {
+    public static var defaultConcurrency: Int { 1 }
+}
+
+/// What a sink gets from the bridge when it is built.
+public struct SinkContext: Sendable {
+    /// A logger with `bridge.sink` set to the sink's name.
+    public var logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+}
+
+/// Which try this is, for sinks that report or sign it.
+public struct DeliveryAttempt: Sendable, Hashable {
+    /// 1 on the first try.
+    public var number: Int
+    /// The store's id of the (event, sink) delivery.
+    public var deliveryID: Int64
+
+    public init(number: Int, deliveryID: Int64) {
+        self.number = number
+        self.deliveryID = deliveryID
+    }
+}
+
+/// A delivery failure and what to do about it.
+public struct SinkError: Error, Sendable, CustomStringConvertible {
+    public enum Disposition: Sendable, Hashable {
+        /// Try again later; `after` is the receiver's `Retry-After`, when it gave one.
+        case retry(after: Duration?)
+        /// Never going to work (e.g. a webhook 400): becomes a dead letter at once.
+        case permanent
+    }
+
+    public var disposition: Disposition
+    public var message: String
+
+    public static func retryable(_ message: String, after: Duration? = nil) -> SinkError {
+        SinkError(disposition: .retry(after: after), message: message)
+    }
+
+    public static func permanent(_ message: String) -> SinkError {
+        SinkError(disposition: .permanent, message: message)
+    }
+
+    public var description: String { message }
+}

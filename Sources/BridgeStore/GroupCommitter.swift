@@ -1,0 +1,105 @@
+import GRDB
+import Synchronization
+
+/// Group commit: writes submitted while a transaction is being made durable are gathered and
+/// committed together in the next one, so one fsync serves many concurrent callers. Each write
+/// runs in its own savepoint: one failing write does not undo the others. A caller resumes only
+/// after the transaction holding its write has committed.
+final class GroupCommitter: Sendable {
+    private struct Operation: Sendable {
+        /// Runs inside the batch's transaction; throws to roll back its own savepoint.
+        let run: @Sendable (Database) throws -> Void
+        /// Called once the batch committed (nil) or failed (the error).
+        let complete: @Sendable ((any Error)?) -> Void
+    }
+
+    private struct State {
+        var pending: [Operation] = []
+        var draining = false
+    }
+
+    private let pool: DatabasePool
+    private let state = Mutex(State())
+    private let maxBatch: Int
+
+    init(pool: DatabasePool, maxBatch: Int = 2048) {
+        self.pool = pool
+        self.maxBatch = maxBatch
+    }
+
+    /// Runs `work` in the next group transaction and returns its result once that is durable.
+    func write<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let result = ResultSlot<T>()
+            let operation = Operation(
+                run: { db in
+                    do {
+                        let value = try work(db)
+                        result.value.withLock { $0 = .success(value) }
+                    } catch {
+                        result.value.withLock { $0 = .failure(error) }
+                        throw error
+                    }
+                },
+                complete: { commitError in
+                    if let commitError {
+                        continuation.resume(throwing: commitError)
+                    } else if let outcome = result.value.withLock({ $0 }) {
+                        continuation.resume(with: outcome)
+                    } else {
+                        continuation.resume(throwing: StoreError.internalInconsistency("write did not run"))
+                    }
+                }
+            )
+            enqueue(operation)
+        }
+    }
+
+    private func enqueue(_ operation: Operation) {
+        let startDrain = state.withLock { state -> Bool in
+            state.pending.append(operation)
+            if state.draining { return false }
+            state.draining = true
+            return true
+        }
+        if startDrain {
+            pool.asyncWriteWithoutTransaction { db in self.drain(db) }
+        }
+    }
+
+    /// Runs on GRDB's writer queue (its own thread, never the cooperative pool): fsync blocks only it.
+    private func drain(_ db: Database) {
+        while true {
+            let batch = state.withLock { state -> [Operation] in
+                if state.pending.isEmpty {
+                    state.draining = false
+                    return []
+                }
+                let count = min(state.pending.count, maxBatch)
+                let batch = Array(state.pending.prefix(count))
+                state.pending.removeFirst(count)
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                try db.inTransaction(.immediate) {
+                    for operation in batch {
+                        try? db.inSavepoint {
+                            try operation.run(db)
+                            return .commit
+                        }
+                    }
+                    return .commit
+                }
+                for operation in batch { operation.complete(nil) }
+            } catch {
+                for operation in batch { operation.complete(error) }
+            }
+        }
+    }
+}
+
+/// Where a write leaves its result until its transaction commits.
+private final class ResultSlot<T: Sendable>: Sendable {
+    let value = Mutex<Result<T, any Error>?>(nil)
+}

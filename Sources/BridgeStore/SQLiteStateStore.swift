@@ -1,0 +1,322 @@
+public import BridgeCore
+public import Foundation
+import GRDB
+public import Logging
+
+/// The embedded state store: one SQLite file in WAL mode with `synchronous = FULL`, so a write
+/// that returned survives a crash of the process and of the machine. Writes go through a group
+/// committer; reads use GRDB's reader connections and never wait for a write.
+public final class SQLiteStateStore: StateStore {
+    let pool: DatabasePool
+    let committer: GroupCommitter
+    let logger: Logger
+    public let path: String
+
+    /// Opens (creating with mode 0600 when missing) and migrates the store at `path`.
+    public init(path: String, logger: Logger) throws {
+        self.path = path
+        self.logger = logger
+        try Self.createPrivately(path)
+        var configuration = Configuration()
+        configuration.label = "graph-bridge.state"
+        configuration.busyMode = .timeout(10)
+        configuration.maximumReaderCount = 4
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        committer = GroupCommitter(pool: pool)
+    }
+
+    /// The state holds secrets (clientState values, refresh tokens): only the owner may read it.
+    private static func createPrivately(_ path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        if !directory.isEmpty, !(FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            throw StoreError.cannotCreate(path, reason: "the folder \(directory) does not exist")
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            throw StoreError.cannotCreate(path, reason: String(cString: strerror(errno)))
+        }
+        close(fd)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    received_at REAL NOT NULL,
+                    subscription TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    attachment TEXT,
+                    routed INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX events_unrouted ON events(seq) WHERE routed = 0;
+                CREATE INDEX events_received ON events(received_at);
+                CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+                    sink TEXT NOT NULL,
+                    status INTEGER NOT NULL DEFAULT 0,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    next_attempt_at REAL NOT NULL,
+                    last_error TEXT,
+                    dead_at REAL
+                );
+                CREATE INDEX deliveries_due ON deliveries(sink, status, next_attempt_at);
+                CREATE INDEX deliveries_event ON deliveries(event_seq);
+                CREATE TABLE dedup (
+                    key TEXT PRIMARY KEY,
+                    seen_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX dedup_seen ON dedup(seen_at);
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Journal
+
+    public func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] {
+        let rows = entries.map { entry in
+            JournalRow(
+                id: entry.event.id,
+                receivedAt: entry.event.receivedAt.timeIntervalSince1970,
+                subscription: entry.event.subscription.name,
+                body: String(decoding: entry.event.encoded(), as: UTF8.self),
+                attachment: entry.attachment?.serializedString,
+                deduplicationKey: entry.deduplicationKey
+            )
+        }
+        let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
+        return try await committer.write { db in
+            let dedup = try db.cachedStatement(sql: """
+                INSERT INTO dedup(key, seen_at) VALUES (?, ?)
+                ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at < ?
+                """)
+            let insert = try db.cachedStatement(sql: "INSERT INTO events(id, received_at, subscription, body, attachment) VALUES (?, ?, ?, ?, ?)")
+            var outcomes: [JournalOutcome] = []
+            outcomes.reserveCapacity(rows.count)
+            for row in rows {
+                if let key = row.deduplicationKey {
+                    try dedup.execute(arguments: [key, row.receivedAt, row.receivedAt - windowSeconds])
+                    if db.changesCount == 0 {
+                        outcomes.append(.duplicate)
+                        continue
+                    }
+                }
+                try insert.execute(arguments: [row.id, row.receivedAt, row.subscription, row.body, row.attachment])
+                outcomes.append(.journaled)
+            }
+            return outcomes
+        }
+    }
+
+    // MARK: Routing
+
+    public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
+        // Rows become events on the reader's thread: parsing stays off the cooperative pool.
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, body, attachment FROM events WHERE routed = 0 ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
+                let body: String = row["body"]
+                let attachment: String? = row["attachment"]
+                return PendingEvent(
+                    sequence: row["seq"],
+                    event: try Self.event(body),
+                    attachment: try attachment.map { try JSONParser.parse($0, maxDepth: 256) }
+                )
+            }
+        }
+    }
+
+    public func commitRouting(_ events: [RoutedEvent]) async throws {
+        let rows = events.map { routed in
+            (
+                sequence: routed.sequence,
+                body: routed.changed ? String(decoding: routed.event.encoded(), as: UTF8.self) : nil,
+                createdAt: routed.event.receivedAt.timeIntervalSince1970,
+                sinks: routed.sinks
+            )
+        }
+        let now = Date().timeIntervalSince1970
+        try await committer.write { db in
+            let markRouted = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
+            let replaceBody = try db.cachedStatement(sql: "UPDATE events SET routed = 1, body = ? WHERE seq = ?")
+            let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?)")
+            for row in rows {
+                if let body = row.body {
+                    try replaceBody.execute(arguments: [body, row.sequence])
+                } else {
+                    try markRouted.execute(arguments: [row.sequence])
+                }
+                for sink in row.sinks {
+                    try insert.execute(arguments: [row.sequence, sink, row.createdAt, now])
+                }
+            }
+        }
+    }
+
+    // MARK: Deliveries
+
+    public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
+        let excluded = Array(excluding)
+        let placeholders = excluded.isEmpty ? "" : "AND d.id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
+        var arguments: StatementArguments = [sink, now.timeIntervalSince1970]
+        arguments += StatementArguments(excluded)
+        arguments += [limit]
+        let sql = """
+            SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
+            WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ? \(placeholders)
+            ORDER BY d.next_attempt_at, d.id LIMIT ?
+            """
+        let statementArguments = arguments
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: statementArguments).map { row in
+                Delivery(
+                    id: row["id"],
+                    sink: sink,
+                    event: try Self.event(row["body"]),
+                    attempts: row["attempts"],
+                    createdAt: Date(timeIntervalSince1970: row["created_at"])
+                )
+            }
+        }
+    }
+
+    public func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? {
+        let excluded = Array(excluding)
+        let placeholders = excluded.isEmpty ? "" : "AND id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
+        var arguments: StatementArguments = [sink]
+        arguments += StatementArguments(excluded)
+        let statementArguments = arguments
+        let seconds = try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND status = 0 \(placeholders)", arguments: statementArguments)
+        }
+        return seconds.map(Date.init(timeIntervalSince1970:))
+    }
+
+    public func recordSuccess(deliveryID: Int64) async throws {
+        try await committer.write { db in
+            try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?").execute(arguments: [deliveryID])
+        }
+    }
+
+    public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
+        let next = nextAttemptAt.timeIntervalSince1970
+        try await committer.write { db in
+            try db.cachedStatement(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
+                .execute(arguments: [attempts, next, error, deliveryID])
+        }
+    }
+
+    public func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
+        let deadAt = date.timeIntervalSince1970
+        try await committer.write { db in
+            try db.cachedStatement(sql: "UPDATE deliveries SET status = 1, attempts = ?, last_error = ?, dead_at = ? WHERE id = ?")
+                .execute(arguments: [attempts, error, deadAt, deliveryID])
+        }
+    }
+
+    // MARK: Inspection and replay
+
+    public func queueDepths() async throws -> [String: QueueDepth] {
+        try await pool.read { db in
+            var depths: [String: QueueDepth] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT sink, status, COUNT(*) AS n FROM deliveries GROUP BY sink, status") {
+                let sink: String = row["sink"]
+                let status: Int = row["status"]
+                let count: Int = row["n"]
+                var depth = depths[sink] ?? QueueDepth(pending: 0, dead: 0)
+                if status == 0 { depth.pending = count } else { depth.dead = count }
+                depths[sink] = depth
+            }
+            return depths
+        }
+    }
+
+    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.id, d.sink, d.attempts, d.last_error, d.created_at, d.dead_at, e.id AS event_id, e.subscription
+                FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.status = 1 ORDER BY d.id LIMIT ?
+                """, arguments: [limit]).map { row in
+                DeadLetter(
+                    id: row["id"],
+                    sink: row["sink"],
+                    eventID: row["event_id"],
+                    subscription: row["subscription"],
+                    attempts: row["attempts"],
+                    lastError: row["last_error"] ?? "",
+                    createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                    deadAt: Date(timeIntervalSince1970: row["dead_at"] ?? 0)
+                )
+            }
+        }
+    }
+
+    public func retryDeadLetters(ids: [Int64]?) async throws -> Int {
+        let now = Date().timeIntervalSince1970
+        return try await committer.write { db in
+            if let ids {
+                let update = try db.cachedStatement(sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL WHERE id = ? AND status = 1")
+                var count = 0
+                for id in ids {
+                    try update.execute(arguments: [now, now, id])
+                    count += db.changesCount
+                }
+                return count
+            }
+            try db.execute(sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL WHERE status = 1", arguments: [now, now])
+            return db.changesCount
+        }
+    }
+
+    public func purgeDeadLetters() async throws -> Int {
+        try await committer.write { db in
+            try db.execute(sql: "DELETE FROM deliveries WHERE status = 1")
+            return db.changesCount
+        }
+    }
+
+    public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
+        let delivered = date.timeIntervalSince1970
+        let dedup = deduplicationBefore.timeIntervalSince1970
+        try await committer.write { db in
+            try db.execute(sql: """
+                DELETE FROM events WHERE routed = 1 AND received_at < ?
+                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
+                """, arguments: [delivered])
+            try db.execute(sql: "DELETE FROM dedup WHERE seen_at < ?", arguments: [dedup])
+        }
+    }
+
+    /// A cheap read that fails when the store cannot be read.
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    private static func event(_ body: String) throws -> BridgeEvent {
+        do {
+            return try BridgeEvent(encoded: Array(body.utf8))
+        } catch {
+            throw StoreError.corruptRecord("event: \(error)")
+        }
+    }
+}
+
+private struct JournalRow: Sendable {
+    var id: String
+    var receivedAt: Double
+    var subscription: String
+    var body: String
+    var attachment: String?
+    var deduplicationKey: String?
+}

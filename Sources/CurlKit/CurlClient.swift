@@ -1,0 +1,86 @@
+/// The project's outgoing HTTP(S) client, on the system libcurl.
+///
+/// One dedicated thread drives one libcurl multi handle for all of a client's transfers, so
+/// connections are kept alive and reused, and no blocking libcurl call runs on the cooperative
+/// pool. Callers suspend until their transfer completes. Share one client per process part;
+/// call ``shutdown()`` when done (dropping the last reference also stops the thread).
+///
+/// ```swift
+/// let client = CurlClient()
+/// let response = try await client.execute(HTTPRequest(method: "POST", url: url, body: bytes))
+/// if response.status == 429, let wait = response.retryAfter { ... }
+/// ```
+public final class CurlClient: Sendable {
+    public struct Configuration: Sendable {
+        /// Certificate verification for requests that don't pass their own.
+        public var tls: TLSOptions
+        /// The `User-Agent` header. Default `graph-bridge`.
+        public var userAgent: String
+        /// Responses with a larger body fail with ``CurlError/Kind/tooLarge``. Default 16 MiB.
+        public var maxResponseBytes: Int
+        /// Connections open at once to one host; further transfers queue. Default 8.
+        public var maxHostConnections: Int
+        /// Connections kept open (idle) for reuse across all hosts; the oldest beyond this are
+        /// closed. Default 32.
+        public var maxIdleConnections: Int = 32
+
+        public init(
+            tls: TLSOptions = .init(),
+            userAgent: String = "graph-bridge",
+            maxResponseBytes: Int = 16 << 20,
+            maxHostConnections: Int = 8
+        ) {
+            self.tls = tls
+            self.userAgent = userAgent
+            self.maxResponseBytes = maxResponseBytes
+            self.maxHostConnections = maxHostConnections
+        }
+    }
+
+    public let configuration: Configuration
+    private let engine: TransferEngine
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+        engine = TransferEngine(
+            limits: .init(
+                maxHostConnections: max(1, configuration.maxHostConnections),
+                maxIdleConnections: max(1, configuration.maxIdleConnections)
+            ))
+    }
+
+    deinit {
+        engine.requestStop()
+    }
+
+    /// Sends `request` and returns the final response, whatever its status.
+    ///
+    /// - Parameter tls: overrides ``Configuration/tls`` for this request.
+    /// - Throws: ``CurlError`` when no response arrived; `CancellationError` when the calling
+    ///   task was cancelled (the transfer is then abandoned and its connection closed).
+    public func execute(_ request: HTTPRequest, tls: TLSOptions? = nil) async throws -> HTTPResponse {
+        try request.validate()
+        let completion = TransferCompletion<HTTPResponse>()
+        let submission = HTTPSubmission(
+            id: engine.makeID(),
+            request: request,
+            tls: tls ?? configuration.tls,
+            settings: HTTPSettings(userAgent: configuration.userAgent, maxResponseBytes: configuration.maxResponseBytes),
+            completion: completion
+        )
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if completion.install(continuation) { engine.submit(submission) }
+            }
+        } onCancel: {
+            if completion.cancel() { engine.cancel(submission.id) }
+        }
+    }
+
+    /// Fails pending and running transfers with ``CurlError/Kind/shutdown``, then stops the
+    /// transfer thread and returns. Later calls to ``execute(_:tls:)`` fail the same way.
+    /// Calling it again is harmless.
+    public func shutdown() async {
+        await engine.stop()
+    }
+}

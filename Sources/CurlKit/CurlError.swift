@@ -1,0 +1,63 @@
+/// Why a transfer failed. HTTP error statuses are not errors: they come back as ``HTTPResponse``.
+///
+/// ``kind`` has a bounded set of values, fit for a metric label; ``message`` has the detail.
+public struct CurlError: Error, Sendable, CustomStringConvertible {
+    /// The class of failure.
+    public enum Kind: String, Sendable {
+        /// The host name did not resolve.
+        case couldNotResolve
+        /// No connection: refused, unreachable, or the connect timeout passed.
+        case couldNotConnect
+        /// The transfer took longer than the request's timeout.
+        case timedOut
+        /// TLS handshake or certificate verification failed.
+        case tls
+        /// The connection failed while sending the request.
+        case sendFailed
+        /// The connection failed, closed or sent something that isn't HTTP while receiving.
+        case receiveFailed
+        /// The response body exceeded ``CurlClient/Configuration/maxResponseBytes``.
+        case tooLarge
+        /// The request can't be sent as given (bad URL, method or header).
+        case invalidRequest
+        /// The client was shut down before the transfer finished.
+        case shutdown
+        /// Anything else libcurl reported.
+        case other
+    }
+
+    public var kind: Kind
+    /// What happened: libcurl's error text and code where libcurl reported it.
+    public var message: String
+
+    public init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// Whether trying again later may succeed (resolve, connect, timeout, send, receive failures).
+    public var isTransient: Bool {
+        switch kind {
+        case .couldNotResolve, .couldNotConnect, .timedOut, .sendFailed, .receiveFailed:
+            return true
+        case .tls, .tooLarge, .invalidRequest, .shutdown, .other:
+            return false
+        }
+    }
+
+    public var description: String {
+        "CurlError.\(kind.rawValue): \(message)"
+    }
+}
+
+extension CurlError {
+    static func invalidRequest(_ reason: String) -> CurlError {
+        CurlError(kind: .invalidRequest, message: reason)
+    }
+
+    static let shutdown = CurlError(kind: .shutdown, message: "the HTTP client was shut down")
+
+    static func tooLarge(limit: Int) -> CurlError {
+        CurlError(kind: .tooLarge, message: "response body larger than \(limit) bytes; raise maxResponseBytes if expected")
+    }
+}

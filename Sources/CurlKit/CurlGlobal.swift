@@ -1,0 +1,13 @@
+internal import CCurl
+
+/// `curl_global_init` exactly once per process, before the first handle is made.
+enum CurlGlobal {
+    /// Swift runs a global's initialiser once, thread-safely (swift_once).
+    private static let initResult: UInt32 = ccurl_global_init_default().rawValue
+
+    /// `nil` when libcurl initialised; otherwise why not.
+    static func initialize() -> CurlError? {
+        initResult == CURLE_OK.rawValue
+            ? nil : CurlError(kind: .other, message: "curl_global_init failed (curl code \(initResult))")
+    }
+}

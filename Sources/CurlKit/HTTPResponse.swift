@@ -1,0 +1,69 @@
+internal import CCurl
+
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
+
+/// The final response to an ``HTTPRequest`` (after any `1xx`). Error statuses are responses too.
+public struct HTTPResponse: Sendable {
+    /// The status code, e.g. `200`, `429`, `503`.
+    public var status: Int
+    /// Header fields of the final response in arrival order, names as the server spelled them.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The first header field called `name`, compared case-insensitively.
+    public func header(_ name: String) -> String? {
+        let wanted = name.lowercased()
+        return headers.first { $0.name.lowercased() == wanted }?.value
+    }
+
+    /// `Retry-After` as delta-seconds or as an HTTP-date (time from now, zero if past);
+    /// `nil` when absent or unreadable.
+    public var retryAfter: Duration? {
+        header("Retry-After").flatMap { Self.parseRetryAfter($0, now: Int64(time(nil))) }
+    }
+
+    /// `request-id` (Microsoft Graph), else `x-request-id`.
+    public var requestID: String? {
+        header("request-id") ?? header("x-request-id")
+    }
+
+    /// The body decoded as UTF-8, invalid sequences replaced.
+    public var bodyText: String {
+        String(decoding: body, as: UTF8.self)
+    }
+
+    /// Parses a `Retry-After` value relative to `now` (seconds since the epoch).
+    static func parseRetryAfter(_ value: String, now: Int64) -> Duration? {
+        let trimmed = value.trimmingWhitespace()
+        if !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            // Absurdly large values saturate rather than fail: "wait a very long time" is still the meaning.
+            return .seconds(Int64(trimmed) ?? Int64.max)
+        }
+        // curl_getdate reads the IMF-fixdate, RFC 850 and asctime forms HTTP allows; -1 if none fits.
+        let date = curl_getdate(trimmed, nil)
+        guard date != -1 else { return nil }
+        return .seconds(max(0, Int64(date) - now))
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return String(self[first...last])
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct GraphBridge: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "graph-bridge",
+        abstract: "Holds Microsoft Graph change-notification subscriptions and routes every change to sinks.",
+        version: version,
+        subcommands: [RunCommand.self, CheckCommand.self, RoutesCommand.self, DeadLettersCommand.self],
+        defaultSubcommand: nil
+    )
+}

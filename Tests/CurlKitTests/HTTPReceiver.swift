@@ -1,0 +1,194 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `Tests/Support/http_receiver.py` running on 127.0.0.1 for one test.
+///
+/// Use ``withHTTPReceiver(_:_:)`` so the process is stopped however the test ends.
+final class HTTPReceiver {
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// One request as the receiver recorded it.
+    struct RecordedRequest: Decodable {
+        var seq: Int
+        var connection: Int
+        var method: String
+        var path: String
+        var headers: [[String]]
+        var body_b64: String
+
+        var body: [UInt8] { Array(Data(base64Encoded: body_b64) ?? Data()) }
+
+        func header(_ name: String) -> String? {
+            headers.first { $0.first?.lowercased() == name.lowercased() }?.last
+        }
+    }
+
+    let port: Int
+    let recordFile: URL
+    private let process: Process
+    private let exit: ProcessExit
+
+    /// `Tests/Support/http_receiver.py`, found from this file's location.
+    static let scriptPath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Support/http_receiver.py").path
+
+    private init(port: Int, recordFile: URL, process: Process, exit: ProcessExit) {
+        self.port = port
+        self.recordFile = recordFile
+        self.process = process
+        self.exit = exit
+    }
+
+    /// Starts the receiver and returns once it has printed its port.
+    static func start(arguments: [String] = []) async throws -> HTTPReceiver {
+        let recordFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent("curlkit-receiver-\(UUID().uuidString).jsonl")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", scriptPath, "--record", recordFile.path] + arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        let exit = ProcessExit(process)
+        try process.run()
+        do {
+            let line = try await firstLine(of: stdout.fileHandleForReading)
+            guard line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
+                throw StartError(description: "receiver printed \(line.debugDescription) instead of PORT <n>")
+            }
+            return HTTPReceiver(port: port, recordFile: recordFile, process: process, exit: exit)
+        } catch {
+            process.terminate()
+            await exit.wait()
+            throw error
+        }
+    }
+
+    func url(_ path: String) -> String {
+        "http://127.0.0.1:\(port)\(path)"
+    }
+
+    /// Every request recorded so far, in arrival order.
+    func recordedRequests() throws -> [RecordedRequest] {
+        let text = (try? String(contentsOf: recordFile, encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map {
+            try JSONDecoder().decode(RecordedRequest.self, from: Data($0.utf8))
+        }
+    }
+
+    func stop() async {
+        if process.isRunning { process.terminate() }
+        await exit.wait()
+        try? FileManager.default.removeItem(at: recordFile)
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+
+    /// Reads up to the first newline without blocking a thread of the cooperative pool.
+    private static func firstLine(of handle: FileHandle) async throws -> String {
+        let buffer = Mutex<(data: Data, done: Bool)>((Data(), false))
+        defer { handle.readabilityHandler = nil }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            handle.readabilityHandler = { handle in
+                let chunk = handle.availableData
+                let result: Result<String, StartError>? = buffer.withLock { buffer in
+                    guard !buffer.done else { return nil }
+                    if chunk.isEmpty {
+                        buffer.done = true
+                        return .failure(StartError(description: "receiver exited before printing its port"))
+                    }
+                    buffer.data.append(chunk)
+                    guard let newline = buffer.data.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+                    buffer.done = true
+                    return .success(String(decoding: buffer.data[..<newline], as: UTF8.self))
+                }
+                if let result { continuation.resume(with: result) }
+            }
+        }
+    }
+}
+
+/// Resumes waiters when the process exits (set up before `run()`).
+final class ProcessExit: Sendable {
+    private let state = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    init(_ process: Process) {
+        process.terminationHandler = { [self] _ in
+            let waiters = state.withLock { state in
+                state.exited = true
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let exited = state.withLock { state in
+                if !state.exited { state.waiters.append(continuation) }
+                return state.exited
+            }
+            if exited { continuation.resume() }
+        }
+    }
+}
+
+/// Runs `body` with a fresh receiver and stops it afterwards, also when `body` throws.
+func withHTTPReceiver<T>(
+    _ arguments: [String] = [],
+    _ body: (HTTPReceiver) async throws -> T
+) async throws -> T {
+    let receiver = try await HTTPReceiver.start(arguments: arguments)
+    do {
+        let result = try await body(receiver)
+        await receiver.stop()
+        return result
+    } catch {
+        await receiver.stop()
+        throw error
+    }
+}
+
+/// Runs a command to completion and fails unless it exits 0.
+func runCommand(_ arguments: [String]) async throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    let exit = ProcessExit(process)
+    try process.run()
+    await exit.wait()
+    guard process.terminationStatus == 0 else {
+        throw HTTPReceiver.StartError(description: "\(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
+    }
+}
+
+/// A loopback port nothing listens on: bound, read back, then closed.
+func closedLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HTTPReceiver.StartError(description: "socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+            bind(fd, address, length) == 0 && getsockname(fd, address, &length) == 0
+        }
+    }
+    guard bound else { throw HTTPReceiver.StartError(description: "bind() failed") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
