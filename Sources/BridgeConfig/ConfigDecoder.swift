@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-public import FoundationEssentials
+    public import FoundationEssentials
 #else
-public import Foundation
+    public import Foundation
 #endif
 
 /// Decodes ordinary `Decodable` types from a `ConfigDocument`.
@@ -24,6 +24,8 @@ public struct ConfigDecoder: Sendable {
     public let document: ConfigDocument
     /// Where `${VAR}` values come from.
     public let environment: [String: String]
+    /// Handed to every `init(from:)` as `decoder.userInfo`.
+    public var userInfo: [CodingUserInfoKey: any Sendable] = [:]
 
     public init(document: ConfigDocument, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.document = document
@@ -34,7 +36,7 @@ public struct ConfigDecoder: Sendable {
     /// `DecodingError`. A node kept from an earlier decode (via `decoder.configNode`) keeps the
     /// path it was first met at in messages.
     public func decode<T: Decodable>(_ type: T.Type, from node: ConfigNode? = nil) throws -> T {
-        let context = DecodingContext(document: document, environment: environment)
+        let context = DecodingContext(document: document, environment: environment, userInfo: userInfo)
         let node = node ?? document.root
         let path = document.keyTracker.path(of: node) ?? []
         return try context.decode(type, from: node, path: path)
@@ -52,7 +54,8 @@ public struct ConfigDecoder: Sendable {
 
     /// Substitutes `${VAR}` references in `text` as the decoder does for values; errors at `mark`.
     public func interpolate(_ text: String, at mark: ConfigMark) throws(ConfigError) -> String {
-        try DecodingContext(document: document, environment: environment).interpolate(text, at: mark)
+        try DecodingContext(document: document, environment: environment, userInfo: userInfo).interpolate(
+            text, at: mark)
     }
 }
 

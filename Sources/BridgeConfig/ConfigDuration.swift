@@ -62,16 +62,20 @@ public struct ConfigDuration: Decodable, Sendable, Hashable, Comparable, CustomS
         return .nanoseconds(total)
     }
 
-    /// The shortest `1h30m`-style spelling (whole milliseconds).
+    /// The shortest `1h30m`-style spelling, to the millisecond.
     public var description: String {
-        var milliseconds = Int64(seconds * 1000)
+        let (seconds, attoseconds) = duration.components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return "\(seconds)s" }
+        let milliseconds = whole.addingReportingOverflow(attoseconds / 1_000_000_000_000_000).partialValue
         if milliseconds == 0 { return "0s" }
-        var text = ""
+        var text = milliseconds < 0 ? "-" : ""
+        var remaining = milliseconds.magnitude
         for (suffix, nanoseconds) in Self.units.reversed() {
-            let size = nanoseconds / 1_000_000
-            if milliseconds >= size {
-                text += "\(milliseconds / size)\(suffix)"
-                milliseconds %= size
+            let size = UInt64(nanoseconds / 1_000_000)
+            if remaining >= size {
+                text += "\(remaining / size)\(suffix)"
+                remaining %= size
             }
         }
         return text

@@ -5,8 +5,9 @@
 /// enum OutputFormat: String, ConfigEnum { case text, json }
 /// ```
 ///
-/// Plain `enum X: String, Decodable, CaseIterable` gets the same message from `ConfigDecoder`;
-/// this protocol also gives it to types decoded through other decoders' `configError` path.
+/// A plain `enum X: String, Decodable, CaseIterable` gets the same message from `ConfigDecoder`
+/// (it recognises the standard library's raw-value failure); conforming to `ConfigEnum` makes the
+/// type produce it itself, so other decoders report it too (as a `DecodingError`).
 public protocol ConfigEnum: RawRepresentable, CaseIterable, Decodable, Sendable where RawValue == String {}
 
 extension ConfigEnum {
@@ -14,7 +15,8 @@ extension ConfigEnum {
         let allowed = Self.allCases.map(\.rawValue).joined(separator: ", ")
         let text = try decoder.configScalar(expected: "one of \(allowed)")
         guard let value = Self(rawValue: text) else {
-            throw decoder.configErrorWithPath("expected one of \(allowed); found \(decoder.configFoundDescription(text))")
+            throw decoder.configErrorWithPath(
+                "expected one of \(allowed); found \(decoder.configFoundDescription(text))")
         }
         self = value
     }

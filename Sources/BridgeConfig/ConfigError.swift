@@ -37,18 +37,18 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Several configuration errors at once: what `graph-bridge check` prints, one per line, in file order.
 public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
-    /// The errors, sorted by file and position when built with `init(_:)`.
+    /// The errors, in file order (by file, then position; errors without a position first).
     public var errors: [ConfigError]
 
-    /// Sorts `errors` by position and drops exact duplicates.
-    public init(_ errors: [ConfigError]) {
+    /// Sorts `errors` into file order and drops exact duplicates.
+    public init(errors: [ConfigError]) {
         var seen = Set<ConfigError>()
         self.errors = errors.sorted(by: ConfigError.inFileOrder).filter { seen.insert($0).inserted }
     }
 
-    /// Takes `errors` as they are.
-    public init(errors: [ConfigError]) {
-        self.errors = errors
+    /// Same as `init(errors:)`.
+    public init(_ errors: [ConfigError]) {
+        self.init(errors: errors)
     }
 
     /// Whether there is nothing to report.

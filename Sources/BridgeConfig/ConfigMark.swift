@@ -5,6 +5,7 @@ public struct ConfigMark: Sendable, Hashable, Comparable, CustomStringConvertibl
     /// The column in characters, counting from 1.
     public var column: Int
 
+    /// A position from 1-based `line` and `column`.
     public init(line: Int, column: Int) {
         self.line = line
         self.column = column

@@ -9,8 +9,11 @@
 /// already applied: a mapping lists its explicit keys in file order, with merged keys in place
 /// of the `<<` entry.
 public indirect enum ConfigNode: Sendable {
+    /// A scalar's raw text (before `${VAR}` substitution) and whether it was quoted or a block scalar.
     case scalar(String, quoted: Bool, mark: ConfigMark)
+    /// A list, block (`- item`) or flow (`[a, b]`).
     case sequence([ConfigNode], mark: ConfigMark)
+    /// A mapping in file order; keys are plain text (never interpolated), each with its own mark.
     case mapping([(key: String, keyMark: ConfigMark, value: ConfigNode)], mark: ConfigMark)
 
     /// Where the node starts in the file.
@@ -114,7 +117,9 @@ extension ConfigNode: Decodable {
     public init(from decoder: any Decoder) throws {
         guard let node = decoder.configNode else {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "ConfigNode can only be decoded by a ConfigDecoder")
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "ConfigNode can only be decoded by a ConfigDecoder")
             )
         }
         self = node

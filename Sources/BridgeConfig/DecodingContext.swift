@@ -3,6 +3,7 @@
 struct DecodingContext: Sendable {
     let document: ConfigDocument
     let environment: [String: String]
+    let userInfo: [CodingUserInfoKey: any Sendable]
 
     var tracker: KeyTracker { document.keyTracker }
 
@@ -69,7 +70,8 @@ struct DecodingContext: Sendable {
                 let allowed = Self.rawValues(enumType).joined(separator: ", ")
                 return self.error("expected one of \(allowed); found \(found(node))", at: node.mark, path: path)
             }
-            return self.error("invalid \(T.self) \(found(node)): \(context.debugDescription)", at: node.mark, path: path)
+            return self.error(
+                "invalid \(T.self) \(found(node)): \(context.debugDescription)", at: node.mark, path: path)
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
             DecodingError.keyNotFound(_, let context):
             return self.error(context.debugDescription, at: node.mark, path: path)
@@ -186,7 +188,8 @@ struct DecodingContext: Sendable {
             radix = base
             digits = digits.dropFirst(2)
         }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isHexDigit && Int(String($0), radix: radix) != nil })
+        guard !digits.isEmpty,
+            digits.allSatisfy({ $0.isASCII && $0.isHexDigit && Int(String($0), radix: radix) != nil })
         else {
             return .invalid
         }

@@ -4,7 +4,7 @@ struct NodeDecoder: Decoder {
     let codingPath: [any CodingKey]
     let context: DecodingContext
 
-    var userInfo: [CodingUserInfoKey: Any] { [:] }
+    var userInfo: [CodingUserInfoKey: Any] { context.userInfo }
 
     /// Opening a keyed container on a mapping enrols it in unknown-key checking.
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {

@@ -147,7 +147,8 @@ struct YAMLTreeBuilder {
             if aliasExpansion > Self.maximumAliasExpansion {
                 throw ConfigError(
                     file: file, mark: mark,
-                    message: "aliases expand to more than \(Self.maximumAliasExpansion) nodes; this is not a config file"
+                    message:
+                        "aliases expand to more than \(Self.maximumAliasExpansion) nodes; this is not a config file"
                 )
             }
             try add(anchored.node, weight: anchored.weight, at: mark)
@@ -237,7 +238,8 @@ struct YAMLTreeBuilder {
                     guard case .mapping(let merged, _) = source else {
                         throw ConfigError(
                             file: file, mark: source.mark,
-                            message: "the merge key '<<' takes a mapping or a list of mappings, found \(source.foundDescription)"
+                            message:
+                                "the merge key '<<' takes a mapping or a list of mappings, found \(source.foundDescription)"
                         )
                     }
                     for item in merged where seen.insert(item.key).inserted {
@@ -268,7 +270,9 @@ struct YAMLTreeBuilder {
         let end = min(offset, input.count)
         while index < end {
             let byte = input[index]
-            if byte == UInt8(ascii: "\n") || (byte == UInt8(ascii: "\r") && (index + 1 >= input.count || input[index + 1] != UInt8(ascii: "\n"))) {
+            if byte == UInt8(ascii: "\n")
+                || (byte == UInt8(ascii: "\r") && (index + 1 >= input.count || input[index + 1] != UInt8(ascii: "\n")))
+            {
                 line += 1
                 column = 1
             } else if byte & 0xC0 != 0x80 {

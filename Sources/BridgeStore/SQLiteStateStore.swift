@@ -298,6 +298,11 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    /// How many events the store holds (routed or not).
+    public func eventCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
+    }
+
     /// A cheap read that fails when the store cannot be read.
     public func ping() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }

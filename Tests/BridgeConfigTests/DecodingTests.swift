@@ -19,7 +19,8 @@ struct DecodingTests {
               maxBodyBytes: 1MiB
             """
         )
-        #expect(config.graph == GraphSection(tenant: "contoso.onmicrosoft.com", clientId: "11111111", clientSecret: nil))
+        #expect(
+            config.graph == GraphSection(tenant: "contoso.onmicrosoft.com", clientId: "11111111", clientSecret: nil))
         #expect(config.server?.port == 8081)
         #expect(config.server?.maxBodyBytes == ConfigByteSize(bytes: 1 << 20))
     }
@@ -181,6 +182,59 @@ struct DecodingTests {
         let other = try #require(failure(Sink.self, "format: text\ncloud: mars\n"))
         #expect(other.mark == mark(2, 8))
         #expect(other.message == "expected one of global, usgov, china; found 'mars' in cloud")
+    }
+
+    @Test("ConfigEnum's own init(from:) is the one used, also through other decoders")
+    func configEnumInit() throws {
+        enum Format: String, ConfigEnum { case text, json }
+        do {
+            _ = try JSONDecoder().decode([Format].self, from: Data(#"["xml"]"#.utf8))
+            Issue.record("decoding 'xml' succeeded")
+        } catch DecodingError.dataCorrupted(let context) {
+            #expect(context.debugDescription == "expected one of text, json; found 'xml'")
+        }
+        let error = try #require(failure([String: Format].self, "console: { a: 1 }\n"))
+        #expect(error.mark == mark(1, 10))
+        #expect(error.message == "expected one of text, json, found a mapping in console")
+    }
+
+    @Test("recursive types decode to the nesting limit without exhausting the stack")
+    func deepRecursiveDecode() throws {
+        indirect enum Chain: Decodable {
+            case end
+            case next(Chain)
+            enum Keys: CodingKey { case next }
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: Keys.self)
+                self = try container.decodeIfPresent(Chain.self, forKey: .next).map(Chain.next) ?? .end
+            }
+            var depth: Int {
+                var depth = 0
+                var current = self
+                while case .next(let inner) = current {
+                    depth += 1
+                    current = inner
+                }
+                return depth
+            }
+        }
+        let levels = YAMLTreeBuilder.maximumDepth - 1
+        let yaml = String(repeating: "{next: ", count: levels) + "{}" + String(repeating: "}", count: levels)
+        #expect(try decode(Chain.self, yaml).depth == levels)
+    }
+
+    @Test("userInfo reaches init(from:)")
+    func userInfo() throws {
+        let key = try #require(CodingUserInfoKey(rawValue: "registry"))
+        struct Probe: Decodable {
+            var seen: String?
+            init(from decoder: any Decoder) throws {
+                seen = decoder.userInfo[CodingUserInfoKey(rawValue: "registry")!] as? String
+            }
+        }
+        var decoder = ConfigDecoder(document: try parse("a: 1\n"), environment: [:])
+        decoder.userInfo[key] = "sinks"
+        #expect(try decoder.decode(Probe.self).seen == "sinks")
     }
 
     @Test("configError thrown from init(from:) surfaces unchanged at the node's position")

@@ -6,13 +6,15 @@ import Testing
 struct ParsingTests {
     @Test("scalars keep their raw text, quoting and 1-based marks")
     func scalarsAndMarks() throws {
-        let document = try parse("port: 8080\nname: \"8080\"\nflag: 'true'\nempty:\nblock: |\n  text\n")
+        let document = try parse(
+            "port: 8080\nname: \"8080\"\nflag: 'true'\nempty:\nblock: |\n  text\ntagged: !!str 12\n")
         guard case .mapping(let entries, let rootMark) = document.root else {
             Issue.record("root is not a mapping")
             return
         }
         #expect(rootMark == mark(1, 1))
-        #expect(entries.map(\.key) == ["port", "name", "flag", "empty", "block"])
+        #expect(entries.map(\.key) == ["port", "name", "flag", "empty", "block", "tagged"])
+        #expect(entries[5].value == .scalar("12", quoted: true, mark: mark(7, 9)))
         #expect(entries[0].keyMark == mark(1, 1))
         #expect(entries[0].value == .scalar("8080", quoted: false, mark: mark(1, 7)))
         #expect(entries[1].value == .scalar("8080", quoted: true, mark: mark(2, 7)))
@@ -109,10 +111,23 @@ struct ParsingTests {
         }
     }
 
+    @Test("a control character is an error at its position")
+    func controlCharacter() throws {
+        let bytes = Array("a: 1\nb: x".utf8) + [0x00] + Array("y\n".utf8)
+        do {
+            _ = try ConfigDocument.parse(bytes: bytes, file: "bad.yaml", directory: "/")
+            Issue.record("a NUL byte was accepted")
+        } catch {
+            #expect(error.mark == mark(2, 5))
+            #expect(error.message.contains("control characters are not allowed"))
+        }
+    }
+
     @Test("deep nesting is refused with an error instead of exhausting the stack")
     func deepNesting() throws {
         let depth = 100_000
-        let error = try #require(parseFailure("a: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth)))
+        let error = try #require(
+            parseFailure("a: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth)))
         #expect(error.message.contains("nesting is deeper than"))
         #expect(error.mark?.line == 1)
     }
@@ -120,7 +135,8 @@ struct ParsingTests {
     @Test("nesting within the limit is fine")
     func moderateNesting() throws {
         let depth = 50
-        let document = try parse("a: " + String(repeating: "[", count: depth) + "1" + String(repeating: "]", count: depth))
+        let document = try parse(
+            "a: " + String(repeating: "[", count: depth) + "1" + String(repeating: "]", count: depth))
         var node = try #require(document.root["a"])
         for _ in 0..<depth {
             node = try #require(node.items?.first)

@@ -82,7 +82,10 @@ struct UnknownKeyTests {
         #expect(chat.type == "webhook")
 
         // Before the sink reads its keys, they are all unknown.
-        #expect(core.unknownKeyErrors().map(\.message).sorted() == ["unknown key 'timout' in sinks.chat", "unknown key 'url' in sinks.chat"])
+        #expect(
+            core.unknownKeyErrors().map(\.message).sorted() == [
+                "unknown key 'timout' in sinks.chat", "unknown key 'url' in sinks.chat",
+            ])
 
         // The sink's own decode (here through a second decoder over the same document) asks for the rest.
         let sink = ConfigDecoder(document: document, environment: [:])
@@ -158,7 +161,10 @@ struct UnknownKeyTests {
         #expect(unknown.map(\.description) == ["bridge.yaml:5:43: unknown key 'flags' in match.lifecycleEvent.not"])
 
         let error = try #require(failure(Route.self, "match:\n  x: { neither: 1 }\n"))
-        #expect(error == ConfigError(file: "bridge.yaml", mark: mark(2, 6), message: "a matcher mapping needs 'regex' or 'not'"))
+        #expect(
+            error
+                == ConfigError(
+                    file: "bridge.yaml", mark: mark(2, 6), message: "a matcher mapping needs 'regex' or 'not'"))
     }
 
     @Test("suggestions: case-insensitive equality first, then edit distance up to 2")

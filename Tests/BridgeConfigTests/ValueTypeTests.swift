@@ -24,6 +24,9 @@ struct ValueTypeTests {
         #expect(ConfigDuration(.milliseconds(1500)).seconds == 1.5)
         #expect(ConfigDuration(.seconds(5400)).description == "1h30m")
         #expect(ConfigDuration(.milliseconds(500)).description == "500ms")
+        #expect(ConfigDuration(.seconds(-90)).description == "-1m30s")
+        #expect(ConfigDuration(.seconds(Int64.max)).description == "\(Int64.max)s")
+        #expect(ConfigByteSize(bytes: 1536 * 1024).description == "1536KiB")
     }
 
     @Test("a plain number or a bad unit is not a duration; the error says which units exist")

@@ -7,6 +7,14 @@ public struct ConfiguredSink: Sendable {
     public var retry: RetryPolicy
     public var concurrency: Int
     public var factory: SinkFactory
+
+    public init(name: String, type: String, retry: RetryPolicy, concurrency: Int, factory: SinkFactory) {
+        self.name = name
+        self.type = type
+        self.retry = retry
+        self.concurrency = concurrency
+        self.factory = factory
+    }
 }
 
 /// The keys of a sink block that the core reads; the plugin reads the rest of the same block.

@@ -46,7 +46,8 @@ public struct BridgeEvent: Sendable, Hashable {
         data: JSONValue? = nil
     ) {
         self.id = id
-        self.receivedAt = receivedAt
+        // Events carry milliseconds; keeping exactly that makes an event equal to its stored form.
+        self.receivedAt = Date(timeIntervalSince1970: (receivedAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         self.subscription = subscription
         self.changeType = changeType
         self.lifecycleEvent = lifecycleEvent

@@ -3,7 +3,8 @@ public import Foundation
 /// RFC 3339 UTC timestamps with milliseconds, as events carry them: `2026-11-29T10:00:00.123Z`.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
-        var milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Nearest, not down: event dates are whole milliseconds already, and x/1000*1000 may land just below x.
+        var milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
         if milliseconds < 0 { milliseconds = 0 }
         var seconds = time_t(milliseconds / 1000)
         var parts = tm()

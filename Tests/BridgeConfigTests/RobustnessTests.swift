@@ -1,0 +1,83 @@
+import Testing
+
+@testable import BridgeConfig
+
+@Suite("Robustness")
+struct RobustnessTests {
+    struct Sink: Decodable {
+        var type: String
+        var timeout: ConfigDuration?
+        var to: [String]?
+        var size: ConfigByteSize?
+        var path: ConfigPath?
+        var flag: Bool?
+        var port: Int?
+    }
+
+    struct Config: Decodable {
+        var graph: GraphSection
+        var sinks: [String: Sink]?
+        var routes: [[String: [String]]]?
+    }
+
+    static let sample = """
+        graph: &g
+          tenant: ${TENANT:-contoso}
+          clientId: "abc"
+        sinks:
+          chat: { type: webhook, timeout: 10s, to: [a, b], size: 1MiB, path: ./x, flag: true, port: 8080 }
+          other:
+            <<: *g
+            type: file
+        routes:
+          - match: [inbox]
+        """
+
+    /// Mutates the sample deterministically (bytes replaced, dropped, duplicated) and checks that
+    /// parsing and decoding either succeed or throw a `ConfigError`, never anything else.
+    @Test("mutated input only ever yields values or ConfigErrors")
+    func mutations() throws {
+        var generator = SplitMix64(seed: 0x5EED)
+        let base = Array(Self.sample.utf8)
+        let alphabet = Array("{}[]:,-&*!|>'\"#%@`\t\n ~<$\\".utf8) + [0x00, 0xC3, 0xFF, 0x80]
+        var outcomes = (decoded: 0, configErrors: 0)
+        for _ in 0..<3000 {
+            var bytes = base
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                let position = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes[position] = alphabet.randomElement(using: &generator)!
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(contentsOf: bytes[position..<min(bytes.count, position + 8)], at: position)
+                }
+            }
+            do {
+                let document = try ConfigDocument.parse(bytes: bytes, file: "fuzz.yaml", directory: "/")
+                let decoder = ConfigDecoder(document: document, environment: [:])
+                _ = try decoder.decode(Config.self)
+                _ = decoder.unknownKeyErrors()
+                outcomes.decoded += 1
+            } catch is ConfigError {
+                outcomes.configErrors += 1
+            } catch {
+                Issue.record(
+                    "not a ConfigError: \(error) for \(String(decoding: bytes, as: UTF8.self).debugDescription)")
+            }
+        }
+        #expect(outcomes.decoded > 0)
+        #expect(outcomes.configErrors > 0)
+    }
+}
+
+/// A small seeded generator so the mutations are the same on every run.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

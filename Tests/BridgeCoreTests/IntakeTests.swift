@@ -1,0 +1,152 @@
+import BridgeCore
+import BridgeStore
+import Foundation
+import Testing
+
+@Suite("Notification intake")
+struct IntakeTests {
+    static let subscriptionID = "7f105c7d-2dc5-4530-97cd-4e7ae6534c07"
+
+    struct Fixture {
+        let directory = TemporaryDirectory()
+        let store: SQLiteStateStore
+        let intake: NotificationIntake
+
+        init(store override: (any StateStore)? = nil) throws {
+            store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+            let subscriptions = SubscriptionDirectory([
+                SubscriptionEntry(name: "audit-feed", id: IntakeTests.subscriptionID, resource: "users/alice/messages", clientState: "secretClientValue")
+            ])
+            intake = NotificationIntake(directory: subscriptions, store: override ?? store, doorbell: Doorbell(), logger: quietLogger)
+        }
+    }
+
+    static func body(_ items: [String]) -> [UInt8] { Array(#"{"value":[\#(items.joined(separator: ","))]}"#.utf8) }
+
+    static func item(id: String = subscriptionID, clientState: String = "secretClientValue", etag: String = "W/\"1\"", resource: String = "Users/1/Messages/1") -> String {
+        ##"{"subscriptionId":"\##(id)","clientState":"\##(clientState)","changeType":"created","resource":"\##(resource)","tenantId":"t","resourceData":{"@odata.type":"#Microsoft.Graph.Message","@odata.etag":\##(JSONValue.string(etag).serializedString),"id":"1"}}"##
+    }
+
+    @Test("the shared Graph sample is journaled as an event of SPEC section 6", .enabled(if: sharedFixturesPresent, "needs ../shared/graph-vectors beside the checkout"))
+    func sample() async throws {
+        let fixture = try Fixture()
+        let samples = try JSONParser.parse(try sharedFile("graph-vectors/notification-samples.json"))
+        let body = try #require(samples["basic_message_created"]).serialized()
+        let outcome = await fixture.intake.receive(body: body, endpoint: .notifications)
+        #expect(outcome.status == 202)
+        #expect(outcome.accepted == 1)
+        let event = try #require(try await fixture.store.unroutedEvents(limit: 10).first?.event)
+        #expect(event.subscription == SubscriptionReference(name: "audit-feed", id: Self.subscriptionID, resource: "users/alice/messages"))
+        #expect(event.changeType == "created")
+        #expect(event.resource == "Users/622eaaff-0683-4862-9de4-f2ec83c2bd98/Messages/AAMkAGUwNjQ4ZjIxAAA=")
+        #expect(event.resourceData?["id"]?.stringValue == "AAMkAGUwNjQ4ZjIxAAA=")
+        #expect(event.tenantId == "84bd8158-6d4d-4958-8b9f-9d6445542f95")
+        #expect(event.data == nil)
+        #expect(event.json.objectValue?.keys == ["id", "receivedAt", "subscription", "changeType", "resource", "resourceData", "tenantId"])
+    }
+
+    @Test("wrong clientState and unknown subscription are dropped and counted, the rest of the batch kept")
+    func authentication() async throws {
+        let fixture = try Fixture()
+        let outcome = await fixture.intake.receive(body: Self.body([
+            Self.item(clientState: "forged", etag: "a"),
+            Self.item(clientState: "secretClientValuX", etag: "b"),
+            Self.item(id: "00000000-0000-0000-0000-000000000000", etag: "c"),
+            Self.item(id: Self.subscriptionID.uppercased(), etag: "d"),
+            #"{"clientState":"secretClientValue","changeType":"created"}"#,
+        ]), endpoint: .notifications)
+        #expect(outcome.status == 202)
+        #expect(outcome.wrongClientState == 2)
+        #expect(outcome.unknownSubscription == 1)
+        #expect(outcome.invalid == 1)
+        #expect(outcome.accepted == 1)
+        #expect(try await fixture.store.unroutedEvents(limit: 10).count == 1)
+    }
+
+    @Test("malformed bodies are 400 and journal nothing", arguments: [
+        "not json", "[]", #"{"value":{}}"#, #"{"nothing":[]}"#, #"{"value":[1]}"#, "{\"value\":[" ,
+    ])
+    func malformed(_ text: String) async throws {
+        let fixture = try Fixture()
+        let outcome = await fixture.intake.receive(body: Array(text.utf8), endpoint: .notifications)
+        #expect(outcome.status == 400)
+        #expect(try await fixture.store.eventCount() == 0)
+    }
+
+    @Test("Graph's duplicates become one event")
+    func duplicates() async throws {
+        let fixture = try Fixture()
+        let first = await fixture.intake.receive(body: Self.body([Self.item(), Self.item()]), endpoint: .notifications)
+        let again = await fixture.intake.receive(body: Self.body([Self.item()]), endpoint: .notifications)
+        let changed = await fixture.intake.receive(body: Self.body([Self.item(etag: "W/\"2\"")]), endpoint: .notifications)
+        #expect(first.accepted == 1 && first.duplicates == 1)
+        #expect(again.accepted == 0 && again.duplicates == 1)
+        #expect(changed.accepted == 1)
+        #expect(try await fixture.store.eventCount() == 2)
+    }
+
+    @Test("lifecycle events are journaled with lifecycleEvent and no changeType", .enabled(if: sharedFixturesPresent, "needs ../shared/graph-vectors beside the checkout"))
+    func lifecycle() async throws {
+        let fixture = try Fixture()
+        let samples = try JSONParser.parse(try sharedFile("graph-vectors/notification-samples.json"))
+        let body = try #require(samples["lifecycle_batch"]).serialized()
+        let outcome = await fixture.intake.receive(body: body, endpoint: .lifecycle)
+        #expect(outcome.accepted == 3)
+        let events = try await fixture.store.unroutedEvents(limit: 10).map(\.event)
+        #expect(events.map(\.lifecycleEvent) == ["reauthorizationRequired", "subscriptionRemoved", "missed"])
+        #expect(events.allSatisfy { $0.changeType == nil })
+    }
+
+    @Test("a failing journal answers 503 and acknowledges nothing")
+    func journalFailure() async throws {
+        let fixture = try Fixture(store: FailingStore())
+        let outcome = await fixture.intake.receive(body: Self.body([Self.item()]), endpoint: .notifications)
+        #expect(outcome.status == 503)
+        #expect(outcome.accepted == 0)
+        #expect(fixture.intake.lastJournalFailure != nil)
+    }
+
+    @Test("constant-time comparison gives the right answers")
+    func constantTime() {
+        #expect(constantTimeEquals(Array("secret".utf8), Array("secret".utf8)))
+        #expect(!constantTimeEquals(Array("secreT".utf8), Array("secret".utf8)))
+        #expect(!constantTimeEquals(Array("secret2".utf8), Array("secret".utf8)))
+        #expect(!constantTimeEquals(Array("secre".utf8), Array("secret".utf8)))
+        #expect(!constantTimeEquals([], Array("secret".utf8)))
+    }
+}
+
+/// A journal whose disk is gone: every write fails (the store-fault tests of the reliability suite use a real read-only file system).
+struct FailingStore: StateStore {
+    struct DiskFull: Error {}
+    func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] { throw DiskFull() }
+    func unroutedEvents(limit: Int) async throws -> [PendingEvent] { [] }
+    func commitRouting(_ events: [RoutedEvent]) async throws { throw DiskFull() }
+    func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] { [] }
+    func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? { nil }
+    func recordSuccess(deliveryID: Int64) async throws { throw DiskFull() }
+    func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws { throw DiskFull() }
+    func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws { throw DiskFull() }
+    func queueDepths() async throws -> [String: QueueDepth] { [:] }
+    func deadLetters(limit: Int) async throws -> [DeadLetter] { [] }
+    func retryDeadLetters(ids: [Int64]?) async throws -> Int { 0 }
+    func purgeDeadLetters() async throws -> Int { 0 }
+    func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {}
+}
+
+let sharedFixturesPresent = (try? sharedFile("graph-vectors/notification-samples.json")) != nil
+
+/// Reads a file from `../shared` beside the checkout; tests that need it are skipped with a reason when it is absent.
+func sharedFile(_ relative: String) throws -> [UInt8] {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let path = root.deletingLastPathComponent().appendingPathComponent("shared/\(relative)").path
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw SharedFixtureMissing(path: path)
+    }
+    return Array(data)
+}
+
+struct SharedFixtureMissing: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "shared fixture \(path) is absent (tests that read ../shared need it beside the checkout)" }
+}

@@ -1,0 +1,121 @@
+import BridgeCore
+import BridgeStore
+import Foundation
+import Testing
+
+@Suite("SQLite state store")
+struct StoreTests {
+    @Test("the store file is created with mode 0600")
+    func fileMode() throws {
+        let directory = TemporaryDirectory()
+        _ = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory.file("state.sqlite"))
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test("a missing folder is a clear error")
+    func missingFolder() {
+        #expect(throws: (any Error).self) {
+            try SQLiteStateStore(path: "/nonexistent-folder-\(UUID())/state.sqlite", logger: quietLogger)
+        }
+    }
+
+    @Test("journal, route, deliver: the whole life of a delivery survives reopening the file")
+    func lifecycle() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let event = makeEvent()
+        do {
+            let store = try SQLiteStateStore(path: path, logger: quietLogger)
+            let outcomes = try await store.journal([JournalEntry(event: event, deduplicationKey: nil)])
+            #expect(outcomes == [.journaled])
+        }
+        let store = try SQLiteStateStore(path: path, logger: quietLogger)
+        let pending = try await store.unroutedEvents(limit: 10)
+        #expect(pending.map(\.event) == [event])
+
+        try await store.commitRouting([RoutedEvent(sequence: pending[0].sequence, event: event, changed: false, sinks: ["a", "b"])])
+        #expect(try await store.unroutedEvents(limit: 10).isEmpty)
+
+        let dueA = try await store.dueDeliveries(sink: "a", now: Date(), limit: 10, excluding: [])
+        #expect(dueA.map(\.event.id) == [event.id])
+        #expect(try await store.dueDeliveries(sink: "a", now: Date(), limit: 10, excluding: [dueA[0].id]).isEmpty)
+
+        try await store.recordSuccess(deliveryID: dueA[0].id)
+        #expect(try await store.dueDeliveries(sink: "a", now: Date(), limit: 10, excluding: []).isEmpty)
+
+        let dueB = try await store.dueDeliveries(sink: "b", now: Date(), limit: 10, excluding: [])
+        let later = Date().addingTimeInterval(60)
+        try await store.recordRetry(deliveryID: dueB[0].id, attempts: 1, nextAttemptAt: later, error: "503")
+        #expect(try await store.dueDeliveries(sink: "b", now: Date(), limit: 10, excluding: []).isEmpty)
+        let next = try #require(try await store.nextDueDate(sink: "b", excluding: []))
+        #expect(abs(next.timeIntervalSince(later)) < 0.001)
+        let retried = try await store.dueDeliveries(sink: "b", now: later, limit: 10, excluding: [])
+        #expect(retried.first?.attempts == 1)
+
+        try await store.recordDeadLetter(deliveryID: dueB[0].id, attempts: 2, error: "400 Bad Request", at: Date())
+        #expect(try await store.queueDepths()["b"] == QueueDepth(pending: 0, dead: 1))
+        let letters = try await store.deadLetters(limit: 10)
+        #expect(letters.map(\.eventID) == [event.id])
+        #expect(letters.first?.lastError == "400 Bad Request")
+
+        #expect(try await store.retryDeadLetters(ids: nil) == 1)
+        #expect(try await store.dueDeliveries(sink: "b", now: Date(), limit: 10, excluding: []).count == 1)
+    }
+
+    @Test("the same change (subscription, changeType, resource, etag) within the window is journaled once")
+    func deduplication() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let now = Date()
+        let first = try await store.journal([
+            JournalEntry(event: makeEvent(at: now), deduplicationKey: "k1"),
+            JournalEntry(event: makeEvent(at: now), deduplicationKey: "k1"),
+            JournalEntry(event: makeEvent(at: now), deduplicationKey: "k2"),
+            JournalEntry(event: makeEvent(at: now), deduplicationKey: nil),
+            JournalEntry(event: makeEvent(at: now), deduplicationKey: nil),
+        ])
+        #expect(first == [.journaled, .duplicate, .journaled, .journaled, .journaled])
+        // Five hours later the key has aged out of Graph's 4-hour retry window.
+        let later = now.addingTimeInterval(5 * 3600)
+        let second = try await store.journal([JournalEntry(event: makeEvent(at: later), deduplicationKey: "k1")])
+        #expect(second == [.journaled])
+        #expect(try await store.unroutedEvents(limit: 100).count == 5)
+    }
+
+    @Test("many concurrent journal calls all land (group commit)")
+    func concurrentJournal() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        try await withThrowingTaskGroup(of: [JournalOutcome].self) { group in
+            for _ in 0..<500 {
+                group.addTask { try await store.journal([JournalEntry(event: makeEvent(), deduplicationKey: nil)]) }
+            }
+            var count = 0
+            for try await outcome in group { count += outcome.count }
+            #expect(count == 500)
+        }
+        #expect(try await store.unroutedEvents(limit: 1000).count == 500)
+    }
+
+    @Test("prune drops delivered events past retention and keeps the rest")
+    func prune() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let old = makeEvent(at: Date().addingTimeInterval(-7200))
+        let stillQueued = makeEvent(at: Date().addingTimeInterval(-7200))
+        _ = try await store.journal([JournalEntry(event: old, deduplicationKey: "a"), JournalEntry(event: stillQueued, deduplicationKey: nil)])
+        let pending = try await store.unroutedEvents(limit: 10)
+        try await store.commitRouting([
+            RoutedEvent(sequence: pending[0].sequence, event: old, changed: false, sinks: []),
+            RoutedEvent(sequence: pending[1].sequence, event: stillQueued, changed: false, sinks: ["a"]),
+        ])
+        #expect(try await store.eventCount() == 2)
+        try await store.prune(deliveredBefore: Date().addingTimeInterval(-3600), deduplicationBefore: Date())
+        #expect(try await store.eventCount() == 1)
+        // The queued delivery still has its event.
+        #expect(try await store.dueDeliveries(sink: "a", now: Date(), limit: 10, excluding: []).map(\.event.id) == [stillQueued.id])
+        // The dedup key expired, so the same key journals again.
+        #expect(try await store.journal([JournalEntry(event: makeEvent(), deduplicationKey: "a")]) == [.journaled])
+    }
+}
