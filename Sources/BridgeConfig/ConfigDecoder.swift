@@ -39,7 +39,12 @@ public struct ConfigDecoder: Sendable {
         let context = DecodingContext(document: document, environment: environment, userInfo: userInfo)
         let node = node ?? document.root
         let path = document.keyTracker.path(of: node) ?? []
-        return try context.decode(type, from: node, path: path)
+        do {
+            return try context.decode(type, from: node, path: path)
+        } catch {
+            document.keyTracker.abandon(node)
+            throw error
+        }
     }
 
     /// After all decoding: every key, in every mapping that was decoded as a keyed container,

@@ -24,6 +24,7 @@ final class KeyTracker: Sendable {
         var mappings: [ConfigMark: MappingRecord] = [:]
         var order: [ConfigMark] = []
         var paths: [NodeID: [PathKey]] = [:]
+        var abandoned: Set<ConfigMark> = []
     }
 
     private let state = Mutex(State())
@@ -44,6 +45,25 @@ final class KeyTracker: Sendable {
             guard state.mappings[mark]?.askedSet.insert(key).inserted == true else { return }
             state.mappings[mark]?.asked.append(key)
         }
+    }
+
+    /// Notes that decoding `node` threw part-way: keys in it and below it that were never reached
+    /// are reported only when they look like a typo of a known key (others would only echo the
+    /// real error).
+    func abandon(_ node: ConfigNode) {
+        var marks: [ConfigMark] = []
+        func collect(_ node: ConfigNode, depth: Int) {
+            guard depth < 256 else { return }
+            switch node {
+            case .scalar: return
+            case .sequence(let items, _): for item in items { collect(item, depth: depth + 1) }
+            case .mapping(let entries, let mark):
+                marks.append(mark)
+                for entry in entries { collect(entry.value, depth: depth + 1) }
+            }
+        }
+        collect(node, depth: 0)
+        state.withLock { $0.abandoned.formUnion(marks) }
     }
 
     /// Remembers where a container node was first met, so a later decode of it can name its path.
@@ -75,14 +95,16 @@ final class KeyTracker: Sendable {
         let errors = state.withLock { state in
             state.order.flatMap { mark -> [ConfigError] in
                 guard let record = state.mappings[mark] else { return [] }
+                let abandoned = state.abandoned.contains(mark)
                 let present = Set(record.keys.map(\.key))
                 let candidates = record.asked.filter { !present.contains($0) }
-                return record.keys.filter { !record.askedSet.contains($0.key) }.map { key, mark in
+                return record.keys.filter { !record.askedSet.contains($0.key) }.compactMap { key, mark in
+                    let suggestion = Self.suggestion(for: key, among: candidates)
+                    // Where decoding stopped part-way, only likely typos are worth a line.
+                    if abandoned && suggestion == nil { return nil }
                     var message = "unknown key '\(key)'"
                     if !record.path.isEmpty { message += " in \(record.path)" }
-                    if let suggestion = Self.suggestion(for: key, among: candidates) {
-                        message += " (did you mean '\(suggestion)'?)"
-                    }
+                    if let suggestion { message += " (did you mean '\(suggestion)'?)" }
                     return ConfigError(file: file, mark: mark, message: message)
                 }
             }

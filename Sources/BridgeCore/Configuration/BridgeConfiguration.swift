@@ -108,7 +108,10 @@ private struct Loader {
         let retry = sections.retry.map { node in attempt { try decoder.decode(RetryPolicy.self, from: node.node) } } ?? .default
         let subscriptions = loadSubscriptions(sections.subscriptions?.node)
         let sinks = loadSinks(sections.sinks?.node, defaultRetry: retry ?? .default)
-        let routes = loadRoutes(sections.routes?.node, sinkNames: Set(sinks.map(\.name)), sinksLoaded: sections.sinks != nil)
+        // Routes are checked against every declared sink name, so a sink with its own error is not reported twice.
+        var declaredSinks: Set<String> = []
+        if case .mapping(let pairs, _)? = sections.sinks?.node { declaredSinks = Set(pairs.map(\.key)) }
+        let routes = loadRoutes(sections.routes?.node, sinkNames: declaredSinks)
 
         checkSubscriptions(subscriptions, graph: graph, graphGiven: sections.graph != nil, server: server)
         errors.append(contentsOf: decoder.unknownKeyErrors())
@@ -183,7 +186,7 @@ private struct Loader {
         return sinks
     }
 
-    mutating func loadRoutes(_ node: ConfigNode?, sinkNames: Set<String>, sinksLoaded: Bool) -> [Route] {
+    mutating func loadRoutes(_ node: ConfigNode?, sinkNames: Set<String>) -> [Route] {
         guard let node else { return [] }
         guard case .sequence(let items, _) = node else {
             errors.append(error("routes must be a list of { match:, to: } entries", at: node.mark))
