@@ -26,14 +26,22 @@ public struct FileSink: Sink {
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            let path = try container.decode(ConfigPath.self, forKey: .path).path
+            self.path = try container.decode(PathInExistingFolder.self, forKey: .path).path
+            self.fsync = try container.decodeIfPresent(Bool.self, forKey: .fsync) ?? false
+        }
+    }
+
+    /// A path whose folder exists; checked at load so `check` reports it at the `path:` line.
+    struct PathInExistingFolder: Decodable {
+        var path: String
+
+        init(from decoder: any Decoder) throws {
+            path = try ConfigPath(from: decoder).path
             let folder = (path as NSString).deletingLastPathComponent
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw decoder.configError("the folder of file sink path \(path) does not exist (create \(folder) first)")
             }
-            self.path = path
-            self.fsync = try container.decodeIfPresent(Bool.self, forKey: .fsync) ?? false
         }
     }
 

@@ -1,0 +1,133 @@
+import BridgeConfig
+import BridgeCore
+import FileSink
+import Foundation
+import Logging
+import StdoutSink
+import Testing
+
+final class TemporaryDirectory: Sendable {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-sink-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+let context = SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+
+func mailEvent(subject: String = "Quarterly numbers") -> BridgeEvent {
+    BridgeEvent(
+        id: EventID.make(),
+        receivedAt: Date(timeIntervalSince1970: 1_796_000_000.123),
+        subscription: SubscriptionReference(name: "inbox", id: "sub-1", resource: "users/alice/messages"),
+        changeType: "created",
+        resource: "Users/1/Messages/2",
+        resourceData: .object(["@odata.type": .string("#Microsoft.Graph.Message"), "id": .string("2")]),
+        tenantId: "tenant",
+        data: .object([
+            "subject": .string(subject),
+            "from": .object(["emailAddress": .object(["name": .string("Bob"), "address": .string("bob@contoso.com")])]),
+        ])
+    )
+}
+
+@Suite("file sink")
+struct FileSinkTests {
+    @Test("appends each event as exactly its JSON, one per line, in a 0640 file")
+    func appends() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("audit.jsonl")
+        let sink = try FileSink(name: "audit", configuration: .init(path: path), context: context)
+        let events = [mailEvent(subject: "one \"quoted\"\nline"), mailEvent(subject: "zwei — ü")]
+        for (index, event) in events.enumerated() {
+            try await sink.deliver(event, attempt: DeliveryAttempt(number: 1, deliveryID: Int64(index)))
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 3 && lines[2].isEmpty)
+        #expect(lines[0] == Substring(String(decoding: events[0].encoded(), as: UTF8.self)))
+        for (line, event) in zip(lines, events) {
+            #expect(try BridgeEvent(json: JSONParser.parse(String(line))) == event)
+        }
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o640)
+    }
+
+    @Test("a rotated file is reopened: new events go to a new file at the path")
+    func rotation() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("audit.jsonl")
+        let sink = try FileSink(name: "audit", configuration: .init(path: path), context: context)
+        try await sink.deliver(mailEvent(subject: "before"), attempt: DeliveryAttempt(number: 1, deliveryID: 1))
+        try FileManager.default.moveItem(atPath: path, toPath: directory.file("audit.jsonl.1"))
+        try await sink.deliver(mailEvent(subject: "after"), attempt: DeliveryAttempt(number: 1, deliveryID: 2))
+        #expect(try String(contentsOfFile: directory.file("audit.jsonl.1"), encoding: .utf8).contains("before"))
+        let current = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(current.contains("after") && !current.contains("before"))
+    }
+
+    @Test("a path that cannot be written is a retryable failure")
+    func unwritable() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("audit.jsonl")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let sink = try FileSink(name: "audit", configuration: .init(path: path), context: context)
+        await #expect {
+            try await sink.deliver(mailEvent(), attempt: DeliveryAttempt(number: 1, deliveryID: 1))
+        } throws: { error in
+            guard let error = error as? SinkError, case .retry = error.disposition else { return false }
+            return error.message.contains(path)
+        }
+    }
+
+    @Test("a missing folder is a config error at the path")
+    func missingFolder() throws {
+        let directory = TemporaryDirectory()
+        let yaml = "sinks:\n  audit:\n    type: file\n    path: no-such-folder/audit.jsonl\n"
+        let file = directory.file("bridge.yaml")
+        _ = FileManager.default.createFile(atPath: file, contents: Data(yaml.utf8))
+        #expect {
+            try BridgeConfiguration.load(path: file, registry: SinkRegistry([FileSink.self]), environment: [:])
+        } throws: { error in
+            let errors = (error as? ConfigErrors)?.errors ?? []
+            return errors.count == 1 && errors[0].mark == ConfigMark(line: 4, column: 11)
+                && errors[0].message.contains("no-such-folder") && errors[0].message.contains("does not exist")
+        }
+    }
+}
+
+@Suite("stdout sink")
+struct StdoutSinkTests {
+    /// Delivers through a pipe and returns what was written.
+    func written(format: StdoutSink.Format, events: [BridgeEvent]) async throws -> String {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let sink = StdoutSink(name: "console", configuration: .init(format: format), fileDescriptor: fds[1])
+        for event in events { try await sink.deliver(event, attempt: DeliveryAttempt(number: 1, deliveryID: 1)) }
+        close(fds[1])
+        let data = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true).readDataToEndOfFile()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test("text: one readable line per event, control characters flattened")
+    func text() async throws {
+        let output = try await written(format: .text, events: [mailEvent(subject: "Hello\nworld")])
+        #expect(output == "2026-11-30T00:53:20.123Z inbox created Users/1/Messages/2 \"Hello world\" from Bob <bob@contoso.com>\n")
+    }
+
+    @Test("json: the event exactly as the file sink writes it")
+    func json() async throws {
+        let event = mailEvent()
+        let output = try await written(format: .json, events: [event])
+        #expect(output == String(decoding: event.encoded(), as: UTF8.self) + "\n")
+    }
+
+    @Test("lifecycle events say which lifecycle event")
+    func lifecycle() {
+        let event = BridgeEvent(id: "x", receivedAt: Date(timeIntervalSince1970: 0), subscription: SubscriptionReference(name: "inbox", id: "s", resource: nil), lifecycleEvent: "missed")
+        #expect(StdoutSink.text(for: event) == "1970-01-01T00:00:00.000Z inbox lifecycle:missed")
+    }
+}
