@@ -139,7 +139,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeServerTests",
-            dependencies: ["BridgeServer", "BridgeCore", "BridgeStore", "CurlKit"],
+            dependencies: [
+                "BridgeServer", "BridgeCore", "BridgeStore", "CurlKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,165 @@
+import BridgeCore
+import BridgeServer
+import BridgeStore
+import CurlKit
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// The listener, live on 127.0.0.1 with a real SQLite journal, driven over HTTP by CurlKit.
+@Suite("listener")
+struct ListenerTests {
+    static let subscriptionID = "7f105c7d-2dc5-4530-97cd-4e7ae6534c07"
+    static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    struct Live {
+        let baseURL: String
+        let store: SQLiteStateStore
+        let client: CurlClient
+
+        func post(_ path: String, body: [UInt8] = [], contentType: String = "application/json") async throws -> CurlKit.HTTPResponse {
+            try await client.execute(HTTPRequest(method: "POST", url: baseURL + path, headers: [("Content-Type", contentType)], body: body))
+        }
+
+        func get(_ path: String) async throws -> CurlKit.HTTPResponse {
+            try await client.execute(HTTPRequest(method: "GET", url: baseURL + path))
+        }
+    }
+
+    /// Starts the listener on port 0, runs `body`, and shuts it down gracefully.
+    static func withListener(maxBodyBytes: Int = 64 * 1024, _ body: (Live) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.path + "/graph-bridge-listener-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try SQLiteStateStore(path: directory + "/state.sqlite", logger: logger)
+        let intake = NotificationIntake(
+            directory: SubscriptionDirectory([SubscriptionEntry(name: "audit-feed", id: subscriptionID, resource: nil, clientState: "secretClientValue")]),
+            store: store,
+            doorbell: Doorbell(),
+            logger: logger
+        )
+        let server = BridgeServer(
+            configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes),
+            intake: intake,
+            health: AlwaysHealthy(),
+            metrics: nil,
+            logger: logger
+        )
+        let port = PortBox()
+        let application = server.makeApplication { port.set($0) }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
+        let client = CurlClient()
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let bound = await port.value()
+            do {
+                try await body(Live(baseURL: "http://127.0.0.1:\(bound)", store: store, client: client))
+            } catch {
+                await group.triggerGracefulShutdown()
+                await client.shutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            await client.shutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    static func item(clientState: String = "secretClientValue", id: String = subscriptionID, etag: String = "1") -> String {
+        ##"{"subscriptionId":"\##(id)","clientState":"\##(clientState)","changeType":"created","resource":"Users/1/Messages/\##(etag)","resourceData":{"@odata.etag":"\##(etag)"}}"##
+    }
+
+    static func body(_ items: String...) -> [UInt8] { Array(#"{"value":[\#(items.joined(separator: ","))]}"#.utf8) }
+
+    @Test("the validation handshake echoes every shared token vector as text/plain", .enabled(if: handshakeVectors != nil, "needs ../shared/graph-vectors beside the checkout"))
+    func handshake() async throws {
+        let cases = try #require(handshakeVectors)
+        try await Self.withListener { live in
+            for endpoint in ["/notifications", "/lifecycle"] {
+                for vector in cases {
+                    let response = try await live.post("\(endpoint)?\(vector.query)", body: [], contentType: "text/plain; charset=utf-8")
+                    #expect(response.status == 200, "\(vector.name)")
+                    #expect(response.header("Content-Type")?.hasPrefix("text/plain") == true, "\(vector.name)")
+                    #expect(response.bodyText == vector.expected, "\(vector.name)")
+                }
+            }
+            #expect(try await live.store.eventCount() == 0)
+        }
+    }
+
+    @Test("a good batch is journaled before the 202; bad input gets its status, journals nothing, and the listener keeps serving")
+    func statuses() async throws {
+        try await Self.withListener(maxBodyBytes: 4096) { live in
+            #expect(try await live.post("/notifications", body: Self.body(Self.item(clientState: "forged"))).status == 202)
+            #expect(try await live.post("/notifications", body: Self.body(Self.item(id: "00000000-0000-0000-0000-000000000000"))).status == 202)
+            #expect(try await live.post("/notifications", body: Array("{not json".utf8)).status == 400)
+            #expect(try await live.post("/lifecycle", body: Array(#"{"value": 3}"#.utf8)).status == 400)
+            let oversize = Self.body(Self.item(etag: String(repeating: "x", count: 5000)))
+            #expect(try await live.post("/notifications", body: oversize).status == 413)
+            #expect(try await live.store.eventCount() == 0)
+
+            let accepted = try await live.post("/notifications", body: Self.body(Self.item(etag: "a"), Self.item(etag: "b")))
+            #expect(accepted.status == 202)
+            #expect(try await live.store.eventCount() == 2)
+            #expect(try await live.get("/healthz").status == 200)
+        }
+    }
+
+    @Test("validationToken parsing decodes %20 and + alike, and ignores other parameters")
+    func tokenParsing() {
+        #expect(BridgeServer.validationToken(inQuery: "validationToken=a+b%20c%2Bd") == "a b c+d")
+        #expect(BridgeServer.validationToken(inQuery: "x=1&validationToken=t") == "t")
+        #expect(BridgeServer.validationToken(inQuery: "x=1") == nil)
+        #expect(BridgeServer.validationToken(inQuery: nil) == nil)
+    }
+}
+
+struct AlwaysHealthy: HealthCheck {
+    func problems() async -> [String: String] { [:] }
+}
+
+/// The port the listener bound, handed over once.
+final class PortBox: Sendable {
+    private let state = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+
+    func set(_ port: Int) {
+        let waiters = state.withLock { state in
+            state.port = port
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func value() async -> Int {
+        await withCheckedContinuation { continuation in
+            let port = state.withLock { state -> Int? in
+                if let port = state.port { return port }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let port { continuation.resume(returning: port) }
+        }
+    }
+}
+
+struct HandshakeVector: Sendable {
+    var name: String
+    var query: String
+    var expected: String
+}
+
+/// The cases of `../shared/graph-vectors/validation-handshake.json`, or nil when it is absent.
+let handshakeVectors: [HandshakeVector]? = {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let path = root.deletingLastPathComponent().appendingPathComponent("shared/graph-vectors/validation-handshake.json").path
+    guard let data = FileManager.default.contents(atPath: path), let json = try? JSONParser.parse(Array(data)),
+        let cases = json["cases"]?.arrayValue
+    else { return nil }
+    return cases.compactMap { item in
+        guard let name = item["name"]?.stringValue, let query = item["raw_query"]?.stringValue, let expected = item["expected_body"]?.stringValue else { return nil }
+        return HandshakeVector(name: name, query: query, expected: expected)
+    }
+}()
