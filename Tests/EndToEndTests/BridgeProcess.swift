@@ -1,0 +1,180 @@
+import Foundation
+import Synchronization
+
+/// The real `graph-bridge` executable, run as a child process on loopback for end-to-end tests.
+final class BridgeProcess: Sendable {
+    /// Where the executable is: `GRAPH_BRIDGE_BINARY`, else next to the test bundle (`swift build` puts both in one folder).
+    static let executable: String = {
+        if let path = ProcessInfo.processInfo.environment["GRAPH_BRIDGE_BINARY"] { return path }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("graph-bridge").path,
+            Bundle.main.bundleURL.appendingPathComponent("graph-bridge").path,
+            packageRoot.appendingPathComponent(".build/debug/graph-bridge").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
+    }()
+
+    private let process: Process
+    private let buffer = LineBuffer()
+    private let stdout = Pipe()
+
+    /// Starts `graph-bridge ARGUMENTS --log-format json` in `directory`.
+    init(_ arguments: [String], directory: String, environment: [String: String] = [:]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = stdout
+        process.standardInput = FileHandle.nullDevice
+        stderr.fileHandleForReading.readabilityHandler = { [buffer] handle in
+            buffer.consume(handle.availableData)
+        }
+        try process.run()
+    }
+
+    /// The first log line (past or future) containing `text`; nil if the process closed its stderr first.
+    func waitForLog(containing text: String) async -> String? { await buffer.waitForLine(containing: text) }
+
+    /// Waits for the `listening` log line and returns the bound port.
+    func port() async throws -> Int {
+        guard let line = await waitForLog(containing: "\"message\":\"listening\"") else {
+            throw ProcessFailure("the bridge exited before listening:\n\(log)")
+        }
+        guard let range = line.range(of: #""bridge.port":"(\d+)""#, options: .regularExpression) else {
+            throw ProcessFailure("no port in \(line)")
+        }
+        return Int(line[range].filter(\.isNumber))!
+    }
+
+    var log: String { buffer.text }
+    var output: String { String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self) }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to exit and returns its status.
+    func waitForExit() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [process] in
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }
+        }
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Standard error of the child, split into lines, with waiters for a line to appear.
+final class LineBuffer: Sendable {
+    private struct State {
+        var lines: [String] = []
+        var partial = Data()
+        var waiters: [(text: String, continuation: CheckedContinuation<String?, Never>)] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    var text: String { state.withLock { $0.lines.joined(separator: "\n") } }
+
+    func consume(_ data: Data) {
+        let ready = state.withLock { state -> [(CheckedContinuation<String?, Never>, String?)] in
+            if data.isEmpty {
+                state.closed = true
+                defer { state.waiters = [] }
+                return state.waiters.map { ($0.continuation, nil) }
+            }
+            state.partial.append(data)
+            var ready: [(CheckedContinuation<String?, Never>, String?)] = []
+            while let newline = state.partial.firstIndex(of: 0x0A) {
+                let line = String(decoding: state.partial[state.partial.startIndex..<newline], as: UTF8.self)
+                state.partial.removeSubrange(state.partial.startIndex...newline)
+                state.lines.append(line)
+                var remaining: [(text: String, continuation: CheckedContinuation<String?, Never>)] = []
+                for waiter in state.waiters {
+                    if line.contains(waiter.text) { ready.append((waiter.continuation, line)) } else { remaining.append(waiter) }
+                }
+                state.waiters = remaining
+            }
+            return ready
+        }
+        for (continuation, line) in ready { continuation.resume(returning: line) }
+    }
+
+    func waitForLine(containing text: String) async -> String? {
+        await withCheckedContinuation { continuation in
+            let found = state.withLock { state -> (Bool, String?) in
+                if let line = state.lines.first(where: { $0.contains(text) }) { return (true, line) }
+                if state.closed { return (true, nil) }
+                state.waiters.append((text, continuation))
+                return (false, nil)
+            }
+            if found.0 { continuation.resume(returning: found.1) }
+        }
+    }
+}
+
+struct ProcessFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a command to completion and returns (status, stdout, stderr).
+func runToCompletion(_ arguments: [String], directory: String, environment: [String: String] = [:]) async throws -> (Int32, String, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    var env = ProcessInfo.processInfo.environment
+    env.merge(environment) { _, new in new }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    return await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
+        }
+    }
+}
+
+final class TemporaryDirectory: Sendable {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-e2e-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+    func write(_ name: String, _ text: String) { _ = FileManager.default.createFile(atPath: file(name), contents: Data(text.utf8)) }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Polls a condition that only a file shows (no event to await) until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(15), _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    return try condition()
+}
+
+/// The JSON Lines of a file sink (empty when the file does not exist yet).
+func jsonLines(_ path: String) -> [String] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").map(String.init)
+}
