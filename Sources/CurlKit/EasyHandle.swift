@@ -57,6 +57,18 @@ final class EasyHandle {
         try check(ccurl_easy_setopt_pointer(raw, option, pointer), option)
     }
 
+    /// CURLOPT_COPYPOSTFIELDS: libcurl copies CURLOPT_POSTFIELDSIZE(_LARGE) bytes, so set the size first.
+    func setCopiedPostFields(_ bytes: [UInt8]) throws(CurlError) {
+        guard !bytes.isEmpty else {
+            try set(CURLOPT_COPYPOSTFIELDS, "")  // an empty array may have no storage to point at
+            return
+        }
+        let code = bytes.withUnsafeBytes { buffer in
+            ccurl_easy_setopt_pointer(raw, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: buffer.baseAddress))
+        }
+        try check(code, CURLOPT_COPYPOSTFIELDS)
+    }
+
     /// Builds a `curl_slist` kept alive until the handle goes away.
     func set(_ option: CURLoption, list: [String]) throws(CurlError) {
         var head: UnsafeMutablePointer<curl_slist>?

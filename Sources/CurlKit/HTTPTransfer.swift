@@ -54,39 +54,29 @@ final class HTTPTransfer: CurlTransfer {
             // "Name:" would tell libcurl to drop the header; "Name;" sends it with an empty value.
             header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
         }
-        // Never wait for 100-continue; libcurl would otherwise ask for it on larger bodies.
-        headerLines.append("Expect:")
+        // Never wait for 100-continue (libcurl asks for it on large bodies) unless the caller insists.
+        if !request.headers.contains(where: { $0.name.lowercased() == "expect" }) {
+            headerLines.append("Expect:")
+        }
 
+        // POST, PUT and PATCH always send a body: `Content-Length: 0` when the request has none.
         let method = request.method
         let body = request.body ?? (["POST", "PUT", "PATCH"].contains(method) ? [] : nil)
-        if method == "HEAD" {
+        switch (method, body) {
+        case ("HEAD", _):
             try easy.set(CURLOPT_NOBODY, true)
-        } else if let body {
-            // Size before COPYPOSTFIELDS: set afterwards it drops the body (FIELD-NOTES).
-            try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(body.count))
-            let code: CurlError? = body.withUnsafeBytes { bytes in
-                do throws(CurlError) {
-                    // An empty array may have no storage; curl copies zero bytes from any valid pointer.
-                    let pointer = bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                    if let pointer {
-                        try easy.set(CURLOPT_COPYPOSTFIELDS, pointer: pointer)
-                    } else {
-                        try easy.set(CURLOPT_COPYPOSTFIELDS, "")
-                    }
-                    return nil
-                } catch {
-                    return error
-                }
-            }
-            if let code { throw code }
-            let hasContentType = request.headers.contains { $0.name.lowercased() == "content-type" }
-            if !hasContentType { headerLines.append("Content-Type:") }  // no form-urlencoded default
-        } else {
+        case ("GET", nil):
             try easy.set(CURLOPT_HTTPGET, true)
-        }
-        if method != "GET" && method != "POST" && method != "HEAD" {
-            try easy.set(CURLOPT_CUSTOMREQUEST, method)
-        } else if method == "GET" && body != nil {
+        case (_, let body?):
+            // Size first: set after COPYPOSTFIELDS it drops the body (FIELD-NOTES).
+            try easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(body.count))
+            try easy.setCopiedPostFields(body)
+            if method != "POST" { try easy.set(CURLOPT_CUSTOMREQUEST, method) }
+            if !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+                headerLines.append("Content-Type:")  // no form-urlencoded default
+            }
+        case (_, nil):
+            try easy.set(CURLOPT_HTTPGET, true)
             try easy.set(CURLOPT_CUSTOMREQUEST, method)
         }
         try easy.set(CURLOPT_HTTPHEADER, list: headerLines)

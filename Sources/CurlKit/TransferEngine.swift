@@ -2,9 +2,9 @@ internal import CCurl
 import Synchronization
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Musl)
-internal import Musl
+    internal import Musl
 #endif
 
 /// The thread-safe front of the transfer thread: callers post submissions and cancellations to a

@@ -65,8 +65,9 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
             #expect(echo.header("Expect") == nil)
             #expect(echo.header("User-Agent") == "curlkit-tests")
 
-            let plain = try Echo(try await client.execute(
-                HTTPRequest(method: "POST", url: receiver.url("/echo"), body: Array("{}".utf8))))
+            let plain = try Echo(
+                try await client.execute(
+                    HTTPRequest(method: "POST", url: receiver.url("/echo"), body: Array("{}".utf8))))
             #expect(plain.header("Content-Type") == nil, "no form-urlencoded default")
             #expect(plain.body == Array("{}".utf8))
             await client.shutdown()
@@ -76,8 +77,9 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
     @Test func otherMethods() async throws {
         try await withHTTPReceiver { receiver in
             let client = CurlClient()
-            let patch = try Echo(try await client.execute(
-                HTTPRequest(method: "PATCH", url: receiver.url("/echo"), body: Array("patch".utf8))))
+            let patch = try Echo(
+                try await client.execute(
+                    HTTPRequest(method: "PATCH", url: receiver.url("/echo"), body: Array("patch".utf8))))
             #expect(patch.method == "PATCH")
             #expect(patch.body == Array("patch".utf8))
 
@@ -246,17 +248,25 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
 
     @Test func cancellingAWaitingCallerAbandonsItsTransfer() async throws {
         try await withHTTPReceiver { receiver in
-            let client = CurlClient()
-            let slowURL = receiver.url("/slow/10000")
+            // One connection per host: the follow-up below can only run once the cancelled transfer is gone.
+            let client = CurlClient(configuration: .init(maxHostConnections: 1))
+            let observer = CurlClient()
+            let slowURL = receiver.url("/slow/20000")
             let slow = Task { try await client.execute(HTTPRequest(url: slowURL)) }
             // Await the server's view of the request (a long-poll on the receiver), not a sleep.
-            let arrived = try await client.execute(HTTPRequest(url: receiver.url("/_control/await?count=1&path=/slow")))
+            let arrived = try await observer.execute(HTTPRequest(url: receiver.url("/_control/await?count=1&path=/slow")))
             #expect(arrived.status == 200)
+
             slow.cancel()
             let (cancelled, took) = await elapsed { await slow.result }
             #expect(throws: CancellationError.self) { try cancelled.get() }
             #expect(took < .seconds(5), "resumed on cancellation, not when the server answered")
-            #expect(try await client.execute(HTTPRequest(url: receiver.url("/echo"))).status == 200)
+
+            let (next, nextTook) = try await elapsed { try await client.execute(HTTPRequest(url: receiver.url("/echo"))) }
+            #expect(next.status == 200)
+            #expect(nextTook < .seconds(10), "the cancelled transfer released its connection")
+            await observer.shutdown()
+            await client.shutdown()
         }
     }
 

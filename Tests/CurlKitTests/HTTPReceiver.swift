@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `Tests/Support/http_receiver.py` running on 127.0.0.1 for one test.
@@ -65,7 +65,7 @@ final class HTTPReceiver {
             }
             return HTTPReceiver(port: port, recordFile: recordFile, process: process, exit: exit)
         } catch {
-            process.terminate()
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             await exit.wait()
             throw error
         }
@@ -83,14 +83,16 @@ final class HTTPReceiver {
         }
     }
 
+    /// Kills the receiver (SIGKILL: it keeps nothing unwritten) and waits for it to exit.
     func stop() async {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         await exit.wait()
         try? FileManager.default.removeItem(at: recordFile)
     }
 
     deinit {
-        if process.isRunning { process.terminate() }
+        // isRunning turns false once the process is reaped, so this never hits a reused pid.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     /// Reads up to the first newline without blocking a thread of the cooperative pool.

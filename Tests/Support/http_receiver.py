@@ -315,6 +315,9 @@ def main():
         context.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
 
+    # A parent may start us with signals blocked (Foundation's Process spawning from a dispatch
+    # thread does): unblock them so SIGTERM and SIGINT work.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("PORT %d" % server.server_address[1], flush=True)
     try:
