@@ -42,10 +42,7 @@ let package = Package(
         // MARK: Core modules
         .target(
             name: "CurlKit",
-            dependencies: [
-                "CCurl",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["CCurl"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -127,6 +124,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
+        ),
+
+        // MARK: Package plugins
+        .plugin(
+            name: "CheckConfig",
+            capability: .command(
+                intent: .custom(verb: "check-config", description: "Validate bridge.example.yaml and the given files with graph-bridge check")
+            ),
+            path: "Plugins/CheckConfig"
         ),
 
         // MARK: Tests
