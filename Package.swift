@@ -54,6 +54,7 @@ let package = Package(
             name: "BridgeCore",
             dependencies: [
                 "BridgeConfig",
+                "CurlKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,6 +105,7 @@ let package = Package(
                 "BridgeCore",
                 "BridgeStore",
                 "BridgeServer",
+                "CurlKit",
                 "StdoutSink",
                 "FileSink",
                 .product(name: "Logging", package: "swift-log"),
@@ -137,7 +139,9 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "CurlKitTests", dependencies: ["CurlKit"], swiftSettings: swiftSettings),
+        // Shared test helpers: the loopback receiver processes the integration tests talk to.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore"],
@@ -154,7 +158,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SinkTests",
-            dependencies: ["StdoutSink", "FileSink", "BridgeCore", "BridgeConfig"],
+            dependencies: [
+                "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,7 @@ public import BridgeConfig
 public import BridgeCore
 import BridgeServer
 import BridgeStore
+import CurlKit
 public import Foundation
 public import Logging
 import Metrics
@@ -50,12 +51,13 @@ public enum BridgeRunner {
             throw StartupError("cannot open the state store \(configuration.state.path): \(error)")
         }
 
+        let httpClient = CurlClient()
         var sinkEntries: [DeliveryEngine.SinkEntry] = []
         for sink in configuration.sinks {
             var sinkLogger = logger
             sinkLogger[metadataKey: "bridge.sink"] = "\(sink.name)"
             do {
-                sinkEntries.append(.init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger))))
+                sinkEntries.append(.init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger, httpClient: httpClient))))
             } catch {
                 throw StartupError("sink '\(sink.name)' could not start: \(error)")
             }
@@ -95,6 +97,7 @@ public enum BridgeRunner {
             logger: logger
         ))
         try await group.run()
+        await httpClient.shutdown()
         logger.info("stopped")
     }
 }

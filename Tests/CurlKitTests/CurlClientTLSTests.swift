@@ -1,4 +1,5 @@
 import CurlKit
+import TestSupport
 import Foundation
 import Testing
 

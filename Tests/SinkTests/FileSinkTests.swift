@@ -1,5 +1,6 @@
 import BridgeConfig
 import BridgeCore
+import CurlKit
 import FileSink
 import Foundation
 import Logging
@@ -16,7 +17,7 @@ final class TemporaryDirectory: Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-let context = SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+let context = SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), httpClient: CurlClient())
 
 func mailEvent(subject: String = "Quarterly numbers") -> BridgeEvent {
     BridgeEvent(

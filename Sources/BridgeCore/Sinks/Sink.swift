@@ -1,3 +1,4 @@
+public import CurlKit
 public import Logging
 
 /// A sink plugin: the code behind one `type:` of the `sinks:` section.
@@ -30,9 +31,12 @@ extension Sink {
 public struct SinkContext: Sendable {
     /// A logger with `bridge.sink` set to the sink's name.
     public var logger: Logger
+    /// The bridge's one outgoing HTTP(S)/SMTP client (libcurl), shared by all sinks.
+    public var httpClient: CurlClient
 
-    public init(logger: Logger) {
+    public init(logger: Logger, httpClient: CurlClient) {
         self.logger = logger
+        self.httpClient = httpClient
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -8,34 +8,35 @@ import Synchronization
 /// `Tests/Support/http_receiver.py` running on 127.0.0.1 for one test.
 ///
 /// Use ``withHTTPReceiver(_:_:)`` so the process is stopped however the test ends.
-final class HTTPReceiver {
-    struct StartError: Error, CustomStringConvertible {
-        var description: String
+public final class HTTPReceiver {
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// One request as the receiver recorded it.
-    struct RecordedRequest: Decodable {
-        var seq: Int
-        var connection: Int
-        var method: String
-        var path: String
-        var headers: [[String]]
-        var body_b64: String
+    public struct RecordedRequest: Decodable, Sendable {
+        public var seq: Int
+        public var connection: Int
+        public var method: String
+        public var path: String
+        public var headers: [[String]]
+        public var body_b64: String
 
-        var body: [UInt8] { Array(Data(base64Encoded: body_b64) ?? Data()) }
+        public var body: [UInt8] { Array(Data(base64Encoded: body_b64) ?? Data()) }
 
-        func header(_ name: String) -> String? {
+        public func header(_ name: String) -> String? {
             headers.first { $0.first?.lowercased() == name.lowercased() }?.last
         }
     }
 
-    let port: Int
-    let recordFile: URL
+    public let port: Int
+    public let recordFile: URL
     private let process: Process
     private let exit: ProcessExit
 
     /// `Tests/Support/http_receiver.py`, found from this file's location.
-    static let scriptPath = URL(fileURLWithPath: #filePath)
+    public static let scriptPath = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Support/http_receiver.py").path
 
@@ -47,7 +48,7 @@ final class HTTPReceiver {
     }
 
     /// Starts the receiver and returns once it has printed its port.
-    static func start(arguments: [String] = []) async throws -> HTTPReceiver {
+    public static func start(arguments: [String] = []) async throws -> HTTPReceiver {
         let recordFile = FileManager.default.temporaryDirectory
             .appendingPathComponent("curlkit-receiver-\(UUID().uuidString).jsonl")
         let process = Process()
@@ -71,12 +72,12 @@ final class HTTPReceiver {
         }
     }
 
-    func url(_ path: String) -> String {
+    public func url(_ path: String) -> String {
         "http://127.0.0.1:\(port)\(path)"
     }
 
     /// Every request recorded so far, in arrival order.
-    func recordedRequests() throws -> [RecordedRequest] {
+    public func recordedRequests() throws -> [RecordedRequest] {
         let text = (try? String(contentsOf: recordFile, encoding: .utf8)) ?? ""
         return try text.split(separator: "\n").map {
             try JSONDecoder().decode(RecordedRequest.self, from: Data($0.utf8))
@@ -84,7 +85,7 @@ final class HTTPReceiver {
     }
 
     /// Kills the receiver (SIGKILL: it keeps nothing unwritten) and waits for it to exit.
-    func stop() async {
+    public func stop() async {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         await exit.wait()
         try? FileManager.default.removeItem(at: recordFile)
@@ -120,10 +121,10 @@ final class HTTPReceiver {
 }
 
 /// Resumes waiters when the process exits (set up before `run()`).
-final class ProcessExit: Sendable {
+public final class ProcessExit: Sendable {
     private let state = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    init(_ process: Process) {
+    public init(_ process: Process) {
         process.terminationHandler = { [self] _ in
             let waiters = state.withLock { state in
                 state.exited = true
@@ -134,7 +135,7 @@ final class ProcessExit: Sendable {
         }
     }
 
-    func wait() async {
+    public func wait() async {
         await withCheckedContinuation { continuation in
             let exited = state.withLock { state in
                 if !state.exited { state.waiters.append(continuation) }
@@ -146,7 +147,7 @@ final class ProcessExit: Sendable {
 }
 
 /// Runs `body` with a fresh receiver and stops it afterwards, also when `body` throws.
-func withHTTPReceiver<T>(
+public func withHTTPReceiver<T>(
     _ arguments: [String] = [],
     _ body: (HTTPReceiver) async throws -> T
 ) async throws -> T {
@@ -162,7 +163,7 @@ func withHTTPReceiver<T>(
 }
 
 /// Runs a command to completion and fails unless it exits 0.
-func runCommand(_ arguments: [String]) async throws {
+public func runCommand(_ arguments: [String]) async throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -177,7 +178,7 @@ func runCommand(_ arguments: [String]) async throws {
 }
 
 /// A loopback port nothing listens on: bound, read back, then closed.
-func closedLoopbackPort() throws -> Int {
+public func closedLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HTTPReceiver.StartError(description: "socket() failed") }
     defer { close(fd) }
