@@ -1,7 +1,9 @@
 public import BridgeConfig
 public import BridgeCore
 import BridgeServer
+import BridgeGraph
 import BridgeStore
+import GraphClient
 import CurlKit
 public import Foundation
 public import Logging
@@ -31,14 +33,21 @@ public enum BridgeRunner {
         return registry
     }()
 
-    /// Runs the daemon. Returns after a graceful shutdown.
-    public static func run(configuration: BridgeConfiguration, logger: Logger) async throws {
-        let managed = configuration.subscriptions.filter(\.manage)
-        if let first = managed.first {
-            throw StartupError(
-                "\(configuration.file): subscription '\(first.name)' is managed by the bridge, but this build cannot create Graph subscriptions yet; declare it with manage: false, id and clientState"
-            )
+    /// What `demo` changes about an ordinary run.
+    public struct Options: Sendable {
+        /// The URL Graph reaches the listener at, from the bound port (instead of `server.publicUrl`).
+        public var publicURL: (@Sendable (Int) -> String)?
+        /// Called with the bound port once the listener accepts connections.
+        public var onListening: @Sendable (Int) async -> Void
+
+        public init(publicURL: (@Sendable (Int) -> String)? = nil, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
+            self.publicURL = publicURL
+            self.onListening = onListening
         }
+    }
+
+    /// Runs the daemon. Returns after a graceful shutdown.
+    public static func run(configuration: BridgeConfiguration, logger: Logger, options: Options = .init()) async throws {
         if configuration.server.tls != nil {
             throw StartupError("\(configuration.file): server.tls is not supported by this build yet; terminate TLS in a reverse proxy")
         }
@@ -50,8 +59,8 @@ public enum BridgeRunner {
         } catch {
             throw StartupError("cannot open the state store \(configuration.state.path): \(error)")
         }
-
         let httpClient = CurlClient()
+
         var sinkEntries: [DeliveryEngine.SinkEntry] = []
         for sink in configuration.sinks {
             var sinkLogger = logger
@@ -64,19 +73,52 @@ public enum BridgeRunner {
         }
         let sinkServices = sinkEntries.compactMap { $0.sink as? any Service }
 
+        let directory = SubscriptionDirectory(configuration.receiveOnlyEntries)
+        for entry in configuration.receiveOnlyEntries {
+            try? await store.saveSubscription(SubscriptionRecord(
+                name: entry.name, graphID: entry.id, resource: entry.resource ?? "", changeTypes: "", clientState: entry.clientState,
+                notificationURL: "", expiration: nil, renewedAt: nil, managed: false))
+        }
+        let readiness = ListenerReadiness()
+
+        // Managed subscriptions: the Graph client, the subscription manager and `fetch:` enrichment.
+        var manager: SubscriptionManager?
+        var enricher: any EventEnricher = NoEnrichment()
+        let managed = configuration.subscriptions.filter(\.manage)
+        if !managed.isEmpty, let graphSettings = configuration.graph {
+            let graph = try GraphSetup.client(settings: graphSettings, store: store, http: httpClient, logger: logger)
+            let publicURL: @Sendable (Int) -> String
+            if let override = options.publicURL {
+                publicURL = override
+            } else if let configured = configuration.server.publicUrl {
+                publicURL = { _ in configured }
+            } else {
+                throw StartupError("\(configuration.file): managed subscriptions need server.publicUrl")
+            }
+            manager = SubscriptionManager(
+                declarations: managed.map {
+                    .init(name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
+                          includeResourceData: $0.includeResourceData)
+                },
+                graph: graph, store: store, directory: directory, readiness: readiness, publicURL: publicURL, logger: logger
+            )
+            let fields = Dictionary(uniqueKeysWithValues: managed.compactMap { declaration in declaration.fetch.map { (declaration.name, $0) } })
+            if !fields.isEmpty { enricher = GraphEnricher(graph: graph, fields: fields, logger: logger) }
+        }
+
         let engine = DeliveryEngine(
             store: store,
             router: configuration.router,
             sinks: sinkEntries,
+            enricher: enricher,
             retention: configuration.state.retention,
             logger: logger
         )
-        let directory = SubscriptionDirectory(configuration.receiveOnlyEntries)
-        let intake = NotificationIntake(directory: directory, store: store, doorbell: engine.journalDoorbell, logger: logger)
+        let intake = NotificationIntake(directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, logger: logger)
         let server = BridgeServer(
             configuration: .init(host: configuration.server.host, port: configuration.server.port, maxBodyBytes: configuration.server.maxBodyBytes),
             intake: intake,
-            health: StoreHealth(store: store, intake: intake),
+            health: StoreHealth(store: store, intake: intake, manager: manager),
             metrics: registry,
             logger: logger
         )
@@ -87,10 +129,16 @@ public enum BridgeRunner {
             "bridge.sinks": "\(configuration.sinks.map(\.name).joined(separator: ","))",
         ])
         // Services stop in reverse order: the listener first (no new acknowledgements), then the
-        // delivery engine (in-flight deliveries finish or stay queued), then the sinks' own services.
+        // subscription manager, then the delivery engine (in-flight deliveries finish or stay
+        // queued), then the sinks' own services.
         var services: [any Service] = sinkServices
         services.append(engine)
-        services.append(server.makeApplication())
+        if let manager { services.append(manager) }
+        let onListening = options.onListening
+        services.append(server.makeApplication { port in
+            readiness.markListening(port: port)
+            await onListening(port)
+        })
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -102,10 +150,11 @@ public enum BridgeRunner {
     }
 }
 
-/// `/healthz`: the store answers and the last journal write worked.
+/// `/healthz`: the store answers, the last journal write worked, the subscription manager has started.
 struct StoreHealth: HealthCheck {
     let store: SQLiteStateStore
     let intake: NotificationIntake
+    let manager: SubscriptionManager?
 
     func problems() async -> [String: String] {
         var problems: [String: String] = [:]
@@ -116,6 +165,9 @@ struct StoreHealth: HealthCheck {
         }
         if let failure = intake.lastJournalFailure {
             problems["journal"] = failure
+        }
+        if let manager, !manager.isReady {
+            problems["subscriptions"] = "the subscription manager is still starting"
         }
         return problems
     }

@@ -6,7 +6,7 @@ public import Logging
 /// The embedded state store: one SQLite file in WAL mode with `synchronous = FULL`, so a write
 /// that returned survives a crash of the process and of the machine. Writes go through a group
 /// committer; reads use GRDB's reader connections and never wait for a write.
-public final class SQLiteStateStore: StateStore {
+public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let pool: DatabasePool
     let committer: GroupCommitter
     let logger: Logger
@@ -79,6 +79,26 @@ public final class SQLiteStateStore: StateStore {
                 CREATE INDEX dedup_seen ON dedup(seen_at);
                 """)
         }
+        migrator.registerMigration("v2-subscriptions") { db in
+            try db.execute(sql: """
+                CREATE TABLE subscriptions (
+                    name TEXT PRIMARY KEY,
+                    graph_id TEXT,
+                    resource TEXT NOT NULL,
+                    change_types TEXT NOT NULL,
+                    client_state TEXT NOT NULL,
+                    notification_url TEXT NOT NULL,
+                    expiration REAL,
+                    renewed_at REAL,
+                    managed INTEGER NOT NULL,
+                    last_notification_at REAL
+                );
+                CREATE TABLE settings (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 
@@ -104,6 +124,7 @@ public final class SQLiteStateStore: StateStore {
             let insert = try db.cachedStatement(sql: "INSERT INTO events(id, received_at, subscription, body, attachment) VALUES (?, ?, ?, ?, ?)")
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(rows.count)
+            var subscriptions: Set<String> = []
             for row in rows {
                 if let key = row.deduplicationKey {
                     try dedup.execute(arguments: [key, row.receivedAt, row.receivedAt - windowSeconds])
@@ -114,6 +135,11 @@ public final class SQLiteStateStore: StateStore {
                 }
                 try insert.execute(arguments: [row.id, row.receivedAt, row.subscription, row.body, row.attachment])
                 outcomes.append(.journaled)
+                subscriptions.insert(row.subscription)
+            }
+            if let now = rows.last?.receivedAt {
+                let touch = try db.cachedStatement(sql: "UPDATE subscriptions SET last_notification_at = ? WHERE name = ?")
+                for name in subscriptions { try touch.execute(arguments: [now, name]) }
             }
             return outcomes
         }
@@ -295,6 +321,59 @@ public final class SQLiteStateStore: StateStore {
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
                 """, arguments: [delivered])
             try db.execute(sql: "DELETE FROM dedup WHERE seen_at < ?", arguments: [dedup])
+        }
+    }
+
+    // MARK: Subscriptions and settings
+
+    public func subscriptionRecords() async throws -> [SubscriptionRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM subscriptions ORDER BY name").map { row in
+                let expiration: Double? = row["expiration"]
+                let renewedAt: Double? = row["renewed_at"]
+                let last: Double? = row["last_notification_at"]
+                return SubscriptionRecord(
+                    name: row["name"], graphID: row["graph_id"], resource: row["resource"], changeTypes: row["change_types"],
+                    clientState: row["client_state"], notificationURL: row["notification_url"],
+                    expiration: expiration.map(Date.init(timeIntervalSince1970:)), renewedAt: renewedAt.map(Date.init(timeIntervalSince1970:)),
+                    managed: row["managed"], lastNotificationAt: last.map(Date.init(timeIntervalSince1970:))
+                )
+            }
+        }
+    }
+
+    public func saveSubscription(_ record: SubscriptionRecord) async throws {
+        try await committer.write { db in
+            try db.execute(sql: """
+                INSERT INTO subscriptions(name, graph_id, resource, change_types, client_state, notification_url, expiration, renewed_at, managed, last_notification_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET graph_id = excluded.graph_id, resource = excluded.resource, change_types = excluded.change_types,
+                  client_state = excluded.client_state, notification_url = excluded.notification_url, expiration = excluded.expiration,
+                  renewed_at = excluded.renewed_at, managed = excluded.managed,
+                  last_notification_at = COALESCE(excluded.last_notification_at, subscriptions.last_notification_at)
+                """, arguments: [
+                    record.name, record.graphID, record.resource, record.changeTypes, record.clientState, record.notificationURL,
+                    record.expiration?.timeIntervalSince1970, record.renewedAt?.timeIntervalSince1970, record.managed,
+                    record.lastNotificationAt?.timeIntervalSince1970,
+                ])
+        }
+    }
+
+    public func deleteSubscription(name: String) async throws {
+        try await committer.write { db in try db.execute(sql: "DELETE FROM subscriptions WHERE name = ?", arguments: [name]) }
+    }
+
+    public func setting(_ key: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setSetting(_ key: String, to value: String?) async throws {
+        try await committer.write { db in
+            if let value {
+                try db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, value])
+            } else {
+                try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
+            }
         }
     }
 

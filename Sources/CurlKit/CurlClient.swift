@@ -1,4 +1,4 @@
-/// The project's outgoing HTTP(S) client, on the system libcurl.
+/// The project's outgoing HTTP(S) and SMTP client, on the system libcurl.
 ///
 /// One dedicated thread drives one libcurl multi handle for all of a client's transfers, so
 /// connections are kept alive and reused, and no blocking libcurl call runs on the cooperative
@@ -68,7 +68,35 @@ public final class CurlClient: Sendable {
             settings: HTTPSettings(userAgent: configuration.userAgent, maxResponseBytes: configuration.maxResponseBytes),
             completion: completion
         )
-        return try await withTaskCancellationHandler {
+        return try await perform(submission, completion: completion)
+    }
+
+    /// Sends one message over SMTP: connects (with STARTTLS or implicit TLS as
+    /// ``SMTPEnvelope/security`` says), logs in if the envelope has a login, sends the envelope
+    /// and uploads `message` as it is. libcurl dot-stuffs the message and ends it with `CRLF.CRLF`.
+    ///
+    /// - Parameter message: a complete RFC 5322 message, headers and body, lines ending in CRLF.
+    /// - Returns: the server's final reply once it has accepted the message.
+    /// - Throws: ``CurlError``: ``CurlError/Kind/smtpRejected`` with ``CurlError/smtpReplyCode``
+    ///   when the server refused a step (4xx transient, 5xx permanent); ``CurlError/Kind/tls``
+    ///   when STARTTLS is missing or the certificate fails verification; connection and timeout
+    ///   kinds as for HTTP; ``CurlError/Kind/invalidRequest`` for a malformed envelope or message.
+    ///   `CancellationError` when the calling task was cancelled (the connection is closed).
+    public func sendMail(_ envelope: SMTPEnvelope, message: [UInt8]) async throws -> SMTPResult {
+        try envelope.validate()
+        try SMTPEnvelope.validateMessage(message)
+        let completion = TransferCompletion<SMTPResult>()
+        let submission = SMTPSubmission(id: engine.makeID(), envelope: envelope, message: message, completion: completion)
+        return try await perform(submission, completion: completion)
+    }
+
+    /// Hands `submission` to the transfer thread and suspends until it completes; cancelling the
+    /// calling task resumes at once and abandons the transfer.
+    private func perform<Output: Sendable>(
+        _ submission: some TransferSubmission,
+        completion: TransferCompletion<Output>
+    ) async throws -> Output {
+        try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 if completion.install(continuation) { engine.submit(submission) }
             }
@@ -78,7 +106,8 @@ public final class CurlClient: Sendable {
     }
 
     /// Fails pending and running transfers with ``CurlError/Kind/shutdown``, then stops the
-    /// transfer thread and returns. Later calls to ``execute(_:tls:)`` fail the same way.
+    /// transfer thread and returns. Later calls to ``execute(_:tls:)`` and
+    /// ``sendMail(_:message:)`` fail the same way.
     /// Calling it again is harmless.
     public func shutdown() async {
         await engine.stop()

@@ -1,4 +1,6 @@
 /// Why a transfer failed. HTTP error statuses are not errors: they come back as ``HTTPResponse``.
+/// SMTP error replies are: an SMTP send that the server refuses fails with
+/// ``Kind/smtpRejected`` and the reply code in ``smtpReplyCode``.
 ///
 /// ``kind`` has a bounded set of values, fit for a metric label; ``message`` has the detail.
 public struct CurlError: Error, Sendable, CustomStringConvertible {
@@ -22,6 +24,9 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
         case invalidRequest
         /// The client was shut down before the transfer finished.
         case shutdown
+        /// The SMTP server answered a command (greeting, STARTTLS, AUTH, MAIL, RCPT, DATA, or
+        /// the end of the message) with a 4xx or 5xx reply; ``CurlError/smtpReplyCode`` has it.
+        case smtpRejected
         /// Anything else libcurl reported.
         case other
     }
@@ -29,17 +34,23 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
     public var kind: Kind
     /// What happened: libcurl's error text and code where libcurl reported it.
     public var message: String
+    /// The SMTP server's reply code (`450`, `550`, ...) when ``kind`` is ``Kind/smtpRejected``.
+    public var smtpReplyCode: Int?
 
-    public init(kind: Kind, message: String) {
+    public init(kind: Kind, message: String, smtpReplyCode: Int? = nil) {
         self.kind = kind
         self.message = message
+        self.smtpReplyCode = smtpReplyCode
     }
 
-    /// Whether trying again later may succeed (resolve, connect, timeout, send, receive failures).
+    /// Whether trying again later may succeed (resolve, connect, timeout, send, receive
+    /// failures, and SMTP 4xx replies, which RFC 5321 calls transient).
     public var isTransient: Bool {
         switch kind {
         case .couldNotResolve, .couldNotConnect, .timedOut, .sendFailed, .receiveFailed:
             return true
+        case .smtpRejected:
+            return (400..<500).contains(smtpReplyCode ?? 0)
         case .tls, .tooLarge, .invalidRequest, .shutdown, .other:
             return false
         }

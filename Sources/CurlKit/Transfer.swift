@@ -3,12 +3,8 @@ internal import CCurl
 /// What a caller hands to the transfer thread: a Sendable description of one transfer.
 ///
 /// Each kind of transfer has one submission type and one ``CurlTransfer`` type; the thread
-/// (``TransferLoop``) knows only these two protocols. HTTP is ``HTTPSubmission``/``HTTPTransfer``.
-/// An SMTP send is added the same way: an `SMTPSubmission` carrying the envelope, message bytes
-/// and a `TransferCompletion<Void>`, and an `SMTPTransfer` that calls
-/// `EasyHandle.applyCommonOptions`, sets `CURLOPT_MAIL_FROM`, `CURLOPT_MAIL_RCPT` (`set(_:list:)`),
-/// `CURLOPT_UPLOAD`, `CURLOPT_USE_SSL` and a `CURLOPT_READFUNCTION` (`set(_:readCallback:)`)
-/// serving the bytes, plus a `CurlClient` method shaped like `execute`.
+/// (``TransferLoop``) knows only these two protocols. HTTP is ``HTTPSubmission``/``HTTPTransfer``;
+/// an SMTP send is ``SMTPSubmission``/``SMTPTransfer``.
 protocol TransferSubmission: Sendable {
     /// Unique per engine; names the transfer in cancellations.
     var id: TransferID { get }

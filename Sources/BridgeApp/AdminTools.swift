@@ -1,0 +1,63 @@
+public import BridgeCore
+import BridgeGraph
+import BridgeStore
+import CurlKit
+import Foundation
+import GraphClient
+public import Logging
+
+/// `graph-bridge subscriptions`: what the state store knows about each subscription.
+public enum SubscriptionLister {
+    public static func lines(configuration: BridgeConfiguration) async throws -> [String] {
+        let store = try SQLiteStateStore(path: configuration.state.path, logger: Logger(label: "graph-bridge.subscriptions"))
+        let records = try await store.subscriptionRecords()
+        guard !records.isEmpty else { return ["no subscriptions in \(configuration.state.path) yet (they are recorded when the bridge runs)"] }
+        let header = ["NAME", "GRAPH ID", "RESOURCE", "EXPIRES", "LAST NOTIFICATION"]
+        let rows = records.map { record in
+            [
+                record.name + (record.managed ? "" : " (receive-only)"),
+                record.graphID ?? "(being created)",
+                record.resource.isEmpty ? "-" : record.resource,
+                record.expiration.map(Timestamp.format) ?? "-",
+                record.lastNotificationAt.map(Timestamp.format) ?? "never",
+            ]
+        }
+        let widths = (0..<header.count).map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
+    }
+}
+
+/// `graph-bridge login`: the device code flow; the refresh token goes to the state store.
+public enum DelegatedLogin {
+    public static func run(configuration: BridgeConfiguration, print: @Sendable (String) -> Void, logger: Logger) async throws {
+        guard let settings = configuration.graph else { throw StartupError("\(configuration.file): login needs a graph: section") }
+        guard settings.delegated else { throw StartupError("\(configuration.file): login is for graph.delegated: true; this configuration signs in as the app") }
+        let store = try SQLiteStateStore(path: configuration.state.path, logger: logger)
+        let http = CurlClient()
+        do {
+            try await signIn(settings: settings, store: store, http: http, configuration: configuration, print: print, logger: logger)
+        } catch {
+            await http.shutdown()
+            throw error
+        }
+        await http.shutdown()
+    }
+
+    private static func signIn(settings: GraphSettings, store: SQLiteStateStore, http: CurlClient, configuration: BridgeConfiguration,
+                               print: @Sendable (String) -> Void, logger: Logger) async throws {
+        let endpoints = GraphSetup.endpoints(settings)
+        let flow = DeviceCodeFlow(
+            endpoints: endpoints, tenant: settings.tenant, clientID: settings.clientId, scopes: GraphSetup.delegatedScopes(endpoints), http: http, logger: logger)
+        let prompt = try await flow.start()
+        print(prompt.message)
+        let tokens = try await flow.poll(prompt)
+        guard let refresh = tokens.refreshToken else {
+            throw StartupError("sign-in worked but no refresh token came back: the app registration must allow public client flows and offline_access")
+        }
+        try await StoredRefreshToken(store: store).saveRefreshToken(refresh)
+        print("Signed in. The refresh token is stored in \(configuration.state.path) (mode 0600); the bridge renews it by itself.")
+    }
+}

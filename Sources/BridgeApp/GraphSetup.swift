@@ -1,0 +1,48 @@
+import BridgeConfig
+import BridgeCore
+import BridgeGraph
+import BridgeStore
+import CurlKit
+import Foundation
+import GraphClient
+import Logging
+
+/// Builds the Graph client from `graph:`: endpoints from `cloud` or the URL overrides, and the
+/// credential (secret, certificate assertion, or the delegated refresh token from `login`).
+enum GraphSetup {
+    static func endpoints(_ settings: GraphSettings) -> GraphEndpoints {
+        GraphEndpoints(
+            cloud: GraphEndpoints.Cloud(rawValue: settings.cloud.rawValue) ?? .global,
+            authorityOverride: settings.authorityUrl,
+            graphBaseOverride: settings.baseUrl
+        )
+    }
+
+    /// Delegated sign-in asks for Graph's default scope and a refresh token.
+    static func delegatedScopes(_ endpoints: GraphEndpoints) -> String { "offline_access \(endpoints.defaultScope)" }
+
+    static func client(settings: GraphSettings, store: SQLiteStateStore, http: CurlClient, logger: Logger) throws -> GraphClient {
+        let endpoints = endpoints(settings)
+        let tokens: any AccessTokenProvider
+        if let secret = settings.clientSecret {
+            tokens = ClientCredentialsTokenProvider(endpoints: endpoints, tenant: settings.tenant, clientID: settings.clientId, credential: .secret(secret), http: http, logger: logger)
+        } else if let certificate = settings.certificate {
+            let assertion: CertificateAssertion
+            do {
+                assertion = try CertificateAssertion(
+                    certificatePEM: try String(contentsOfFile: certificate.certificate.path, encoding: .utf8),
+                    privateKeyPEM: try String(contentsOfFile: certificate.key.path, encoding: .utf8)
+                )
+            } catch {
+                throw StartupError("graph.certificate: \(error)")
+            }
+            tokens = ClientCredentialsTokenProvider(endpoints: endpoints, tenant: settings.tenant, clientID: settings.clientId, credential: .certificate(assertion), http: http, logger: logger)
+        } else {
+            tokens = RefreshTokenProvider(
+                endpoints: endpoints, tenant: settings.tenant, clientID: settings.clientId, scopes: delegatedScopes(endpoints),
+                storage: StoredRefreshToken(store: store), http: http, logger: logger
+            )
+        }
+        return GraphClient(endpoints: endpoints, tokens: tokens, http: http, logger: logger)
+    }
+}

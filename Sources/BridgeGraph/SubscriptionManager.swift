@@ -1,0 +1,358 @@
+public import BridgeCore
+import Foundation
+public import GraphClient
+public import Logging
+import Metrics
+public import ServiceLifecycle
+import Synchronization
+
+/// Keeps the bridge's own Graph subscriptions alive, unattended: reuses what the state store
+/// remembers when Graph still has it, creates what is missing, renews well before expiry,
+/// recreates after a 404 or `subscriptionRemoved`, reauthorizes on `reauthorizationRequired`,
+/// and deletes subscriptions that left the configuration. Everything it knows is in the state
+/// store, so a restart creates no duplicate.
+public final class SubscriptionManager: Service, LifecycleObserver {
+    /// A managed subscription as `bridge.yaml` declares it.
+    public struct Declaration: Sendable {
+        public var name: String
+        public var resource: String
+        public var changeTypes: [String]
+        public var expiration: Duration?
+        public var includeResourceData: Bool
+
+        public init(name: String, resource: String, changeTypes: [String], expiration: Duration?, includeResourceData: Bool) {
+            self.name = name
+            self.resource = resource
+            self.changeTypes = changeTypes
+            self.expiration = expiration
+            self.includeResourceData = includeResourceData
+        }
+
+        /// The lifetime to ask for: the configured one, capped at Graph's maximum for the resource.
+        var lifetime: Duration {
+            let maximum = ResourceLifetime.maximum(for: resource, includeResourceData: includeResourceData)
+            return min(expiration ?? maximum, maximum)
+        }
+    }
+
+    private enum Request: Sendable {
+        case reauthorize(name: String, graphID: String)
+        case recreate(name: String, graphID: String)
+    }
+
+    /// Per-subscription state, owned by the run loop.
+    private struct Tracked {
+        var declaration: Declaration
+        var record: SubscriptionRecord?
+        var failures = 0
+        var retryAt = Date.distantPast
+        var reauthorize = false
+    }
+
+    let declarations: [Declaration]
+    let graph: GraphClient
+    let store: any SubscriptionStore
+    let directory: SubscriptionDirectory
+    let readiness: ListenerReadiness
+    let publicURL: @Sendable (Int) -> String
+    let logger: Logger
+    let maxRetryDelay: Duration
+    private let doorbell = Doorbell()
+    private let requests = Mutex<[Request]>([])
+    private let started = Mutex(false)
+
+    /// - Parameter publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
+    public init(
+        declarations: [Declaration],
+        graph: GraphClient,
+        store: any SubscriptionStore,
+        directory: SubscriptionDirectory,
+        readiness: ListenerReadiness,
+        publicURL: @escaping @Sendable (Int) -> String,
+        logger: Logger,
+        maxRetryDelay: Duration = .seconds(900)
+    ) {
+        self.declarations = declarations
+        self.graph = graph
+        self.store = store
+        self.directory = directory
+        self.readiness = readiness
+        self.publicURL = publicURL
+        self.logger = logger
+        self.maxRetryDelay = maxRetryDelay
+    }
+
+    /// Subscriptions whose records are ready (Graph id known): for `/healthz`.
+    public var isReady: Bool { started.withLock { $0 } }
+
+    // MARK: Lifecycle events
+
+    public func lifecycleEventsJournaled(_ events: [BridgeEvent]) async {
+        var added = false
+        for event in events {
+            switch event.lifecycleEvent {
+            case "reauthorizationRequired":
+                requests.withLock { $0.append(.reauthorize(name: event.subscription.name, graphID: event.subscription.id)) }
+                added = true
+            case "subscriptionRemoved":
+                requests.withLock { $0.append(.recreate(name: event.subscription.name, graphID: event.subscription.id)) }
+                added = true
+            default:
+                break  // `missed` is routed like any event so a rule can alert on it.
+            }
+        }
+        if added { doorbell.ring() }
+    }
+
+    // MARK: Run loop
+
+    public func run() async throws {
+        let port = await readiness.port()
+        let base = publicURL(port)
+        let notificationURL = base + "/notifications"
+        let lifecycleURL = base + "/lifecycle"
+        var tracked = Dictionary(uniqueKeysWithValues: declarations.map { ($0.name, Tracked(declaration: $0)) })
+
+        await withGracefulShutdownHandler {
+            await self.reconcile(&tracked, notificationURL: notificationURL)
+            started.withLock { $0 = true }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                self.applyRequests(&tracked)
+                let now = Date()
+                for name in tracked.keys.sorted() {
+                    guard let item = tracked[name], item.retryAt <= now, self.isDue(item, now: now) else { continue }
+                    await self.work(on: &tracked[name]!, notificationURL: notificationURL, lifecycleURL: lifecycleURL)
+                    if Task.isShuttingDownGracefully { break }
+                }
+                let next = tracked.values.map { self.nextDate($0) }.min() ?? now.addingTimeInterval(3600)
+                let wait = max(0.05, min(3600, next.timeIntervalSinceNow))
+                await self.doorbell.wait(timeout: .milliseconds(Int64(wait * 1000)))
+            }
+        } onGracefulShutdown: {
+            self.doorbell.ring()
+        }
+    }
+
+    private func applyRequests(_ tracked: inout [String: Tracked]) {
+        let pending = requests.withLock { requests in
+            defer { requests.removeAll() }
+            return requests
+        }
+        for request in pending {
+            switch request {
+            case .reauthorize(let name, let graphID):
+                guard tracked[name]?.record?.graphID == graphID else { continue }
+                tracked[name]?.reauthorize = true
+                tracked[name]?.retryAt = .distantPast
+                logger.info("Graph asks to reauthorize the subscription", metadata: ["bridge.subscription": "\(name)"])
+            case .recreate(let name, let graphID):
+                guard tracked[name]?.record?.graphID == graphID else { continue }
+                logger.warning("Graph removed the subscription; creating it again", metadata: ["bridge.subscription": "\(name)"])
+                directory.remove(subscriptionID: graphID)
+                tracked[name]?.record?.graphID = nil
+                tracked[name]?.retryAt = .distantPast
+            }
+        }
+    }
+
+    private func isDue(_ item: Tracked, now: Date) -> Bool { nextDate(item) <= now }
+
+    private func nextDate(_ item: Tracked) -> Date {
+        guard let record = item.record, record.graphID != nil, let expiration = record.expiration else { return item.retryAt }
+        if item.reauthorize { return item.retryAt }
+        let renewal = RenewalSchedule.renewalDate(
+            renewedAt: (record.renewedAt ?? Date()).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970)
+        return max(item.retryAt, Date(timeIntervalSince1970: renewal))
+    }
+
+    /// Does what one subscription needs now: create, reauthorize or renew.
+    private func work(on item: inout Tracked, notificationURL: String, lifecycleURL: String) async {
+        var logger = self.logger
+        logger[metadataKey: "bridge.subscription"] = "\(item.declaration.name)"
+        do {
+            if item.record?.graphID == nil {
+                try await create(&item, notificationURL: notificationURL, lifecycleURL: lifecycleURL, logger: logger)
+            } else if item.reauthorize {
+                try await reauthorize(&item, logger: logger)
+            } else {
+                try await renew(&item, logger: logger)
+            }
+            item.failures = 0
+            item.retryAt = .distantPast
+        } catch let error as GraphError where error.kind == .notFound && item.record?.graphID != nil {
+            logger.warning("Graph no longer has the subscription; creating it again", metadata: ["bridge.graph_id": "\(item.record?.graphID ?? "-")"])
+            if let id = item.record?.graphID { directory.remove(subscriptionID: id) }
+            item.record?.graphID = nil
+            item.reauthorize = false
+            item.retryAt = .distantPast
+        } catch {
+            item.failures += 1
+            let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
+            let wait = max(backoff, (error as? GraphError)?.retryAfter?.seconds ?? 0)
+            item.retryAt = Date().addingTimeInterval(wait)
+            logger.error("subscription upkeep failed; will retry", metadata: [
+                "error": "\(Self.explain(error, declaration: item.declaration))", "bridge.retry_in": "\(Int(wait))s",
+            ])
+        }
+    }
+
+    private func create(_ item: inout Tracked, notificationURL: String, lifecycleURL: String, logger: Logger) async throws {
+        let declaration = item.declaration
+        // The clientState is stored before Graph hears of it, so a crash after Graph's answer
+        // still leaves a subscription whose notifications can be verified (and adopted on 409).
+        var record = item.record ?? SubscriptionRecord(
+            name: declaration.name, graphID: nil, resource: declaration.resource, changeTypes: declaration.changeTypes.joined(separator: ","),
+            clientState: Self.newClientState(), notificationURL: notificationURL, expiration: nil, renewedAt: nil, managed: true
+        )
+        record.graphID = nil
+        record.notificationURL = notificationURL
+        try await store.saveSubscription(record)
+        item.record = record
+
+        let now = Date()
+        let expiration = now.addingTimeInterval(declaration.lifetime.seconds)
+        let subscription: GraphSubscription
+        do {
+            subscription = try await graph.createSubscription(SubscriptionRequest(
+                resource: declaration.resource, changeTypes: declaration.changeTypes, notificationURL: notificationURL,
+                lifecycleNotificationURL: lifecycleURL, expiration: expiration, clientState: record.clientState
+            ))
+        } catch let error as GraphError where error.kind == .conflict {
+            guard let existing = try await graph.listSubscriptions().first(where: {
+                $0.resource.caseInsensitiveCompare(declaration.resource) == .orderedSame && $0.notificationUrl == notificationURL
+            }) else { throw error }
+            logger.warning("Graph already has this subscription (409); adopting it with the stored clientState", metadata: ["bridge.graph_id": "\(existing.id)"])
+            subscription = try await graph.renewSubscription(id: existing.id, until: expiration)
+        }
+        record.graphID = subscription.id
+        record.expiration = subscription.expiration ?? expiration
+        record.renewedAt = now
+        try await store.saveSubscription(record)
+        item.record = record
+        directory.upsert(SubscriptionEntry(name: declaration.name, id: subscription.id, resource: declaration.resource, clientState: record.clientState))
+        recordExpiry(record)
+        logger.notice("created Graph subscription", metadata: ["bridge.graph_id": "\(subscription.id)", "bridge.expires": "\(subscription.expirationDateTime)"])
+    }
+
+    private func renew(_ item: inout Tracked, logger: Logger) async throws {
+        guard var record = item.record, let id = record.graphID else { return }
+        let now = Date()
+        let subscription = try await graph.renewSubscription(id: id, until: now.addingTimeInterval(item.declaration.lifetime.seconds))
+        record.expiration = subscription.expiration ?? now.addingTimeInterval(item.declaration.lifetime.seconds)
+        record.renewedAt = now
+        try await store.saveSubscription(record)
+        item.record = record
+        recordExpiry(record)
+        logger.info("renewed Graph subscription", metadata: ["bridge.graph_id": "\(id)", "bridge.expires": "\(subscription.expirationDateTime)"])
+    }
+
+    private func reauthorize(_ item: inout Tracked, logger: Logger) async throws {
+        guard let id = item.record?.graphID else { return }
+        do {
+            try await graph.reauthorizeSubscription(id: id)
+            logger.info("reauthorized Graph subscription", metadata: ["bridge.graph_id": "\(id)"])
+        } catch let error as GraphError where error.kind != .notFound {
+            logger.warning("reauthorize failed; renewing instead (a renewal reauthorizes too)", metadata: ["error": "\(error)"])
+            try await renew(&item, logger: logger)
+        }
+        item.reauthorize = false
+    }
+
+    // MARK: Start-up
+
+    /// Matches the store against the configuration and Graph: adopt what still exists, delete what
+    /// left the file, queue creation for the rest.
+    private func reconcile(_ tracked: inout [String: Tracked], notificationURL: String) async {
+        let records: [SubscriptionRecord]
+        do {
+            records = try await store.subscriptionRecords()
+        } catch {
+            logger.error("cannot read stored subscriptions; creating all", metadata: ["error": "\(error)"])
+            return
+        }
+        for record in records where record.managed {
+            guard var item = tracked[record.name] else {
+                await retire(record)
+                continue
+            }
+            let sameDefinition = record.resource == item.declaration.resource
+                && record.changeTypes == item.declaration.changeTypes.joined(separator: ",")
+                && record.notificationURL == notificationURL
+            guard sameDefinition else {
+                logger.notice("subscription changed in the configuration; replacing it", metadata: ["bridge.subscription": "\(record.name)"])
+                await retire(record, keepRecord: true)
+                var fresh = record
+                fresh.graphID = nil
+                fresh.clientState = Self.newClientState()
+                item.record = fresh
+                tracked[record.name] = item
+                continue
+            }
+            item.record = record
+            if let id = record.graphID {
+                do {
+                    let existing = try await graph.subscription(id: id)
+                    item.record?.expiration = existing.expiration ?? record.expiration
+                    directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
+                    recordExpiry(item.record!)
+                    logger.info("reusing Graph subscription", metadata: ["bridge.subscription": "\(record.name)", "bridge.graph_id": "\(id)"])
+                } catch let error as GraphError where error.kind == .notFound {
+                    logger.notice("stored subscription is gone from Graph; creating it again", metadata: ["bridge.subscription": "\(record.name)"])
+                    item.record?.graphID = nil
+                } catch {
+                    // Graph unreachable: keep accepting its notifications; the renewal will find out.
+                    directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
+                    item.retryAt = Date().addingTimeInterval(30)
+                    logger.warning("cannot check stored subscription with Graph; keeping it", metadata: ["bridge.subscription": "\(record.name)", "error": "\(error)"])
+                }
+            }
+            tracked[record.name] = item
+        }
+    }
+
+    /// Deletes a subscription at Graph (a 404 means it is already gone) and forgets it.
+    private func retire(_ record: SubscriptionRecord, keepRecord: Bool = false) async {
+        if let id = record.graphID {
+            do {
+                try await graph.deleteSubscription(id: id)
+                logger.notice("deleted Graph subscription no longer in the configuration", metadata: ["bridge.subscription": "\(record.name)", "bridge.graph_id": "\(id)"])
+            } catch let error as GraphError where error.kind == .notFound {
+            } catch {
+                logger.error("could not delete Graph subscription; it will expire by itself", metadata: ["bridge.subscription": "\(record.name)", "error": "\(error)"])
+            }
+            directory.remove(subscriptionID: id)
+        }
+        if !keepRecord {
+            do { try await store.deleteSubscription(name: record.name) } catch {
+                logger.error("could not forget the subscription record", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func recordExpiry(_ record: SubscriptionRecord) {
+        guard let expiration = record.expiration else { return }
+        Gauge(label: "graph_bridge_subscription_expiry_timestamp_seconds", dimensions: [("subscription", record.name)]).record(expiration.timeIntervalSince1970)
+    }
+
+    /// 64 random characters from a URL-safe alphabet (Graph allows 128).
+    static func newClientState() -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<64).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+
+    /// Turns Graph's refusals into what an operator needs to do.
+    static func explain(_ error: any Error, declaration: Declaration) -> String {
+        guard let error = error as? GraphError else { return "\(error)" }
+        switch error.kind {
+        case .forbidden:
+            return "Graph refused (403) for resource \(declaration.resource): the app lacks the permission for it (e.g. Mail.Read as an application permission, with admin consent) or a subscription quota is reached. Graph says: \(error)"
+        case .unauthorized, .authentication:
+            return "sign-in to Graph failed: check graph.tenant, graph.clientId and the secret or certificate. \(error)"
+        case .badRequest where error.message.lowercased().contains("validation"):
+            return "Graph could not validate the notification URL (is server.publicUrl reachable from the internet, answering within 10 s, without authentication in front?). Graph says: \(error)"
+        default:
+            return "\(error)"
+        }
+    }
+}

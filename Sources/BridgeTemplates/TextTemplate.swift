@@ -1,0 +1,41 @@
+public import BridgeCore
+import BridgeConfig
+
+/// A Mustache template for plain text (chat messages, e-mail text parts): values are inserted as
+/// they are, with no escaping.
+///
+/// Rendered against the event's JSON (SPEC section 6): `{{data.subject}}`,
+/// `{{subscription.name}}`, `{{#data.toRecipients}}{{emailAddress.address}} {{/data.toRecipients}}`.
+/// Strings and numbers print as written, booleans as `true`/`false`, objects and arrays as compact
+/// JSON; a missing value or `null` prints nothing. `{{#json}}...{{/json}}` prints its rendered
+/// content as one JSON string literal, quotes included.
+///
+/// Compiled when the configuration is decoded: a syntax error, an unknown top-level name
+/// (`{{dat.subject}}`), an unknown transform or a partial is a config error at the template's key.
+public struct TextTemplate: Sendable, Hashable, Decodable, CustomStringConvertible {
+    let compiled: CompiledTemplate
+
+    /// Compiles `source`.
+    public init(_ source: String) throws(TemplateError) {
+        compiled = try CompiledTemplate(source: source, kind: .text)
+    }
+
+    /// Decodes a string and compiles it; a bad template is `invalid template: ...` at the value.
+    public init(from decoder: any Decoder) throws {
+        compiled = try CompiledTemplate.decode(from: decoder, kind: .text)
+    }
+
+    /// The template as written.
+    public var source: String { compiled.source }
+    public var description: String { compiled.source }
+
+    /// The text for `event`.
+    public func render(_ event: BridgeEvent) -> String {
+        compiled.render(event.json)
+    }
+
+    /// The text for any JSON context (the event's JSON, or a sample).
+    public func render(context: JSONValue) -> String {
+        compiled.render(context)
+    }
+}

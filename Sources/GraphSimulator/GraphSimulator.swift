@@ -1,0 +1,300 @@
+// A faithful stand-in for the Microsoft identity platform and Microsoft Graph change notifications,
+// served on loopback for integration tests and `graph-bridge demo`.
+//
+// What is faithful (per shared/reference/graph-protocol.md):
+// - Identity platform v2.0: `POST /{tenant}/oauth2/v2.0/token` for `client_credentials` (secret in the
+//   body or HTTP Basic; or a `private_key_jwt` assertion: PS256 with `x5t#S256`, RS256 with `x5t` as the
+//   fallback, signature checked against a registered certificate, `aud` = the token endpoint,
+//   `iss` = `sub` = client id, `jti` present, `exp` in the future and at most 10 min after `nbf`),
+//   `scope` must be one `/.default`; the device code flow (`/devicecode`, `authorization_pending`,
+//   `slow_down`, `expired_token`, `authorization_declined`, `bad_verification_code`); the refresh token
+//   grant, which rotates the refresh token. Errors in the platform's shape (`error`,
+//   `error_description` starting `AADSTSnnnn:`, `error_codes`, `timestamp`, `trace_id`,
+//   `correlation_id`), 400, or 401 for `invalid_client`. OpenID configuration and JWKS.
+// - Graph `/v1.0/subscriptions`: create with Graph's validation (required fields, HTTPS, expiry in the
+//   future and within the per-resource maximum of graph-protocol 1.3, `clientState` ≤ 128,
+//   `lifecycleNotificationUrl` required for Teams beyond 1 h, rich-notification certificate fields), the
+//   real validation handshake on both URLs (10 s deadline, 200 and the exact token, Graph's three
+//   failure messages), 409 for a repeated changeType + resource, 403 beyond the quota; GET, list (paged
+//   by `@odata.nextLink`, never `clientState`), PATCH (expiry or notificationUrl; 404
+//   `ResourceNotFound` when gone), DELETE 204, `/reauthorize` 204; expired subscriptions vanish.
+//   `request-id`/`client-request-id` headers and Graph's error body everywhere; 401
+//   `InvalidAuthenticationToken` without a valid bearer token.
+// - Mail: `users/{id|upn}/messages/{id}`, `.../mailFolders('Inbox')/messages/{id}`, `me/...` for
+//   delegated tokens, with `$select`; `ErrorItemNotFound` for deleted messages.
+// - Delivery: notifications shaped like graph-vectors/notification-samples.json, batched per URL, POSTed
+//   with a 3 s timeout, retried on non-2xx on a schedule (about 4 h by default), optionally duplicated;
+//   lifecycle events to `lifecycleNotificationUrl` (or `notificationUrl`); rich notifications
+//   (`includeResourceData`) carry `encryptedContent` (RSA-OAEP-SHA1 + AES-256-CBC + HMAC-SHA256, as
+//   graph-protocol 5.3) and RS256 `validationTokens`.
+//
+// What is simplified:
+// - One app registration per simulator; no permission (role/scope) checks beyond "delegated tokens reach
+//   only their own mailbox"; `AADSTS` numbers are best-effort where the docs don't give them.
+// - Only messages produce change notifications. Other resources can be subscribed to (with their real
+//   lifetime limits) but never fire. Matching rules: a subscription's `resource` (query stripped, case
+//   ignored, `mailFolders('X')` read as `mailFolders/X`) matches a message when it is
+//   `{users/{id|upn} | me}/messages` (any folder of that mailbox) or
+//   `{users/{id|upn} | me}/mailFolders/{folder}/messages` (that folder, by well-known name or id), and
+//   its `changeType` lists the change. `me` means the subscription's creator.
+// - No throttling of slow endpoints, no delivery pause on reauthorization, no delta queries; quotas
+//   are one number; every timing is configurable so tests run in seconds.
+
+public import Logging
+public import ServiceLifecycle
+import CurlKit
+import Foundation
+import Synchronization
+import _CryptoExtras
+
+/// The Graph simulator: one Hummingbird app on loopback serving the identity platform (under
+/// ``authorityURL``) and Graph (under ``graphBaseURL``), plus a Swift API to script mailboxes,
+/// lifecycle events, device-code approvals and faults. Run it as a `Service` (in a `ServiceGroup`),
+/// then `await` ``waitUntilReady()`` for the port.
+///
+/// ```swift
+/// var configuration = GraphSimulator.Configuration()
+/// configuration.maxSubscriptionLifetime = .seconds(10)
+/// let simulator = try GraphSimulator(configuration: configuration, logger: logger)
+/// // group = ServiceGroup(services: [simulator, ...]); run it
+/// let port = try await simulator.waitUntilReady()
+/// try await simulator.createMessage(MessageContent(subject: "Hi"), in: "alice@contoso.com")
+/// ```
+public final class GraphSimulator: Service, Sendable {
+    public let configuration: Configuration
+    let logger: Logger
+    let signingKey: _RSA.Signing.PrivateKey
+    /// A self-signed certificate for ``signingKey``: `x5t` and `x5c` in the JWKS.
+    let signingCertificate: SelfSignedCertificate
+    let certificates: [RegisteredCertificate]
+    let state: Mutex<SimulatorState>
+    let client: CurlClient
+    let queue: DeliveryQueue
+    let readiness = Readiness()
+
+    /// - Throws: ``CertificateError`` or a swift-crypto error when a configured PEM can't be read.
+    public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "graph-simulator", factory: { _ in SwiftLogNoOpLogHandler() })) throws {
+        self.configuration = configuration
+        self.logger = logger
+        if let pem = configuration.signingKeyPEM {
+            signingKey = try _RSA.Signing.PrivateKey(pemRepresentation: pem)
+        } else {
+            signingKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        }
+        signingCertificate = try SelfSignedCertificate(
+            key: signingKey, commonName: "accounts.accesscontrol.windows.net", notBefore: Date().addingTimeInterval(-86_400), validFor: 86_400 * 365 * 5)
+        certificates = try configuration.certificatePEMs.map { try RegisteredCertificate(pem: $0) }
+        state = Mutex(
+            SimulatorState(
+                maxSubscriptionLifetime: configuration.maxSubscriptionLifetime,
+                subscriptionQuota: configuration.subscriptionQuota,
+                duplicateNotifications: configuration.duplicateNotifications
+            ))
+        client = CurlClient(configuration: .init(userAgent: "graph-simulator"))
+        queue = DeliveryQueue()
+    }
+
+    // MARK: Service
+
+    /// Serves until graceful shutdown (or cancellation), delivering notifications meanwhile.
+    public func run() async throws {
+        do {
+            try await makeApplication().run()
+        } catch {
+            readiness.fail(error)
+            queue.finish()
+            await client.shutdown()
+            throw error
+        }
+        readiness.fail(SimulatorError(message: "the simulator stopped"))
+        queue.finish()
+        await client.shutdown()
+    }
+
+    /// The bound port, once the listener is up.
+    ///
+    /// - Throws: the listener's error when it could not start.
+    public func waitUntilReady() async throws -> Int {
+        try await readiness.port()
+    }
+
+    /// The bound port; nil before the listener is up.
+    public var port: Int? { readiness.currentPort }
+
+    /// `http://127.0.0.1:PORT`: the authority (`login.microsoftonline.com` stand-in). Valid once
+    /// ``waitUntilReady()`` returned.
+    public var authorityURL: String { "http://\(configuration.host):\(port ?? configuration.port)" }
+
+    /// `http://127.0.0.1:PORT/v1.0`: the Graph base URL (`https://graph.microsoft.com/v1.0` stand-in).
+    public var graphBaseURL: String { authorityURL + "/v1.0" }
+
+    /// The token endpoint for the simulated tenant.
+    public var tokenURL: String { "\(authorityURL)/\(configuration.tenantID)/oauth2/v2.0/token" }
+
+    /// The JWKS URL (`.../discovery/v2.0/keys`) with the key that signs tokens and `validationTokens`.
+    public var jwksURL: String { "\(authorityURL)/\(configuration.tenantID)/discovery/v2.0/keys" }
+
+    public var tenantID: String { configuration.tenantID }
+
+    /// The `kid` and public key (SPKI PEM) that sign tokens and `validationTokens`.
+    public var signingPublicKeyPEM: String { signingKey.publicKey.pemRepresentation }
+
+    // MARK: Snapshots
+
+    /// Active subscriptions, in creation order (clientState included).
+    public var subscriptions: [SimulatedSubscription] {
+        state.withLock { state in
+            state.purgeExpired(now: Date())
+            return state.orderedSubscriptions
+        }
+    }
+
+    /// One subscription by id; nil when unknown or expired.
+    public func subscription(id: String) -> SimulatedSubscription? {
+        state.withLock { state in
+            state.purgeExpired(now: Date())
+            return state.subscriptions[id]
+        }
+    }
+
+    /// Every call answered so far, oldest first.
+    public var requests: [RecordedRequest] { state.withLock { $0.requests } }
+
+    /// Every validation handshake and notification attempt so far, oldest first.
+    public var deliveries: [DeliveryAttempt] { state.withLock { $0.deliveries } }
+
+    /// Forgets the request and delivery logs.
+    public func clearLogs() {
+        state.withLock { state in
+            state.requests = []
+            state.deliveries = []
+        }
+    }
+
+    /// Messages currently in the mailboxes (deleted ones are gone).
+    public var messages: [SimulatedMessage] {
+        state.withLock { $0.messages.values.sorted { ($0.createdDateTime, $0.id) < ($1.createdDateTime, $1.id) } }
+    }
+
+    /// Device code flows started so far.
+    public var deviceCodes: [DeviceCodeGrant] {
+        state.withLock { $0.deviceCodes.values.sorted { $0.expiresAt < $1.expiresAt } }
+    }
+
+    // MARK: Faults and scripting
+
+    /// The next `count` calls to `endpoint` answer `fault` instead (queued after earlier faults).
+    public func injectFault(_ fault: Fault, on endpoint: SimulatedEndpoint, count: Int = 1) {
+        state.withLock { state in
+            state.faults[endpoint, default: []] += Array(repeating: fault, count: max(0, count))
+        }
+    }
+
+    /// Drops pending injected faults.
+    public func clearFaults() {
+        state.withLock { $0.faults = [:] }
+    }
+
+    /// Removes a subscription silently (no lifecycle event), as when Graph loses one: the next GET,
+    /// PATCH, DELETE or reauthorize answers 404. Returns whether it existed.
+    @discardableResult
+    public func forgetSubscription(id: String) -> Bool {
+        state.withLock { $0.subscriptions.removeValue(forKey: id) != nil }
+    }
+
+    /// Moves a subscription's expiry to now, so it is gone from then on. Returns whether it existed.
+    @discardableResult
+    public func expireSubscription(id: String) -> Bool {
+        state.withLock { state in
+            guard state.subscriptions[id] != nil else { return false }
+            state.subscriptions[id] = nil
+            return true
+        }
+    }
+
+    /// Changes the cap on subscription lifetimes (nil: Graph's per-resource table only).
+    public func setMaxSubscriptionLifetime(_ cap: Duration?) {
+        state.withLock { $0.maxSubscriptionLifetime = cap }
+    }
+
+    /// Changes the subscription quota (see ``Configuration/subscriptionQuota``).
+    public func setSubscriptionQuota(_ quota: Int) {
+        state.withLock { $0.subscriptionQuota = quota }
+    }
+
+    /// Turns Graph-style duplicate deliveries on or off.
+    public func setDuplicateNotifications(_ enabled: Bool) {
+        state.withLock { $0.duplicateNotifications = enabled }
+    }
+
+    /// Makes every access token issued so far expired (refresh tokens stay valid), so the next Graph
+    /// call with one answers 401 "Lifetime validation failed, the token is expired."
+    public func expireAccessTokens() {
+        state.withLock { state in
+            let past = Date().addingTimeInterval(-1)
+            for key in state.accessTokens.keys { state.accessTokens[key]?.expiresAt = past }
+        }
+    }
+
+    /// Invalidates every refresh token (the next refresh answers `invalid_grant`).
+    public func revokeRefreshTokens() {
+        state.withLock { $0.refreshTokens = [:] }
+    }
+
+    // MARK: Helpers
+
+    func user(matching idOrUPN: String) -> SimulatedUser? {
+        let wanted = idOrUPN.lowercased()
+        return configuration.users.first { $0.id.lowercased() == wanted || $0.userPrincipalName.lowercased() == wanted }
+    }
+}
+
+/// A misuse of the simulator's Swift API (unknown mailbox, message or subscription).
+public struct SimulatorError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(message: String) { self.message = message }
+
+    public var description: String { "SimulatorError: \(message)" }
+}
+
+/// The bound port, handed to every waiter once; or the error that kept the listener from starting.
+final class Readiness: Sendable {
+    private let state = Mutex<(port: Int?, failure: SimulatorErrorBox?, waiters: [CheckedContinuation<Int, any Error>])>((nil, nil, []))
+
+    struct SimulatorErrorBox: @unchecked Sendable {  // holds an `any Error` created once and only read after
+        let error: any Error
+    }
+
+    var currentPort: Int? { state.withLock { $0.port } }
+
+    func set(_ port: Int) {
+        let waiters = state.withLock { state in
+            state.port = port
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func fail(_ error: any Error) {
+        let waiters = state.withLock { state in
+            if state.failure == nil { state.failure = SimulatorErrorBox(error: error) }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+
+    func port() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome: Result<Int, any Error>? = state.withLock { state in
+                if let port = state.port { return .success(port) }
+                if let failure = state.failure { return .failure(failure.error) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import Crypto
+import Hummingbird
+import _CryptoExtras

@@ -1,0 +1,143 @@
+public import Foundation
+
+/// An e-mail as the smtp sink sends it: an RFC 5322 message with CRLF line ends and a MIME body,
+/// `text/plain`, or `multipart/alternative` with `text/plain` first and `text/html` second,
+/// each part UTF-8 quoted-printable.
+///
+/// Headers, in this order: `Date`, `From`, `To`, `Cc` (when any), `Subject` (RFC 2047
+/// encoded-words when not plain ASCII), `Message-ID`, `X-Graph-Bridge-Event`,
+/// `Auto-Submitted: auto-generated` (RFC 3834: auto-responders must not answer it),
+/// `MIME-Version`, `Content-Type`, and `Content-Transfer-Encoding` for a single part. No header
+/// line is longer than 78 characters. Bcc recipients belong to the envelope only and never
+/// appear here.
+public struct MailMessage: Sendable {
+    public var from: Mailbox
+    public var to: [Mailbox]
+    public var cc: [Mailbox]
+    public var subject: String
+    public var text: String
+    /// The HTML alternative; `nil` sends `text/plain` alone.
+    public var html: String?
+    /// The event id, for `X-Graph-Bridge-Event` and the `Message-ID`.
+    public var eventID: String
+    public var date: Date
+    /// `<...@...>`, unique per message; see ``makeMessageID(eventID:domain:)``.
+    public var messageID: String
+    /// The multipart boundary; see ``makeBoundary()``.
+    public var boundary: String
+
+    public init(
+        from: Mailbox,
+        to: [Mailbox],
+        cc: [Mailbox] = [],
+        subject: String,
+        text: String,
+        html: String? = nil,
+        eventID: String,
+        date: Date = Date(),
+        messageID: String? = nil,
+        boundary: String? = nil
+    ) {
+        self.from = from
+        self.to = to
+        self.cc = cc
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.eventID = eventID
+        self.date = date
+        self.messageID = messageID ?? Self.makeMessageID(eventID: eventID, domain: from.domain)
+        self.boundary = boundary ?? Self.makeBoundary()
+    }
+
+    /// The message as sent: headers, a blank line, the body; every line ends in CRLF.
+    public func rendered() -> [UInt8] {
+        var lines: [String] = [
+            "Date: \(Self.formatDate(date))",
+            HeaderEncoding.addressList("From", [from]),
+            HeaderEncoding.addressList("To", to),
+        ]
+        if !cc.isEmpty { lines.append(HeaderEncoding.addressList("Cc", cc)) }
+        lines += [
+            HeaderEncoding.unstructured("Subject", subject),
+            "Message-ID: \(messageID)",
+            HeaderEncoding.unstructured("X-Graph-Bridge-Event", eventID),
+            "Auto-Submitted: auto-generated",
+            "MIME-Version: 1.0",
+        ]
+        if let html {
+            lines += [
+                "Content-Type: multipart/alternative;",
+                " boundary=\"\(boundary)\"",
+                "",
+                "--\(boundary)",
+            ]
+            lines += Self.part(subtype: "plain", text)
+            lines.append("--\(boundary)")
+            lines += Self.part(subtype: "html", html)
+            lines.append("--\(boundary)--")
+        } else {
+            lines += Self.part(subtype: "plain", text)
+        }
+        return Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
+    }
+
+    /// A part's (or single-part message's) content headers, a blank line, and the encoded text.
+    private static func part(subtype: String, _ text: String) -> [String] {
+        [
+            "Content-Type: text/\(subtype); charset=UTF-8",
+            "Content-Transfer-Encoding: quoted-printable",
+            "",
+            QuotedPrintable.encode(text),
+        ]
+    }
+
+    /// `<eventid.random@domain>`: the event id (letters, digits and `-` kept), 16 random hex
+    /// digits (a retry of the same event is a new message), and the sender's domain.
+    public static func makeMessageID(eventID: String, domain: String) -> String {
+        let local = String(eventID.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }.map(Character.init))
+        let right = domain.isEmpty ? "graph-bridge.invalid" : domain.lowercased()
+        return "<\(local.isEmpty ? "event" : local).\(randomHex(8))@\(right)>"
+    }
+
+    /// `=_graph-bridge_` and 24 random hex digits: `=_` can never occur in quoted-printable
+    /// text, so the boundary can't collide with the content.
+    public static func makeBoundary() -> String {
+        "=_graph-bridge_\(randomHex(12))"
+    }
+
+    private static func randomHex(_ byteCount: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef")
+        var text = ""
+        for _ in 0..<byteCount {
+            let byte = generator.next() as UInt8
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return text
+    }
+
+    /// RFC 5322 `date-time` in UTC: `Sun, 29 Nov 2026 10:00:00 +0000`.
+    public static func formatDate(_ date: Date) -> String {
+        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let weekday = ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday
+        let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let time = "\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+        return "\(weekdays[Int(weekday)]), \(two(day)) \(months[Int(month) - 1]) \(year) \(time) +0000"
+    }
+}
