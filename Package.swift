@@ -189,6 +189,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "GraphClientTests",
+            dependencies: [
+                "GraphClient", "BridgeGraph",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["CurlKit"],
             swiftSettings: swiftSettings
