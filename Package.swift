@@ -152,6 +152,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Benchmark support
+        .executableTarget(
+            name: "bench-ceiling",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Package plugins
         .plugin(
             name: "CheckConfig",
