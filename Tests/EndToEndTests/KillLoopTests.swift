@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+
+/// The short version of `scripts/soak`: random SIGKILLs while notifications flow; nothing that
+/// was answered 202 may be missing from any sink afterwards.
+@Suite("kill loop")
+struct KillLoopTests {
+    @Test("SIGKILL at random moments for 8 seconds loses no acknowledged notification")
+    func killLoop() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root + "/scripts/soak", "--seconds", "8", "--rate", "60", "--kill-every", "0.7:2.0", "--binary", BridgeProcess.executable]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text: String = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+        }
+        let last = try #require(text.split(separator: "\n").last.map(String.init), "no output")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], "\(text)")
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(result["lost"] as? Int == 0, "\(text)")
+        #expect((result["kills"] as? Int ?? 0) >= 2, "\(text)")
+        #expect((result["acknowledged"] as? Int ?? 0) > 100, "\(text)")
+    }
+}
