@@ -120,6 +120,7 @@ public enum BridgeRunner {
             intake: intake,
             health: StoreHealth(store: store, intake: intake, manager: manager),
             metrics: registry,
+            status: StoreStatus(store: store, sinkNames: configuration.sinks.map(\.name)),
             logger: logger
         )
         logger.info("starting", metadata: [

@@ -12,6 +12,11 @@ public protocol HealthCheck: Sendable {
     func problems() async -> [String: String]
 }
 
+/// What the status page shows, as JSON (no secret ever: no clientState, no URL credentials).
+public protocol StatusProvider: Sendable {
+    func status() async -> JSONValue
+}
+
 /// The HTTP endpoints Graph and operators call (SPEC section 5), on Hummingbird.
 public struct BridgeServer: Sendable {
     public struct Configuration: Sendable {
@@ -30,13 +35,16 @@ public struct BridgeServer: Sendable {
     let intake: NotificationIntake
     let health: any HealthCheck
     let metrics: PrometheusCollectorRegistry?
+    let status: (any StatusProvider)?
     let logger: Logger
 
-    public init(configuration: Configuration, intake: NotificationIntake, health: any HealthCheck, metrics: PrometheusCollectorRegistry?, logger: Logger) {
+    public init(configuration: Configuration, intake: NotificationIntake, health: any HealthCheck, metrics: PrometheusCollectorRegistry?,
+                status: (any StatusProvider)? = nil, logger: Logger) {
         self.configuration = configuration
         self.intake = intake
         self.health = health
         self.metrics = metrics
+        self.status = status
         self.logger = logger
     }
 
@@ -56,6 +64,16 @@ public struct BridgeServer: Sendable {
         }
         router.get("metrics") { _, _ in
             server.handleMetrics()
+        }
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: StatusPage.html)))
+        }
+        router.get("status.json") { _, _ in
+            guard let provider = server.status else { return Self.text(.notFound, "no status\n") }
+            let json = await provider.status()
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.serialized())))
         }
         let logger = self.logger
         return Application(

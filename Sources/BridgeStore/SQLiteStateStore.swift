@@ -377,6 +377,13 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    /// The most recent events, newest first (for the status page).
+    public func recentEvents(limit: Int) async throws -> [BridgeEvent] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM events ORDER BY seq DESC LIMIT ?", arguments: [limit]).map { try Self.event($0) }
+        }
+    }
+
     /// How many events the store holds (routed or not).
     public func eventCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }

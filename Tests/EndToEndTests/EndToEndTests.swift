@@ -73,6 +73,20 @@ struct EndToEndTests {
         #expect(events.dropFirst().map { $0["lifecycleEvent"] as? String } == ["reauthorizationRequired", "subscriptionRemoved", "missed"])
         #expect(Set(events.compactMap { $0["id"] as? String }).count == 4)
 
+        // The status page: its data shows the subscription, the events and the sink, and no secret.
+        let page = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
+        #expect(page.status == 200 && page.header("Content-Type")?.hasPrefix("text/html") == true)
+        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/status.json"))
+        let statusObject = try #require(try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])
+        #expect((statusObject["subscriptions"] as? [[String: Any]])?.first?["name"] as? String == "audit-feed")
+        #expect((statusObject["recentEvents"] as? [Any])?.count == 4)
+        #expect((statusObject["sinks"] as? [[String: Any]])?.first?["name"] as? String == "audit")
+        #expect(!status.bodyText.contains("secretClientValue"))
+        let metrics = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics"))
+        #expect(metrics.bodyText.contains("graph_bridge_notifications_total"))
+        #expect(!metrics.bodyText.contains("secretClientValue"))
+        #expect(!bridge.log.contains("secretClientValue"))
+
         await client.shutdown()
         bridge.signal(SIGTERM)
         #expect(await bridge.waitForExit() == 0)
