@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // MARK: System libraries (headers only; typed shims for variadic C calls)
@@ -105,6 +106,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "BridgeTemplates",
+            dependencies: ["BridgeCore", "BridgeConfig", .product(name: "Mustache", package: "swift-mustache")],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Sink plugins: one target each, depending only on the core's plugin API
         .target(
             name: "StdoutSink",
@@ -116,6 +123,26 @@ let package = Package(
             name: "FileSink",
             dependencies: ["BridgeCore"],
             path: "Sources/Sinks/File",
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "WebhookSink",
+            dependencies: [
+                "BridgeCore", "BridgeConfig", "BridgeTemplates", "CurlKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/Webhook",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SMTPSink",
+            dependencies: [
+                "BridgeCore", "BridgeConfig", "BridgeTemplates", "CurlKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/SMTP",
             swiftSettings: swiftSettings
         ),
 
@@ -132,6 +159,8 @@ let package = Package(
                 "CurlKit",
                 "StdoutSink",
                 "FileSink",
+                "WebhookSink",
+                "SMTPSink",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -194,6 +223,29 @@ let package = Package(
             name: "SinkTests",
             dependencies: [
                 "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BridgeTemplatesTests",
+            dependencies: ["BridgeTemplates", "BridgeCore", "BridgeConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebhookSinkTests",
+            dependencies: [
+                "WebhookSink", "BridgeTemplates", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SMTPSinkTests",
+            dependencies: [
+                "SMTPSink", "BridgeTemplates", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -5,6 +5,7 @@ import Mustache
 /// to pick an escaper is a `{{% CONTENT_TYPE: NAME}}` pragma naming a registered one).
 enum ContentTypeName {
     static let text = "GRAPH_BRIDGE_TEXT"
+    static let slack = "GRAPH_BRIDGE_SLACK"
     static let json = "GRAPH_BRIDGE_JSON"
     static let jsonSection = "GRAPH_BRIDGE_JSON_SECTION"
     static let header = "GRAPH_BRIDGE_HEADER"
@@ -13,6 +14,7 @@ enum ContentTypeName {
     /// Registers every escaper once per process, before the first template is parsed.
     static let registered: Void = {
         MustacheContentTypes.register(TextContent(), named: text)
+        MustacheContentTypes.register(SlackContent(), named: slack)
         MustacheContentTypes.register(JSONStringContent(), named: json)
         MustacheContentTypes.register(TextContent(), named: jsonSection)
         MustacheContentTypes.register(HeaderContent(), named: header)
@@ -24,6 +26,14 @@ enum ContentTypeName {
 struct TextContent: MustacheContentType {
     func escapeText(_ text: String) -> String {
         Escaping.replacingMarkers(in: text)
+    }
+}
+
+/// Values for Slack's `mrkdwn` text: `&`, `<` and `>` as `&amp;`, `&lt;`, `&gt;` (Slack's own rule),
+/// so a value cannot form a link or a mention such as `<!channel>`.
+struct SlackContent: MustacheContentType {
+    func escapeText(_ text: String) -> String {
+        Escaping.slack(text)
     }
 }
 
@@ -88,6 +98,20 @@ enum Escaping {
     static func headerSafe(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isHeaderUnsafe) else { return text }
         return String(String.UnicodeScalarView(text.unicodeScalars.map { isHeaderUnsafe($0) ? " " : $0 }))
+    }
+
+    static func slack(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+            case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+            case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+            case _ where isMarker(scalar): out.append("\u{FFFD}")
+            default: out.append(scalar)
+            }
+        }
+        return String(out)
     }
 
     static func html(_ text: String) -> String {

@@ -1,5 +1,4 @@
 public import BridgeCore
-import BridgeConfig
 
 /// A Mustache template for HTML (an e-mail's text/html part): values are HTML-escaped
 /// (`&`, `<`, `>`, `"`, `'`); `{{{value}}}` and `{{&value}}` insert a value unescaped.

@@ -1,5 +1,4 @@
 public import BridgeCore
-import BridgeConfig
 
 /// A Mustache template whose result is a JSON document (a webhook's custom body).
 ///

@@ -1,5 +1,4 @@
 public import BridgeCore
-import BridgeConfig
 
 /// A Mustache template for plain text (chat messages, e-mail text parts): values are inserted as
 /// they are, with no escaping.
@@ -29,6 +28,26 @@ public struct TextTemplate: Sendable, Hashable, Decodable, CustomStringConvertib
     public var source: String { compiled.source }
     public var description: String { compiled.source }
 
+    /// The same template with values escaped for a chat service's markup. The template's own
+    /// text is left alone, so it can still hold that markup (`<https://example.com|a link>`).
+    public func escapingValues(_ escaping: TextEscaping) -> TextTemplate {
+        let kind: TemplateKind
+        switch escaping {
+        case .none: kind = .text
+        case .slack: kind = .slackText
+        }
+        guard kind != compiled.kind else { return self }
+        do {
+            return try TextTemplate(compiled: CompiledTemplate(source: compiled.source, kind: kind))
+        } catch {
+            preconditionFailure("a text template that compiled failed to compile again: \(error)")
+        }
+    }
+
+    init(compiled: CompiledTemplate) {
+        self.compiled = compiled
+    }
+
     /// The text for `event`.
     public func render(_ event: BridgeEvent) -> String {
         compiled.render(event.json)
@@ -38,4 +57,13 @@ public struct TextTemplate: Sendable, Hashable, Decodable, CustomStringConvertib
     public func render(context: JSONValue) -> String {
         compiled.render(context)
     }
+}
+
+/// How ``TextTemplate`` inserts values.
+public enum TextEscaping: Sendable, Hashable {
+    /// As they are (the default).
+    case none
+    /// For Slack `mrkdwn`: `&`, `<`, `>` as `&amp;`, `&lt;`, `&gt;`, so that text from a mail
+    /// cannot form a link or a mention such as `<!channel>`.
+    case slack
 }

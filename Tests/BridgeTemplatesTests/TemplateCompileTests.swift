@@ -60,7 +60,9 @@ struct TemplateCompileTests {
     func unsupported() throws {
         #expect(error("{{> footer}}")?.message.contains("partials") == true)
         #expect(error("{{% CONTENT_TYPE: HTML}}{{data.subject}}")?.message.contains("pragmas are not supported") == true)
-        #expect(error("{{lowercase(data.subject)}}")?.message.hasPrefix("unknown transform 'lowercase' in {{lowercase(data.subject)}} (did you mean 'lowercased'?)") == true)
+        #expect(
+            error("{{lowercase(data.subject)}}")?.message.hasPrefix(
+                "unknown transform 'lowercase' in {{lowercase(data.subject)}} (did you mean 'lowercased'?)") == true)
         #expect(error("{{uppercased(data.subject)}}") == nil)
     }
 

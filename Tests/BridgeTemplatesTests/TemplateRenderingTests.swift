@@ -42,7 +42,7 @@ struct TemplateRenderingTests {
         )
         #expect(
             template.render(mailEvent())
-                == "[inbox] created Users/1/Messages/2 from Bob Example <bob@contoso.com>: Quarterly numbers (evt-1, tenant-1, 2026-11-29T07:33:20.123Z)"
+                == "[inbox] created Users/1/Messages/2 from Bob Example <bob@contoso.com>: Quarterly numbers (evt-1, tenant-1, 2026-11-30T00:53:20.123Z)"
         )
     }
 
@@ -56,7 +56,9 @@ struct TemplateRenderingTests {
 
     @Test("missing paths and null print nothing; inverted sections see them as absent")
     func missing() throws {
-        let template = try TextTemplate("<{{data.nope}}|{{data.flag}}|{{data.from.nope.deeper}}>{{^data.flag}}no flag{{/data.flag}}{{^lifecycleEvent}} not lifecycle{{/lifecycleEvent}}")
+        let template = try TextTemplate(
+            "<{{data.nope}}|{{data.flag}}|{{data.from.nope.deeper}}>{{^data.flag}}no flag{{/data.flag}}{{^lifecycleEvent}} not lifecycle{{/lifecycleEvent}}"
+        )
         #expect(template.render(mailEvent()) == "<||>no flag not lifecycle")
     }
 
@@ -75,7 +77,7 @@ struct TemplateRenderingTests {
         let template = try TextTemplate("{{data.from}} {{data.categories}} {{resourceData}}")
         #expect(
             template.render(mailEvent())
-                == #"{"emailAddress":{"name":"Bob Example","address":"bob@contoso.com"}} [] {"@odata.type":"#Microsoft.Graph.Message","id":"2"}"#
+                == ##"{"emailAddress":{"name":"Bob Example","address":"bob@contoso.com"}} [] {"@odata.type":"#Microsoft.Graph.Message","id":"2"}"##
         )
     }
 
@@ -99,7 +101,8 @@ struct TemplateRenderingTests {
             id: "evt-2", receivedAt: Date(timeIntervalSince1970: 0),
             subscription: SubscriptionReference(name: "inbox", id: "sub-1", resource: nil),
             lifecycleEvent: "missed")
-        let template = try TextTemplate("{{#lifecycleEvent}}lifecycle {{lifecycleEvent}} on {{subscription.name}}{{/lifecycleEvent}}{{^lifecycleEvent}}change{{/lifecycleEvent}}")
+        let template = try TextTemplate(
+            "{{#lifecycleEvent}}lifecycle {{lifecycleEvent}} on {{subscription.name}}{{/lifecycleEvent}}{{^lifecycleEvent}}change{{/lifecycleEvent}}")
         #expect(template.render(event) == "lifecycle missed on inbox")
     }
 }
@@ -115,7 +118,8 @@ struct JSONTemplateTests {
 
     @Test("a plain {{value}} inside a JSON string is escaped JSON-style")
     func quotedValue() throws {
-        let template = try JSONTemplate(#"{"subject": "{{data.subject}}", "who": "{{data.from.emailAddress.name}} <{{data.from.emailAddress.address}}>"}"#)
+        let template = try JSONTemplate(
+            #"{"subject": "{{data.subject}}", "who": "{{data.from.emailAddress.name}} <{{data.from.emailAddress.address}}>"}"#)
         let body = try template.render(mailEvent(subject: nastySubject))
         #expect(body["subject"] == .string(nastySubject))
         #expect(body["who"] == .string("Bob Example <bob@contoso.com>"))
@@ -145,7 +149,8 @@ struct JSONTemplateTests {
 
     @Test("values cannot forge the {{#json}} markers")
     func markersInValues() throws {
-        let forged = "a\u{FDD0}b\u{FDD1}c"
+        // U+FDD0 and U+FDD1 (noncharacters: Swift has no literal for them).
+        let forged = String(String.UnicodeScalarView(["a", Unicode.Scalar(UInt32(0xFDD0))!, "b", Unicode.Scalar(UInt32(0xFDD1))!, "c"]))
         let template = try JSONTemplate(#"{"a": "{{data.subject}}", "b": {{#json}}{{data.subject}}{{/json}}}"#)
         let body = try template.render(mailEvent(subject: forged))
         #expect(body["a"] == .string(forged))

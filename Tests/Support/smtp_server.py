@@ -35,6 +35,7 @@ Options:
     --reply-times N         only the first N times, then accept (default: always)
     --drop-in-data          after DATA's 354 and the first line of content, close the
                             connection without a reply (nothing is recorded)
+    --silent                accept connections and never say anything (client timeouts)
 """
 
 import argparse
@@ -189,6 +190,7 @@ def main():
     parser.add_argument("--reply")
     parser.add_argument("--reply-times", type=int)
     parser.add_argument("--drop-in-data", action="store_true")
+    parser.add_argument("--silent", action="store_true")
     args = parser.parse_args()
 
     reply_stage = reply = None
@@ -218,7 +220,13 @@ def main():
                 return
             return await super().smtp_DATA(arg)
 
+    class Silent(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport  # kept open, never written to
+
     def factory():
+        if args.silent:
+            return Silent()
         return ScriptedSMTP(
             handler,
             hostname="graph-bridge-test.local",

@@ -11,12 +11,15 @@ enum HeaderEncoding {
     /// `Name: value` folded into lines joined by CRLF (without a final CRLF). `pieces` are the
     /// value's parts that must stay whole; a space goes between two pieces, and a line is
     /// folded only at such a space.
-    static func field(_ name: String, pieces: [String]) -> String {
+    /// With `foldEarly`, even the first piece goes on a line of its own when it doesn't fit
+    /// after the name (for structured fields such as `Message-ID`, where white space may
+    /// precede the value).
+    static func field(_ name: String, pieces: [String], foldEarly: Bool = false) -> String {
         var lines: [String] = []
         var line = "\(name):"
         var lineHasPiece = false
         for piece in pieces {
-            if lineHasPiece, line.utf8.count + 1 + piece.utf8.count > maxLineLength {
+            if lineHasPiece || foldEarly, line.utf8.count + 1 + piece.utf8.count > maxLineLength {
                 lines.append(line)
                 line = ""
             }

@@ -60,7 +60,7 @@ public struct MailMessage: Sendable {
         if !cc.isEmpty { lines.append(HeaderEncoding.addressList("Cc", cc)) }
         lines += [
             HeaderEncoding.unstructured("Subject", subject),
-            "Message-ID: \(messageID)",
+            HeaderEncoding.field("Message-ID", pieces: [messageID], foldEarly: true),
             HeaderEncoding.unstructured("X-Graph-Bridge-Event", eventID),
             "Auto-Submitted: auto-generated",
             "MIME-Version: 1.0",
@@ -72,32 +72,39 @@ public struct MailMessage: Sendable {
                 "",
                 "--\(boundary)",
             ]
-            lines += Self.part(subtype: "plain", text)
+            // The CRLF before a boundary belongs to the boundary: the parts decode exactly as they are.
+            lines += Self.part(subtype: "plain", text, endsWithSoftBreak: false)
             lines.append("--\(boundary)")
-            lines += Self.part(subtype: "html", html)
+            lines += Self.part(subtype: "html", html, endsWithSoftBreak: false)
             lines.append("--\(boundary)--")
         } else {
-            lines += Self.part(subtype: "plain", text)
+            // The message's final CRLF would otherwise add a line break to the text.
+            lines += Self.part(subtype: "plain", text, endsWithSoftBreak: true)
         }
         return Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
     }
 
     /// A part's (or single-part message's) content headers, a blank line, and the encoded text.
-    private static func part(subtype: String, _ text: String) -> [String] {
+    private static func part(subtype: String, _ text: String, endsWithSoftBreak: Bool) -> [String] {
         [
             "Content-Type: text/\(subtype); charset=UTF-8",
             "Content-Transfer-Encoding: quoted-printable",
             "",
-            QuotedPrintable.encode(text),
+            QuotedPrintable.encode(text, endsWithSoftBreak: endsWithSoftBreak),
         ]
     }
 
-    /// `<eventid.random@domain>`: the event id (letters, digits and `-` kept), 16 random hex
-    /// digits (a retry of the same event is a new message), and the sender's domain.
+    /// `<eventid.random@domain>`: the event id (letters, digits and `-` kept), 8 random hex
+    /// digits (each attempt for the same event is a new message), and the sender's domain.
+    /// With a domain up to 18 characters long the header stays on one line; a longer one
+    /// folds before the id.
     public static func makeMessageID(eventID: String, domain: String) -> String {
-        let local = String(eventID.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }.map(Character.init))
+        let kept = eventID.unicodeScalars.filter { scalar in
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "-"
+        }
+        let local = String(String.UnicodeScalarView(kept))
         let right = domain.isEmpty ? "graph-bridge.invalid" : domain.lowercased()
-        return "<\(local.isEmpty ? "event" : local).\(randomHex(8))@\(right)>"
+        return "<\(local.isEmpty ? "event" : local).\(randomHex(4))@\(right)>"
     }
 
     /// `=_graph-bridge_` and 24 random hex digits: `=_` can never occur in quoted-printable

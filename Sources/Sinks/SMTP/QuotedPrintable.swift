@@ -8,7 +8,11 @@ enum QuotedPrintable {
     /// Spaces and tabs before a line end, `=` and every byte outside printable ASCII are
     /// `=XX`; a `.` that would start a line is `=2E`, so no line of the body ever starts with a
     /// dot (SMTP transparency holds even before libcurl's dot-stuffing).
-    static func encode(_ text: String) -> String {
+    ///
+    /// With `endsWithSoftBreak`, the result ends in `=`, so the line break that must follow the
+    /// last line of a message (SMTP ends the data with CRLF.CRLF) decodes to nothing: a
+    /// single-part body then decodes to exactly `text`.
+    static func encode(_ text: String, endsWithSoftBreak: Bool = false) -> String {
         var lines: [[UInt8]] = [[]]
         var previousWasCR = false
         for byte in text.utf8 {
@@ -26,18 +30,23 @@ enum QuotedPrintable {
             }
             previousWasCR = false
         }
-        return lines.map(encodeLine).joined(separator: "\r\n")
+        var encoded = lines.enumerated().map { index, line in
+            encodeLine(line, reserveSoftBreak: endsWithSoftBreak && index == lines.count - 1)
+        }
+        if endsWithSoftBreak { encoded[encoded.count - 1] += "=" }
+        return encoded.joined(separator: "\r\n")
     }
 
-    private static func encodeLine(_ bytes: [UInt8]) -> String {
+    /// `reserveSoftBreak` leaves room for a final `=` on the last physical line.
+    private static func encodeLine(_ bytes: [UInt8], reserveSoftBreak: Bool) -> String {
         var output = ""
         var lineLength = 0
         for (index, byte) in bytes.enumerated() {
             let isLast = index == bytes.count - 1
-            var token = token(for: byte, endsLine: isLast)
+            var token = token(for: byte, endsLine: isLast && !reserveSoftBreak)
             if lineLength == 0, byte == UInt8(ascii: ".") { token = escaped(byte) }
             // Room for the soft break's "=" unless this is the line's last character.
-            let limit = isLast ? maxLineLength : maxLineLength - 1
+            let limit = isLast && !reserveSoftBreak ? maxLineLength : maxLineLength - 1
             if lineLength + token.utf8.count > limit {
                 output += "=\r\n"
                 lineLength = 0
