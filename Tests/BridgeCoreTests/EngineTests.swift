@@ -4,7 +4,7 @@ import Foundation
 import ServiceLifecycle
 import Testing
 
-@Suite("Delivery engine")
+@Suite("Delivery engine", .timeLimit(.minutes(2)))
 struct EngineTests {
     static let fastRetry = RetryPolicy(initialBackoff: .milliseconds(20), maxBackoff: .milliseconds(100), maxAge: .seconds(3600))
 

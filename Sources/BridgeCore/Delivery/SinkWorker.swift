@@ -44,6 +44,7 @@ final class SinkWorker: Sendable {
         await withTaskGroup(of: Step.self) { group in
             var inFlight: Set<Int64> = []
             var waiting = false
+            var waiterDeadline = ContinuousClock.now
             var graceTimer = false
             var storeFailures = 0
             while true {
@@ -78,11 +79,16 @@ final class SinkWorker: Sendable {
                     }
                 } else if !waiting {
                     waiting = true
+                    waiterDeadline = ContinuousClock.now + wait
                     let timeout = wait
                     group.addTask {
                         await self.doorbell.wait(timeout: timeout)
                         return .woke
                     }
+                } else if ContinuousClock.now + wait < waiterDeadline - .milliseconds(1) {
+                    // Something is due sooner than the waiter will wake (a retry just got scheduled):
+                    // wake it now so the next one waits the right time.
+                    doorbell.ring()
                 }
                 guard let step = await group.next() else { break }
                 switch step {
@@ -128,7 +134,6 @@ final class SinkWorker: Sendable {
                 switch schedule.decide(attempts: number, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: Double.random(in: 0..<1)) {
                 case .retry(let at):
                     try await store.recordRetry(deliveryID: delivery.id, attempts: number, nextAttemptAt: at, error: sinkError.message)
-                    doorbell.ring()  // the loop may be waiting longer than this retry's delay
                     Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "retry")]).increment()
                     logger.warning("delivery failed; will retry", metadata: [
                         "bridge.attempt": "\(number)", "bridge.retry_in": "\(String(format: "%.1fs", at.timeIntervalSince(now)))", "error": "\(sinkError.message)",

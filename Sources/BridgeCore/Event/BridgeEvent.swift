@@ -22,7 +22,13 @@ public struct SubscriptionReference: Sendable, Hashable {
 /// byte for byte, and it is rebuilt from stored JSON with ``init(json:)``.
 public struct BridgeEvent: Sendable, Hashable {
     public var id: String
-    public var receivedAt: Date
+    /// When the bridge accepted it, in whole milliseconds since 1970 (what the JSON carries, so an
+    /// event equals its stored form exactly).
+    public var receivedAtMilliseconds: Int64
+    public var receivedAt: Date {
+        get { Date(timeIntervalSince1970: Double(receivedAtMilliseconds) / 1000) }
+        set { receivedAtMilliseconds = Int64((newValue.timeIntervalSince1970 * 1000).rounded(.down)) }
+    }
     public var subscription: SubscriptionReference
     /// `created`, `updated` or `deleted`; nil on lifecycle events.
     public var changeType: String?
@@ -46,8 +52,7 @@ public struct BridgeEvent: Sendable, Hashable {
         data: JSONValue? = nil
     ) {
         self.id = id
-        // Events carry milliseconds; keeping exactly that makes an event equal to its stored form.
-        self.receivedAt = Date(timeIntervalSince1970: (receivedAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        self.receivedAtMilliseconds = Int64((receivedAt.timeIntervalSince1970 * 1000).rounded(.down))
         self.subscription = subscription
         self.changeType = changeType
         self.lifecycleEvent = lifecycleEvent
@@ -92,7 +97,7 @@ public struct BridgeEvent: Sendable, Hashable {
         else { throw JSONParseError(offset: 0, reason: "not a graph-bridge event") }
         self.init(
             id: id,
-            receivedAt: receivedAt,
+            receivedAt: receivedAt.addingTimeInterval(0.000_5),  // parsed dates may sit a hair below the millisecond
             subscription: SubscriptionReference(name: name, id: subscriptionID, resource: subscription["resource"]?.stringValue),
             changeType: object["changeType"]?.stringValue,
             lifecycleEvent: object["lifecycleEvent"]?.stringValue,
