@@ -85,6 +85,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "GraphSimulator",
+            dependencies: [
+                "CurlKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BridgeStore",
             dependencies: [
                 "BridgeCore",
@@ -146,6 +159,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "ExecSink",
+            dependencies: [
+                "BridgeCore", "BridgeConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Sinks/Exec",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Composition root and executable
         .target(
             name: "BridgeApp",
@@ -156,11 +180,13 @@ let package = Package(
                 "BridgeServer",
                 "BridgeGraph",
                 "GraphClient",
+                "GraphSimulator",
                 "CurlKit",
                 "StdoutSink",
                 "FileSink",
                 "WebhookSink",
                 "SMTPSink",
+                "ExecSink",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -247,6 +273,28 @@ let package = Package(
             dependencies: [
                 "SMTPSink", "BridgeTemplates", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExecSinkTests",
+            dependencies: [
+                "ExecSink", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GraphSimulatorTests",
+            dependencies: [
+                "GraphSimulator", "CurlKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
 public import BridgeCore
+import ExecSink
 import FileSink
 import SMTPSink
 import StdoutSink
@@ -11,5 +12,6 @@ public enum SinkCatalog {
         FileSink.self,
         WebhookSink.self,
         SMTPSink.self,
+        ExecSink.self,
     ])
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Who is calling Graph, from the bearer token.
 struct Caller: Sendable {
@@ -42,7 +43,10 @@ extension GraphSimulator {
         response.headers += [
             ("request-id", exchange.requestID),
             ("client-request-id", exchange.clientRequestID),
-            ("x-ms-ags-diagnostic", #"{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"graph-simulator"}}"#),
+            (
+                "x-ms-ags-diagnostic",
+                #"{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"graph-simulator"}}"#
+            ),
             ("Cache-Control", "no-cache"),
         ]
         if !response.body.isEmpty, (200..<300).contains(response.status) { response.headers.append(("OData-Version", "4.0")) }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// A request as the simulator's handlers see it: no Hummingbird types, so the handlers are plain functions.
 struct IncomingRequest: Sendable {
@@ -68,7 +69,7 @@ struct SimulatorResponder: HTTPResponder {
         simulator.record(incoming, status: outgoing.status)
         var fields = HTTPFields()
         for header in outgoing.headers {
-            if let name = HTTPField.Name(header.name) { fields.append(HTTPField(name: name, value: header.value)) }
+            if let name = HTTPFields.Element.Name(header.name) { fields.append(HTTPFields.Element(name: name, value: header.value)) }
         }
         return Response(
             status: HTTPResponse.Status(code: outgoing.status),
@@ -97,8 +98,9 @@ extension GraphSimulator {
 
     func record(_ request: IncomingRequest, status: Int) {
         let entry = RecordedRequest(
-            method: request.method, path: request.path, query: request.query, headers: request.headers, body: request.body, status: status, date: Date())
-        state.withLock { $0.requests.append(entry) }
+            method: request.method, path: request.path, query: request.query, headers: request.headers, body: request.body, status: status,
+            date: Date())
+        requestLog.append(entry)
     }
 
     /// Routes one request. Identity platform paths start with a tenant; Graph paths with `v1.0`.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import _CryptoExtras
 
 /// The identity platform (Entra ID v2.0 endpoints): token, device code, discovery.
@@ -15,7 +16,8 @@ extension GraphSimulator {
         let traceID = Identifiers.guid()
         let correlationID = Identifiers.guid()
         let now = Date()
-        let text = "AADSTS\(code): \(description) Trace ID: \(traceID) Correlation ID: \(correlationID) Timestamp: \(GraphDate.identityTimestamp(now))"
+        let text =
+            "AADSTS\(code): \(description) Trace ID: \(traceID) Correlation ID: \(correlationID) Timestamp: \(GraphDate.identityTimestamp(now))"
         let body: JSONValue = .object([
             "error": .string(error),
             "error_description": .string(text),
@@ -98,7 +100,9 @@ extension GraphSimulator {
         case "client_credentials":
             guard tenant.lowercased() != "common" else {
                 return identityError(
-                    "invalid_request", code: 90009, "Application is requesting a token for itself. This scenario is supported only if resource is specified using the GUID based App Identifier.")
+                    "invalid_request", code: 90009,
+                    "Application is requesting a token for itself. This scenario is supported only if resource is specified using the GUID based App Identifier."
+                )
             }
             return clientCredentials(form, tenant: tenant)
         case Self.deviceCodeGrantType:
@@ -155,7 +159,8 @@ extension GraphSimulator {
         }
         let alg = jwt.header["alg"]?.stringValue ?? ""
         guard alg == "PS256" || alg == "RS256" else {
-            return invalid(5_002_738, "Invalid JWT token. '\(alg)' is not a supported signature algorithm. Supported signing algorithms are: 'PS256, RS256'.")
+            return invalid(
+                5_002_738, "Invalid JWT token. '\(alg)' is not a supported signature algorithm. Supported signing algorithms are: 'PS256, RS256'.")
         }
         let certificate: RegisteredCertificate?
         let presented: String
@@ -166,7 +171,10 @@ extension GraphSimulator {
             presented = thumbprint
             certificate = Base64URL.decode(thumbprint).flatMap { bytes in certificates.first { $0.sha1 == bytes } }
         } else {
-            return invalid(700_027, "Client assertion failed signature validation. [Reason - The key was not found. The assertion header carries neither 'x5t#S256' nor 'x5t'.]")
+            return invalid(
+                700_027,
+                "Client assertion failed signature validation. [Reason - The key was not found. The assertion header carries neither 'x5t#S256' nor 'x5t'.]"
+            )
         }
         guard let certificate else {
             return invalid(
@@ -175,7 +183,9 @@ extension GraphSimulator {
             )
         }
         guard jwt.verifies(with: certificate.publicKey, alg: alg) else {
-            return invalid(700_027, "Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]")
+            return invalid(
+                700_027,
+                "Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]")
         }
         let audiences: [String]
         switch jwt.claims["aud"] {
@@ -183,7 +193,8 @@ extension GraphSimulator {
         case .array(let values): audiences = values.compactMap(\.stringValue)
         default: audiences = []
         }
-        let accepted = Set(([tenant, configuration.tenantID] + configuration.tenantDomains).map { "\(authorityURL)/\($0)/oauth2/v2.0/token".lowercased() })
+        let accepted = Set(
+            ([tenant, configuration.tenantID] + configuration.tenantDomains).map { "\(authorityURL)/\($0)/oauth2/v2.0/token".lowercased() })
         guard audiences.contains(where: { accepted.contains($0.lowercased()) }) else {
             return invalid(
                 700_212,
@@ -193,7 +204,9 @@ extension GraphSimulator {
         let issuer = jwt.claims["iss"]?.stringValue
         let subject = jwt.claims["sub"]?.stringValue
         guard issuer?.lowercased() == configuration.clientID.lowercased(), subject?.lowercased() == configuration.clientID.lowercased() else {
-            return invalid(700_021, "Client assertion application identifier doesn't match 'client_id' parameter. The 'iss' and 'sub' claims must both be the client id.")
+            return invalid(
+                700_021,
+                "Client assertion application identifier doesn't match 'client_id' parameter. The 'iss' and 'sub' claims must both be the client id.")
         }
         guard let jti = jwt.claims["jti"]?.stringValue, !jti.isEmpty else {
             return invalid(50027, "JWT token is invalid or malformed. The 'jti' claim is required.")
@@ -229,7 +242,7 @@ extension GraphSimulator {
         let graphScopes = scopes.filter { !["openid", "profile", "offline_access", "email"].contains($0.lowercased()) }
         let accessToken = makeAccessToken(userID: userID, scopes: graphScopes, issuedAt: now, expiresAt: expiresAt)
         var members: [JSONValue.Member] = [
-            .init("token_type", "Bearer"),
+            .init("token_type", "Bearer")
         ]
         if userID != nil { members.append(.init("scope", .string(graphScopes.joined(separator: " ")))) }
         members += [
@@ -238,11 +251,10 @@ extension GraphSimulator {
             .init("access_token", .string(accessToken)),
         ]
         var refreshToken: String?
-        if includeRefreshToken, let userID {
+        if includeRefreshToken, userID != nil {
             let token = "1.A" + Identifiers.random(bytes: 48)
             refreshToken = token
             members.append(.init("refresh_token", .string(token)))
-            _ = userID
         }
         if includeIDToken, let userID, let user = user(matching: userID), let idToken = try? makeIDToken(user: user, issuedAt: now) {
             members.append(.init("id_token", .string(idToken)))
@@ -341,7 +353,8 @@ extension GraphSimulator {
                 "verification_uri": .string(verificationURI),
                 "expires_in": .int(lifetime),
                 "interval": .int(configuration.deviceCodePollingInterval),
-                "message": .string("To sign in, use a web browser to open the page \(verificationURI) and enter the code \(userCode) to authenticate."),
+                "message": .string(
+                    "To sign in, use a web browser to open the page \(verificationURI) and enter the code \(userCode) to authenticate."),
             ]))
     }
 
@@ -376,17 +389,20 @@ extension GraphSimulator {
         case .pending:
             return identityError("authorization_pending", code: 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
         case .slowDown:
-            return identityError("slow_down", code: 70016, "OAuth 2.0 device flow error. The client is polling too quickly; add 5 seconds to the interval.")
+            return identityError(
+                "slow_down", code: 70016, "OAuth 2.0 device flow error. The client is polling too quickly; add 5 seconds to the interval.")
         case .declined:
             return identityError("authorization_declined", code: 65004, "User declined to consent to access the app.")
         case .expired:
-            return identityError("expired_token", code: 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
+            return identityError(
+                "expired_token", code: 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
         case .redeemed:
             return identityError("invalid_grant", code: 54005, "OAuth2 device code was already redeemed, please retry with a new valid code.")
         case .approved(let grant):
             let scopes = grant.scopes
             return tokenResponse(
-                userID: grant.userID, scopes: scopes, includeRefreshToken: scopes.contains("offline_access"), includeIDToken: scopes.contains("openid"))
+                userID: grant.userID, scopes: scopes, includeRefreshToken: scopes.contains("offline_access"),
+                includeIDToken: scopes.contains("openid"))
         }
     }
 
@@ -402,8 +418,12 @@ extension GraphSimulator {
                 "Provided grant is invalid or malformed. The refresh token has been redeemed already or revoked; sign in again.")
         }
         if let requested = form["scope"] {
-            let granted = Set(grant.scopes.map { $0.lowercased() })
-            let asked = requested.split(separator: " ").map { $0.lowercased() }
+            // `Mail.Read` and `https://graph.microsoft.com/Mail.Read` name the same scope.
+            func normalized(_ scope: some StringProtocol) -> String {
+                scope.lowercased().replacingOccurrences(of: Self.graphResource + "/", with: "")
+            }
+            let granted = Set(grant.scopes.map(normalized))
+            let asked = requested.split(separator: " ").map(normalized)
             let extra = asked.filter { !granted.contains($0) && !["openid", "profile", "offline_access", "email"].contains($0) }
             if !extra.isEmpty {
                 state.withLock { $0.refreshTokens[refreshToken] = grant }

@@ -37,13 +37,20 @@
 //   `{users/{id|upn} | me}/messages` (any folder of that mailbox) or
 //   `{users/{id|upn} | me}/mailFolders/{folder}/messages` (that folder, by well-known name or id), and
 //   its `changeType` lists the change. `me` means the subscription's creator.
+// - Stricter than Entra in one place, on purpose: a redeemed refresh token is invalid at once
+//   (`invalid_grant`), so a client that doesn't store the rotated one fails in tests.
+// - Device-code polling speed isn't policed: `slow_down` is scripted (``slowDownDeviceCode``).
+// - The handshake answer's Content-Type isn't checked (Graph accepts the samples' `text/html` too).
+// - A duplicate (409) is the same creator, the same set of change types and the same resource path.
+// - `validationTokens` and access tokens name the real Microsoft issuers (`sts.windows.net`,
+//   `login.microsoftonline.com`) but are signed with the simulator's key, published in its JWKS.
 // - No throttling of slow endpoints, no delivery pause on reauthorization, no delta queries; quotas
 //   are one number; every timing is configurable so tests run in seconds.
 
-public import Logging
-public import ServiceLifecycle
 import CurlKit
 import Foundation
+public import Logging
+public import ServiceLifecycle
 import Synchronization
 import _CryptoExtras
 
@@ -71,9 +78,13 @@ public final class GraphSimulator: Service, Sendable {
     let client: CurlClient
     let queue: DeliveryQueue
     let readiness = Readiness()
+    let requestLog = EventLog<RecordedRequest>()
+    let deliveryLog = EventLog<DeliveryAttempt>()
 
     /// - Throws: ``CertificateError`` or a swift-crypto error when a configured PEM can't be read.
-    public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "graph-simulator", factory: { _ in SwiftLogNoOpLogHandler() })) throws {
+    public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "graph-simulator", factory: { _ in SwiftLogNoOpLogHandler() }))
+        throws
+    {
         self.configuration = configuration
         self.logger = logger
         if let pem = configuration.signingKeyPEM {
@@ -82,7 +93,8 @@ public final class GraphSimulator: Service, Sendable {
             signingKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         }
         signingCertificate = try SelfSignedCertificate(
-            key: signingKey, commonName: "accounts.accesscontrol.windows.net", notBefore: Date().addingTimeInterval(-86_400), validFor: 86_400 * 365 * 5)
+            key: signingKey, commonName: "accounts.accesscontrol.windows.net", notBefore: Date().addingTimeInterval(-86_400),
+            validFor: 86_400 * 365 * 5)
         certificates = try configuration.certificatePEMs.map { try RegisteredCertificate(pem: $0) }
         state = Mutex(
             SimulatorState(
@@ -158,17 +170,15 @@ public final class GraphSimulator: Service, Sendable {
     }
 
     /// Every call answered so far, oldest first.
-    public var requests: [RecordedRequest] { state.withLock { $0.requests } }
+    public var requests: [RecordedRequest] { requestLog.items }
 
     /// Every validation handshake and notification attempt so far, oldest first.
-    public var deliveries: [DeliveryAttempt] { state.withLock { $0.deliveries } }
+    public var deliveries: [DeliveryAttempt] { deliveryLog.items }
 
     /// Forgets the request and delivery logs.
     public func clearLogs() {
-        state.withLock { state in
-            state.requests = []
-            state.deliveries = []
-        }
+        requestLog.clear()
+        deliveryLog.clear()
     }
 
     /// Messages currently in the mailboxes (deleted ones are gone).
@@ -202,7 +212,7 @@ public final class GraphSimulator: Service, Sendable {
         state.withLock { $0.subscriptions.removeValue(forKey: id) != nil }
     }
 
-    /// Moves a subscription's expiry to now, so it is gone from then on. Returns whether it existed.
+    /// Expires a subscription now (it is gone from then on, as after its `expirationDateTime`). Returns whether it existed.
     @discardableResult
     public func expireSubscription(id: String) -> Bool {
         state.withLock { state in
@@ -260,11 +270,7 @@ public struct SimulatorError: Error, Sendable, CustomStringConvertible {
 
 /// The bound port, handed to every waiter once; or the error that kept the listener from starting.
 final class Readiness: Sendable {
-    private let state = Mutex<(port: Int?, failure: SimulatorErrorBox?, waiters: [CheckedContinuation<Int, any Error>])>((nil, nil, []))
-
-    struct SimulatorErrorBox: @unchecked Sendable {  // holds an `any Error` created once and only read after
-        let error: any Error
-    }
+    private let state = Mutex<(port: Int?, failure: (any Error)?, waiters: [CheckedContinuation<Int, any Error>])>((nil, nil, []))
 
     var currentPort: Int? { state.withLock { $0.port } }
 
@@ -279,7 +285,7 @@ final class Readiness: Sendable {
 
     func fail(_ error: any Error) {
         let waiters = state.withLock { state in
-            if state.failure == nil { state.failure = SimulatorErrorBox(error: error) }
+            if state.failure == nil { state.failure = error }
             defer { state.waiters = [] }
             return state.waiters
         }
@@ -290,7 +296,7 @@ final class Readiness: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             let outcome: Result<Int, any Error>? = state.withLock { state in
                 if let port = state.port { return .success(port) }
-                if let failure = state.failure { return .failure(failure.error) }
+                if let failure = state.failure { return .failure(failure) }
                 state.waiters.append(continuation)
                 return nil
             }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A subscription `resource` (or a Graph request path) read the way the simulator matches it:
 /// leading `/` and the query dropped, segments lowercased, `name('x')` read as `name/x`.
 struct ResourcePath: Sendable, Equatable {

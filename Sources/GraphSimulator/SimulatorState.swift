@@ -28,8 +28,6 @@ struct SimulatorState: Sendable {
     var messages: [String: SimulatedMessage] = [:]
 
     var faults: [SimulatedEndpoint: [Fault]] = [:]
-    var requests: [RecordedRequest] = []
-    var deliveries: [DeliveryAttempt] = []
 
     // Runtime-adjustable settings (start from the configuration).
     var maxSubscriptionLifetime: Duration?

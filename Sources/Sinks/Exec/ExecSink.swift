@@ -28,7 +28,6 @@ public struct ExecSink: Sink, Service {
     /// Answers are matched by id, so several events can be in flight at once.
     public static let defaultConcurrency = 8
 
-    let name: String
     let supervisor: PluginSupervisor
 
     public init(name: String, configuration: Configuration, context: SinkContext) throws {
@@ -37,7 +36,6 @@ public struct ExecSink: Sink, Service {
 
     /// Like ``init(name:configuration:context:)`` with the supervision timings given.
     public init(name: String, configuration: Configuration, context: SinkContext, supervision: Supervision) {
-        self.name = name
         var logger = context.logger
         logger[metadataKey: "bridge.sink"] = "\(name)"
         self.supervisor = PluginSupervisor(configuration: configuration, supervision: supervision, logger: logger)

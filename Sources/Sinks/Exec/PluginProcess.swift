@@ -55,6 +55,8 @@ final class PluginProcess: Sendable {
         /// The child is a zombie or gone: its pid must no longer be signalled.
         var exited = false
         var exitStatus: ExitStatus?
+        /// The I/O thread has finished and closed the wake-up pipe: its descriptors may be reused.
+        var finished = false
     }
 
     let pid: pid_t
@@ -146,10 +148,14 @@ final class PluginProcess: Sendable {
         }
     }
 
-
     private func wake() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)  // a full wake pipe already means "look again"
+        // Under the lock: the I/O thread closes the pipe under it too, so this never writes to a
+        // descriptor number that was closed and reused. A full pipe already means "look again".
+        shared.withLock { state in
+            guard !state.finished else { return }
+            var byte: UInt8 = 1
+            _ = write(wakeWrite, &byte, 1)
+        }
     }
 
     // MARK: Reaper thread
@@ -178,8 +184,11 @@ final class PluginProcess: Sendable {
 
         var loop = IOLoop(process: self)
         let status = loop.run()
-        close(wakeRead)
-        close(wakeWrite)
+        shared.withLock { state in
+            state.finished = true
+            close(wakeRead)
+            close(wakeWrite)
+        }
         callbacks.exited(generation, status)
     }
 
@@ -256,11 +265,13 @@ final class PluginProcess: Sendable {
 
         mutating func writeQueued() {
             while stdin >= 0 {
-                guard let (bytes, offset) = process.shared.withLock({ state -> ([UInt8], Int)? in
-                    guard !state.queue.isEmpty else { return nil }
-                    state.queue[0].taken = true
-                    return (state.queue[0].bytes, state.queue[0].written)
-                }) else { return }
+                guard
+                    let (bytes, offset) = process.shared.withLock({ state -> ([UInt8], Int)? in
+                        guard !state.queue.isEmpty else { return nil }
+                        state.queue[0].taken = true
+                        return (state.queue[0].bytes, state.queue[0].written)
+                    })
+                else { return }
                 let count = bytes.withUnsafeBytes { buffer in
                     write(stdin, buffer.baseAddress! + offset, buffer.count - offset)
                 }
@@ -357,7 +368,8 @@ final class PluginProcess: Sendable {
                 case .answer(let answer):
                     let known = process.callbacks.answer(process.generation, answer)
                     if case .unrecognized(let status) = answer.status {
-                        protocolProblem("the plugin answered status \(status), which is not ok, retry or drop; the delivery will be retried", line: line)
+                        protocolProblem(
+                            "the plugin answered status \(status), which is not ok, retry or drop; the delivery will be retried", line: line)
                     } else if !known {
                         protocolProblem("an answer for an id that is not waiting (unknown, answered already, or timed out); ignored", line: line)
                     }
@@ -382,13 +394,27 @@ final class PluginProcess: Sendable {
             if lastDropReport.map({ now - $0 >= .seconds(1) }) ?? true { reportSuppressedStderr() }
             switch piece {
             case .line(let line):
-                logger.info("\(String(decoding: line, as: UTF8.self))", metadata: ["bridge.stream": "stderr"])
+                logger.info("\(Self.printable(line))", metadata: ["bridge.stream": "stderr"])
             case .truncated(let prefix):
-                logger.info(
-                    "\(String(decoding: prefix, as: UTF8.self)) …[truncated]",
-                    metadata: ["bridge.stream": "stderr", "bridge.truncated": "true"]
-                )
+                logger.info("\(Self.printable(prefix)) …[truncated]", metadata: ["bridge.stream": "stderr", "bridge.truncated": "true"])
             }
+        }
+
+        /// The line as text with control characters (terminal escapes) shown as `\x1B`, not sent raw.
+        static func printable(_ bytes: [UInt8]) -> String {
+            guard bytes.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            var cleaned: [UInt8] = []
+            cleaned.reserveCapacity(bytes.count)
+            for byte in bytes {
+                if (byte < 0x20 && byte != 0x09) || byte == 0x7F {
+                    cleaned.append(contentsOf: Array(String(format: "\\x%02X", byte).utf8))
+                } else {
+                    cleaned.append(byte)
+                }
+            }
+            return String(decoding: cleaned, as: UTF8.self)
         }
 
         /// Says how many stderr lines were dropped; at most once a second (and once at the end).

@@ -230,9 +230,11 @@ final class PluginSupervisor: Sendable {
                 state.withLock { state in
                     if !state.stopRequested { state.phase = .down(reason: "it could not be started: \(error)") }
                 }
-                logger.error("exec plugin could not be started; trying again in \(DurationText.text(delay))", metadata: [
-                    "error": "\(error)", "bridge.restart_in": "\(DurationText.text(delay))",
-                ])
+                logger.error(
+                    "exec plugin could not be started; trying again in \(DurationText.text(delay))",
+                    metadata: [
+                        "error": "\(error)", "bridge.restart_in": "\(DurationText.text(delay))",
+                    ])
                 if await sleep(delay) == .stop { break loop }
                 continue
             }
@@ -240,9 +242,11 @@ final class PluginSupervisor: Sendable {
             case .exited(let status):
                 let uptime = ContinuousClock.now - process.startedAt
                 let delay = backoff.delay(afterUptime: uptime)
-                logger.warning("exec plugin \(status); restarting in \(DurationText.text(delay))", metadata: [
-                    "bridge.pid": "\(process.pid)", "bridge.restart_in": "\(DurationText.text(delay))",
-                ])
+                logger.warning(
+                    "exec plugin \(status); restarting in \(DurationText.text(delay))",
+                    metadata: [
+                        "bridge.pid": "\(process.pid)", "bridge.restart_in": "\(DurationText.text(delay))",
+                    ])
                 if await sleep(delay) == .stop { break loop }
             case .stop, .timeout:
                 await stop(process)
@@ -279,9 +283,11 @@ final class PluginSupervisor: Sendable {
             logger: logger,
             callbacks: callbacks
         )
-        logger.info("exec plugin started", metadata: [
-            "bridge.pid": "\(process.pid)", "bridge.command": "\(configuration.executable)",
-        ])
+        logger.info(
+            "exec plugin started",
+            metadata: [
+                "bridge.pid": "\(process.pid)", "bridge.command": "\(configuration.executable)",
+            ])
         let lines = state.withLock { state -> [(id: String, line: [UInt8])] in
             // The child may be gone already (its exit was reported first): then it is not running.
             guard state.exitedGeneration < generation else { return [] }
@@ -296,15 +302,22 @@ final class PluginSupervisor: Sendable {
     /// Closes stdin, waits, SIGTERM, waits, SIGKILL.
     private func stop(_ process: PluginProcess) async {
         process.closeStdin()
-        if case .exited = await waitForExit(of: process, timeout: supervision.stopGrace) { return }
-        logger.notice("exec plugin did not exit within \(DurationText.text(supervision.stopGrace)) of its stdin closing; sending SIGTERM", metadata: [
-            "bridge.pid": "\(process.pid)"
-        ])
+        if case .exited(let status) = await waitForExit(of: process, timeout: supervision.stopGrace) {
+            logger.info("exec plugin stopped: it \(status)", metadata: ["bridge.pid": "\(process.pid)"])
+            return
+        }
+        logger.notice(
+            "exec plugin did not exit within \(DurationText.text(supervision.stopGrace)) of its stdin closing; sending SIGTERM",
+            metadata: [
+                "bridge.pid": "\(process.pid)"
+            ])
         process.signal(SIGTERM)
         if case .exited = await waitForExit(of: process, timeout: supervision.stopGrace) { return }
-        logger.warning("exec plugin ignored SIGTERM for \(DurationText.text(supervision.stopGrace)); sending SIGKILL", metadata: [
-            "bridge.pid": "\(process.pid)"
-        ])
+        logger.warning(
+            "exec plugin ignored SIGTERM for \(DurationText.text(supervision.stopGrace)); sending SIGKILL",
+            metadata: [
+                "bridge.pid": "\(process.pid)"
+            ])
         process.signal(SIGKILL)
         if case .exited = await waitForExit(of: process, timeout: .seconds(5)) { return }
         logger.error("exec plugin did not exit even after SIGKILL; giving up on it", metadata: ["bridge.pid": "\(process.pid)"])
@@ -359,71 +372,4 @@ final class PluginSupervisor: Sendable {
     }
 
     var waiterCount: Int { state.withLock { $0.table.waiterCount } }
-}
-
-/// The supervising task's inbox: one consumer, any number of posters, no cancellation semantics
-/// (a stop must run to its end even when the task running it was cancelled).
-final class Mailbox: Sendable {
-    enum Message: Sendable, Equatable {
-        case exited(generation: Int, status: ExitStatus)
-        case stop
-        case timer(Int)
-    }
-
-    private struct State {
-        var messages: [Message] = []
-        var waiter: CheckedContinuation<Message, Never>?
-        var nextTimer = 0
-    }
-
-    private let state = Mutex(State())
-
-    func post(_ message: Message) {
-        let waiter = state.withLock { state -> CheckedContinuation<Message, Never>? in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return waiter
-            }
-            state.messages.append(message)
-            return nil
-        }
-        waiter?.resume(returning: message)
-    }
-
-    func next() async -> Message {
-        await withCheckedContinuation { continuation in
-            let message = state.withLock { state -> Message? in
-                if !state.messages.isEmpty { return state.messages.removeFirst() }
-                state.waiter = continuation
-                return nil
-            }
-            if let message { continuation.resume(returning: message) }
-        }
-    }
-
-    /// Posts `.timer(id)` after `delay`; returns the id.
-    func schedule(after delay: Duration, on queue: DispatchQueue) -> Int {
-        let id = state.withLock { state -> Int in
-            state.nextTimer += 1
-            return state.nextTimer
-        }
-        queue.asyncAfter(deadline: .now() + delay.timeInterval) { [self] in post(.timer(id)) }
-        return id
-    }
-}
-
-extension Duration {
-    var timeInterval: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}
-
-/// `30s`, `1.5s`, `250ms`: how durations read in log lines and errors.
-enum DurationText {
-    static func text(_ duration: Duration) -> String {
-        let milliseconds = Int64(duration.timeInterval * 1000)
-        if milliseconds < 1000 { return "\(milliseconds)ms" }
-        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
-        return String(format: "%.1fs", Double(milliseconds) / 1000)
-    }
 }
