@@ -24,22 +24,22 @@ struct LogOptions: ParsableArguments {
     @Option(name: .long, help: "Log line format: text or json.")
     var logFormat: String = "text"
 
-    @Option(name: .long, help: "Lowest level logged: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "Lowest level logged: trace, debug, info, notice, warning, error, critical (default: info).")
+    var logLevel: String?
 
     func validate() throws {
         guard BridgeLogHandler.Format(rawValue: logFormat) != nil else {
             throw ValidationError("--log-format must be text or json")
         }
-        guard Logger.Level(configValue: logLevel) != nil else {
+        guard logLevel.map({ Logger.Level(configValue: $0) != nil }) ?? true else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
     }
 
     /// Sets up swift-log for the process and returns the root logger.
-    func bootstrap() -> Logger {
+    func bootstrap(defaultLevel: Logger.Level = .info) -> Logger {
         let format = BridgeLogHandler.Format(rawValue: logFormat) ?? .text
-        let level = Logger.Level(configValue: logLevel) ?? .info
+        let level = logLevel.flatMap { Logger.Level(configValue: $0) } ?? defaultLevel
         LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, format: format, level: level) }
         return Logger(label: "graph-bridge")
     }
