@@ -299,6 +299,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BridgeGraphTests",
+            dependencies: [
+                "BridgeGraph", "GraphClient", "GraphSimulator", "BridgeCore", "BridgeStore", "BridgeServer", "CurlKit", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GraphClientTests",
             dependencies: [
                 "GraphClient", "BridgeGraph",

@@ -1,0 +1,154 @@
+import BridgeCore
+import BridgeGraph
+import CurlKit
+import Foundation
+import GraphClient
+import GraphSimulator
+import Synchronization
+import Testing
+
+/// The Graph client's auth and error handling against the simulator.
+@Suite("Graph client against the simulator", .timeLimit(.minutes(2)))
+struct GraphClientIntegrationTests {
+    static func tokenRequests(_ simulator: GraphSimulator) -> Int {
+        simulator.requests.filter { $0.path.hasSuffix("/oauth2/v2.0/token") }.count
+    }
+
+    @Test("the token is cached while fresh and renewed before it expires")
+    func tokenRenewal() async throws {
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let client = graphClient(for: simulator, http: http)
+            _ = try await client.listSubscriptions()
+            _ = try await client.listSubscriptions()
+            #expect(Self.tokenRequests(simulator) == 1)
+            await http.shutdown()
+        }
+        // A token with less than a minute left is renewed before use.
+        try await withSimulator({ $0.accessTokenLifetime = .seconds(30) }) { simulator in
+            let http = CurlClient()
+            let client = graphClient(for: simulator, http: http)
+            _ = try await client.listSubscriptions()
+            _ = try await client.listSubscriptions()
+            #expect(Self.tokenRequests(simulator) == 2)
+            await http.shutdown()
+        }
+    }
+
+    @Test("a 401 gets one fresh token and a retry")
+    func unauthorizedRetries() async throws {
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let client = graphClient(for: simulator, http: http)
+            _ = try await client.listSubscriptions()
+            simulator.expireAccessTokens()
+            _ = try await client.listSubscriptions()
+            #expect(simulator.requests.contains { $0.path == "/v1.0/subscriptions" && $0.status == 401 })
+            #expect(Self.tokenRequests(simulator) == 2)
+            await http.shutdown()
+        }
+    }
+
+    @Test("the certificate assertion signs in; a certificate Graph does not know is refused")
+    func certificate() async throws {
+        let registered = try SelfSignedCertificate.generate()
+        let stranger = try SelfSignedCertificate.generate()
+        try await withSimulator({ $0.certificatePEMs = [registered.certificatePEM] }) { simulator in
+            let http = CurlClient()
+            let good = try CertificateAssertion(certificatePEM: registered.certificatePEM, privateKeyPEM: registered.privateKeyPEM)
+            _ = try await graphClient(for: simulator, http: http, credential: .certificate(good)).listSubscriptions()
+            let bad = try CertificateAssertion(certificatePEM: stranger.certificatePEM, privateKeyPEM: stranger.privateKeyPEM)
+            await #expect {
+                _ = try await graphClient(for: simulator, http: http, credential: .certificate(bad)).listSubscriptions()
+            } throws: { error in
+                (error as? GraphError)?.kind == .authentication
+            }
+            await http.shutdown()
+        }
+    }
+
+    @Test("429 and 503 are retried after Retry-After; 403 surfaces Graph's code and request-id")
+    func errors() async throws {
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let client = graphClient(for: simulator, http: http)
+            simulator.injectFault(.tooManyRequests(retryAfter: 1), on: .listSubscriptions, count: 1)
+            simulator.injectFault(.serviceUnavailable(retryAfter: nil), on: .listSubscriptions, count: 1)
+            let started = ContinuousClock.now
+            _ = try await client.listSubscriptions()
+            #expect(ContinuousClock.now - started >= .seconds(1), "waited for Retry-After")
+            #expect(simulator.requests.filter { $0.path == "/v1.0/subscriptions" && $0.method == "GET" }.map(\.status) == [429, 503, 200])
+
+            simulator.injectFault(.error(status: 403, code: "ExtensionError", message: "Number of subscriptions on item has exceeded limit"), on: .listSubscriptions, count: 1)
+            await #expect {
+                _ = try await client.listSubscriptions()
+            } throws: { error in
+                guard let error = error as? GraphError else { return false }
+                return error.kind == .forbidden && error.code == "ExtensionError" && error.requestID?.isEmpty == false
+                    && error.message.contains("exceeded limit")
+            }
+            await http.shutdown()
+        }
+    }
+
+    @Test("device code login: pending, slow_down (+5 s), approval; the refresh token rotates")
+    func deviceCode() async throws {
+        try await withSimulator({ $0.deviceCodePollingInterval = 1 }) { simulator in
+            let http = CurlClient()
+            let endpoints = GraphEndpoints(authority: simulator.authorityURL, graphBase: simulator.graphBaseURL)
+            let flow = DeviceCodeFlow(endpoints: endpoints, tenant: simulator.tenantID, clientID: simulator.configuration.clientID,
+                                      scopes: "offline_access \(endpoints.defaultScope)", http: http, logger: quiet)
+            let prompt = try await flow.start()
+            #expect(prompt.message.contains(prompt.userCode))
+            #expect(simulator.slowDownDeviceCode(userCode: prompt.userCode, times: 1))
+            let sleeps = SleepLog()
+            let tokens = try await flow.poll(prompt) { duration in
+                let count = sleeps.append(duration)
+                // The user signs in while the bridge waits the third time.
+                if count == 3 { _ = simulator.approveDeviceCode(userCode: prompt.userCode) }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(sleeps.all == [.seconds(1), .seconds(6), .seconds(6)], "pending keeps the interval; slow_down adds 5 s")
+            let refresh = try #require(tokens.refreshToken)
+
+            let storage = MemoryRefreshTokens(refresh)
+            let provider = RefreshTokenProvider(endpoints: endpoints, tenant: simulator.tenantID, clientID: simulator.configuration.clientID,
+                                                scopes: "offline_access \(endpoints.defaultScope)", storage: storage, http: http, logger: quiet)
+            let client = GraphClient(endpoints: endpoints, tokens: provider, http: http, logger: quiet)
+            _ = try await client.listSubscriptions()
+            let rotated = try #require(try await storage.loadRefreshToken())
+            #expect(rotated != refresh, "the rotated refresh token replaced the old one")
+            await http.shutdown()
+        }
+    }
+
+    @Test("fetch: the changed mail's selected fields become the event's data; a deleted mail routes without data")
+    func enrichment() async throws {
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let enricher = GraphEnricher(graph: graphClient(for: simulator, http: http), fields: ["inbox": ["subject", "from"]], logger: quiet)
+            let change = try simulator.createMessage(MessageContent(subject: "Quarterly \"numbers\" ✓"), in: "alice@contoso.com")
+            let resource = "Users/\(SimulatedUser.alice.id)/Messages/\(change.message.id)"
+            func pending(_ changeType: String) -> PendingEvent {
+                PendingEvent(sequence: 1, event: BridgeEvent(
+                    id: "e", receivedAt: Date(), subscription: SubscriptionReference(name: "inbox", id: "s", resource: nil),
+                    changeType: changeType, resource: resource), attachment: nil)
+            }
+            let enriched = await enricher.enrich(pending("created"))
+            #expect(enriched.data?["subject"]?.stringValue == "Quarterly \"numbers\" ✓")
+            #expect(enriched.data?["from"]?["emailAddress"]?["address"]?.stringValue == "alerts@contoso.com")
+            #expect(enriched.data?["bodyPreview"] == nil, "only the selected fields")
+
+            _ = try simulator.deleteMessage(id: change.message.id)
+            let gone = await enricher.enrich(pending("updated"))
+            #expect(gone.data == nil)
+            await http.shutdown()
+        }
+    }
+}
+
+final class SleepLog: Sendable {
+    private let entries = Mutex<[Duration]>([])
+    func append(_ duration: Duration) -> Int { entries.withLock { $0.append(duration); return $0.count } }
+    var all: [Duration] { entries.withLock { $0 } }
+}
