@@ -150,4 +150,28 @@ struct SubscriptionManagerTests {
             }
         }
     }
+
+    @Test("409 on create (Graph made it, the bridge died before recording the id): adopt it, no duplicate")
+    func adoptsOnConflict() async throws {
+        let directory = TemporaryDirectory()
+        let port = try closedLoopbackPort()
+        try await withSimulator { simulator in
+            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
+                let stored = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID != nil }
+                #expect(stored)
+                // The crash window: the clientState was stored, Graph's id was not.
+                var record = try #require(try await bridge.store.subscriptionRecords().first)
+                record.graphID = nil
+                try await bridge.store.saveSubscription(record)
+            }
+            let existing = try #require(simulator.subscriptions.first)
+            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
+                _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 409 }
+                let adopted = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID == existing.id }
+                #expect(adopted)
+                #expect(bridge.subscriptions.entry(forSubscriptionID: existing.id)?.clientState == existing.clientState)
+            }
+            #expect(simulator.subscriptions.map(\.id) == [existing.id])
+        }
+    }
 }

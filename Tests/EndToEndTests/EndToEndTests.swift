@@ -87,6 +87,14 @@ struct EndToEndTests {
         #expect(!metrics.bodyText.contains("secretClientValue"))
         #expect(!bridge.log.contains("secretClientValue"))
 
+        // `subscriptions` reads the same state file while the bridge runs.
+        let listing = try await runToCompletion(["subscriptions", "--config", "bridge.yaml"], directory: directory.path, environment: Self.environment)
+        #expect(listing.0 == 0)
+        let rows = listing.1.split(separator: "\n").map(String.init)
+        #expect(rows.first?.hasPrefix("NAME") == true)
+        #expect(rows.count == 2 && rows[1].contains("audit-feed (receive-only)") && rows[1].contains(Self.subscriptionID))
+        #expect(rows.count == 2 && !rows[1].hasSuffix("never"), "the last notification time is recorded")
+
         await client.shutdown()
         bridge.signal(SIGTERM)
         #expect(await bridge.waitForExit() == 0)
