@@ -318,7 +318,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["CurlKit"],
+            dependencies: ["CurlKit", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]
