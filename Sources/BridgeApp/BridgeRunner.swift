@@ -106,15 +106,18 @@ public enum BridgeRunner {
             if !fields.isEmpty { enricher = GraphEnricher(graph: graph, fields: fields, logger: logger) }
         }
 
+        let backlog = Backlog(limit: configuration.state.maxQueuedDeliveries)
         let engine = DeliveryEngine(
             store: store,
             router: configuration.router,
             sinks: sinkEntries,
             enricher: enricher,
             retention: configuration.state.retention,
+            backlog: backlog,
             logger: logger
         )
-        let intake = NotificationIntake(directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, logger: logger)
+        let intake = NotificationIntake(
+            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, logger: logger)
         let server = BridgeServer(
             configuration: .init(host: configuration.server.host, port: configuration.server.port, maxBodyBytes: configuration.server.maxBodyBytes),
             intake: intake,

@@ -267,6 +267,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func unroutedCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE routed = 0") ?? 0 }
+    }
+
     public func deadLetters(limit: Int) async throws -> [DeadLetter] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """

@@ -128,6 +128,7 @@ struct FailingStore: StateStore {
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws { throw DiskFull() }
     func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws { throw DiskFull() }
     func queueDepths() async throws -> [String: QueueDepth] { [:] }
+    func unroutedCount() async throws -> Int { 0 }
     func deadLetters(limit: Int) async throws -> [DeadLetter] { [] }
     func retryDeadLetters(ids: [Int64]?) async throws -> Int { 0 }
     func purgeDeadLetters() async throws -> Int { 0 }

@@ -157,7 +157,9 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
             }
             #expect(error?.kind == .timedOut)
             #expect(error?.isTransient == true)
-            #expect(took < .seconds(3))
+            // The server answers after 5 s; a timed-out error before that is the proof. (How much
+            // sooner depends on the machine's load, so no tighter bound.)
+            #expect(took < .seconds(5))
         }
     }
 

@@ -103,7 +103,8 @@ private struct Loader {
         let stateKeys = sections.state.map { node in attempt { try decoder.decode(StateSettings.Keys.self, from: node.node) } } ?? nil
         let state = StateSettings(
             path: stateKeys?.path?.path ?? document.directory + "/bridge-state.sqlite",
-            retention: stateKeys?.retention?.duration ?? .seconds(3600)
+            retention: stateKeys?.retention?.duration ?? .seconds(3600),
+            maxQueuedDeliveries: stateKeys?.maxQueuedDeliveries ?? StateSettings.defaultMaxQueuedDeliveries
         )
         let retry = sections.retry.map { node in attempt { try decoder.decode(RetryPolicy.self, from: node.node) } } ?? .default
         let subscriptions = loadSubscriptions(sections.subscriptions?.node)

@@ -125,16 +125,34 @@ public struct StateSettings: Sendable {
     public var path: String
     /// How long a fully delivered event stays in the store (for the status page and replays).
     public var retention: Duration
+    /// Beyond this many waiting deliveries (and unrouted events), new notifications get 503.
+    public var maxQueuedDeliveries: Int
 
-    public init(path: String, retention: Duration = .seconds(3600)) {
+    public static let defaultMaxQueuedDeliveries = 1_000_000
+
+    public init(path: String, retention: Duration = .seconds(3600), maxQueuedDeliveries: Int = defaultMaxQueuedDeliveries) {
         self.path = path
         self.retention = retention
+        self.maxQueuedDeliveries = maxQueuedDeliveries
     }
 
     /// The keys as written; the loader supplies the default path next to the config file.
     struct Keys: Decodable {
         var path: ConfigPath?
         var retention: ConfigDuration?
+        var maxQueuedDeliveries: Int?
+
+        enum CodingKeys: String, CodingKey { case path, retention, maxQueuedDeliveries }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            path = try container.decodeIfPresent(ConfigPath.self, forKey: .path)
+            retention = try container.decodeIfPresent(ConfigDuration.self, forKey: .retention)
+            maxQueuedDeliveries = try container.decodeIfPresent(Int.self, forKey: .maxQueuedDeliveries)
+            if let maxQueuedDeliveries, maxQueuedDeliveries < 1 {
+                throw decoder.configError("state.maxQueuedDeliveries must be at least 1")
+            }
+        }
     }
 }
 

@@ -25,6 +25,8 @@ public final class DeliveryEngine: Service {
     let logger: Logger
     /// Rung by the intake after each journal commit.
     public let journalDoorbell: Doorbell
+    /// What waits, shared with the intake (which refuses work beyond its limit).
+    public let backlog: Backlog
 
     public init(
         store: any StateStore,
@@ -33,9 +35,11 @@ public final class DeliveryEngine: Service {
         enricher: any EventEnricher = NoEnrichment(),
         retention: Duration = .seconds(3600),
         shutdownGrace: Duration = .seconds(5),
+        backlog: Backlog = Backlog(limit: nil),
         logger: Logger
     ) {
         self.store = store
+        self.backlog = backlog
         self.retention = retention
         self.logger = logger
         self.workers = sinks.map { entry in
@@ -46,7 +50,8 @@ public final class DeliveryEngine: Service {
                 retry: entry.configuration.retry,
                 concurrency: entry.configuration.concurrency,
                 logger: logger,
-                shutdownGrace: shutdownGrace
+                shutdownGrace: shutdownGrace,
+                backlog: backlog
             )
         }
         let doorbell = Doorbell()
@@ -57,6 +62,7 @@ public final class DeliveryEngine: Service {
             enricher: enricher,
             doorbell: doorbell,
             sinkDoorbells: Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0.doorbell) }),
+            backlog: backlog,
             logger: logger
         )
     }
@@ -86,6 +92,7 @@ public final class DeliveryEngine: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let depths = try await store.queueDepths()
+                backlog.resynchronise(unrouted: try await store.unroutedCount(), pending: depths.values.reduce(0) { $0 + $1.pending })
                 for worker in workers {
                     let depth = depths[worker.name] ?? QueueDepth(pending: 0, dead: 0)
                     Gauge(label: "graph_bridge_queue_depth", dimensions: [("sink", worker.name)]).record(depth.pending)

@@ -12,11 +12,13 @@ final class Dispatcher: Sendable {
     let enricher: any EventEnricher
     let doorbell: Doorbell
     let sinkDoorbells: [String: Doorbell]
+    let backlog: Backlog
     let logger: Logger
     let batchSize: Int
     private let stopping = Atomic<Bool>(false)
 
-    init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], logger: Logger, batchSize: Int = 256) {
+    init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], backlog: Backlog, logger: Logger, batchSize: Int = 256) {
+        self.backlog = backlog
         self.store = store
         self.router = router
         self.enricher = enricher
@@ -42,6 +44,7 @@ final class Dispatcher: Sendable {
                 }
                 let routed = await route(batch)
                 try await store.commitRouting(routed)
+                backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
                 failures = 0
                 var touched: Set<String> = []
                 for event in routed {

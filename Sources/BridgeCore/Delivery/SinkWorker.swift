@@ -14,9 +14,11 @@ final class SinkWorker: Sendable {
     let doorbell = Doorbell()
     let logger: Logger
     let shutdownGrace: Duration
+    let backlog: Backlog
     private let stopping = Atomic<Bool>(false)
 
-    init(name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration) {
+    init(name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration, backlog: Backlog) {
+        self.backlog = backlog
         self.name = name
         self.sink = sink
         self.store = store
@@ -112,6 +114,7 @@ final class SinkWorker: Sendable {
         do {
             try await sink.deliver(delivery.event, attempt: DeliveryAttempt(number: number, deliveryID: delivery.id))
             try await store.recordSuccess(deliveryID: delivery.id)
+            backlog.finished()
             Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
             Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed( ContinuousClock.now - started)
             logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
@@ -128,6 +131,7 @@ final class SinkWorker: Sendable {
             switch sinkError.disposition {
             case .permanent:
                 try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
+                backlog.finished()
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
                 logger.error("delivery failed permanently; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
             case .retry(let retryAfter):
@@ -140,6 +144,7 @@ final class SinkWorker: Sendable {
                     ])
                 case .deadLetter:
                     try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
+                backlog.finished()
                     Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
                     logger.error("delivery failed past retry.maxAge; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
                 }

@@ -126,6 +126,8 @@ public protocol StateStore: Sendable {
     func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws
 
     func queueDepths() async throws -> [String: QueueDepth]
+    /// How many journaled events wait for routing.
+    func unroutedCount() async throws -> Int
     func deadLetters(limit: Int) async throws -> [DeadLetter]
     /// Puts dead letters back in the queue, due now; returns how many. nil: all of them.
     func retryDeadLetters(ids: [Int64]?) async throws -> Int

@@ -36,17 +36,22 @@ public final class NotificationIntake: Sendable {
     let store: any StateStore
     let doorbell: Doorbell
     let lifecycleObserver: (any LifecycleObserver)?
+    let backlog: Backlog
     let logger: Logger
     private let journalFailure = Mutex<String?>(nil)
 
     /// Why the last journal write failed, until one succeeds again (for `/healthz`).
     public var lastJournalFailure: String? { journalFailure.withLock { $0 } }
 
-    public init(directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil, logger: Logger) {
+    public init(
+        directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
+        backlog: Backlog = Backlog(limit: nil), logger: Logger
+    ) {
         self.directory = directory
         self.store = store
         self.doorbell = doorbell
         self.lifecycleObserver = lifecycleObserver
+        self.backlog = backlog
         self.logger = logger
     }
 
@@ -84,6 +89,11 @@ public final class NotificationIntake: Sendable {
             entries.append(Self.entry(for: item, subscription: subscription, validationTokens: collection.validationTokens, now: now))
         }
         guard !entries.isEmpty else { return outcome }
+        if backlog.isFull {
+            Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "queue_full")]).increment()
+            logger.warning("the delivery queue is at state.maxQueuedDeliveries; answering 503 so Graph retries later", metadata: ["bridge.queued": "\(backlog.total)"])
+            return Outcome(status: 503, reason: "the delivery queue is full")
+        }
 
         let outcomes: [JournalOutcome]
         do {
@@ -94,6 +104,7 @@ public final class NotificationIntake: Sendable {
             journalFailure.withLock { $0 = "\(error)" }
             return Outcome(status: 503, reason: "the journal is unavailable")
         }
+        backlog.journaled(outcomes.filter { $0 == .journaled }.count)
         doorbell.ring()
         if journalFailure.withLock({ $0 }) != nil {
             journalFailure.withLock { $0 = nil }
