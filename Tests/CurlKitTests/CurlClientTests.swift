@@ -157,9 +157,9 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
             }
             #expect(error?.kind == .timedOut)
             #expect(error?.isTransient == true)
-            // The server answers after 5 s; a timed-out error before that is the proof. (How much
-            // sooner depends on the machine's load, so no tighter bound.)
-            #expect(took < .seconds(5))
+            // The server would answer after 5 s with a 200: the timed-out error is the proof. The
+            // bound only catches a hang (how soon it fails depends on the machine's load).
+            #expect(took < .seconds(30))
         }
     }
 
