@@ -11,7 +11,10 @@ let package = Package(
     name: "graph-bridge",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "graph-bridge", targets: ["graph-bridge"])
+        .executable(name: "graph-bridge", targets: ["graph-bridge"]),
+        // For the fuzzing package in Fuzz/ (and anyone embedding the parsers).
+        .library(name: "BridgeConfig", targets: ["BridgeConfig"]),
+        .library(name: "BridgeCore", targets: ["BridgeCore"]),
     ],
     dependencies: [
         // `traits: []` keeps swift-configuration out and stops Hummingbird rebuilding between build/test/release.
