@@ -8,7 +8,7 @@ struct GraphBridge: AsyncParsableCommand {
         commandName: "graph-bridge",
         abstract: "Holds Microsoft Graph change-notification subscriptions and routes every change to sinks.",
         version: version,
-        subcommands: [RunCommand.self, CheckCommand.self, DemoCommand.self, RoutesCommand.self, SubscriptionsCommand.self, SinksCommand.self, DeadLettersCommand.self, LoginCommand.self],
+        subcommands: [RunCommand.self, CheckCommand.self, DemoCommand.self, SimulatorCommand.self, RoutesCommand.self, SubscriptionsCommand.self, SinksCommand.self, DeadLettersCommand.self, LoginCommand.self],
         defaultSubcommand: nil
     )
 }

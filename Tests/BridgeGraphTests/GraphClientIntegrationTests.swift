@@ -122,7 +122,7 @@ struct GraphClientIntegrationTests {
         }
     }
 
-    @Test("fetch: the changed mail's selected fields become the event's data; a deleted mail routes without data")
+    @Test("fetch: the changed mail's selected fields become the event's data; transient failures are retried; a deleted mail routes without data")
     func enrichment() async throws {
         try await withSimulator { simulator in
             let http = CurlClient()
@@ -138,6 +138,12 @@ struct GraphClientIntegrationTests {
             #expect(enriched.data?["subject"]?.stringValue == "Quarterly \"numbers\" ✓")
             #expect(enriched.data?["from"]?["emailAddress"]?["address"]?.stringValue == "alerts@contoso.com")
             #expect(enriched.data?["bodyPreview"] == nil, "only the selected fields")
+
+            // Transient failures are retried: two 503s, then the item.
+            simulator.injectFault(.serviceUnavailable(retryAfter: nil), on: .getMessage, count: 2)
+            let retried = await enricher.enrich(pending("created"))
+            #expect(retried.data?["subject"]?.stringValue == "Quarterly \"numbers\" ✓")
+            #expect(simulator.requests.filter { $0.path.contains(change.message.id) }.map(\.status).suffix(3) == [503, 503, 200])
 
             _ = try simulator.deleteMessage(id: change.message.id)
             let gone = await enricher.enrich(pending("updated"))

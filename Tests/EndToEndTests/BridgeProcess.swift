@@ -17,6 +17,7 @@ final class BridgeProcess: Sendable {
 
     private let process: Process
     private let buffer = LineBuffer()
+    private let outputBuffer = LineBuffer()
     private let stdout = Pipe()
 
     /// Starts `graph-bridge ARGUMENTS --log-format json` in `directory`.
@@ -34,6 +35,9 @@ final class BridgeProcess: Sendable {
         process.standardInput = FileHandle.nullDevice
         stderr.fileHandleForReading.readabilityHandler = { [buffer] handle in
             buffer.consume(handle.availableData)
+        }
+        stdout.fileHandleForReading.readabilityHandler = { [outputBuffer] handle in
+            outputBuffer.consume(handle.availableData)
         }
         try process.run()
     }
@@ -53,7 +57,10 @@ final class BridgeProcess: Sendable {
     }
 
     var log: String { buffer.text }
-    var output: String { String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self) }
+    var output: String { outputBuffer.text }
+
+    /// The first standard-output line (past or future) containing `text`.
+    func waitForOutput(containing text: String) async -> String? { await outputBuffer.waitForLine(containing: text) }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
