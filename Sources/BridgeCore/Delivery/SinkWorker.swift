@@ -37,14 +37,31 @@ final class SinkWorker: Sendable {
     }
 
     private enum Step: Sendable {
-        case finished(Int64)
+        /// The sink returned or threw; the slot is free, the outcome still has to be recorded.
+        case delivered(Int64, Outcome)
+        /// The outcome is durable (or recording failed and the delivery stays queued).
+        case recorded(Int64)
+        /// A try was cancelled (shutdown): nothing recorded, the delivery stays queued.
+        case abandoned(Int64)
         case woke
         case graceOver
     }
 
+    private enum Outcome: Sendable {
+        case success(Duration)
+        case failure(SinkError)
+    }
+
+    /// How many due deliveries one query reads ahead (bounded memory: this many events per sink).
+    static let prefetch = 64
+
     func run() async {
         await withTaskGroup(of: Step.self) { group in
-            var inFlight: Set<Int64> = []
+            // Deliveries read ahead, oldest first; handed to the sink as slots free up.
+            var buffered: [Delivery] = []
+            var inFlight: [Int64: Delivery] = [:]
+            // Delivered, outcome being written: not to be read again until that is durable.
+            var recording: Set<Int64> = []
             var waiting = false
             var waiterDeadline = ContinuousClock.now
             var graceTimer = false
@@ -54,13 +71,20 @@ final class SinkWorker: Sendable {
                 var wait: Duration = .seconds(30)
                 if !isStopping, inFlight.count < concurrency {
                     do {
-                        let due = try await store.dueDeliveries(sink: name, now: Date(), limit: concurrency - inFlight.count, excluding: inFlight)
-                        for delivery in due {
-                            inFlight.insert(delivery.id)
-                            group.addTask { await self.attempt(delivery); return .finished(delivery.id) }
+                        if buffered.isEmpty {
+                            let excluded = Set(inFlight.keys).union(recording)
+                            buffered = try await store.dueDeliveries(sink: name, now: Date(), limit: Self.prefetch, excluding: excluded)
                         }
-                        if inFlight.count < concurrency, let next = try await store.nextDueDate(sink: name, excluding: inFlight) {
-                            wait = .seconds(max(0.001, min(30, next.timeIntervalSinceNow)))
+                        while inFlight.count < concurrency, !buffered.isEmpty {
+                            let delivery = buffered.removeFirst()
+                            inFlight[delivery.id] = delivery
+                            group.addTask { await self.attempt(delivery) }
+                        }
+                        if inFlight.count < concurrency, buffered.isEmpty {
+                            let excluded = Set(inFlight.keys).union(recording)
+                            if let next = try await store.nextDueDate(sink: name, excluding: excluded) {
+                                wait = .seconds(max(0.001, min(30, next.timeIntervalSinceNow)))
+                            }
                         }
                         storeFailures = 0
                     } catch {
@@ -70,7 +94,7 @@ final class SinkWorker: Sendable {
                     }
                 }
                 if isStopping {
-                    if inFlight.isEmpty { break }
+                    if inFlight.isEmpty && recording.isEmpty { break }
                     if !graceTimer {
                         graceTimer = true
                         let grace = shutdownGrace
@@ -94,8 +118,22 @@ final class SinkWorker: Sendable {
                 }
                 guard let step = await group.next() else { break }
                 switch step {
-                case .finished(let id): inFlight.remove(id)
-                case .woke: waiting = false
+                case .delivered(let id, let outcome):
+                    guard let delivery = inFlight.removeValue(forKey: id) else { continue }
+                    // The slot is free for the next delivery while this outcome is written: a
+                    // single-lane sink is not held to one fsync per event. (A crash before the
+                    // write lands means one more delivery of this event: at-least-once.)
+                    recording.insert(id)
+                    group.addTask {
+                        await self.record(outcome, of: delivery)
+                        return .recorded(id)
+                    }
+                case .recorded(let id):
+                    recording.remove(id)
+                case .abandoned(let id):
+                    inFlight.removeValue(forKey: id)
+                case .woke:
+                    waiting = false
                 case .graceOver:
                     logger.warning("deliveries still in flight at shutdown stay queued for the next start", metadata: ["bridge.count": "\(inFlight.count)"])
                     group.cancelAll()
@@ -105,27 +143,40 @@ final class SinkWorker: Sendable {
         }
     }
 
-    /// One try of one delivery, its outcome recorded. A cancelled try records nothing: the delivery stays queued.
-    func attempt(_ delivery: Delivery) async {
-        let number = delivery.attempts + 1
+    /// One try of one delivery. A cancelled try reports `abandoned`: the delivery stays queued.
+    private func attempt(_ delivery: Delivery) async -> Step {
         let started = ContinuousClock.now
+        do {
+            try await sink.deliver(delivery.event, attempt: DeliveryAttempt(number: delivery.attempts + 1, deliveryID: delivery.id))
+            return .delivered(delivery.id, .success(ContinuousClock.now - started))
+        } catch {
+            if Task.isCancelled { return .abandoned(delivery.id) }
+            return .delivered(delivery.id, .failure(error as? SinkError ?? .retryable(String(describing: error))))
+        }
+    }
+
+    /// Makes one outcome durable: success deletes the delivery, a failure schedules a retry or a dead letter.
+    private func record(_ outcome: Outcome, of delivery: Delivery) async {
+        let number = delivery.attempts + 1
         var logger = self.logger
         logger[metadataKey: "bridge.event"] = "\(delivery.event.id)"
-        do {
-            try await sink.deliver(delivery.event, attempt: DeliveryAttempt(number: number, deliveryID: delivery.id))
-            try await store.recordSuccess(deliveryID: delivery.id)
-            backlog.finished()
-            Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
-            Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed( ContinuousClock.now - started)
-            logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
-        } catch {
-            if Task.isCancelled { return }
+        switch outcome {
+        case .success(let took):
+            do {
+                try await store.recordSuccess(deliveryID: delivery.id)
+                backlog.finished()
+                Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
+                Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed(took)
+                logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
+            } catch {
+                logger.error("recording a delivery outcome failed; it stays queued", metadata: ["error": "\(error)"])
+            }
+        case .failure(let error):
             await recordFailure(delivery, attempt: number, error: error, logger: logger)
         }
     }
 
-    private func recordFailure(_ delivery: Delivery, attempt number: Int, error: any Error, logger: Logger) async {
-        let sinkError = error as? SinkError ?? .retryable(String(describing: error))
+    private func recordFailure(_ delivery: Delivery, attempt number: Int, error sinkError: SinkError, logger: Logger) async {
         let now = Date()
         do {
             switch sinkError.disposition {
@@ -144,7 +195,7 @@ final class SinkWorker: Sendable {
                     ])
                 case .deadLetter:
                     try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
-                backlog.finished()
+                    backlog.finished()
                     Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
                     logger.error("delivery failed past retry.maxAge; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
                 }
