@@ -135,7 +135,9 @@ public enum BridgeRunner {
         // Services stop in reverse order: the listener first (no new acknowledgements), then the
         // subscription manager, then the delivery engine (in-flight deliveries finish or stay
         // queued), then the sinks' own services.
-        var services: [any Service] = sinkServices
+        // All sinks' own services in one: they start together and, at shutdown, stop together
+        // (one after another, several slow plugins could exceed the 10 s promise).
+        var services: [any Service] = sinkServices.isEmpty ? [] : [ConcurrentServices(services: sinkServices)]
         services.append(engine)
         if let manager { services.append(manager) }
         let onListening = options.onListening
@@ -151,6 +153,20 @@ public enum BridgeRunner {
         try await group.run()
         await httpClient.shutdown()
         logger.info("stopped")
+    }
+}
+
+/// Runs several services as one: started together, and told to shut down together.
+struct ConcurrentServices: Service {
+    let services: [any Service]
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for service in services {
+                group.addTask { try await service.run() }
+            }
+            try await group.waitForAll()
+        }
     }
 }
 

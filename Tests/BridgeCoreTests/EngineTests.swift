@@ -82,6 +82,8 @@ struct EngineTests {
             await good.waitForDeliveries(20)
             #expect(good.delivered == events.map(\.id))
             #expect(failing.delivered.isEmpty)
+            // The hanging sink took its first event and holds its only lane: no second attempt.
+            #expect(try await eventually { hanging.attemptCount == 1 })
             #expect(hanging.attemptCount == 1)
         }
         // What the failing and hanging sinks did not deliver is still queued.

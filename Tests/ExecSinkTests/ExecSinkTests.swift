@@ -82,6 +82,9 @@ struct ExecSinkTests {
             #expect(elapsed < .seconds(5))  // not the 10 s timeout
             let restart = await log.first { $0.message.hasPrefix("exec plugin exited with status 3; restarting in") }
             #expect(restart?.metadata["bridge.restart_in"] == "50ms")
+            // The restart is awaited: a service starved of threads past startWait restarts late (its
+            // deliveries meanwhile fail retryable; `backoff` tests that).
+            #expect(await log.wait(for: 2) { $0.message == "exec plugin started" }.count == 2)
             #expect(await sink.send(event("ok")) == .ok)
             let pids = log.startedPIDs
             #expect(pids.count == 2 && pids[0] != pids[1])
@@ -155,7 +158,10 @@ struct ExecSinkTests {
 
     @Test("graceful shutdown closes stdin and the plugin exits by itself: no signal needed")
     func shutdownByEOF() async throws {
-        let log = try await withExecSink(command: testPlugin()) { sink, log in
+        // A plugin that exits at end of input ends the wait at once; the long grace is for python on a loaded machine.
+        var supervision = ExecSink.Supervision.fast
+        supervision.stopGrace = .seconds(10)
+        let log = try await withExecSink(command: testPlugin(), supervision: supervision, shutdownLimit: .seconds(25)) { sink, log in
             #expect(await sink.send(event("ok")) == .ok)
         }
         let pid = try #require(log.startedPIDs.first)
@@ -166,7 +172,9 @@ struct ExecSinkTests {
 
     @Test("a plugin that ignores stdin closing gets SIGTERM (not blocked or ignored in the child)")
     func shutdownBySIGTERM() async throws {
-        let log = try await withExecSink(command: testPlugin("--ignore-eof", "--trap-term")) { sink, _ in
+        var supervision = ExecSink.Supervision.fast
+        supervision.stopGrace = .seconds(2)  // time for python to run its handler on a loaded machine
+        let log = try await withExecSink(command: testPlugin("--ignore-eof", "--trap-term"), supervision: supervision) { sink, _ in
             #expect(await sink.send(event("ok")) == .ok)
         }
         #expect(log.entries.contains { $0.message.hasSuffix("sending SIGTERM") })
@@ -193,7 +201,8 @@ struct ExecSinkTests {
         let running = Task { try await sink.run() }
         #expect(await log.first { $0.message == "test-plugin ready" } != nil)
         running.cancel()
-        try await running.value
+        let result = await finished(running, within: .seconds(10))
+        #expect(result != nil, "run() did not return after its cancellation")
         let pid = try #require(log.startedPIDs.first)
         #expect(!isAlive(pid))
         #expect(await sink.send(event("ok")) == .retry("the exec sink is stopping"))
@@ -243,17 +252,19 @@ struct ExecSinkTests {
 
     @Test("the same event in flight twice is written once and both deliveries get its answer")
     func duplicateInFlight() async throws {
-        try await withExecSink(command: testPlugin()) { sink, _ in
+        try await withExecSink(command: testPlugin()) { sink, log in
             let twice = event("hold ok")
             async let first = sink.send(twice)
             async let second = sink.send(twice)
-            while sink.supervisor.waiterCount < 2 { await Task.yield() }
+            // Awaited, not polled: a delivery that ended early cannot leave the test spinning.
+            #expect(await log.deliveriesRegistered(2, id: twice.id))
+            #expect(sink.supervisor.waiterCount == 2)
             #expect(await sink.send(event("release 1")) == .ok)
             #expect(await [first, second] == [.ok, .ok])
             #expect(await sink.send(event("report count:\(twice.id)")) == .retry("the plugin asked to retry: 1"))
             // Delivered again later (a retry, not in flight): written again, with the same id.
             async let again = sink.send(twice)
-            while sink.supervisor.waiterCount < 1 { await Task.yield() }
+            #expect(await log.deliveriesRegistered(3, id: twice.id))
             #expect(await sink.send(event("release 1")) == .ok)
             #expect(await again == .ok)
             #expect(await sink.send(event("report count:\(twice.id)")) == .retry("the plugin asked to retry: 2"))
@@ -309,9 +320,11 @@ struct ExecSinkTests {
 
     @Test("a delivery that is cancelled ends at once and leaves nothing waiting")
     func cancelledDelivery() async throws {
-        try await withExecSink(command: testPlugin()) { sink, _ in
-            let delivery = Task { await sink.send(event("hang")) }
-            while sink.supervisor.waiterCount < 1 { await Task.yield() }
+        try await withExecSink(command: testPlugin()) { sink, log in
+            let hang = event("hang")
+            let delivery = Task { await sink.send(hang) }
+            #expect(await log.deliveriesRegistered(id: hang.id))
+            #expect(sink.supervisor.waiterCount == 1)
             delivery.cancel()
             #expect(await delivery.value == .other("CancellationError()"))
             #expect(sink.supervisor.waiterCount == 0)
@@ -321,16 +334,22 @@ struct ExecSinkTests {
     @Test("deliveries wait briefly for the first start instead of failing")
     func waitsForStart() async throws {
         let log = LogRecorder()
+        var supervision = ExecSink.Supervision.fast
+        supervision.startWait = .seconds(20)  // the service may get a thread late on a loaded machine
         let sink = ExecSink(
             name: "plugin", configuration: .init(command: testPlugin()),
-            context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient), supervision: .fast)
-        async let early = sink.send(event("ok"))  // before run(): waits up to startWait
+            context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient), supervision: supervision)
+        let first = event("ok")
+        async let early = sink.send(first)  // before run(): waits up to startWait
+        #expect(await log.deliveriesRegistered(id: first.id))
+        #expect(log.entries.contains { $0.message == "exec event waits for the plugin to start" && $0.metadata["bridge.event"] == first.id })
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: sink)], logger: Logger(label: "group") { _ in SwiftLogNoOpLogHandler() }))
         let running = Task { try await group.run() }
         #expect(await early == .ok)
         await group.triggerGracefulShutdown()
-        try await running.value
+        let result = await finished(running, within: .seconds(10))
+        #expect(result != nil, "the service group did not stop")
         expectAllStopped(log)
     }
 }

@@ -1,5 +1,6 @@
 import BridgeCore
 import CurlKit
+import Dispatch
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -60,40 +61,57 @@ final class LogRecorder: Sendable {
     }
 
     /// Waits until `count` logged entries match (already logged or still to come), at most
-    /// `timeout`; returns the matching entries (fewer than `count` when the time ran out).
+    /// `timeout` and no longer than the calling task stays uncancelled; returns the matching
+    /// entries (fewer than `count` when the time ran out or the task was cancelled).
     @discardableResult
     func wait(for count: Int = 1, timeout: Duration = .seconds(15), where predicate: @escaping @Sendable (Entry) -> Bool) async -> [Entry] {
         let key = state.withLock { state -> Int in
             state.nextWaiter += 1
             return state.nextWaiter
         }
-        let guardTask = Task {
+        let guardTask = Task { [self] in
             try? await Task.sleep(for: timeout)
-            let waiter = state.withLock { state -> Waiter? in
-                guard let waiter = state.waiters.removeValue(forKey: key) else {
-                    state.expired.insert(key)
-                    return nil
-                }
-                return waiter
-            }
-            waiter?.continuation.resume()
+            expire(key)
         }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { state -> Bool in
-                let needed = count - state.entries.filter(predicate).count
-                if needed <= 0 || state.expired.contains(key) { return true }
-                state.waiters[key] = Waiter(predicate: predicate, needed: needed, continuation: continuation)
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    let needed = count - state.entries.filter(predicate).count
+                    if needed <= 0 || state.expired.contains(key) { return true }
+                    state.waiters[key] = Waiter(predicate: predicate, needed: needed, continuation: continuation)
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            expire(key)
         }
         guardTask.cancel()
         return entries.filter(predicate)
     }
 
+    /// Ends the wait `key` now (its time ran out, or its task was cancelled), also if it has not begun.
+    private func expire(_ key: Int) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let waiter = state.waiters.removeValue(forKey: key) else {
+                state.expired.insert(key)
+                return nil
+            }
+            return waiter
+        }
+        waiter?.continuation.resume()
+    }
+
     /// The first matching entry, waiting for it up to `timeout`.
     func first(timeout: Duration = .seconds(15), where predicate: @escaping @Sendable (Entry) -> Bool) async -> Entry? {
         await wait(for: 1, timeout: timeout, where: predicate).first
+    }
+
+    /// Waits until `count` deliveries of the event `id` have reached the sink's table (sent to the
+    /// plugin, waiting for it to start, or joined to the same event in flight), counting those
+    /// that have ended since. False when fewer did within `timeout`.
+    func deliveriesRegistered(_ count: Int = 1, id: String, timeout: Duration = .seconds(15)) async -> Bool {
+        await wait(for: count, timeout: timeout) { $0.metadata["bridge.event"] == id && $0.message.hasPrefix("exec event ") }.count >= count
     }
 
     /// Pids of every plugin the sink started.
@@ -248,9 +266,66 @@ func isAlive(_ pid: pid_t) -> Bool {
     kill(pid, 0) == 0 || errno == EPERM
 }
 
+/// An exec sink running in its own `ServiceGroup`, for tests that drive its start and stop.
+struct RunningSink {
+    let sink: ExecSink
+    let log: LogRecorder
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    /// Starts the group (on `executor` when given; tests hold a ``StallableExecutor`` to starve it).
+    static func start(
+        command: [String],
+        timeout: Duration = .seconds(10),
+        environment: [String: String] = [:],
+        workingDirectory: String? = nil,
+        supervision: ExecSink.Supervision = .fast,
+        executor: (any TaskExecutor)? = nil
+    ) -> RunningSink {
+        let log = LogRecorder()
+        let sink = ExecSink(
+            name: "plugin",
+            configuration: .init(command: command, timeout: timeout, environment: environment, workingDirectory: workingDirectory),
+            context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient),
+            supervision: supervision
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: sink)],
+                logger: Logger(label: "group") { _ in SwiftLogNoOpLogHandler() }
+            ))
+        let task = Task(executorPreference: executor) { try await group.run() }
+        return RunningSink(sink: sink, log: log, group: group, task: task)
+    }
+
+    /// Shuts the group down gracefully and waits for it, at most `limit`: how long it took, or nil
+    /// (an issue) when it did not stop in time or failed. Then checks that no plugin is left.
+    @discardableResult
+    func shutDown(within limit: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation) async -> Duration? {
+        let start = ContinuousClock.now
+        await group.triggerGracefulShutdown()
+        let result = await finished(task, within: limit)
+        let elapsed = ContinuousClock.now - start
+        expectAllStopped(log, sourceLocation: sourceLocation)
+        switch result {
+        case .success: return elapsed
+        case .failure(let error): Issue.record("the service group failed: \(error)", sourceLocation: sourceLocation)
+        case nil: Issue.record("the service group did not stop within \(limit) of a graceful shutdown", sourceLocation: sourceLocation)
+        }
+        return nil
+    }
+}
+
 /// Runs an exec sink in a `ServiceGroup` around `body`, then shuts the group down gracefully
 /// (also when `body` throws) and checks that every plugin process the sink started is gone.
 /// Returns the log for assertions about shutdown.
+///
+/// `body` runs once the service has made its first start attempt (the plugin started, or could
+/// not be started), however long the service takes to get a thread on a loaded machine: the
+/// deliveries it sends do not race the service's start against `startWait`. With
+/// `waitForStart: false` it runs at once. The group runs on `executor` when one is given. A
+/// shutdown that takes longer than `shutdownLimit` is an issue, and the helper stops waiting for
+/// it rather than hang the suite.
 @discardableResult
 func withExecSink(
     command: [String],
@@ -258,36 +333,92 @@ func withExecSink(
     environment: [String: String] = [:],
     workingDirectory: String? = nil,
     supervision: ExecSink.Supervision = .fast,
+    waitForStart: Bool = true,
+    executor: (any TaskExecutor)? = nil,
+    shutdownLimit: Duration = .seconds(20),
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (ExecSink, LogRecorder) async throws -> Void
 ) async throws -> LogRecorder {
-    let log = LogRecorder()
-    let sink = ExecSink(
-        name: "plugin",
-        configuration: .init(command: command, timeout: timeout, environment: environment, workingDirectory: workingDirectory),
-        context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient),
-        supervision: supervision
-    )
-    let group = ServiceGroup(
-        configuration: .init(
-            services: [.init(service: sink)],
-            logger: Logger(label: "group") { _ in SwiftLogNoOpLogHandler() }
-        ))
-    let running = Task { try await group.run() }
+    let running = RunningSink.start(
+        command: command, timeout: timeout, environment: environment, workingDirectory: workingDirectory,
+        supervision: supervision, executor: executor)
+    let log = running.log
+    if waitForStart, await log.firstStartAttempt(timeout: .seconds(30)) == nil {
+        Issue.record("the exec sink made no start attempt within 30 s of its service group starting", sourceLocation: sourceLocation)
+    }
     var failure: (any Error)?
     do {
-        try await body(sink, log)
+        try await body(running.sink, log)
     } catch {
         failure = error
     }
-    await group.triggerGracefulShutdown()
-    do {
-        try await running.value
-    } catch {
-        Issue.record("the service group failed: \(error)")
-    }
-    expectAllStopped(log)
+    await running.shutDown(within: shutdownLimit, sourceLocation: sourceLocation)
     if let failure { throw failure }
     return log
+}
+
+extension LogRecorder {
+    /// The log line of the sink's first attempt to start its plugin ("started" or "could not be started").
+    func firstStartAttempt(timeout: Duration = .seconds(30)) async -> Entry? {
+        await first(timeout: timeout) { $0.message == "exec plugin started" || $0.message.hasPrefix("exec plugin could not be started") }
+    }
+}
+
+/// `task`'s result once it ends, or nil when it has not ended within `limit` (it keeps running).
+func finished<Success: Sendable, Failure: Error>(_ task: Task<Success, Failure>, within limit: Duration) async -> Result<Success, Failure>? {
+    let first = FirstAnswer<Result<Success, Failure>?>()
+    return await withCheckedContinuation { continuation in
+        first.expect(continuation)
+        Task { first.answer(await task.result) }
+        Task {
+            try? await Task.sleep(for: limit)
+            first.answer(nil)
+        }
+    }
+}
+
+/// Resumes one continuation with whichever answer comes first; later answers are ignored.
+final class FirstAnswer<Value: Sendable>: Sendable {
+    private let waiting = Mutex<CheckedContinuation<Value, Never>?>(nil)
+
+    func expect(_ continuation: CheckedContinuation<Value, Never>) {
+        waiting.withLock { $0 = continuation }
+    }
+
+    func answer(_ value: Value) {
+        waiting.withLock { continuation in
+            continuation?.resume(returning: value)
+            continuation = nil
+        }
+    }
+}
+
+/// A task executor on one thread of its own that a test can hold: while held, nothing that prefers
+/// it runs, as when the cooperative pool is starved by other work. Other tests are not slowed.
+final class StallableExecutor: TaskExecutor {
+    private let queue = DispatchQueue(label: "exec-sink-test.stallable")
+    private let gates = Mutex<[DispatchSemaphore]>([])
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+
+    /// Jobs enqueued from now on wait until ``release()`` (a job already running finishes first).
+    func hold() {
+        let gate = DispatchSemaphore(value: 0)
+        gates.withLock { $0.append(gate) }
+        queue.async { gate.wait() }
+    }
+
+    /// Lets the held jobs run.
+    func release() {
+        let held = gates.withLock { gates in
+            defer { gates = [] }
+            return gates
+        }
+        for gate in held { gate.signal() }
+    }
 }
 
 /// Every plugin the sink started has exited and been reaped; kills any that did not.

@@ -53,7 +53,10 @@ public struct ExecSink: Sink, Service {
     }
 
     /// Runs the plugin until a graceful shutdown or cancellation, then stops it (stdin closed,
-    /// `stopGrace`, SIGTERM, `stopGrace`, SIGKILL) and returns.
+    /// `stopGrace`, SIGTERM, `stopGrace`, SIGKILL) and returns: at most `2 × stopGrace` and 1 s
+    /// after the request, whatever the plugin does. Called in a task that is already cancelled or
+    /// shutting down, it starts no plugin and returns at once; deliveries waiting for a start
+    /// then fail (retryable) at once, and those that arrive later too.
     public func run() async throws {
         let supervisor = self.supervisor
         await withTaskCancellationOrGracefulShutdownHandler {

@@ -86,18 +86,22 @@ final class PluginSupervisor: Sendable {
             case .joined(sent: true): return .waitForAnswer
             }
         }
+        // Logged once the delivery is in the table (so a timer, an answer or a stop can settle it);
+        // the tests await these lines instead of polling the table.
         switch next {
         case .settled(let outcome):
             continuation.resume(returning: outcome)
             return
         case .send(let process):
             process.enqueue(id: id, line: line)
+            logger.trace("exec event sent to the plugin", metadata: ["bridge.event": "\(id)", "bridge.pid": "\(process.pid)"])
         case .waitForChild:
             timers.asyncAfter(deadline: .now() + min(supervision.startWait, configuration.timeout).timeInterval) { [self] in
                 startWaitExpired(token)
             }
+            logger.trace("exec event waits for the plugin to start", metadata: ["bridge.event": "\(id)"])
         case .waitForAnswer:
-            break
+            logger.trace("exec event joins the same event already sent to the plugin", metadata: ["bridge.event": "\(id)"])
         }
         timers.asyncAfter(deadline: .now() + configuration.timeout.timeInterval) { [self] in
             timedOut(token)
@@ -299,7 +303,10 @@ final class PluginSupervisor: Sendable {
         return process
     }
 
-    /// Closes stdin, waits, SIGTERM, waits, SIGKILL.
+    /// How long `stop` waits for the exit after SIGKILL before giving up on the child.
+    static let killWait: Duration = .seconds(1)
+
+    /// Closes stdin, waits, SIGTERM, waits, SIGKILL: at most `2 × stopGrace + killWait`.
     private func stop(_ process: PluginProcess) async {
         process.closeStdin()
         if case .exited(let status) = await waitForExit(of: process, timeout: supervision.stopGrace) {
@@ -319,7 +326,9 @@ final class PluginSupervisor: Sendable {
                 "bridge.pid": "\(process.pid)"
             ])
         process.signal(SIGKILL)
-        if case .exited = await waitForExit(of: process, timeout: .seconds(5)) { return }
+        // SIGKILL cannot be caught or ignored: a child still there after this is stuck in the
+        // kernel, and waiting longer would only hold up the bridge's own shutdown.
+        if case .exited = await waitForExit(of: process, timeout: Self.killWait) { return }
         logger.error("exec plugin did not exit even after SIGKILL; giving up on it", metadata: ["bridge.pid": "\(process.pid)"])
     }
 
