@@ -1,6 +1,7 @@
 import BridgeCore
-import BridgeGraph
+@testable import BridgeGraph
 import BridgeStore
+import GraphClient
 import Foundation
 import GraphSimulator
 import TestSupport
@@ -173,5 +174,19 @@ struct SubscriptionManagerTests {
             }
             #expect(simulator.subscriptions.map(\.id) == [existing.id])
         }
+    }
+}
+
+@Suite("subscription manager messages")
+struct SubscriptionManagerMessageTests {
+    @Test("a 403 names the missing permission or the quota; a failed handshake points at publicUrl")
+    func explanations() {
+        let declaration = BridgeUnderTest.inbox
+        let forbidden = GraphError(kind: .forbidden, status: 403, code: "ExtensionError", message: "Number of subscriptions on item has exceeded limit", requestID: "r-1")
+        let text = SubscriptionManager.explain(forbidden, declaration: declaration)
+        #expect(text.contains("permission") && text.contains("quota") && text.contains("Mail.Read"))
+        #expect(text.contains("exceeded limit") && text.contains("r-1"), "Graph's own message and request-id are kept")
+        let handshake = GraphError(kind: .badRequest, status: 400, code: "InvalidRequest", message: "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.", requestID: nil)
+        #expect(SubscriptionManager.explain(handshake, declaration: declaration).contains("server.publicUrl"))
     }
 }
