@@ -1,3 +1,4 @@
+import BridgeCore
 import Foundation
 public import Logging
 import Synchronization
@@ -69,20 +70,9 @@ public struct BridgeLogHandler: LogHandler {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// A JSON string literal, escaped as the event JSON is (one implementation for both).
     static func appendJSONString(_ string: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x00..<0x20: out.append(contentsOf: Array(String(format: "\\u%04x", byte).utf8))
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        JSONValue.writeString(string, to: &out)
     }
 }
 

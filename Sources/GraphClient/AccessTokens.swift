@@ -21,6 +21,25 @@ struct CachedToken: Sendable {
     }
 }
 
+/// Keeps one access token and lets concurrent callers share a single refresh.
+actor TokenCache {
+    private var cached: CachedToken?
+    private var inFlight: Task<CachedToken, any Error>?
+
+    func token(fetch: @escaping @Sendable () async throws -> CachedToken) async throws -> String {
+        if let cached, cached.isFresh(at: Date()) { return cached.value }
+        if let inFlight { return try await inFlight.value.value }
+        let task = Task { try await fetch() }
+        inFlight = task
+        defer { inFlight = nil }
+        let token = try await task.value
+        cached = token
+        return token.value
+    }
+
+    func invalidate() { cached = nil }
+}
+
 /// The identity platform's token response, and its error form.
 struct TokenResponse: Decodable {
     var access_token: String?
@@ -54,7 +73,7 @@ func requestToken(http: CurlClient, url: String, form: [(String, String)], logge
 }
 
 /// App-only tokens: the client credentials grant with a secret or a certificate assertion.
-public actor ClientCredentialsTokenProvider: AccessTokenProvider {
+public final class ClientCredentialsTokenProvider: AccessTokenProvider {
     public enum Credential: Sendable {
         case secret(String)
         case certificate(CertificateAssertion)
@@ -66,8 +85,7 @@ public actor ClientCredentialsTokenProvider: AccessTokenProvider {
     let credential: Credential
     let http: CurlClient
     let logger: Logger
-    var cached: CachedToken?
-    var inFlight: Task<CachedToken, any Error>?
+    let cache = TokenCache()
 
     public init(endpoints: GraphEndpoints, tenant: String, clientID: String, credential: Credential, http: CurlClient, logger: Logger) {
         self.endpoints = endpoints
@@ -79,18 +97,10 @@ public actor ClientCredentialsTokenProvider: AccessTokenProvider {
     }
 
     public func accessToken() async throws -> String {
-        if let cached, cached.isFresh(at: Date()) { return cached.value }
-        // One refresh at a time: concurrent callers share it.
-        if let inFlight { return try await inFlight.value.value }
-        let task = Task { try await self.fetch() }
-        inFlight = task
-        defer { inFlight = nil }
-        let token = try await task.value
-        cached = token
-        return token.value
+        try await cache.token { try await self.fetch() }
     }
 
-    public func invalidate() { cached = nil }
+    public func invalidate() async { await cache.invalidate() }
 
     private func fetch() async throws -> CachedToken {
         let tokenURL = endpoints.tokenURL(tenant: tenant)
@@ -117,7 +127,7 @@ public protocol RefreshTokenStorage: Sendable {
 
 /// Delegated tokens from the refresh token `graph-bridge login` stored; every rotated refresh
 /// token Graph returns replaces the stored one.
-public actor RefreshTokenProvider: AccessTokenProvider {
+public final class RefreshTokenProvider: AccessTokenProvider {
     let endpoints: GraphEndpoints
     let tenant: String
     let clientID: String
@@ -125,8 +135,7 @@ public actor RefreshTokenProvider: AccessTokenProvider {
     let storage: any RefreshTokenStorage
     let http: CurlClient
     let logger: Logger
-    var cached: CachedToken?
-    var inFlight: Task<CachedToken, any Error>?
+    let cache = TokenCache()
 
     public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, storage: any RefreshTokenStorage, http: CurlClient, logger: Logger) {
         self.endpoints = endpoints
@@ -139,17 +148,10 @@ public actor RefreshTokenProvider: AccessTokenProvider {
     }
 
     public func accessToken() async throws -> String {
-        if let cached, cached.isFresh(at: Date()) { return cached.value }
-        if let inFlight { return try await inFlight.value.value }
-        let task = Task { try await self.fetch() }
-        inFlight = task
-        defer { inFlight = nil }
-        let token = try await task.value
-        cached = token
-        return token.value
+        try await cache.token { try await self.fetch() }
     }
 
-    public func invalidate() { cached = nil }
+    public func invalidate() async { await cache.invalidate() }
 
     private func fetch() async throws -> CachedToken {
         guard let refreshToken = try await storage.loadRefreshToken() else {
