@@ -53,7 +53,9 @@ public struct ConfigDuration: Decodable, Sendable, Hashable, Comparable, CustomS
             guard !overflow else { return nil }
             var part = scaled
             if !fraction.isEmpty, let digits = Double("0." + fraction) {
-                part += Int64((digits * Double(unit)).rounded())
+                let (withFraction, fractionOverflow) = part.addingReportingOverflow(Int64((digits * Double(unit)).rounded()))
+                guard !fractionOverflow else { return nil }
+                part = withFraction
             }
             let (sum, sumOverflow) = total.addingReportingOverflow(part)
             guard !sumOverflow, sum >= 0 else { return nil }

@@ -67,6 +67,32 @@ struct RobustnessTests {
         #expect(outcomes.decoded > 0)
         #expect(outcomes.configErrors > 0)
     }
+
+    struct Timeout: Decodable {
+        var timeout: ConfigDuration
+    }
+
+    /// Regression (fuzz-config, Fuzz/corpus/config/regression-duration-overflow.yaml): a whole
+    /// part that just fits in Int64 nanoseconds plus a fraction went past it, and the addition trapped.
+    @Test(
+        "a duration whose fraction tips it past Int64 nanoseconds is a ConfigError, not a trap",
+        arguments: ["2562047.8h", "9223372036.9s", "9223372036854.9ms", "153722867.5m", "1d2562047.8h"])
+    func durationFractionOverflow(_ text: String) throws {
+        #expect(ConfigDuration.parse(text) == nil)
+        let document = try ConfigDocument.parse("timeout: \(text)\n", file: "bridge.yaml", directory: "/")
+        let error = #expect(throws: ConfigError.self) {
+            try ConfigDecoder(document: document, environment: [:]).decode(Timeout.self)
+        }
+        #expect(error?.mark == ConfigMark(line: 1, column: 10))
+    }
+
+    @Test("durations just below the Int64 limit still parse, fraction included")
+    func durationNearLimit() {
+        #expect(ConfigDuration.parse("2562047.7h") == .nanoseconds(9_223_371_720_000_000_000))
+        #expect(ConfigDuration.parse("9223372036.854s") == .nanoseconds(9_223_372_036_854_000_000))
+        #expect(ConfigDuration.parse("106751d") == .nanoseconds(9_223_286_400_000_000_000))
+        #expect(ConfigDuration.parse("106752d") == nil)
+    }
 }
 
 /// A small seeded generator so the mutations are the same on every run.
