@@ -60,7 +60,7 @@ public final class HTTPReceiver {
         let exit = ProcessExit(process)
         try process.run()
         do {
-            let line = try await firstLine(of: stdout.fileHandleForReading)
+            let line = try await readFirstLine(of: stdout.fileHandleForReading, from: "receiver")
             guard line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
                 throw StartError(description: "receiver printed \(line.debugDescription) instead of PORT <n>")
             }
@@ -96,28 +96,6 @@ public final class HTTPReceiver {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
-    /// Reads up to the first newline without blocking a thread of the cooperative pool.
-    private static func firstLine(of handle: FileHandle) async throws -> String {
-        let buffer = Mutex<(data: Data, done: Bool)>((Data(), false))
-        defer { handle.readabilityHandler = nil }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
-            handle.readabilityHandler = { handle in
-                let chunk = handle.availableData
-                let result: Result<String, StartError>? = buffer.withLock { buffer in
-                    guard !buffer.done else { return nil }
-                    if chunk.isEmpty {
-                        buffer.done = true
-                        return .failure(StartError(description: "receiver exited before printing its port"))
-                    }
-                    buffer.data.append(chunk)
-                    guard let newline = buffer.data.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-                    buffer.done = true
-                    return .success(String(decoding: buffer.data[..<newline], as: UTF8.self))
-                }
-                if let result { continuation.resume(with: result) }
-            }
-        }
-    }
 }
 
 /// Resumes waiters when the process exits (set up before `run()`).
