@@ -74,10 +74,15 @@ public enum BridgeRunner {
         let sinkServices = sinkEntries.compactMap { $0.sink as? any Service }
 
         let directory = SubscriptionDirectory(configuration.receiveOnlyEntries)
+        // Receive-only subscriptions are recorded too, so `subscriptions` and the status page list them.
         for entry in configuration.receiveOnlyEntries {
-            try? await store.saveSubscription(SubscriptionRecord(
-                name: entry.name, graphID: entry.id, resource: entry.resource ?? "", changeTypes: "", clientState: entry.clientState,
-                notificationURL: "", expiration: nil, renewedAt: nil, managed: false))
+            do {
+                try await store.saveSubscription(SubscriptionRecord(
+                    name: entry.name, graphID: entry.id, resource: entry.resource ?? "", changeTypes: "", clientState: entry.clientState,
+                    notificationURL: "", expiration: nil, renewedAt: nil, managed: false))
+            } catch {
+                logger.warning("could not record a receive-only subscription in the state file", metadata: ["bridge.subscription": "\(entry.name)", "error": "\(error)"])
+            }
         }
         let readiness = ListenerReadiness()
 
