@@ -84,6 +84,10 @@ public enum BridgeRunner {
                 logger.warning("could not record a receive-only subscription in the state file", metadata: ["bridge.subscription": "\(entry.name)", "error": "\(error)"])
             }
         }
+        let receiveOnlyNames = Set(configuration.receiveOnlyEntries.map(\.name))
+        for stale in (try? await store.subscriptionRecords()) ?? [] where !stale.managed && !receiveOnlyNames.contains(stale.name) {
+            try? await store.deleteSubscription(name: stale.name)  // left the file: forget it
+        }
         let readiness = ListenerReadiness()
 
         // Managed subscriptions: the Graph client, the subscription manager and `fetch:` enrichment.
