@@ -9,56 +9,14 @@ import Testing
 
 @testable import GraphSimulator
 
-/// Things that arrive over time (notifications, handshakes), awaited by predicate instead of sleeping.
-final class Inbox<Item: Sendable>: Sendable {
-    private struct Waiter {
-        let ready: @Sendable ([Item]) -> Bool
-        let continuation: CheckedContinuation<[Item], any Error>
-    }
+/// Things that arrive over time (notifications, handshakes), awaited by predicate instead of
+/// sleeping: the simulator's own awaitable log.
+typealias Inbox = EventLog
 
-    private let state = Mutex<(items: [Item], waiters: [UUID: Waiter])>(([], [:]))
-
-    var items: [Item] { state.withLock { $0.items } }
-
-    func append(_ item: Item) {
-        let resumed: [(CheckedContinuation<[Item], any Error>, [Item])] = state.withLock { state in
-            state.items.append(item)
-            var ready: [(CheckedContinuation<[Item], any Error>, [Item])] = []
-            for (id, waiter) in state.waiters where waiter.ready(state.items) {
-                ready.append((waiter.continuation, state.items))
-                state.waiters[id] = nil
-            }
-            return ready
-        }
-        for (continuation, items) in resumed { continuation.resume(returning: items) }
-    }
-
-    /// Waits until `ready(items)` holds (or fails after `timeout`), returning the items then.
-    func wait(timeout: Duration = .seconds(15), until ready: @escaping @Sendable ([Item]) -> Bool) async throws -> [Item] {
-        let id = UUID()
-        return try await withThrowingTaskGroup(of: [Item].self) { group in
-            group.addTask {
-                try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { continuation in
-                        let now: [Item]? = self.state.withLock { state in
-                            if ready(state.items) { return state.items }
-                            state.waiters[id] = Waiter(ready: ready, continuation: continuation)
-                            return nil
-                        }
-                        if let now { continuation.resume(returning: now) }
-                    }
-                } onCancel: {
-                    let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
-                    waiter?.continuation.resume(throwing: CancellationError())
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw TimedOut(what: "\(Item.self)")
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
-        }
+extension EventLog {
+    /// Waits until `ready(items)` holds (15 s by default).
+    func wait(until ready: @escaping @Sendable ([Item]) -> Bool) async throws -> [Item] {
+        try await wait(timeout: .seconds(15), until: ready)
     }
 
     /// Waits for the first item matching `predicate`.
@@ -66,11 +24,6 @@ final class Inbox<Item: Sendable>: Sendable {
         let items = try await wait(timeout: timeout) { $0.contains(where: predicate) }
         return items.first(where: predicate)!
     }
-}
-
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
 }
 
 /// What the test subscriber received.
