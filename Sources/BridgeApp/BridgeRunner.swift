@@ -48,8 +48,13 @@ public enum BridgeRunner {
 
     /// Runs the daemon. Returns after a graceful shutdown.
     public static func run(configuration: BridgeConfiguration, logger: Logger, options: Options = .init()) async throws {
-        if configuration.server.tls != nil {
-            throw StartupError("\(configuration.file): server.tls is not supported by this build yet; terminate TLS in a reverse proxy")
+        var tls: ServerTLS?
+        if let files = configuration.server.tls {
+            do {
+                tls = try ServerTLS(certificatePath: files.certificate.path, keyPath: files.key.path, logger: logger)
+            } catch {
+                throw StartupError("server.tls: \(error)")
+            }
         }
         let registry = metricsRegistry
 
@@ -128,7 +133,7 @@ public enum BridgeRunner {
         let intake = NotificationIntake(
             directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, logger: logger)
         let server = BridgeServer(
-            configuration: .init(host: configuration.server.host, port: configuration.server.port, maxBodyBytes: configuration.server.maxBodyBytes),
+            configuration: .init(host: configuration.server.host, port: configuration.server.port, maxBodyBytes: configuration.server.maxBodyBytes, tls: tls),
             intake: intake,
             health: StoreHealth(store: store, intake: intake, manager: manager),
             metrics: registry,
@@ -150,7 +155,7 @@ public enum BridgeRunner {
         services.append(engine)
         if let manager { services.append(manager) }
         let onListening = options.onListening
-        services.append(server.makeApplication { port in
+        services.append(try server.makeApplication { port in
             readiness.markListening(port: port)
             await onListening(port)
         })

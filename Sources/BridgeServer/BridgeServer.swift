@@ -1,6 +1,7 @@
 public import BridgeCore
 import Foundation
 public import Hummingbird
+import HummingbirdTLS
 public import Logging
 import Metrics
 import NIOCore
@@ -23,11 +24,14 @@ public struct BridgeServer: Sendable {
         public var host: String
         public var port: Int
         public var maxBodyBytes: Int
+        /// HTTPS when set (`server.tls`), plain HTTP otherwise.
+        public var tls: ServerTLS?
 
-        public init(host: String, port: Int, maxBodyBytes: Int) {
+        public init(host: String, port: Int, maxBodyBytes: Int, tls: ServerTLS? = nil) {
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
+            self.tls = tls
         }
     }
 
@@ -50,7 +54,7 @@ public struct BridgeServer: Sendable {
 
     /// The Hummingbird application, a `Service` to run in the bridge's service group.
     /// `onListening` receives the bound port (useful with port 0).
-    public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router()
         let server = self
         router.post("notifications") { request, _ in
@@ -76,12 +80,16 @@ public struct BridgeServer: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.serialized())))
         }
         let logger = self.logger
+        let scheme = configuration.tls == nil ? "http" : "https"
         return Application(
             router: router,
+            server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "graph-bridge"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? server.configuration.port
-                logger.notice("listening", metadata: ["bridge.address": "\(server.configuration.host):\(port)", "bridge.port": "\(port)"])
+                logger.notice("listening", metadata: [
+                    "bridge.address": "\(server.configuration.host):\(port)", "bridge.port": "\(port)", "bridge.scheme": "\(scheme)",
+                ])
                 await onListening(port)
             },
             logger: logger

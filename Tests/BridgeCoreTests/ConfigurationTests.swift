@@ -150,6 +150,17 @@ struct ConfigurationTests {
         #expect(manageErrors.first?.hasPrefix("bridge.yaml:3:13: ") == true)
     }
 
+    @Test("server.tls files must exist: the missing one is named at its line")
+    func tlsFiles() {
+        let errors = Self.errors(Self.minimal + "server:\n  tls:\n    certificate: /nonexistent/server.pem\n    key: /nonexistent/server.key\n")
+        #expect(errors == [
+            "bridge.yaml:12:18: /nonexistent/server.pem does not exist or is not a file",
+        ])
+        let missingKey = Self.errors(Self.minimal + "server:\n  tls: { certificate: /etc/hostname }\n")
+        #expect(missingKey.count == 1)
+        #expect(missingKey.first?.contains("key") == true, "\(missingKey)")
+    }
+
     @Test("a missing environment variable names the variable and its line")
     func missingVariable() {
         let yaml = Self.minimal.replacingOccurrences(of: "clientState: s3cret", with: "clientState: ${FEED_STATE}")

@@ -73,7 +73,7 @@ struct BridgeUnderTest {
             readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: quiet, maxRetryDelay: .seconds(2))
         let intake = NotificationIntake(directory: directory, store: store, doorbell: Doorbell(), lifecycleObserver: manager, logger: quiet)
         let server = BridgeServer(configuration: .init(host: "127.0.0.1", port: port, maxBodyBytes: 1 << 20), intake: intake, health: NoHealthCheck(), metrics: nil, logger: quiet)
-        let app = server.makeApplication { readiness.markListening(port: $0) }
+        let app = try server.makeApplication { readiness.markListening(port: $0) }
         let group = ServiceGroup(configuration: .init(services: [.init(service: manager), .init(service: app)], logger: quiet))
         let bridge = BridgeUnderTest(store: store, manager: manager, subscriptions: directory)
         try await withThrowingTaskGroup(of: Void.self) { tasks in

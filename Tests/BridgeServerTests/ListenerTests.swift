@@ -18,18 +18,21 @@ struct ListenerTests {
         let baseURL: String
         let store: SQLiteStateStore
         let client: CurlClient
+        /// What the client trusts when the listener serves HTTPS.
+        var tls: TLSOptions? = nil
+        var port: Int = 0
 
         func post(_ path: String, body: [UInt8] = [], contentType: String = "application/json") async throws -> CurlKit.HTTPResponse {
-            try await client.execute(HTTPRequest(method: "POST", url: baseURL + path, headers: [("Content-Type", contentType)], body: body))
+            try await client.execute(HTTPRequest(method: "POST", url: baseURL + path, headers: [("Content-Type", contentType)], body: body), tls: tls)
         }
 
         func get(_ path: String) async throws -> CurlKit.HTTPResponse {
-            try await client.execute(HTTPRequest(method: "GET", url: baseURL + path))
+            try await client.execute(HTTPRequest(method: "GET", url: baseURL + path), tls: tls)
         }
     }
 
-    /// Starts the listener on port 0, runs `body`, and shuts it down gracefully.
-    static func withListener(maxBodyBytes: Int = 64 * 1024, _ body: (Live) async throws -> Void) async throws {
+    /// Starts the listener on port 0 (HTTPS when `tls` is set, trusting `caFile`), runs `body`, and shuts it down gracefully.
+    static func withListener(maxBodyBytes: Int = 64 * 1024, tls: ServerTLS? = nil, caFile: String? = nil, _ body: (Live) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/graph-bridge-listener-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -41,21 +44,23 @@ struct ListenerTests {
             logger: logger
         )
         let server = BridgeServer(
-            configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes),
+            configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, tls: tls),
             intake: intake,
             health: AlwaysHealthy(),
             metrics: nil,
             logger: logger
         )
         let port = PortBox()
-        let application = server.makeApplication { port.set($0) }
+        let application = try server.makeApplication { port.set($0) }
         let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
         let client = CurlClient()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let bound = await port.value()
             do {
-                try await body(Live(baseURL: "http://127.0.0.1:\(bound)", store: store, client: client))
+                let scheme = tls == nil ? "http" : "https"
+                try await body(Live(baseURL: "\(scheme)://127.0.0.1:\(bound)", store: store, client: client,
+                                    tls: caFile.map { TLSOptions(caFile: $0) }, port: bound))
             } catch {
                 await group.triggerGracefulShutdown()
                 await client.shutdown()

@@ -155,6 +155,28 @@ public func runCommand(_ arguments: [String]) async throws {
     }
 }
 
+/// Runs a command to completion with empty standard input; returns its exit status and its
+/// standard output and error together.
+public func commandOutput(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let emptyInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/null"))
+    let capture = FileManager.default.temporaryDirectory.appendingPathComponent("graph-bridge-output-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: capture.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: capture) }
+    let handle = try FileHandle(forWritingTo: capture)
+    process.standardInput = emptyInput
+    process.standardOutput = handle
+    process.standardError = handle
+    let exit = ProcessExit(process)
+    try process.run()
+    await exit.wait()
+    try handle.close()
+    try emptyInput.close()
+    return (process.terminationStatus, (try? String(contentsOf: capture, encoding: .utf8)) ?? "")
+}
+
 /// A loopback port nothing listens on: bound, read back, then closed.
 public func closedLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

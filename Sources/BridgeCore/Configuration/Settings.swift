@@ -1,4 +1,5 @@
 public import BridgeConfig
+import Foundation
 
 /// `graph:`: how the bridge signs in to Microsoft Graph.
 public struct GraphSettings: Sendable, Decodable {
@@ -49,9 +50,30 @@ public struct GraphSettings: Sendable, Decodable {
 
 /// `server:`: the listener Graph calls.
 public struct ServerSettings: Sendable, Decodable {
+    /// PEM files: the certificate chain (leaf first) and its unencrypted private key.
     public struct TLS: Sendable, Decodable {
         public var certificate: ConfigPath
         public var key: ConfigPath
+
+        enum CodingKeys: String, CodingKey { case certificate, key }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            certificate = try container.decode(ExistingFile.self, forKey: .certificate).path
+            key = try container.decode(ExistingFile.self, forKey: .key).path
+        }
+
+        /// A path to a file that exists when the configuration is read (its content is checked at start).
+        struct ExistingFile: Decodable {
+            var path: ConfigPath
+            init(from decoder: any Decoder) throws {
+                path = try ConfigPath(from: decoder)
+                var info = stat()
+                guard stat(path.path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else {
+                    throw decoder.configError("\(path.path) does not exist or is not a file")
+                }
+            }
+        }
     }
 
     /// Host part of `listen` (`0.0.0.0`, `127.0.0.1`, `::`).
