@@ -22,10 +22,19 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         configuration.busyMode = .timeout(10)
         configuration.maximumReaderCount = 4
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // Only now: DatabasePool switches its writer to WAL *after* prepareDatabase and sets
+        // `synchronous = NORMAL` there, under which a commit is not fsync'd (it survives a killed
+        // process, not a power cut). Set FULL on the writer and read it back.
+        let synchronous = try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        }
+        guard synchronous == 2 else {
+            throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
+        }
         try Self.migrator.migrate(pool)
         committer = GroupCommitter(pool: pool)
     }
@@ -391,6 +400,14 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// How many events the store holds (routed or not).
     public func eventCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
+    }
+
+    /// The writer connection's journal mode and `synchronous` level (`wal` and 2 = FULL: every
+    /// commit is fsync'd before a write returns).
+    public func durability() async throws -> (journalMode: String, synchronous: Int) {
+        try await pool.writeWithoutTransaction { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
     }
 
     /// A cheap read that fails when the store cannot be read.

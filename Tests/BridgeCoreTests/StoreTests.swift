@@ -13,6 +13,19 @@ struct StoreTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
     }
 
+    @Test("every commit is fsync'd: the writer runs WAL with synchronous = FULL, also after a reopen")
+    func durableCommits() async throws {
+        // GRDB's DatabasePool sets NORMAL on its writer after prepareDatabase; NORMAL would
+        // survive a killed process but not a power cut, which the kill loop cannot tell apart.
+        let directory = TemporaryDirectory()
+        for _ in 0..<2 {
+            let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+            let durability = try await store.durability()
+            #expect(durability.journalMode == "wal")
+            #expect(durability.synchronous == 2, "PRAGMA synchronous must be FULL (2), found \(durability.synchronous)")
+        }
+    }
+
     @Test("a missing folder is a clear error")
     func missingFolder() {
         #expect(throws: (any Error).self) {
