@@ -96,6 +96,29 @@ struct StoreTests {
         #expect(try await store.unroutedEvents(limit: 100).count == 5)
     }
 
+    @Test("a failing write in a group commit fails alone: the writes batched with it land")
+    func failingWriteFailsAlone() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        // Routing an event that does not exist violates the deliveries → events foreign key.
+        let bogus = RoutedEvent(sequence: 987_654, event: makeEvent(), changed: false, sinks: ["rec"])
+        let (journaled, failed) = await withTaskGroup(of: (Int, Int).self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    if index % 30 == 7 {
+                        return (try? await store.commitRouting([bogus])) == nil ? (0, 1) : (0, 0)
+                    }
+                    let outcomes = try? await store.journal([JournalEntry(event: makeEvent(), deduplicationKey: nil)])
+                    return (outcomes?.count ?? 0, 0)
+                }
+            }
+            return await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+        }
+        #expect(failed == 10, "each bogus routing write must fail")
+        #expect(journaled == 290)
+        #expect(try await store.unroutedEvents(limit: 1000).count == 290, "every journal write batched with a failing one must land")
+    }
+
     @Test("many concurrent journal calls all land (group commit)")
     func concurrentJournal() async throws {
         let directory = TemporaryDirectory()
