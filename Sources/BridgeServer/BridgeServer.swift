@@ -41,6 +41,8 @@ public struct BridgeServer: Sendable {
     let metrics: PrometheusCollectorRegistry?
     let status: (any StatusProvider)?
     let logger: Logger
+    /// Made once: a metric handle per request would cost a registry lookup on the 202 path.
+    let ackTimers: [NotificationIntake.Endpoint: Timer]
 
     public init(configuration: Configuration, intake: NotificationIntake, health: any HealthCheck, metrics: PrometheusCollectorRegistry?,
                 status: (any StatusProvider)? = nil, logger: Logger) {
@@ -50,6 +52,9 @@ public struct BridgeServer: Sendable {
         self.metrics = metrics
         self.status = status
         self.logger = logger
+        ackTimers = Dictionary(uniqueKeysWithValues: [NotificationIntake.Endpoint.notifications, .lifecycle].map { endpoint in
+            (endpoint, Timer(label: "graph_bridge_ack_seconds", dimensions: [("endpoint", endpoint.rawValue)], preferredDisplayUnit: .seconds))
+        })
     }
 
     /// The Hummingbird application, a `Service` to run in the bridge's service group.
@@ -120,7 +125,7 @@ public struct BridgeServer: Sendable {
             return Self.text(.badRequest, "could not read the body\n")
         }
         let outcome = await intake.receive(body: body.readableBytesView, endpoint: endpoint)
-        Timer(label: "graph_bridge_ack_seconds", dimensions: [("endpoint", endpoint.rawValue)], preferredDisplayUnit: .seconds).recordElapsed( ContinuousClock.now - started)
+        ackTimers[endpoint]?.recordElapsed(ContinuousClock.now - started)
         switch outcome.status {
         case 202: return Response(status: .accepted)
         case 400: return Self.text(.badRequest, (outcome.reason ?? "malformed notification") + "\n")

@@ -39,6 +39,13 @@ public final class NotificationIntake: Sendable {
     let backlog: Backlog
     let logger: Logger
     private let journalFailure = Mutex<String?>(nil)
+    /// `graph_bridge_notifications_total` handles by subscription and outcome, made on first use.
+    private let counters = Mutex<[CounterKey: Counter]>([:])
+
+    private struct CounterKey: Hashable {
+        var subscription: String
+        var outcome: String
+    }
 
     /// Why the last journal write failed, until one succeeds again (for `/healthz`).
     public var lastJournalFailure: String? { journalFailure.withLock { $0 } }
@@ -133,7 +140,14 @@ public final class NotificationIntake: Sendable {
     }
 
     private func count(_ subscription: String, _ outcome: String) {
-        Counter(label: "graph_bridge_notifications_total", dimensions: [("subscription", subscription), ("outcome", outcome)]).increment()
+        let key = CounterKey(subscription: subscription, outcome: outcome)
+        let counter = counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: "graph_bridge_notifications_total", dimensions: [("subscription", subscription), ("outcome", outcome)])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     /// Builds the event (SPEC section 6) and its deduplication key from an authenticated item.
