@@ -9,6 +9,7 @@ public import Logging
 public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let pool: DatabasePool
     let committer: GroupCommitter
+    private let checkpointer: Checkpointer
     let logger: Logger
     public let path: String
 
@@ -30,6 +31,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         // process, not a power cut). Set FULL on the writer and read it back.
         let synchronous = try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Checkpoints run beside the writer (Checkpointer), not inside its commits.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
             return try Int.fetchOne(db, sql: "PRAGMA synchronous")
         }
         guard synchronous == 2 else {
@@ -37,6 +40,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
         try Self.migrator.migrate(pool)
         committer = GroupCommitter(pool: pool)
+        checkpointer = try Checkpointer(path: path, logger: logger)
+        checkpointer.start()
     }
 
     /// The state holds secrets (clientState values, refresh tokens): only the owner may read it.
@@ -400,6 +405,16 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// How many events the store holds (routed or not).
     public func eventCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
+    }
+
+    deinit {
+        checkpointer.stop()
+    }
+
+    /// Runs a WAL checkpoint now (one also runs every 200 ms by itself): the WAL's frames and how
+    /// many of them are in the database file afterwards.
+    public func checkpoint() async throws -> (walFrames: Int, copied: Int) {
+        try checkpointer.checkpointNow()
     }
 
     /// The writer connection's journal mode and `synchronous` level (`wal` and 2 = FULL: every

@@ -26,6 +26,34 @@ struct StoreTests {
         }
     }
 
+    @Test("the WAL is checkpointed beside the writer and reused, not grown without end")
+    func checkpointsBesideTheWriter() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let store = try SQLiteStateStore(path: path, logger: quietLogger)
+        func size(_ file: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+        func writeBatch() async throws {
+            for _ in 0..<40 {
+                _ = try await store.journal((0..<50).map { _ in JournalEntry(event: makeEvent(), deduplicationKey: nil) })
+            }
+        }
+        let initial = size(path)
+        try await writeBatch()
+        // The writer never checkpoints (wal_autocheckpoint = 0): the data reaching the database
+        // file shows the checkpointer ran.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while size(path) <= initial, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(size(path) > initial, "nothing was checkpointed into the database file")
+        let walAfterFirst = size(path + "-wal")
+
+        // Once fully checkpointed, the writer starts the WAL over: the same amount again does not double it.
+        let checkpoint = try await store.checkpoint()
+        #expect(checkpoint.copied == checkpoint.walFrames)
+        try await writeBatch()
+        #expect(size(path + "-wal") < walAfterFirst * 3 / 2, "the WAL grew from \(walAfterFirst) to \(size(path + "-wal")) bytes")
+        #expect(try await store.eventCount() == 4000)
+    }
+
     @Test("a missing folder is a clear error")
     func missingFolder() {
         #expect(throws: (any Error).self) {
