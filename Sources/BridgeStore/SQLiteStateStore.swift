@@ -164,7 +164,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, body, attachment FROM events WHERE routed = 0 ORDER BY seq LIMIT ?", arguments: [limit]).map { row in
+            let statement = try db.cachedStatement(sql: "SELECT seq, body, attachment FROM events WHERE routed = 0 ORDER BY seq LIMIT ?")
+            return try Row.fetchAll(statement, arguments: [limit]).map { row in
                 let body: String = row["body"]
                 let attachment: String? = row["attachment"]
                 return PendingEvent(
@@ -186,7 +187,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             )
         }
         let now = Date().timeIntervalSince1970
-        try await committer.write { db in
+        try await committer.write(.deferred) { db in
             let markRouted = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET routed = 1, body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?)")
@@ -205,52 +206,56 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     // MARK: Deliveries
 
+    // The excluded ids (in flight, or outcome being written) are skipped here rather than in the
+    // SQL: one fixed statement stays prepared, where `NOT IN (?, ?, …)` made a new one per call.
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
-        let excluded = Array(excluding)
-        let placeholders = excluded.isEmpty ? "" : "AND d.id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
-        var arguments: StatementArguments = [sink, now.timeIntervalSince1970]
-        arguments += StatementArguments(excluded)
-        arguments += [limit]
-        let sql = """
-            SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
-            WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ? \(placeholders)
-            ORDER BY d.next_attempt_at, d.id LIMIT ?
-            """
-        let statementArguments = arguments
+        let arguments: StatementArguments = [sink, now.timeIntervalSince1970, limit + excluding.count]
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: statementArguments).map { row in
-                Delivery(
-                    id: row["id"],
+            let statement = try db.cachedStatement(sql: """
+                SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ?
+                ORDER BY d.next_attempt_at, d.id LIMIT ?
+                """)
+            var deliveries: [Delivery] = []
+            for row in try Row.fetchAll(statement, arguments: arguments) where deliveries.count < limit {
+                let id: Int64 = row["id"]
+                if excluding.contains(id) { continue }
+                deliveries.append(Delivery(
+                    id: id,
                     sink: sink,
                     event: try Self.event(row["body"]),
                     attempts: row["attempts"],
                     createdAt: Date(timeIntervalSince1970: row["created_at"])
-                )
+                ))
             }
+            return deliveries
         }
     }
 
     public func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? {
-        let excluded = Array(excluding)
-        let placeholders = excluded.isEmpty ? "" : "AND id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
-        var arguments: StatementArguments = [sink]
-        arguments += StatementArguments(excluded)
-        let statementArguments = arguments
-        let seconds = try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND status = 0 \(placeholders)", arguments: statementArguments)
+        let arguments: StatementArguments = [sink, excluding.count + 1]
+        let seconds = try await pool.read { db -> Double? in
+            let statement = try db.cachedStatement(sql: """
+                SELECT id, next_attempt_at FROM deliveries WHERE sink = ? AND status = 0 ORDER BY next_attempt_at, id LIMIT ?
+                """)
+            for row in try Row.fetchAll(statement, arguments: arguments) {
+                let id: Int64 = row["id"]
+                if !excluding.contains(id) { return row["next_attempt_at"] }
+            }
+            return nil
         }
         return seconds.map(Date.init(timeIntervalSince1970:))
     }
 
     public func recordSuccess(deliveryID: Int64) async throws {
-        try await committer.write { db in
+        try await committer.write(.deferred) { db in
             try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?").execute(arguments: [deliveryID])
         }
     }
 
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         let next = nextAttemptAt.timeIntervalSince1970
-        try await committer.write { db in
+        try await committer.write(.deferred) { db in
             try db.cachedStatement(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
                 .execute(arguments: [attempts, next, error, deliveryID])
         }
@@ -258,7 +263,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     public func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
         let deadAt = date.timeIntervalSince1970
-        try await committer.write { db in
+        try await committer.write(.deferred) { db in
             try db.cachedStatement(sql: "UPDATE deliveries SET status = 1, attempts = ?, last_error = ?, dead_at = ? WHERE id = ?")
                 .execute(arguments: [attempts, error, deadAt, deliveryID])
         }
@@ -333,7 +338,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         let delivered = date.timeIntervalSince1970
         let dedup = deduplicationBefore.timeIntervalSince1970
-        try await committer.write { db in
+        try await committer.write(.deferred) { db in
             try db.execute(sql: """
                 DELETE FROM events WHERE routed = 1 AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
