@@ -2,6 +2,7 @@ import BridgeCore
 import BridgeStore
 import Foundation
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @Suite("Delivery engine", .timeLimit(.minutes(2)))
@@ -132,6 +133,26 @@ struct EngineTests {
         }
     }
 
+    @Test("an outcome the store cannot write is written again later, and the event is not delivered again meanwhile")
+    func unwritableOutcomes() async throws {
+        let directory = TemporaryDirectory()
+        let store = OutcomeRefusingStore(try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger))
+        let sink = Recorder()
+        let engine = DeliveryEngine(store: store, router: Self.everythingTo(["sink"]), sinks: [Self.sink("sink", recorder: sink, concurrency: 2)], logger: quietLogger)
+        try await Self.withEngine(engine) {
+            store.refusing.store(true, ordering: .relaxed)
+            let events = try await Self.journal(store.base, engine, count: 5)
+            // Each outcome refused three times (100 and 200 ms apart): time enough for a worker that
+            // forgets a refused outcome to hand the same events to the sink again and again.
+            #expect(try await eventually { store.refusals.load(ordering: .relaxed) >= 3 * sink.attemptCount && sink.attemptCount > 0 })
+            #expect(events.allSatisfy { sink.attempts(for: $0.id).count <= 1 }, "no event tried twice: \(sink.attemptCount) tries")
+            store.refusing.store(false, ordering: .relaxed)
+            #expect(try await eventually { try await store.queueDepths().isEmpty })
+            let delivered = sink.delivered
+            #expect(delivered.count == events.count && Set(delivered) == Set(events.map(\.id)), "each event delivered once, not \(delivered.count) times in all")
+        }
+    }
+
     @Test("after a restart, pending deliveries are delivered")
     func resumes() async throws {
         let directory = TemporaryDirectory()
@@ -168,5 +189,54 @@ struct EngineTests {
         }
         #expect(recorder.attemptCount == 0)
         #expect(try await store.queueDepths().isEmpty)
+    }
+}
+
+/// A store whose delivery outcomes fail to write while `refusing` is set (as an unwritable disk
+/// makes them); everything else goes to the real store.
+final class OutcomeRefusingStore: StateStore {
+    struct Refused: Error {}
+
+    let base: SQLiteStateStore
+    let refusing = Atomic<Bool>(false)
+    let refusals = Atomic<Int>(0)
+
+    init(_ base: SQLiteStateStore) { self.base = base }
+
+    private func refuse() throws {
+        guard refusing.load(ordering: .relaxed) else { return }
+        refusals.add(1, ordering: .relaxed)
+        throw Refused()
+    }
+
+    func recordSuccess(deliveryID: Int64) async throws {
+        try refuse()
+        try await base.recordSuccess(deliveryID: deliveryID)
+    }
+
+    func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
+        try refuse()
+        try await base.recordRetry(deliveryID: deliveryID, attempts: attempts, nextAttemptAt: nextAttemptAt, error: error)
+    }
+
+    func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
+        try refuse()
+        try await base.recordDeadLetter(deliveryID: deliveryID, attempts: attempts, error: error, at: date)
+    }
+
+    func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] { try await base.journal(entries) }
+    func unroutedEvents(limit: Int) async throws -> [PendingEvent] { try await base.unroutedEvents(limit: limit) }
+    func commitRouting(_ events: [RoutedEvent]) async throws { try await base.commitRouting(events) }
+    func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
+        try await base.dueDeliveries(sink: sink, now: now, limit: limit, excluding: excluding)
+    }
+    func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? { try await base.nextDueDate(sink: sink, excluding: excluding) }
+    func queueDepths() async throws -> [String: QueueDepth] { try await base.queueDepths() }
+    func unroutedCount() async throws -> Int { try await base.unroutedCount() }
+    func deadLetters(limit: Int) async throws -> [DeadLetter] { try await base.deadLetters(limit: limit) }
+    func retryDeadLetters(ids: [Int64]?) async throws -> Int { try await base.retryDeadLetters(ids: ids) }
+    func purgeDeadLetters() async throws -> Int { try await base.purgeDeadLetters() }
+    func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
+        try await base.prune(deliveredBefore: date, deduplicationBefore: deduplicationBefore)
     }
 }

@@ -39,8 +39,10 @@ final class SinkWorker: Sendable {
     private enum Step: Sendable {
         /// The sink returned or threw; the slot is free, the outcome still has to be recorded.
         case delivered(Int64, Outcome)
-        /// The outcome is durable (or recording failed and the delivery stays queued).
+        /// The outcome is durable.
         case recorded(Int64)
+        /// Writing the outcome failed `failures` times in a row (the store is unwritable).
+        case notRecorded(Delivery, Outcome, failures: Int)
         /// A try was cancelled (shutdown): nothing recorded, the delivery stays queued.
         case abandoned(Int64)
         case woke
@@ -66,10 +68,15 @@ final class SinkWorker: Sendable {
             var waiterDeadline = ContinuousClock.now
             var graceTimer = false
             var storeFailures = 0
+            // Outcomes the store refused, waiting to be written again. They stay in `recording`:
+            // reading such a delivery back and trying it again would deliver it a second time (and
+            // a third, as fast as the sink answers, for as long as the disk stays unwritable).
+            // While any wait, no new delivery starts either: its outcome could not be written.
+            var unrecorded: Set<Int64> = []
             while true {
                 let isStopping = stopping.load(ordering: .relaxed) || Task.isCancelled
                 var wait: Duration = .seconds(30)
-                if !isStopping, inFlight.count < concurrency {
+                if !isStopping, inFlight.count < concurrency, unrecorded.isEmpty {
                     do {
                         if buffered.isEmpty {
                             let excluded = Set(inFlight.keys).union(recording)
@@ -124,12 +131,26 @@ final class SinkWorker: Sendable {
                     // single-lane sink is not held to one fsync per event. (A crash before the
                     // write lands means one more delivery of this event: at-least-once.)
                     recording.insert(id)
-                    group.addTask {
-                        await self.record(outcome, of: delivery)
-                        return .recorded(id)
-                    }
+                    group.addTask { await self.record(outcome, of: delivery, failures: 0) }
                 case .recorded(let id):
                     recording.remove(id)
+                    if unrecorded.remove(id) != nil, unrecorded.isEmpty {
+                        logger.notice("delivery outcomes are written again")
+                    }
+                case .notRecorded(let delivery, let outcome, let failures):
+                    // At shutdown the outcome is given up: the delivery stays queued and the next
+                    // start delivers it again (at-least-once).
+                    if isStopping {
+                        recording.remove(delivery.id)
+                        unrecorded.remove(delivery.id)
+                        continue
+                    }
+                    unrecorded.insert(delivery.id)
+                    let delay = Duration.milliseconds(min(2_000, 100 << min(failures - 1, 5)))
+                    group.addTask {
+                        try? await Task.sleep(for: delay)
+                        return await self.record(outcome, of: delivery, failures: failures)
+                    }
                 case .abandoned(let id):
                     inFlight.removeValue(forKey: id)
                 case .woke:
@@ -155,8 +176,9 @@ final class SinkWorker: Sendable {
         }
     }
 
-    /// Makes one outcome durable: success deletes the delivery, a failure schedules a retry or a dead letter.
-    private func record(_ outcome: Outcome, of delivery: Delivery) async {
+    /// Makes one outcome durable: success deletes the delivery, a failure schedules a retry or a
+    /// dead letter. `.notRecorded` when the store refused the write (`failures` times before this one).
+    private func record(_ outcome: Outcome, of delivery: Delivery, failures: Int) async -> Step {
         let number = delivery.attempts + 1
         var logger = self.logger
         logger[metadataKey: "bridge.event"] = "\(delivery.event.id)"
@@ -169,39 +191,42 @@ final class SinkWorker: Sendable {
                 Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed(took)
                 logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
             } catch {
-                logger.error("recording a delivery outcome failed; it stays queued", metadata: ["error": "\(error)"])
+                logger.error("recording a delivery outcome failed; will write it again", metadata: ["error": "\(error)"])
+                return .notRecorded(delivery, outcome, failures: failures + 1)
             }
         case .failure(let error):
-            await recordFailure(delivery, attempt: number, error: error, logger: logger)
+            do {
+                try await recordFailure(delivery, attempt: number, error: error, logger: logger)
+            } catch {
+                logger.error("recording a delivery outcome failed; will write it again", metadata: ["error": "\(error)"])
+                return .notRecorded(delivery, outcome, failures: failures + 1)
+            }
         }
+        return .recorded(delivery.id)
     }
 
-    private func recordFailure(_ delivery: Delivery, attempt number: Int, error sinkError: SinkError, logger: Logger) async {
+    private func recordFailure(_ delivery: Delivery, attempt number: Int, error sinkError: SinkError, logger: Logger) async throws {
         let now = Date()
-        do {
-            switch sinkError.disposition {
-            case .permanent:
+        switch sinkError.disposition {
+        case .permanent:
+            try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
+            backlog.finished()
+            Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
+            logger.error("delivery failed permanently; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
+        case .retry(let retryAfter):
+            switch schedule.decide(attempts: number, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: Double.random(in: 0..<1)) {
+            case .retry(let at):
+                try await store.recordRetry(deliveryID: delivery.id, attempts: number, nextAttemptAt: at, error: sinkError.message)
+                Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "retry")]).increment()
+                logger.warning("delivery failed; will retry", metadata: [
+                    "bridge.attempt": "\(number)", "bridge.retry_in": "\(String(format: "%.1fs", at.timeIntervalSince(now)))", "error": "\(sinkError.message)",
+                ])
+            case .deadLetter:
                 try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
                 backlog.finished()
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
-                logger.error("delivery failed permanently; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
-            case .retry(let retryAfter):
-                switch schedule.decide(attempts: number, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: Double.random(in: 0..<1)) {
-                case .retry(let at):
-                    try await store.recordRetry(deliveryID: delivery.id, attempts: number, nextAttemptAt: at, error: sinkError.message)
-                    Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "retry")]).increment()
-                    logger.warning("delivery failed; will retry", metadata: [
-                        "bridge.attempt": "\(number)", "bridge.retry_in": "\(String(format: "%.1fs", at.timeIntervalSince(now)))", "error": "\(sinkError.message)",
-                    ])
-                case .deadLetter:
-                    try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
-                    backlog.finished()
-                    Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
-                    logger.error("delivery failed past retry.maxAge; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
-                }
+                logger.error("delivery failed past retry.maxAge; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
             }
-        } catch {
-            logger.error("recording a delivery outcome failed; it stays queued", metadata: ["error": "\(error)"])
         }
     }
 }
