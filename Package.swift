@@ -15,6 +15,9 @@ let package = Package(
         // For the fuzzing package in Fuzz/ (and anyone embedding the parsers).
         .library(name: "BridgeConfig", targets: ["BridgeConfig"]),
         .library(name: "BridgeCore", targets: ["BridgeCore"]),
+        // For the end-to-end tests only: LD_PRELOAD'ed into the real binary to make the state folder
+        // unwritable on cue (Tests/FaultInjection). A product so that `swift build` makes the .so.
+        .library(name: "FaultInjection", type: .dynamic, targets: ["FaultInjection"]),
     ],
     dependencies: [
         // `traits: []` keeps swift-configuration out and stops Hummingbird rebuilding between build/test/release.
@@ -238,6 +241,8 @@ let package = Package(
         .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
         // Shared test helpers: the loopback receiver processes the integration tests talk to.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        // C, never linked into anything: the end-to-end tests preload it into the child bridge.
+        .target(name: "FaultInjection", path: "Tests/FaultInjection", linkerSettings: [.linkedLibrary("dl")]),
         .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BridgeCoreTests",

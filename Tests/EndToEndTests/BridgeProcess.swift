@@ -64,6 +64,11 @@ final class BridgeProcess: Sendable {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    var pid: Int32 { process.processIdentifier }
+
+    /// Whether some log line so far satisfies `predicate` (for `eventually`, when one substring is not enough).
+    func hasLog(where predicate: (String) -> Bool) -> Bool { buffer.contains(where: predicate) }
+
     /// Waits for the process to exit and returns its status.
     func waitForExit() async -> Int32 {
         await withCheckedContinuation { continuation in
@@ -91,6 +96,8 @@ final class LineBuffer: Sendable {
     private let state = Mutex(State())
 
     var text: String { state.withLock { $0.lines.joined(separator: "\n") } }
+
+    func contains(where predicate: (String) -> Bool) -> Bool { state.withLock { $0.lines.contains(where: predicate) } }
 
     func consume(_ data: Data) {
         let ready = state.withLock { state -> [(CheckedContinuation<String?, Never>, String?)] in
