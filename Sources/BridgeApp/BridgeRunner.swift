@@ -64,7 +64,11 @@ public enum BridgeRunner {
         } catch {
             throw StartupError("cannot open the state store \(configuration.state.path): \(error)")
         }
-        let httpClient = CurlClient()
+        // One client for Graph and every HTTP sink. Its per-host connection cap must never bind
+        // before the sinks' own `concurrency`: webhooks on one host would otherwise share the cap,
+        // and one that hangs would hold up the others there (promise: no sink blocks another).
+        let lanes = configuration.sinks.reduce(0) { $0 + $1.concurrency }
+        let httpClient = CurlClient(configuration: .init(maxHostConnections: lanes + 16))
 
         var sinkEntries: [DeliveryEngine.SinkEntry] = []
         for sink in configuration.sinks {

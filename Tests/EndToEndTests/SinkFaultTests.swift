@@ -47,9 +47,8 @@ struct SinkFaultTests {
     }
 
     /// The hanging webhook and the crashing plugin get 64 lanes so that all 200 events are tried
-    /// within seconds and the retries begin (libcurl opens at most 8 connections to one host; the
-    /// other transfers wait for one and time out the same). The slow receiver takes 250 ms per
-    /// event over those 8 connections: 200 events in about 7 s (at 1 s each it would be 25 s).
+    /// within seconds and the retries begin. The slow receiver takes 250 ms per event over its 8
+    /// lanes: 200 events in about 7 s (at 1 s each it would be 25 s).
     static func config(hanging: Int, failing: Int, slow: Int, smtp: Int) -> String {
         EndToEndTests.config().replacingOccurrences(
             of: "  audit: { type: file, path: audit.jsonl }",
@@ -90,6 +89,38 @@ struct SinkFaultTests {
                     }
                 }
             }
+        }
+    }
+
+    @Test("a webhook that hangs does not hold up another webhook on the same host and port")
+    func sameHost() async throws {
+        try await withHTTPReceiver { receiver in
+            let directory = TemporaryDirectory()
+            // 12 lanes hanging 30 s each on one host: more than libcurl's default of 8 per host.
+            directory.write("bridge.yaml", EndToEndTests.config().replacingOccurrences(
+                of: "  audit: { type: file, path: audit.jsonl }",
+                with: """
+                      audit: { type: file, path: audit.jsonl }
+                      stuck: { type: webhook, url: "\(receiver.url("/slow/30000"))", timeout: 30s, concurrency: 12 }
+                      healthy: { type: webhook, url: "\(receiver.url("/hook"))", timeout: 5s, concurrency: 2 }
+                    """
+            ).replacingOccurrences(of: "to: [audit]", with: "to: [audit, stuck, healthy]"))
+            let bridge = try BridgeProcess(
+                ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+            let port = try await bridge.port()
+            let client = CurlClient()
+            for n in 0..<20 {
+                #expect(try await EndToEndTests.post(client, port: port, body: Self.notification(n)) == 202)
+            }
+            // Every event reaches the healthy webhook while the stuck one holds 12 connections.
+            let healthy = try await eventually(timeout: .seconds(10)) {
+                Set(Self.numbers(try receiver.recordedRequests().filter { $0.path == "/hook" }.map { String(decoding: $0.body, as: UTF8.self) })).count == 20
+            }
+            #expect(healthy, "the healthy webhook got \(Set(Self.numbers((try? receiver.recordedRequests().filter { $0.path == "/hook" }.map { String(decoding: $0.body, as: UTF8.self) }) ?? [])).count) of 20")
+            #expect(try receiver.recordedRequests().filter { $0.path == "/slow/30000" }.count >= 12, "the stuck webhook holds its lanes")
+            await client.shutdown()
+            bridge.signal(SIGTERM)
+            #expect(await bridge.waitForExit() == 0)
         }
     }
 
