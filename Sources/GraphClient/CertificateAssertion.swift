@@ -15,7 +15,7 @@ public struct CertificateAssertion: Sendable {
 
     /// Reads a PEM certificate and its PEM private key (PKCS#1 or PKCS#8, unencrypted).
     public init(certificatePEM: String, privateKeyPEM: String) throws {
-        guard let der = Self.firstPEMBlock(certificatePEM, label: "CERTIFICATE") else {
+        guard let der = PEM.firstBlock(certificatePEM, label: "CERTIFICATE") else {
             throw LoadError(description: "no CERTIFICATE block in the certificate file")
         }
         do {
@@ -39,22 +39,5 @@ public struct CertificateAssertion: Sendable {
         let signingInput = Data("\(headerPart).\(claimsPart)".utf8)
         let signature = try privateKey.signature(for: signingInput, padding: .PSS)
         return "\(headerPart).\(claimsPart).\(Base64URL.encode(Array(signature.rawRepresentation)))"
-    }
-
-    static func firstPEMBlock(_ pem: String, label: String) -> Data? {
-        guard let start = pem.range(of: "-----BEGIN \(label)-----"),
-            let end = pem.range(of: "-----END \(label)-----", range: start.upperBound..<pem.endIndex)
-        else { return nil }
-        let base64 = pem[start.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
-        return Data(base64Encoded: String(base64))
-    }
-}
-
-enum Base64URL {
-    static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

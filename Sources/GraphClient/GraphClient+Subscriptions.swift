@@ -10,6 +10,10 @@ public struct GraphSubscription: Sendable, Codable, Hashable {
     public var lifecycleNotificationUrl: String?
     public var expirationDateTime: String
     public var clientState: String?
+    /// Whether it delivers rich notifications (nil when Graph left the field out).
+    public var includeResourceData: Bool?
+    /// The certificate label rich content is encrypted for.
+    public var encryptionCertificateId: String?
 
     /// `expirationDateTime` as a date (Graph writes up to seven fraction digits).
     public var expiration: Date? { GraphDate.parse(expirationDateTime) }
