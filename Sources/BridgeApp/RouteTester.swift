@@ -15,7 +15,7 @@ public enum RouteTester {
             // Subscriptions the bridge manages get their Graph id at run time; match them by resource when possible.
             let entry = receiveOnly.entry(forSubscriptionID: item.subscriptionId)
                 ?? SubscriptionEntry(name: managedName(for: item, in: configuration) ?? "(unknown)", id: item.subscriptionId, resource: nil, clientState: "")
-            let event = NotificationIntake.entry(for: item, subscription: entry, validationTokens: [], now: now).event
+            let event = NotificationIntake.entry(for: item, subscription: entry, validationTokens: nil, now: now).event
             let decision = configuration.router.route(event)
             let what = item.changeType ?? "lifecycle:\(item.lifecycleEvent ?? "?")"
             let routes = decision.matchedRoutes.map { "#\($0 + 1)" }.joined(separator: ",")

@@ -19,7 +19,7 @@ public struct GraphEnricher: EventEnricher {
         self.attempts = attempts
     }
 
-    public func enrich(_ pending: PendingEvent) async -> BridgeEvent {
+    public func enrich(_ pending: PendingEvent) async -> BridgeEvent? {
         var event = pending.event
         guard event.data == nil, !event.isLifecycle, event.changeType != "deleted",
             let select = fields[event.subscription.name], let resource = event.resource

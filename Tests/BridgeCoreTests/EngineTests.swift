@@ -190,6 +190,41 @@ struct EngineTests {
         #expect(recorder.attemptCount == 0)
         #expect(try await store.queueDepths().isEmpty)
     }
+
+    @Test("an event the enricher drops gets no delivery; the others of its batch are delivered in order, enriched by every link of the chain")
+    func enricherDrops() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let recorder = Recorder()
+        let events = (0..<5).map { makeEvent(resource: "Users/1/Messages/\($0)") }
+        let dropped = events[2].id
+        // The first link drops one event; the second sees only the rest, and marks them.
+        let chain = EnricherChain([
+            ScriptedEnricher { $0.event.id == dropped ? nil : $0.event },
+            ScriptedEnricher { pending in
+                var event = pending.event
+                #expect(event.id != dropped)
+                event.data = .object(["marked": .bool(true)])
+                return event
+            },
+        ])
+        let engine = DeliveryEngine(store: store, router: Self.everythingTo(["sink"]), sinks: [Self.sink("sink", recorder: recorder, concurrency: 1)], enricher: chain, logger: quietLogger)
+        try await Self.withEngine(engine) {
+            _ = try await store.journal(events.map { JournalEntry(event: $0, deduplicationKey: nil) })
+            engine.journalDoorbell.ring()
+            await recorder.waitForDeliveries(4)
+            #expect(try await store.unroutedEvents(limit: 10).isEmpty, "the dropped event is settled, not left for another try")
+        }
+        #expect(recorder.delivered == events.map(\.id).filter { $0 != dropped })
+        #expect((try await store.queueDepths()["sink"]?.pending ?? 0) == 0)
+    }
+}
+
+/// An enricher that does what the test says.
+struct ScriptedEnricher: EventEnricher {
+    let script: @Sendable (PendingEvent) -> BridgeEvent?
+    init(_ script: @escaping @Sendable (PendingEvent) -> BridgeEvent?) { self.script = script }
+    func enrich(_ pending: PendingEvent) async -> BridgeEvent? { script(pending) }
 }
 
 /// A store whose delivery outcomes fail to write while `refusing` is set (as an unwritable disk

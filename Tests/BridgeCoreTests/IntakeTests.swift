@@ -27,6 +27,33 @@ struct IntakeTests {
         ##"{"subscriptionId":"\##(id)","clientState":"\##(clientState)","changeType":"created","resource":"\##(resource)","tenantId":"t","resourceData":{"@odata.type":"#Microsoft.Graph.Message","@odata.etag":\##(JSONValue.string(etag).serializedString),"id":"1"}}"##
     }
 
+    @Test("a POST with encrypted content: every change item keeps the POST's validationTokens for the delivery side; lifecycle items and plain POSTs keep none")
+    func richBatchAttachments() async throws {
+        let fixture = try Fixture()
+        let encrypted = #""encryptedContent":{"data":"ZGF0YQ==","dataKey":"a2V5","dataSignature":"c2ln","encryptionCertificateId":"enc-1"}"#
+        let rich = Self.item(etag: "W/\"r\"", resource: "Users/1/Messages/r").dropLast() + "," + encrypted + "}"
+        let plain = Self.item(etag: "W/\"p\"", resource: "Users/1/Messages/p")
+        let lifecycle = #"{"subscriptionId":"\#(Self.subscriptionID)","clientState":"secretClientValue","lifecycleEvent":"missed"}"#
+        let body = #"{"value":[\#(rich),\#(plain),\#(lifecycle)],"validationTokens":["t1","t2"]}"#
+        let outcome = await fixture.intake.receive(body: Array(body.utf8), endpoint: .notifications)
+        #expect(outcome.status == 202 && outcome.accepted == 3)
+        let pending = try await fixture.store.unroutedEvents(limit: 10)
+        #expect(pending.count == 3)
+        let tokens: JSONValue = .array([.string("t1"), .string("t2")])
+        #expect(pending[0].attachment?["validationTokens"] == tokens)
+        #expect(pending[0].attachment?["encryptedContent"]?["encryptionCertificateId"]?.stringValue == "enc-1")
+        #expect(pending[1].attachment?["validationTokens"] == tokens, "the plain item is vouched for by the same POST")
+        #expect(pending[1].attachment?["encryptedContent"] == nil)
+        #expect(pending[2].attachment == nil, "lifecycle items are acted on at intake and keep no tokens")
+        #expect(pending.allSatisfy { $0.event.data == nil }, "nothing is decrypted before the 202")
+
+        // Tokens without any encrypted content: nothing to check later (as Graph's SDKs do).
+        let second = try Fixture()
+        let plainPOST = #"{"value":[\#(plain)],"validationTokens":["t1"]}"#
+        #expect(await second.intake.receive(body: Array(plainPOST.utf8), endpoint: .notifications).accepted == 1)
+        #expect(try await second.store.unroutedEvents(limit: 10).first?.attachment == nil)
+    }
+
     @Test("the shared Graph sample is journaled as an event of SPEC section 6", .enabled(if: sharedFixturesPresent, "needs ../shared/graph-vectors beside the checkout"))
     func sample() async throws {
         let fixture = try Fixture()

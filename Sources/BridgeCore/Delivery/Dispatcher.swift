@@ -49,6 +49,10 @@ final class Dispatcher: Sendable {
                 var touched: Set<String> = []
                 for event in routed {
                     touched.formUnion(event.sinks)
+                    if event.dropped {
+                        Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", "dropped")]).increment()
+                        continue
+                    }
                     Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", event.sinks.isEmpty ? "no_route" : "yes")]).increment()
                     if event.sinks.isEmpty {
                         logger.info("no route matched the event", metadata: ["bridge.event": "\(event.event.id)", "bridge.subscription": "\(event.event.subscription.name)"])
@@ -63,13 +67,14 @@ final class Dispatcher: Sendable {
         }
     }
 
-    /// Enriches up to 16 events at a time, keeping their order, then routes each.
+    /// Enriches up to 16 events at a time, keeping their order, then routes each. An event the
+    /// enricher drops is marked routed with no deliveries (its stored form stays as journaled).
     func route(_ batch: [PendingEvent]) async -> [RoutedEvent] {
         var events = [BridgeEvent?](repeating: nil, count: batch.count)
         if enricher is NoEnrichment {
             events = batch.map(\.event)
         } else {
-            await withTaskGroup(of: (Int, BridgeEvent).self) { group in
+            await withTaskGroup(of: (Int, BridgeEvent?).self) { group in
                 var next = 0
                 func addNext() {
                     guard next < batch.count else { return }
@@ -86,7 +91,9 @@ final class Dispatcher: Sendable {
             }
         }
         return zip(batch, events).map { pending, event in
-            let event = event ?? pending.event
+            guard let event else {
+                return RoutedEvent(sequence: pending.sequence, event: pending.event, changed: false, sinks: [], dropped: true)
+            }
             return RoutedEvent(sequence: pending.sequence, event: event, changed: event != pending.event, sinks: router.route(event).sinks)
         }
     }

@@ -41,12 +41,15 @@ public struct RoutedEvent: Sendable {
     /// Whether enrichment changed the event since it was journaled (then its stored form is replaced).
     public var changed: Bool
     public var sinks: [String]
+    /// The enricher refused the event (a rich notification that failed its checks): no deliveries.
+    public var dropped: Bool
 
-    public init(sequence: Int64, event: BridgeEvent, changed: Bool, sinks: [String]) {
+    public init(sequence: Int64, event: BridgeEvent, changed: Bool, sinks: [String], dropped: Bool = false) {
         self.sequence = sequence
         self.event = event
         self.changed = changed
         self.sinks = sinks
+        self.dropped = dropped
     }
 }
 

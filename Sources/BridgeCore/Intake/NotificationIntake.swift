@@ -73,6 +73,9 @@ public final class NotificationIntake: Sendable {
         }
 
         var outcome = Outcome(status: 202)
+        // A POST with encrypted content is vouched for as a whole by its validationTokens: every change
+        // item of it carries them to the delivery side, which checks them (never here, on the 202 path).
+        let batchTokens = collection.items.contains { $0?.encryptedContent != nil } ? collection.validationTokens : nil
         var entries: [JournalEntry] = []
         entries.reserveCapacity(collection.items.count)
         for item in collection.items {
@@ -93,7 +96,7 @@ public final class NotificationIntake: Sendable {
                 logger.warning("dropped a notification with a wrong clientState (forged or stale)", metadata: ["bridge.subscription": "\(subscription.name)"])
                 continue
             }
-            entries.append(Self.entry(for: item, subscription: subscription, validationTokens: collection.validationTokens, now: now))
+            entries.append(Self.entry(for: item, subscription: subscription, validationTokens: batchTokens, now: now))
         }
         guard !entries.isEmpty else { return outcome }
         if backlog.isFull {
@@ -151,7 +154,11 @@ public final class NotificationIntake: Sendable {
     }
 
     /// Builds the event (SPEC section 6) and its deduplication key from an authenticated item.
-    public static func entry(for item: ChangeNotification, subscription: SubscriptionEntry, validationTokens: [String], now: Date) -> JournalEntry {
+    ///
+    /// - Parameter validationTokens: the POST's `validationTokens` when any item of it carries
+    ///   `encryptedContent`, else nil. A change item then keeps them (and its own encrypted content)
+    ///   in the journal entry's attachment, so the whole POST is checked after the 202.
+    public static func entry(for item: ChangeNotification, subscription: SubscriptionEntry, validationTokens: [String]?, now: Date) -> JournalEntry {
         let event = BridgeEvent(
             id: EventID.make(at: now),
             receivedAt: now,
@@ -167,8 +174,10 @@ public final class NotificationIntake: Sendable {
             key = [item.subscriptionId.lowercased(), changeType, item.resource ?? "", etag].joined(separator: "\u{1F}")
         }
         var attachment: JSONValue?
-        if let encrypted = item.encryptedContent {
-            attachment = .object(["encryptedContent": encrypted, "validationTokens": .array(validationTokens.map(JSONValue.string))])
+        if let validationTokens, !item.isLifecycle {
+            var object: JSONObject = ["validationTokens": .array(validationTokens.map(JSONValue.string))]
+            if let encrypted = item.encryptedContent { object["encryptedContent"] = encrypted }
+            attachment = .object(object)
         }
         return JournalEntry(event: event, deduplicationKey: key, attachment: attachment)
     }
