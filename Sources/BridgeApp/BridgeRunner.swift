@@ -99,9 +99,15 @@ public enum BridgeRunner {
         }
         let readiness = ListenerReadiness()
 
+        // Rich notifications: the key pairs Graph encrypts for, and the enricher that checks and decrypts.
+        let encryptionKeys = try RichNotificationSetup.keys(configuration)
+        var enrichers: [any EventEnricher] = []
+        if let rich = try RichNotificationSetup.enricher(keys: encryptionKeys, configuration: configuration, http: httpClient, logger: logger) {
+            enrichers.append(rich)
+        }
+
         // Managed subscriptions: the Graph client, the subscription manager and `fetch:` enrichment.
         var manager: SubscriptionManager?
-        var enricher: any EventEnricher = NoEnrichment()
         let managed = configuration.subscriptions.filter(\.manage)
         if !managed.isEmpty, let graphSettings = configuration.graph {
             let graph = try GraphSetup.client(settings: graphSettings, store: store, http: httpClient, logger: logger)
@@ -116,12 +122,19 @@ public enum BridgeRunner {
             manager = SubscriptionManager(
                 declarations: managed.map {
                     .init(name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
-                          includeResourceData: $0.includeResourceData)
+                          includeResourceData: $0.includeResourceData,
+                          encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) })
                 },
                 graph: graph, store: store, directory: directory, readiness: readiness, publicURL: publicURL, logger: logger
             )
             let fields = Dictionary(uniqueKeysWithValues: managed.compactMap { declaration in declaration.fetch.map { (declaration.name, $0) } })
-            if !fields.isEmpty { enricher = GraphEnricher(graph: graph, fields: fields, logger: logger) }
+            // After the rich enricher: `fetch:` leaves an event alone once it has decrypted `data`.
+            if !fields.isEmpty { enrichers.append(GraphEnricher(graph: graph, fields: fields, logger: logger)) }
+        }
+        let enricher: any EventEnricher = switch enrichers.count {
+        case 0: NoEnrichment()
+        case 1: enrichers[0]
+        default: EnricherChain(enrichers)
         }
 
         let backlog = Backlog(limit: configuration.state.maxQueuedDeliveries)

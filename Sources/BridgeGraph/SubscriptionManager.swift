@@ -19,13 +19,37 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         public var changeTypes: [String]
         public var expiration: Duration?
         public var includeResourceData: Bool
+        /// Rich notifications: the certificate Graph encrypts for (base64 DER) and its id.
+        public var encryption: Encryption?
 
-        public init(name: String, resource: String, changeTypes: [String], expiration: Duration?, includeResourceData: Bool) {
+        /// `encryption:` as Graph takes it with the subscription.
+        public struct Encryption: Sendable, Hashable {
+            /// `encryptionCertificate`: base64 of the certificate's DER (public key only).
+            public var certificate: String
+            /// `encryptionCertificateId`.
+            public var id: String
+
+            public init(certificate: String, id: String) {
+                self.certificate = certificate
+                self.id = id
+            }
+        }
+
+        public init(name: String, resource: String, changeTypes: [String], expiration: Duration?, includeResourceData: Bool, encryption: Encryption? = nil) {
             self.name = name
             self.resource = resource
             self.changeTypes = changeTypes
             self.expiration = expiration
             self.includeResourceData = includeResourceData
+            self.encryption = encryption
+        }
+
+        /// Whether a subscription Graph has matches this declaration's rich-notification settings.
+        /// Fields Graph left out count as matching (older answers omit them).
+        func richSettingsMatch(_ subscription: GraphSubscription) -> Bool {
+            if let included = subscription.includeResourceData, included != includeResourceData { return false }
+            if includeResourceData, let id = subscription.encryptionCertificateId, id != encryption?.id { return false }
+            return true
         }
 
         /// The lifetime to ask for: the configured one, capped at Graph's maximum for the resource.
@@ -215,7 +239,9 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         do {
             subscription = try await graph.createSubscription(SubscriptionRequest(
                 resource: declaration.resource, changeTypes: declaration.changeTypes, notificationURL: notificationURL,
-                lifecycleNotificationURL: lifecycleURL, expiration: expiration, clientState: record.clientState
+                lifecycleNotificationURL: lifecycleURL, expiration: expiration, clientState: record.clientState,
+                includeResourceData: declaration.includeResourceData, encryptionCertificate: declaration.encryption?.certificate,
+                encryptionCertificateID: declaration.encryption?.id
             ))
         } catch let error as GraphError where error.kind == .conflict {
             guard let existing = try await graph.listSubscriptions().first(where: {
@@ -280,11 +306,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 && record.notificationURL == notificationURL
             guard sameDefinition else {
                 logger.notice("subscription changed in the configuration; replacing it", metadata: ["bridge.subscription": "\(record.name)"])
-                await retire(record, keepRecord: true)
-                var fresh = record
-                fresh.graphID = nil
-                fresh.clientState = Self.newClientState()
-                item.record = fresh
+                item.record = await replacement(for: record)
                 tracked[record.name] = item
                 continue
             }
@@ -292,6 +314,13 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             if let id = record.graphID {
                 do {
                     let existing = try await graph.subscription(id: id)
+                    guard item.declaration.richSettingsMatch(existing) else {
+                        // includeResourceData or the certificate id changed: Graph must get the new certificate.
+                        logger.notice("rich-notification settings changed in the configuration; replacing the subscription", metadata: ["bridge.subscription": "\(record.name)"])
+                        item.record = await replacement(for: record)
+                        tracked[record.name] = item
+                        continue
+                    }
                     item.record?.expiration = existing.expiration ?? record.expiration
                     directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
                     recordExpiry(item.record!)
@@ -308,6 +337,15 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             }
             tracked[record.name] = item
         }
+    }
+
+    /// Deletes `record`'s subscription at Graph and returns the record to create it again with (a fresh clientState).
+    private func replacement(for record: SubscriptionRecord) async -> SubscriptionRecord {
+        await retire(record, keepRecord: true)
+        var fresh = record
+        fresh.graphID = nil
+        fresh.clientState = Self.newClientState()
+        return fresh
     }
 
     /// Deletes a subscription at Graph (a 404 means it is already gone) and forgets it.

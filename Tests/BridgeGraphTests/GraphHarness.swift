@@ -59,22 +59,25 @@ struct BridgeUnderTest {
         return declaration
     }
 
-    /// Runs listener and manager until `body` returns.
+    /// Runs listener and manager until `body` returns; with `engine`, also the delivery side it builds on the store.
     static func run(
         simulator: GraphSimulator, statePath: String, declarations: [SubscriptionManager.Declaration] = [inbox], port: Int = 0,
+        engine makeEngine: ((SQLiteStateStore) -> DeliveryEngine)? = nil,
         _ body: (BridgeUnderTest) async throws -> Void
     ) async throws {
         let http = CurlClient()
         let store = try SQLiteStateStore(path: statePath, logger: quiet)
+        let engine = makeEngine?(store)
         let directory = SubscriptionDirectory()
         let readiness = ListenerReadiness()
         let manager = SubscriptionManager(
             declarations: declarations, graph: graphClient(for: simulator, http: http), store: store, directory: directory,
             readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: quiet, maxRetryDelay: .seconds(2))
-        let intake = NotificationIntake(directory: directory, store: store, doorbell: Doorbell(), lifecycleObserver: manager, logger: quiet)
+        let intake = NotificationIntake(directory: directory, store: store, doorbell: engine?.journalDoorbell ?? Doorbell(), lifecycleObserver: manager, logger: quiet)
         let server = BridgeServer(configuration: .init(host: "127.0.0.1", port: port, maxBodyBytes: 1 << 20), intake: intake, health: NoHealthCheck(), metrics: nil, logger: quiet)
         let app = try server.makeApplication { readiness.markListening(port: $0) }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: manager), .init(service: app)], logger: quiet))
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = (engine.map { [.init(service: $0)] } ?? []) + [.init(service: manager), .init(service: app)]
+        let group = ServiceGroup(configuration: .init(services: services, logger: quiet))
         let bridge = BridgeUnderTest(store: store, manager: manager, subscriptions: directory)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

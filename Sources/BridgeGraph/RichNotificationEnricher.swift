@@ -1,0 +1,68 @@
+public import BridgeCore
+public import GraphClient
+public import Logging
+public import Metrics
+
+/// Rich notifications (SPEC section 9), after the 202: checks every `validationTokens` JWT of the
+/// POST an event came in, decrypts the item's `encryptedContent`, and puts the resource's JSON in
+/// the event's `data`. An event that fails any check is dropped (nil): logged with the reason and
+/// counted in `graph_bridge_rich_notifications_rejected_total{reason}`, never routed with
+/// unverified or missing content. Events without the attachment pass through untouched.
+public struct RichNotificationEnricher: EventEnricher {
+    let validator: ValidationTokenValidator
+    let decryptor: RichContentDecryptor
+    let logger: Logger
+    let metrics: any MetricsFactory
+
+    /// - Parameter metrics: where the counters go; the process's bootstrapped factory unless a test gives its own.
+    public init(
+        validator: ValidationTokenValidator, decryptor: RichContentDecryptor, logger: Logger, metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.validator = validator
+        self.decryptor = decryptor
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    public func enrich(_ pending: PendingEvent) async -> BridgeEvent? {
+        // The intake attaches `validationTokens` to every change item of a POST with encrypted content.
+        guard let attachment = pending.attachment, let tokens = attachment["validationTokens"]?.arrayValue else { return pending.event }
+        var event = pending.event
+        do throws(RichNotificationError) {
+            try await validator.validate(tokens.compactMap(\.stringValue))
+            if let content = attachment["encryptedContent"] {
+                let plaintext = try decryptor.decrypt(try Self.encryptedContent(content))
+                do {
+                    event.data = try JSONParser.parse(plaintext, maxDepth: 128)
+                } catch {
+                    throw .notJSON(error.description)
+                }
+                Counter(
+                    label: "graph_bridge_rich_notifications_decrypted_total", dimensions: [("subscription", event.subscription.name)],
+                    factory: metrics
+                )
+                .increment()
+            }
+            return event
+        } catch {
+            Counter(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", error.reason)], factory: metrics).increment()
+            logger.warning(
+                "dropped a rich notification that failed its checks",
+                metadata: [
+                    "bridge.event": "\(event.id)", "bridge.subscription": "\(event.subscription.name)",
+                    "bridge.reason": "\(error.reason)", "error": "\(error.detail)",
+                ])
+            return nil
+        }
+    }
+
+    /// Reads the item's `encryptedContent` object; every field but the thumbprint is required.
+    static func encryptedContent(_ json: JSONValue) throws(RichNotificationError) -> EncryptedContent {
+        guard let data = json["data"]?.stringValue, let dataKey = json["dataKey"]?.stringValue,
+            let dataSignature = json["dataSignature"]?.stringValue, let id = json["encryptionCertificateId"]?.stringValue
+        else { throw .malformedContent("encryptedContent lacks data, dataKey, dataSignature or encryptionCertificateId") }
+        return EncryptedContent(
+            data: data, dataKey: dataKey, dataSignature: dataSignature, encryptionCertificateId: id,
+            encryptionCertificateThumbprint: json["encryptionCertificateThumbprint"]?.stringValue)
+    }
+}

@@ -1,0 +1,223 @@
+import BridgeCore
+import BridgeGraph
+import BridgeStore
+import CurlKit
+import Foundation
+import GraphClient
+import GraphSimulator
+import Logging
+import MetricsTestKit
+import Synchronization
+import TestSupport
+import Testing
+
+/// Rich notifications (SPEC section 9) against the Graph simulator: the authority's discovery and
+/// JWKS, and the whole path from a subscription with `includeResourceData` to a routed event.
+@Suite("rich notifications", .timeLimit(.minutes(3)))
+struct RichNotificationTests {
+    static func validator(for simulator: GraphSimulator, http: CurlClient, tenant: String? = nil) -> ValidationTokenValidator {
+        let endpoints = GraphEndpoints(authority: simulator.authorityURL, graphBase: simulator.graphBaseURL)
+        let tenant = tenant ?? simulator.tenantID
+        return ValidationTokenValidator(
+            policy: .init(audiences: [simulator.configuration.clientID], tenant: tenant, authority: endpoints.authority),
+            keys: AuthoritySigningKeys(http: http, endpoints: endpoints, tenant: tenant), minimumRefetchInterval: 0)
+    }
+
+    static func reason(_ body: () async throws -> Void) async -> String? {
+        do {
+            try await body()
+            return nil
+        } catch let error as RichNotificationError {
+            return error.reason
+        } catch {
+            return "unexpected: \(error)"
+        }
+    }
+
+    @Test("the keys come through the tenant's OpenID configuration (a domain resolves to the tenant id); an unknown kid refetches them")
+    func discovery() async throws {
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let validator = Self.validator(for: simulator, http: http, tenant: "contoso.onmicrosoft.com")
+            #expect(await Self.reason { try await validator.validate([try simulator.makeValidationToken()]) } == nil)
+            let discovery = simulator.requests.filter { $0.path.hasSuffix("/v2.0/.well-known/openid-configuration") }
+            #expect(discovery.map(\.path) == ["/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration"])
+            #expect(simulator.requests.filter { $0.path.hasSuffix("/discovery/v2.0/keys") }.count == 1)
+
+            var wrongAudience = ValidationTokenOptions()
+            wrongAudience.audience = "00000000-0000-0000-0000-000000000001"
+            #expect(await Self.reason { try await validator.validate([try simulator.makeValidationToken(wrongAudience)]) } == "wrong_audience")
+            var unknownKey = ValidationTokenOptions()
+            unknownKey.keyID = "rotated-away"
+            #expect(await Self.reason { try await validator.validate([try simulator.makeValidationToken(unknownKey)]) } == "unknown_key")
+            #expect(simulator.requests.filter { $0.path.hasSuffix("/discovery/v2.0/keys") }.count == 2, "the unknown kid refetched the JWKS")
+            await http.shutdown()
+        }
+    }
+
+    @Test(
+        "includeResourceData end to end: the certificate goes with the subscription, the decrypted mail is the routed event's data; tampered content and a bad token are dropped and counted"
+    )
+    func endToEnd() async throws {
+        let directory = TemporaryDirectory()
+        let certificate = try SelfSignedCertificate.generate(commonName: "graph-bridge-rich-test")
+        let key = try RichContentKey(id: "enc-test", certificatePEM: certificate.certificatePEM, privateKeyPEM: certificate.privateKeyPEM)
+        let declaration = SubscriptionManager.Declaration(
+            name: "inbox-rich", resource: "users/alice@contoso.com/mailFolders('Inbox')/messages?$select=subject,from,receivedDateTime",
+            changeTypes: ["created"], expiration: nil, includeResourceData: true, encryption: .init(certificate: key.certificateBase64, id: key.id))
+        let metrics = TestMetrics()
+        let collector = EventCollector()
+
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let enricher = RichNotificationEnricher(
+                validator: Self.validator(for: simulator, http: http), decryptor: RichContentDecryptor(keys: [key]), logger: quiet, metrics: metrics)
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [declaration],
+                engine: { store in collector.engine(store: store, enricher: enricher) }
+            ) { _ in
+                _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
+                let subscription = try #require(simulator.subscriptions.first)
+                #expect(subscription.includeResourceData)
+                #expect(subscription.encryptionCertificate == key.certificateBase64)
+                #expect(subscription.encryptionCertificateID == "enc-test")
+
+                // A genuine rich notification: decrypted into data, nothing fetched from Graph.
+                let first = try simulator.createMessage(MessageContent(subject: "Encrypted hello"), in: "alice@contoso.com")
+                let routed = await collector.wait(for: 1)
+                #expect(routed[0].data?["subject"]?.stringValue == "Encrypted hello")
+                #expect(routed[0].data?["from"]?["emailAddress"]?["address"]?.stringValue != nil)
+                #expect(routed[0].data?["id"]?.stringValue == first.message.id)
+                #expect(routed[0].resourceData?["id"]?.stringValue == first.message.id)
+                #expect(!simulator.requests.contains { $0.path.contains("/messages/") }, "the content came encrypted, not by a GET")
+                #expect(metrics.counterTotal(label: "graph_bridge_rich_notifications_decrypted_total") == 1)
+
+                // Replays of that POST, altered, straight to the listener (new etags, so not duplicates).
+                let genuine = try #require(simulator.deliveries.last { $0.kind == .changeNotification && $0.succeeded }?.body)
+                let tampered = try Self.rewrite(genuine, etag: "tampered-1") { item in
+                    var content = try #require(item["encryptedContent"]?.objectValue)
+                    let data = try #require(content["data"]?.stringValue)
+                    content["data"] = .string((data.hasPrefix("A") ? "B" : "A") + data.dropFirst())
+                    item["encryptedContent"] = .object(content)
+                }
+                var badAudience = ValidationTokenOptions()
+                badAudience.audience = "00000000-0000-0000-0000-000000000001"
+                let forgedToken = try simulator.makeValidationToken(badAudience)
+                let badToken = try Self.rewrite(genuine, etag: "bad-token-1", tokens: [forgedToken]) { _ in }
+                let noToken = try Self.rewrite(genuine, etag: "no-token-1", tokens: []) { _ in }
+                for body in [tampered, badToken, noToken] {
+                    let response = try await http.execute(
+                        HTTPRequest(
+                            method: "POST", url: subscription.notificationURL, headers: [("Content-Type", "application/json")], body: body))
+                    #expect(response.status == 202, "answered 202 first: validation happens after the acknowledgement")
+                }
+
+                // The journal is routed in order: once a later genuine mail arrives, the three were handled.
+                _ = try simulator.createMessage(MessageContent(subject: "Second"), in: "alice@contoso.com")
+                let all = await collector.wait(for: 2)
+                #expect(all.map { $0.data?["subject"]?.stringValue } == ["Encrypted hello", "Second"], "nothing forged was routed")
+                #expect(
+                    metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "data_signature_mismatch")])
+                        == 1)
+                #expect(
+                    metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "wrong_audience")]) == 1)
+                #expect(
+                    metrics.counterTotal(
+                        label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "missing_validation_tokens")]) == 1)
+                #expect(metrics.counterTotal(label: "graph_bridge_rich_notifications_decrypted_total") == 2)
+            }
+            await http.shutdown()
+        }
+    }
+
+    @Test("a restart with the same encryption id reuses the subscription; a new id replaces it with the new certificate")
+    func certificateRotation() async throws {
+        let directory = TemporaryDirectory()
+        let port = try closedLoopbackPort()
+        func declaration(id: String) throws -> SubscriptionManager.Declaration {
+            let certificate = try SelfSignedCertificate.generate(commonName: "rotation-\(id)")
+            let key = try RichContentKey(id: id, certificatePEM: certificate.certificatePEM, privateKeyPEM: certificate.privateKeyPEM)
+            return SubscriptionManager.Declaration(
+                name: "inbox-rich", resource: "users/alice@contoso.com/mailFolders('Inbox')/messages?$select=subject", changeTypes: ["created"],
+                expiration: nil, includeResourceData: true, encryption: .init(certificate: key.certificateBase64, id: id))
+        }
+        let first = try declaration(id: "enc-1")
+        let second = try declaration(id: "enc-2")
+        try await withSimulator { simulator in
+            for (declaration, expectedPosts) in [(first, 1), (first, 1), (second, 2)] {
+                try await BridgeUnderTest.run(
+                    simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [declaration], port: port
+                ) { (bridge: BridgeUnderTest) async throws in
+                    #expect(try await eventually { bridge.manager.isReady && SubscriptionManagerTests.posts(simulator).count == expectedPosts })
+                    #expect(try await eventually { simulator.subscriptions.first?.encryptionCertificateID == declaration.encryption?.id })
+                }
+            }
+            #expect(simulator.subscriptions.count == 1, "the old subscription was deleted")
+            #expect(simulator.subscriptions.first?.encryptionCertificate == second.encryption?.certificate)
+            #expect(simulator.requests.filter { $0.method == "DELETE" }.count == 1)
+        }
+    }
+
+    /// The POST `body` with its first item's etag replaced, `change` applied to that item, and optionally other `validationTokens`.
+    static func rewrite(_ body: [UInt8], etag: String, tokens: [String]? = nil, _ change: (inout JSONObject) throws -> Void) throws -> [UInt8] {
+        var root = try #require(try BridgeCore.JSONParser.parse(body).objectValue)
+        var items = try #require(root["value"]?.arrayValue)
+        var item = try #require(items.first?.objectValue)
+        var resourceData = try #require(item["resourceData"]?.objectValue)
+        resourceData["@odata.etag"] = .string(etag)
+        item["resourceData"] = .object(resourceData)
+        try change(&item)
+        items[0] = .object(item)
+        root["value"] = .array(items)
+        if let tokens { root["validationTokens"] = .array(tokens.map(BridgeCore.JSONValue.string)) }
+        return BridgeCore.JSONValue.object(root).serialized()
+    }
+}
+
+/// Everything the delivery engine routes goes to one sink that keeps the events in order.
+final class EventCollector: Sendable {
+    private let state = Mutex<(events: [BridgeEvent], waiters: [(count: Int, continuation: CheckedContinuation<[BridgeEvent], Never>)])>(([], []))
+
+    func engine(store: SQLiteStateStore, enricher: any EventEnricher) -> DeliveryEngine {
+        let sink = CollectingSink(collector: self)
+        let configured = ConfiguredSink(
+            name: "collect", type: CollectingSink.typeName, retry: .default, concurrency: 1,
+            factory: SinkFactory(defaultConcurrency: 1) { _ in sink })
+        return DeliveryEngine(
+            store: store, router: Router(routes: [Route(matcher: nil, sinks: ["collect"])]), sinks: [.init(configuration: configured, sink: sink)],
+            enricher: enricher, logger: quiet)
+    }
+
+    func add(_ event: BridgeEvent) {
+        let ready = state.withLock { state in
+            state.events.append(event)
+            let ready = state.waiters.filter { $0.count <= state.events.count }
+            state.waiters.removeAll { $0.count <= state.events.count }
+            return (ready.map(\.continuation), state.events)
+        }
+        for continuation in ready.0 { continuation.resume(returning: ready.1) }
+    }
+
+    /// The events once at least `count` have arrived.
+    func wait(for count: Int) async -> [BridgeEvent] {
+        await withCheckedContinuation { continuation in
+            let events: [BridgeEvent]? = state.withLock { state in
+                if state.events.count >= count { return state.events }
+                state.waiters.append((count, continuation))
+                return nil
+            }
+            if let events { continuation.resume(returning: events) }
+        }
+    }
+}
+
+struct CollectingSink: Sink {
+    static let typeName = "collect"
+    struct Configuration: Decodable, Sendable {}
+    let collector: EventCollector
+
+    init(collector: EventCollector) { self.collector = collector }
+    init(name: String, configuration: Configuration, context: SinkContext) throws { collector = EventCollector() }
+
+    func deliver(_ event: BridgeEvent, attempt: BridgeCore.DeliveryAttempt) async throws { collector.add(event) }
+}
