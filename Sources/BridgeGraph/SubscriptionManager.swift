@@ -232,6 +232,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         record.notificationURL = notificationURL
         try await store.saveSubscription(record)
         item.record = record
+        // Graph may notify before its answer to the create reaches us (or when it never does).
+        directory.expect(name: declaration.name, resource: declaration.resource, clientState: record.clientState)
 
         let now = Date()
         let expiration = now.addingTimeInterval(declaration.lifetime.seconds)

@@ -27,6 +27,33 @@ struct IntakeTests {
         ##"{"subscriptionId":"\##(id)","clientState":"\##(clientState)","changeType":"created","resource":"\##(resource)","tenantId":"t","resourceData":{"@odata.type":"#Microsoft.Graph.Message","@odata.etag":\##(JSONValue.string(etag).serializedString),"id":"1"}}"##
     }
 
+    @Test("a subscription being created: its first notification (id not known yet) is accepted by its clientState; a stranger's is not")
+    func expectedSubscription() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let subscriptions = SubscriptionDirectory()
+        let intake = NotificationIntake(directory: subscriptions, store: store, doorbell: Doorbell(), logger: quietLogger)
+        let newID = "0f0f0f0f-1111-4222-8333-444444444444"
+        let early = Self.body([Self.item(id: newID, clientState: "fresh-secret-of-64-chars", etag: "W/\"e\"")])
+
+        #expect(await intake.receive(body: early, endpoint: .notifications).unknownSubscription == 1, "nothing expected yet")
+        subscriptions.expect(name: "inbox", resource: "users/alice/messages", clientState: "fresh-secret-of-64-chars")
+        let outcome = await intake.receive(body: early, endpoint: .notifications)
+        #expect(outcome.status == 202 && outcome.accepted == 1)
+        let journaled = try await store.unroutedEvents(limit: 10)
+        #expect(journaled.count == 1)
+        #expect(journaled.first?.event.subscription.name == "inbox")
+        #expect(journaled.first?.event.subscription.id == newID)
+
+        let stranger = Self.body([Self.item(id: "99999999-1111-4222-8333-444444444444", clientState: "guessed", etag: "W/\"s\"")])
+        #expect(await intake.receive(body: stranger, endpoint: .notifications).unknownSubscription == 1)
+
+        // Once the create's answer is in, the entry is known by id and no longer expected.
+        subscriptions.upsert(SubscriptionEntry(name: "inbox", id: newID, resource: "users/alice/messages", clientState: "fresh-secret-of-64-chars"))
+        let otherID = Self.body([Self.item(id: "12121212-1111-4222-8333-444444444444", clientState: "fresh-secret-of-64-chars", etag: "W/\"o\"")])
+        #expect(await intake.receive(body: otherID, endpoint: .notifications).unknownSubscription == 1)
+    }
+
     @Test("a POST with encrypted content: every change item keeps the POST's validationTokens for the delivery side; lifecycle items and plain POSTs keep none")
     func richBatchAttachments() async throws {
         let fixture = try Fixture()

@@ -75,7 +75,7 @@ struct RichNotificationTests {
             try await BridgeUnderTest.run(
                 simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [declaration],
                 engine: { store in collector.engine(store: store, enricher: enricher) }
-            ) { _ in
+            ) { bridge in
                 _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
                 let subscription = try #require(simulator.subscriptions.first)
                 #expect(subscription.includeResourceData)
@@ -85,6 +85,12 @@ struct RichNotificationTests {
                 // A genuine rich notification: decrypted into data, nothing fetched from Graph.
                 let first = try simulator.createMessage(MessageContent(subject: "Encrypted hello"), in: "alice@contoso.com")
                 let routed = await collector.wait(for: 1)
+                let journaled = (try? await bridge.store.eventCount()) ?? -1
+                try #require(routed.count == 1, """
+                    the genuine rich notification was not routed; rejected: \(metrics.rejectedSummary); \
+                    deliveries: \(simulator.deliveries.map { "\($0.kind) #\($0.attempt) \($0.status.map(String.init) ?? "no answer") \($0.error ?? "")" }); \
+                    journaled: \(journaled)
+                    """)
                 #expect(routed[0].data?["subject"]?.stringValue == "Encrypted hello")
                 #expect(routed[0].data?["from"]?["emailAddress"]?["address"]?.stringValue != nil)
                 #expect(routed[0].data?["id"]?.stringValue == first.message.id)
@@ -115,6 +121,7 @@ struct RichNotificationTests {
                 // The journal is routed in order: once a later genuine mail arrives, the three were handled.
                 _ = try simulator.createMessage(MessageContent(subject: "Second"), in: "alice@contoso.com")
                 let all = await collector.wait(for: 2)
+                try #require(all.count == 2, "the second genuine notification was not routed; rejected: \(metrics.rejectedSummary)")
                 #expect(all.map { $0.data?["subject"]?.stringValue } == ["Encrypted hello", "Second"], "nothing forged was routed")
                 #expect(
                     metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "data_signature_mismatch")])
@@ -198,8 +205,32 @@ final class EventCollector: Sendable {
         for continuation in ready.0 { continuation.resume(returning: ready.1) }
     }
 
-    /// The events once at least `count` have arrived.
-    func wait(for count: Int) async -> [BridgeEvent] {
+    /// The events once at least `count` have arrived, or the ones there are after `timeout`
+    /// (a lost event fails the test's expectations instead of hanging the run).
+    func wait(for count: Int, timeout: Duration = .seconds(20)) async -> [BridgeEvent] {
+        await withTaskGroup(of: [BridgeEvent]?.self) { group in
+            group.addTask { await self.waitUnbounded(for: count) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            if let first {
+                group.cancelAll()
+                return first
+            }
+            // Timed out: release the waiter so the group can finish.
+            let events = state.withLock { state in
+                defer { state.waiters.removeAll() }
+                return (state.waiters.map(\.continuation), state.events)
+            }
+            for continuation in events.0 { continuation.resume(returning: events.1) }
+            await group.waitForAll()
+            return events.1
+        }
+    }
+
+    private func waitUnbounded(for count: Int) async -> [BridgeEvent] {
         await withCheckedContinuation { continuation in
             let events: [BridgeEvent]? = state.withLock { state in
                 if state.events.count >= count { return state.events }
@@ -220,4 +251,13 @@ struct CollectingSink: Sink {
     init(name: String, configuration: Configuration, context: SinkContext) throws { collector = EventCollector() }
 
     func deliver(_ event: BridgeEvent, attempt: BridgeCore.DeliveryAttempt) async throws { collector.add(event) }
+}
+
+extension TestMetrics {
+    /// Every rejection reason counted so far, for failure messages.
+    var rejectedSummary: String {
+        let counts = counters.filter { $0.label == "graph_bridge_rich_notifications_rejected_total" }
+            .map { counter in "\(counter.dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")): \(counter.totalValue)" }
+        return counts.isEmpty ? "none" : counts.joined(separator: "; ")
+    }
 }

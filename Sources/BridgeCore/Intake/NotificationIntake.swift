@@ -84,7 +84,7 @@ public final class NotificationIntake: Sendable {
                 count("unknown", "invalid")
                 continue
             }
-            guard let subscription = directory.entry(forSubscriptionID: item.subscriptionId) else {
+            guard let subscription = directory.entry(forSubscriptionID: item.subscriptionId, clientState: item.clientState) else {
                 outcome.unknownSubscription += 1
                 count("unknown", "unknown_subscription")
                 logger.warning("dropped a notification for an unknown subscription", metadata: ["bridge.subscription_id": "\(item.subscriptionId)"])

@@ -21,28 +21,61 @@ public struct SubscriptionEntry: Sendable, Hashable {
 ///
 /// Receive-only subscriptions are fixed at start; the subscription manager replaces its own
 /// entries as it creates and recreates them. Reads are a lock and a dictionary lookup.
+///
+/// A subscription being created is *expected*: its clientState is known, its id not yet. Graph
+/// may deliver the first notification before the bridge has read Graph's answer to the create
+/// (or when that answer never arrived: a timeout after Graph made it), so an item with an unknown
+/// id whose clientState is an expected one's is accepted for that subscription.
 public final class SubscriptionDirectory: Sendable {
-    private let entries: Mutex<[String: SubscriptionEntry]>
+    private struct State {
+        var byID: [String: SubscriptionEntry]
+        /// By name; `id` is empty.
+        var expected: [String: SubscriptionEntry] = [:]
+    }
+
+    private let state: Mutex<State>
 
     public init(_ entries: [SubscriptionEntry] = []) {
-        self.entries = Mutex(Dictionary(entries.map { ($0.id.lowercased(), $0) }, uniquingKeysWith: { _, last in last }))
+        state = Mutex(State(byID: Dictionary(entries.map { ($0.id.lowercased(), $0) }, uniquingKeysWith: { _, last in last })))
     }
 
     public func entry(forSubscriptionID id: String) -> SubscriptionEntry? {
         let key = id.lowercased()
-        return entries.withLock { $0[key] }
+        return state.withLock { $0.byID[key] }
     }
 
-    /// Adds or replaces the entry for `entry.id`.
+    /// The entry for an item: by its subscription id, else an expected subscription whose
+    /// clientState it carries (compared in constant time), with the item's id filled in.
+    public func entry(forSubscriptionID id: String, clientState: String?) -> SubscriptionEntry? {
+        let key = id.lowercased()
+        return state.withLock { state in
+            if let entry = state.byID[key] { return entry }
+            guard let clientState, !state.expected.isEmpty else { return nil }
+            let presented = Array(clientState.utf8)
+            guard var match = state.expected.values.first(where: { constantTimeEquals(presented, Array($0.clientState.utf8)) }) else { return nil }
+            match.id = id
+            return match
+        }
+    }
+
+    /// A subscription about to be created with `clientState` (replaces an earlier expectation of the same name).
+    public func expect(name: String, resource: String?, clientState: String) {
+        state.withLock { $0.expected[name] = SubscriptionEntry(name: name, id: "", resource: resource, clientState: clientState) }
+    }
+
+    /// Adds or replaces the entry for `entry.id`; the subscription of that name is no longer expected.
     public func upsert(_ entry: SubscriptionEntry) {
-        entries.withLock { $0[entry.id.lowercased()] = entry }
+        state.withLock { state in
+            state.byID[entry.id.lowercased()] = entry
+            state.expected.removeValue(forKey: entry.name)
+        }
     }
 
     public func remove(subscriptionID id: String) {
-        _ = entries.withLock { $0.removeValue(forKey: id.lowercased()) }
+        _ = state.withLock { $0.byID.removeValue(forKey: id.lowercased()) }
     }
 
     public var all: [SubscriptionEntry] {
-        entries.withLock { Array($0.values) }.sorted { $0.name < $1.name }
+        state.withLock { Array($0.byID.values) }.sorted { $0.name < $1.name }
     }
 }
