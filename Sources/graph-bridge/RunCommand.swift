@@ -2,8 +2,6 @@ import ArgumentParser
 import BridgeApp
 import BridgeConfig
 import BridgeCore
-import BridgeServer
-import Logging
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,14 +35,11 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try config.load()
-        if let files = configuration.server.tls {
-            // The files exist (the loader checked); here their content: PEM, and a key that fits the certificate.
-            do {
-                _ = try ServerTLS(certificatePath: files.certificate.path, keyPath: files.key.path, logger: Logger(label: "check"))
-            } catch {
-                printError("\(configuration.file): server.tls: \(error)")
-                throw ExitCode(1)
-            }
+        // The files the configuration names exist (the loader checked); here their content.
+        let problems = FileChecks.problems(in: configuration)
+        if !problems.isEmpty {
+            for problem in problems { printError("\(configuration.file): \(problem)") }
+            throw ExitCode(1)
         }
         print("\(configuration.file): OK (\(configuration.subscriptions.count) subscriptions, \(configuration.sinks.count) sinks, \(configuration.router.routes.count) routes)")
     }
