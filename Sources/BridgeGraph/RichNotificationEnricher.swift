@@ -8,6 +8,12 @@ public import Metrics
 /// the event's `data`. An event that fails any check is dropped (nil): logged with the reason and
 /// counted in `graph_bridge_rich_notifications_rejected_total{reason}`, never routed with
 /// unverified or missing content. Events without the attachment pass through untouched.
+///
+/// One case is not a failed check: the authority's signing keys could not be fetched (its
+/// outage, or ours). Nothing proves the item forged, and its clientState was checked at intake,
+/// so the event is routed *without* `data` (the content stays encrypted, never shown unverified),
+/// logged and counted in `graph_bridge_rich_notifications_undecrypted_total{reason}` rather than
+/// lost.
 public struct RichNotificationEnricher: EventEnricher {
     let validator: ValidationTokenValidator
     let decryptor: RichContentDecryptor
@@ -44,6 +50,12 @@ public struct RichNotificationEnricher: EventEnricher {
                 .increment()
             }
             return event
+        } catch where error.reason == RichNotificationError.signingKeysUnavailable("").reason {
+            Counter(label: "graph_bridge_rich_notifications_undecrypted_total", dimensions: [("reason", error.reason)], factory: metrics).increment()
+            logger.warning(
+                "routing a rich notification without its content: Graph's signing keys could not be fetched to check it",
+                metadata: ["bridge.event": "\(event.id)", "bridge.subscription": "\(event.subscription.name)", "error": "\(error.detail)"])
+            return pending.event
         } catch {
             Counter(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", error.reason)], factory: metrics).increment()
             logger.warning(

@@ -137,6 +137,37 @@ struct RichNotificationTests {
         }
     }
 
+    @Test("signing keys that cannot be fetched are an outage, not a forgery: the event is routed without data, counted, not dropped")
+    func keysUnavailable() async throws {
+        struct Unreachable: SigningKeySource {
+            struct Down: Error {}
+            func fetchSigningKeys() async throws -> PublishedSigningKeys { throw Down() }
+        }
+        let certificate = try SelfSignedCertificate.generate(commonName: "graph-bridge-rich-test")
+        let key = try RichContentKey(id: "enc-test", certificatePEM: certificate.certificatePEM, privateKeyPEM: certificate.privateKeyPEM)
+        try await withSimulator { simulator in
+            let validator = ValidationTokenValidator(
+                policy: .init(audiences: [simulator.configuration.clientID], tenant: simulator.tenantID, authority: simulator.authorityURL),
+                keys: Unreachable(), minimumRefetchInterval: 0)
+            let metrics = TestMetrics()
+            let enricher = RichNotificationEnricher(validator: validator, decryptor: RichContentDecryptor(keys: [key]), logger: quiet, metrics: metrics)
+            let event = BridgeEvent(
+                id: EventID.make(at: Date()), receivedAt: Date(), subscription: SubscriptionReference(name: "inbox-rich", id: "s1", resource: nil),
+                changeType: "created", lifecycleEvent: nil, resource: "Users/1/Messages/1", resourceData: nil, tenantId: nil)
+            let attachment: BridgeCore.JSONValue = .object([
+                "validationTokens": .array([.string(try simulator.makeValidationToken(ValidationTokenOptions()))]),
+                "encryptedContent": .object([
+                    "data": "ZGF0YQ==", "dataKey": "a2V5", "dataSignature": "c2ln", "encryptionCertificateId": "enc-test",
+                ]),
+            ])
+            let routed = await enricher.enrich(PendingEvent(sequence: 1, event: event, attachment: attachment))
+            #expect(routed != nil, "an outage of the authority must not drop the event")
+            #expect(routed?.data == nil, "content that could not be checked is not shown")
+            #expect(metrics.counterTotal(label: "graph_bridge_rich_notifications_undecrypted_total", dimensions: [("reason", "signing_keys_unavailable")]) == 1)
+            #expect(metrics.rejectedSummary == "none")
+        }
+    }
+
     @Test("a restart with the same encryption id reuses the subscription; a new id replaces it with the new certificate")
     func certificateRotation() async throws {
         let directory = TemporaryDirectory()
