@@ -50,7 +50,7 @@ public struct RichNotificationEnricher: EventEnricher {
                 .increment()
             }
             return event
-        } catch where error.reason == RichNotificationError.signingKeysUnavailable("").reason {
+        } catch where error.isSigningKeyOutage {
             Counter(label: "graph_bridge_rich_notifications_undecrypted_total", dimensions: [("reason", error.reason)], factory: metrics).increment()
             logger.warning(
                 "routing a rich notification without its content: Graph's signing keys could not be fetched to check it",

@@ -46,15 +46,17 @@ final class Checkpointer: Sendable {
     /// One PASSIVE checkpoint now, on the checkpoint queue: the WAL's frames and how many of them
     /// are in the database file afterwards.
     func checkpointNow() throws -> (walFrames: Int, copied: Int) {
-        try queue.sync {
-            let result = try connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-            return (result.walFrameCount, result.checkpointedFrameCount)
-        }
+        try queue.sync { try passiveCheckpoint() }
+    }
+
+    private func passiveCheckpoint() throws -> (walFrames: Int, copied: Int) {
+        let result = try connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        return (result.walFrameCount, result.checkpointedFrameCount)
     }
 
     private func checkpoint() {
         do {
-            _ = try connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            _ = try passiveCheckpoint()
         } catch {
             // Busy or failing I/O: the WAL keeps the data; the next round tries again.
             logger.debug("WAL checkpoint did not run", metadata: ["error": "\(error)"])

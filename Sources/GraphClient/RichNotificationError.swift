@@ -32,6 +32,9 @@ public struct RichNotificationError: Error, Sendable, Hashable, CustomStringConv
         self.detail = detail
     }
 
+    /// The authority's signing keys could not be fetched: nothing was proven about the item.
+    public var isSigningKeyOutage: Bool { code == .signingKeysUnavailable }
+
     /// The metric label (`graph_bridge_rich_notifications_rejected_total{reason}`).
     public var reason: String { code.rawValue }
 

@@ -32,6 +32,20 @@ struct EndToEndTests {
 
     static let environment = ["FEED_STATE": "secretClientValue"]
 
+    /// A one-item POST body for the test subscription; its resource is `Users/1/Messages/TAG-N` (etag N).
+    static func notification(_ tag: String, _ n: Int) -> [UInt8] {
+        Array(
+            #"{"value":[{"subscriptionId":"\#(subscriptionID)","clientState":"secretClientValue","changeType":"created","resource":"Users/1/Messages/\#(tag)-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}]}"#
+                .utf8)
+    }
+
+    /// The N of every `TAG-N` resource in these texts (file sink lines or webhook bodies), repeats kept.
+    static func numbers(_ tag: String, in texts: [String]) -> [Int] {
+        texts.compactMap { text in
+            text.range(of: tag + #"-\d+""#, options: .regularExpression).flatMap { Int(text[$0].dropFirst(tag.count + 1).dropLast()) }
+        }
+    }
+
     static func samples() throws -> (created: [UInt8], lifecycle: [UInt8]) {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.deletingLastPathComponent().appendingPathComponent("shared/graph-vectors/notification-samples.json").path

@@ -24,18 +24,10 @@ struct SinkFaultTests {
 
         """
 
-    static func notification(_ n: Int) -> [UInt8] {
-        Array(
-            #"{"value":[{"subscriptionId":"\#(EndToEndTests.subscriptionID)","clientState":"secretClientValue","changeType":"created","resource":"Users/1/Messages/sinkfault-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}]}"#
-                .utf8)
-    }
+    static func notification(_ n: Int) -> [UInt8] { EndToEndTests.notification("sinkfault", n) }
 
     /// The N of every `sinkfault-N` resource in these texts, repeats kept.
-    static func numbers(_ texts: [String]) -> [Int] {
-        texts.compactMap { text in
-            text.range(of: #"sinkfault-\d+""#, options: .regularExpression).flatMap { Int(text[$0].dropFirst(10).dropLast()) }
-        }
-    }
+    static func numbers(_ texts: [String]) -> [Int] { EndToEndTests.numbers("sinkfault", in: texts) }
 
     /// `VmHWM` (peak resident set) of a process, in MB.
     static func peakRSS(of pid: Int32) -> Int? {

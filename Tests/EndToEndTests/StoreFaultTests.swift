@@ -27,9 +27,7 @@ struct StoreFaultTests {
         return process.terminationStatus
     }
 
-    static func notification(_ n: Int) -> [UInt8] {
-        Array(#"{"value":[{"subscriptionId":"\#(EndToEndTests.subscriptionID)","clientState":"secretClientValue","changeType":"created","resource":"Users/1/Messages/fault-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}]}"#.utf8)
-    }
+    static func notification(_ n: Int) -> [UInt8] { EndToEndTests.notification("fault", n) }
 
     @Test("disk full: 503 while it lasts, recovery after, nothing acknowledged is lost", .enabled(if: canMount, "needs root to mount a small tmpfs for the state folder"))
     func fullAndReadOnly() async throws {
@@ -77,7 +75,7 @@ struct StoreFaultTests {
         let audit = directory.file("audit.jsonl")
         let expected = acknowledged
         #expect(try await eventually(timeout: .seconds(30)) {
-            let delivered = Set(jsonLines(audit).compactMap { line in line.range(of: #"fault-(\d+)""#, options: .regularExpression).map { Int(line[$0].dropFirst(6).dropLast()) ?? -1 } })
+            let delivered = Set(EndToEndTests.numbers("fault", in: jsonLines(audit)))
             return expected.isSubset(of: delivered)
         })
         await client.shutdown()

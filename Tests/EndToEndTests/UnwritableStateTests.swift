@@ -49,18 +49,10 @@ struct UnwritableStateTests {
         }
     }
 
-    static func notification(_ n: Int) -> [UInt8] {
-        Array(
-            #"{"value":[{"subscriptionId":"\#(EndToEndTests.subscriptionID)","clientState":"secretClientValue","changeType":"created","resource":"Users/1/Messages/unwritable-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}]}"#
-                .utf8)
-    }
+    static func notification(_ n: Int) -> [UInt8] { EndToEndTests.notification("unwritable", n) }
 
-    /// The N of every `unwritable-N` resource in these texts (file sink lines or webhook bodies), repeats kept.
-    static func numbers(_ texts: [String]) -> [Int] {
-        texts.compactMap { text in
-            text.range(of: #"unwritable-\d+""#, options: .regularExpression).flatMap { Int(text[$0].dropFirst(11).dropLast()) }
-        }
-    }
+    /// The N of every `unwritable-N` resource in these texts, repeats kept.
+    static func numbers(_ texts: [String]) -> [Int] { EndToEndTests.numbers("unwritable", in: texts) }
 
     @Test(
         "state folder unwritable: 503 while it lasts, no acknowledged event lost, none delivered twice, recovery by itself",
