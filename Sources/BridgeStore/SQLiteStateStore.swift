@@ -1,6 +1,7 @@
 public import BridgeCore
 public import Foundation
 import GRDB
+import Synchronization
 public import Logging
 
 /// The embedded state store: one SQLite file in WAL mode with `synchronous = FULL`, so a write
@@ -10,6 +11,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let pool: DatabasePool
     let committer: GroupCommitter
     private let checkpointer: Checkpointer
+    /// Every event up to this sequence number is routed (`routing_state.routed_through`, read at
+    /// open). The dispatcher routes in sequence order and commits a batch at once, so one number
+    /// says what a per-row flag said, without rewriting each event row and an index entry.
+    private let routedThrough: Mutex<Int64>
     let logger: Logger
     public let path: String
 
@@ -39,6 +44,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
         }
         try Self.migrator.migrate(pool)
+        routedThrough = Mutex(try pool.read { db in try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0 })
         committer = GroupCommitter(pool: pool)
         checkpointer = try Checkpointer(path: path, logger: logger)
         checkpointer.start()
@@ -113,6 +119,24 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 );
                 """)
         }
+        migrator.registerMigration("v3-routing-watermark") { db in
+            // Routing state moves from a flag per event to one number (events are routed in
+            // sequence order); `events.routed` stays, unused. Pruning walks the sequence, which
+            // follows arrival, instead of an index on received_at.
+            try db.execute(sql: """
+                CREATE TABLE routing_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    routed_through INTEGER NOT NULL
+                );
+                INSERT INTO routing_state(id, routed_through) VALUES (1, COALESCE(
+                    (SELECT MIN(seq) - 1 FROM events WHERE routed = 0),
+                    (SELECT MAX(seq) FROM events),
+                    0
+                ));
+                DROP INDEX events_unrouted;
+                DROP INDEX events_received;
+                """)
+        }
         return migrator
     }
 
@@ -164,8 +188,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT seq, body, attachment FROM events WHERE routed = 0 ORDER BY seq LIMIT ?")
-            return try Row.fetchAll(statement, arguments: [limit]).map { row in
+            let statement = try db.cachedStatement(sql: "SELECT seq, body, attachment FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
+            return try Row.fetchAll(statement, arguments: [self.routedThrough.withLock { $0 }, limit]).map { row in
                 let body: String = row["body"]
                 let attachment: String? = row["attachment"]
                 return PendingEvent(
@@ -177,7 +201,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    /// `events` must be the batch `unroutedEvents` returned (the oldest unrouted, in order): the
+    /// routed-through mark moves to its last sequence number.
     public func commitRouting(_ events: [RoutedEvent]) async throws {
+        guard let last = events.map(\.sequence).max() else { return }
         let rows = events.map { routed in
             (
                 sequence: routed.sequence,
@@ -188,20 +215,19 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
         let now = Date().timeIntervalSince1970
         try await committer.write(.deferred) { db in
-            let markRouted = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
-            let replaceBody = try db.cachedStatement(sql: "UPDATE events SET routed = 1, body = ? WHERE seq = ?")
+            let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?)")
             for row in rows {
                 if let body = row.body {
                     try replaceBody.execute(arguments: [body, row.sequence])
-                } else {
-                    try markRouted.execute(arguments: [row.sequence])
                 }
                 for sink in row.sinks {
                     try insert.execute(arguments: [row.sequence, sink, row.createdAt, now])
                 }
             }
+            try db.cachedStatement(sql: "UPDATE routing_state SET routed_through = MAX(routed_through, ?) WHERE id = 1").execute(arguments: [last])
         }
+        routedThrough.withLock { $0 = max($0, last) }
     }
 
     // MARK: Deliveries
@@ -287,7 +313,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     }
 
     public func unroutedCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE routed = 0") ?? 0 }
+        let routedThrough = routedThrough.withLock { $0 }
+        return try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > ?", arguments: [routedThrough]) ?? 0 }
     }
 
     public func deadLetters(limit: Int) async throws -> [DeadLetter] {
@@ -338,11 +365,17 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         let delivered = date.timeIntervalSince1970
         let dedup = deduplicationBefore.timeIntervalSince1970
+        let routedThrough = routedThrough.withLock { $0 }
         try await committer.write(.deferred) { db in
+            // Sequence follows arrival: the first event received on or after the cut-off bounds the
+            // walk, so it visits only old rows (and events still waiting for a delivery), not the
+            // whole retention window.
             try db.execute(sql: """
-                DELETE FROM events WHERE routed = 1 AND received_at < ?
+                DELETE FROM events WHERE seq <= ?
+                AND seq < COALESCE((SELECT seq FROM events WHERE received_at >= ? ORDER BY seq LIMIT 1), ? + 1)
+                AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
-                """, arguments: [delivered])
+                """, arguments: [routedThrough, delivered, routedThrough, delivered])
             try db.execute(sql: "DELETE FROM dedup WHERE seen_at < ?", arguments: [dedup])
         }
     }

@@ -1,6 +1,7 @@
 import BridgeCore
-import BridgeStore
+@testable import BridgeStore
 import Foundation
+import GRDB
 import Testing
 
 @Suite("SQLite state store")
@@ -181,5 +182,46 @@ struct StoreTests {
         #expect(try await store.dueDeliveries(sink: "a", now: Date(), limit: 10, excluding: []).map(\.event.id) == [stillQueued.id])
         // The dedup key expired, so the same key journals again.
         #expect(try await store.journal([JournalEntry(event: makeEvent(), deduplicationKey: "a")]) == [.journaled])
+    }
+
+    @Test("what is routed survives a restart: the routed-through mark is stored with the deliveries")
+    func routedThroughSurvivesRestart() async throws {
+        let directory = TemporaryDirectory()
+        let events = (0..<3).map { _ in makeEvent() }
+        do {
+            let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+            _ = try await store.journal(events.map { JournalEntry(event: $0, deduplicationKey: nil) })
+            let first = try await store.unroutedEvents(limit: 2)
+            #expect(first.map(\.event.id) == Array(events.prefix(2)).map(\.id))
+            try await store.commitRouting(first.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["a"]) })
+            #expect(try await store.unroutedCount() == 1)
+        }
+        let reopened = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        #expect(try await reopened.unroutedEvents(limit: 10).map(\.event.id) == [events[2].id])
+        #expect(try await reopened.unroutedCount() == 1)
+        #expect(try await reopened.dueDeliveries(sink: "a", now: Date(), limit: 10, excluding: []).count == 2)
+    }
+
+    @Test("a state file from before the routed-through mark keeps its unrouted events unrouted")
+    func migratesRoutedFlags() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let events = (0..<4).map { _ in makeEvent() }
+        do {
+            // The schema as it was (v1, v2), with two routed events and two waiting.
+            let queue = try DatabaseQueue(path: path)
+            try SQLiteStateStore.migrator.migrate(queue, upTo: "v2-subscriptions")
+            try await queue.write { db in
+                for (index, event) in events.enumerated() {
+                    try db.execute(
+                        sql: "INSERT INTO events(id, received_at, subscription, body, routed) VALUES (?, ?, ?, ?, ?)",
+                        arguments: [event.id, event.receivedAt.timeIntervalSince1970, event.subscription.name,
+                                    String(decoding: event.encoded(), as: UTF8.self), index < 2 ? 1 : 0])
+                }
+            }
+        }
+        let store = try SQLiteStateStore(path: path, logger: quietLogger)
+        #expect(try await store.unroutedEvents(limit: 10).map(\.event.id) == events.suffix(2).map(\.id))
+        #expect(try await store.unroutedCount() == 2)
     }
 }
