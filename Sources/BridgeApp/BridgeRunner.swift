@@ -148,7 +148,7 @@ public enum BridgeRunner {
             logger: logger
         )
         let intake = NotificationIntake(
-            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, logger: logger)
+            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, load: engine.listenerLoad, logger: logger)
         let server = BridgeServer(
             configuration: .init(host: configuration.server.host, port: configuration.server.port, maxBodyBytes: configuration.server.maxBodyBytes, tls: tls),
             intake: intake,

@@ -27,6 +27,9 @@ public final class DeliveryEngine: Service {
     public let journalDoorbell: Doorbell
     /// What waits, shared with the intake (which refuses work beyond its limit).
     public let backlog: Backlog
+    /// Requests the intake is handling, counted by it (give it to `NotificationIntake`): routing
+    /// yields to a saturated listener for at most `burstYield` per batch.
+    public let listenerLoad: ListenerLoad
 
     public init(
         store: any StateStore,
@@ -36,9 +39,12 @@ public final class DeliveryEngine: Service {
         retention: Duration = .seconds(3600),
         shutdownGrace: Duration = .seconds(5),
         backlog: Backlog = Backlog(limit: nil),
+        listenerLoad: ListenerLoad = ListenerLoad(),
+        burstYield: Duration = .milliseconds(100),
         logger: Logger
     ) {
         self.store = store
+        self.listenerLoad = listenerLoad
         self.backlog = backlog
         self.retention = retention
         self.logger = logger
@@ -63,6 +69,8 @@ public final class DeliveryEngine: Service {
             doorbell: doorbell,
             sinkDoorbells: Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0.doorbell) }),
             backlog: backlog,
+            listenerLoad: listenerLoad,
+            burstYield: burstYield,
             logger: logger
         )
     }

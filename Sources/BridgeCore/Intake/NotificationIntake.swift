@@ -37,6 +37,7 @@ public final class NotificationIntake: Sendable {
     let doorbell: Doorbell
     let lifecycleObserver: (any LifecycleObserver)?
     let backlog: Backlog
+    let load: ListenerLoad?
     let logger: Logger
     private let journalFailure = Mutex<String?>(nil)
     /// `graph_bridge_notifications_total` handles by subscription and outcome, made on first use.
@@ -52,8 +53,9 @@ public final class NotificationIntake: Sendable {
 
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
-        backlog: Backlog = Backlog(limit: nil), logger: Logger
+        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, logger: Logger
     ) {
+        self.load = load
         self.directory = directory
         self.store = store
         self.doorbell = doorbell
@@ -63,6 +65,8 @@ public final class NotificationIntake: Sendable {
     }
 
     public func receive(body: some Collection<UInt8>, endpoint: Endpoint, now: Date = Date()) async -> Outcome {
+        load?.enter()
+        defer { load?.leave() }
         let collection: ChangeNotificationCollection
         do {
             collection = try ChangeNotificationCollection(body: body)
