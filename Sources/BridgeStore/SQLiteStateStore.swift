@@ -18,8 +18,17 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let logger: Logger
     public let path: String
 
+    /// What the WAL is cut back to once it has been checkpointed: a burst grows it (readers keep
+    /// checkpoints from catching up while it lasts; 1 GB after 290,000 events in one benchmark),
+    /// and SQLite would otherwise keep the file at its largest size for good.
+    public static let walSizeLimit = 64 << 20
+
     /// Opens (creating with mode 0600 when missing) and migrates the store at `path`.
-    public init(path: String, logger: Logger) throws {
+    public convenience init(path: String, logger: Logger) throws {
+        try self.init(path: path, walSizeLimit: Self.walSizeLimit, logger: logger)
+    }
+
+    init(path: String, walSizeLimit: Int, logger: Logger) throws {
         self.path = path
         self.logger = logger
         try Self.createPrivately(path)
@@ -38,6 +47,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Checkpoints run beside the writer (Checkpointer), not inside its commits.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            // The first write after a complete checkpoint truncates the WAL to this.
+            try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
             return try Int.fetchOne(db, sql: "PRAGMA synchronous")
         }
         guard synchronous == 2 else {

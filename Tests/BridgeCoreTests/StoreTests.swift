@@ -55,6 +55,23 @@ struct StoreTests {
         #expect(try await store.eventCount() == 4000)
     }
 
+    @Test("after a burst the WAL is cut back to its limit once checkpointed, not kept at its largest")
+    func walShrinksAfterBurst() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let store = try SQLiteStateStore(path: path, walSizeLimit: 256 << 10, logger: quietLogger)
+        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0 }
+        for _ in 0..<20 {
+            _ = try await store.journal((0..<50).map { _ in JournalEntry(event: makeEvent(), deduplicationKey: nil) })
+        }
+        #expect(walSize() > 512 << 10, "the burst should outgrow the limit for this test to mean anything (WAL \(walSize()) bytes)")
+        let checkpoint = try await store.checkpoint()
+        #expect(checkpoint.copied == checkpoint.walFrames)
+        _ = try await store.journal([JournalEntry(event: makeEvent(), deduplicationKey: nil)])
+        #expect(walSize() <= 256 << 10, "the WAL kept \(walSize()) bytes")
+        #expect(try await store.eventCount() == 1001)
+    }
+
     @Test("a missing folder is a clear error")
     func missingFolder() {
         #expect(throws: (any Error).self) {
