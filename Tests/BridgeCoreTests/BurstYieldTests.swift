@@ -65,22 +65,33 @@ struct BurstYieldTests {
         #expect(await Self.timed { await dispatcher.yieldToBurst() } < .seconds(20))
     }
 
-    @Test("under a burst that never ends, every event is still routed and delivered")
-    func neverStarves() async throws {
+    @Test("routing that is behind waits for a saturated listener before each full batch; routing that keeps up never waits")
+    func onlyWhenBehind() async throws {
         let directory = TemporaryDirectory()
         let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
         let load = ListenerLoad(saturation: 0)
         load.enter()
-        let recorder = Recorder()
-        let engine = DeliveryEngine(
-            store: store, router: EngineTests.everythingTo(["sink"]), sinks: [EngineTests.sink("sink", recorder: recorder)],
-            listenerLoad: load, burstYield: .milliseconds(20), logger: quietLogger)
-        try await EngineTests.withEngine(engine) {
-            for _ in 0..<5 {
-                _ = try await EngineTests.journal(store, engine, count: 10)
-            }
-            await recorder.waitForDeliveries(50)
+        let doorbell = Doorbell()
+        func dispatcher(burstYield: Duration) -> Dispatcher {
+            Dispatcher(
+                store: store, router: EngineTests.everythingTo([]), enricher: NoEnrichment(), doorbell: doorbell, sinkDoorbells: [:],
+                backlog: Backlog(limit: nil), listenerLoad: load, burstYield: burstYield, logger: quietLogger, batchSize: 10)
         }
-        #expect(Set(recorder.delivered).count == 50)
+        func routeAll(_ dispatcher: Dispatcher) async throws -> Duration {
+            let start = ContinuousClock.now
+            let task = Task { await dispatcher.run() }
+            doorbell.ring()
+            #expect(try await eventually { try await store.unroutedCount() == 0 })
+            let elapsed = ContinuousClock.now - start
+            dispatcher.stop()
+            await task.value
+            return elapsed
+        }
+        // Behind: 50 events are five full batches of 10, each after a 100 ms wait.
+        _ = try await store.journal((0..<50).map { _ in JournalEntry(event: makeEvent(), deduplicationKey: nil) })
+        #expect(try await routeAll(dispatcher(burstYield: .milliseconds(100))) >= .milliseconds(500))
+        // Keeping up: 3 events are less than a batch and go at once, however long the wait could be.
+        _ = try await store.journal((0..<3).map { _ in JournalEntry(event: makeEvent(), deduplicationKey: nil) })
+        #expect(try await routeAll(dispatcher(burstYield: .seconds(60))) < .seconds(30))
     }
 }
