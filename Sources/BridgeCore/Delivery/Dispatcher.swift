@@ -7,12 +7,13 @@ import Synchronization
 /// deliveries, all in one transaction per batch. Crash-safe: an event is routed exactly when its
 /// deliveries exist.
 ///
-/// Acknowledging comes first: when a full batch waits (routing is behind) while the listener is
-/// saturated, the dispatcher waits in 5 ms steps for up to `burstYield` before routing it,
-/// leaving the CPU to the requests (on two cores routing and delivering a burst as it arrives
-/// takes a third of what could be acknowledged). Routing that keeps up (batches smaller than
-/// `batchSize`) never waits, so a slow disk that keeps requests in flight longer adds no latency.
-/// The wait is bounded, so routing never stops, and it is skipped once the backlog is past half of
+/// Acknowledging comes first: while the listener is saturated and the bridge is behind (more than
+/// a batch of work waits: unrouted events plus queued deliveries), the dispatcher waits in 5 ms
+/// steps for up to `burstYield` before each batch, leaving the CPU to the requests (on two cores
+/// routing and delivering a burst as it arrives takes a third of what could be acknowledged; it
+/// is delivery more than routing, so holding routing back holds both). A bridge that keeps up
+/// never waits, so a slow disk that keeps requests in flight longer adds no latency. The wait is
+/// bounded, so routing never stops, and it is skipped once the backlog is past half of
 /// `state.maxQueuedDeliveries`: then the queue, not the listener, needs the CPU, and waiting would
 /// only bring the 503s closer.
 final class Dispatcher: Sendable {
@@ -51,12 +52,12 @@ final class Dispatcher: Sendable {
         var failures = 0
         while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
             do {
+                await yieldToBurst()
                 let batch = try await store.unroutedEvents(limit: batchSize)
                 if batch.isEmpty {
                     await doorbell.wait(timeout: .seconds(10))
                     continue
                 }
-                if batch.count == batchSize { await yieldToBurst() }
                 let routed = await route(batch)
                 try await store.commitRouting(routed)
                 backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
@@ -82,10 +83,11 @@ final class Dispatcher: Sendable {
         }
     }
 
-    /// Waits while the listener is saturated, at most `burstYield` (see the type's documentation).
+    /// Waits while the listener is saturated and the bridge behind, at most `burstYield` (see the
+    /// type's documentation).
     func yieldToBurst() async {
         var waited = Duration.zero
-        while waited < burstYield, listenerLoad.isSaturated, !stopping.load(ordering: .relaxed), !backlogPastHalf {
+        while waited < burstYield, listenerLoad.isSaturated, backlog.total > batchSize, !stopping.load(ordering: .relaxed), !backlogPastHalf {
             try? await Task.sleep(for: .milliseconds(5))
             waited += .milliseconds(5)
         }
