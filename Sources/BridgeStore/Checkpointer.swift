@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import GRDB
 import Logging
 import Synchronization
@@ -9,19 +10,33 @@ import Synchronization
 /// waiting `POST` waits with it. A PASSIVE checkpoint here runs beside the writer (it takes no
 /// write lock); once it has caught up, the writer's next transaction starts the WAL from its
 /// beginning again, so the file stops growing and its fsyncs overwrite blocks in place.
+///
+/// A burst still grows the WAL (checkpoints cannot finish while it is being read), and SQLite
+/// keeps the file at its largest. Cutting it back blocks writers while the file system frees the
+/// blocks (about 200 ms for 500 MB here; SQLite's `journal_size_limit` does it inside the next
+/// commit, which is where a benchmark found it). So it is done here, and only when the writer
+/// has been idle for a whole interval: a WAL above `walSizeLimit`, fully copied, with no new
+/// frame since the last round, is truncated with a TRUNCATE checkpoint that gives up at once if
+/// a reader or writer is busy.
 final class Checkpointer: Sendable {
     private let connection: DatabaseQueue
     private let queue = DispatchQueue(label: "graph-bridge.state.checkpoint", qos: .utility)
     private let interval: DispatchTimeInterval
+    private let walPath: String
+    private let walSizeLimit: Int
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
+    /// The WAL's frame count after the previous round (-1: none yet); only the queue touches it.
+    private let previousFrames = Mutex(-1)
 
-    init(path: String, interval: DispatchTimeInterval = .milliseconds(200), logger: Logger) throws {
+    init(path: String, walSizeLimit: Int, interval: DispatchTimeInterval = .milliseconds(200), logger: Logger) throws {
         var configuration = Configuration()
         configuration.label = "graph-bridge.state.checkpoint"
         configuration.busyMode = .timeout(1)
         connection = try DatabaseQueue(path: path, configuration: configuration)
         self.interval = interval
+        self.walPath = path + "-wal"
+        self.walSizeLimit = walSizeLimit
         self.logger = logger
     }
 
@@ -56,10 +71,31 @@ final class Checkpointer: Sendable {
 
     private func checkpoint() {
         do {
-            _ = try passiveCheckpoint()
+            let result = try passiveCheckpoint()
+            let quiet = previousFrames.withLock { previous in
+                defer { previous = result.walFrames }
+                return result.walFrames == previous && result.copied == result.walFrames
+            }
+            if quiet, walFileSize() > walSizeLimit { try truncate() }
         } catch {
             // Busy or failing I/O: the WAL keeps the data; the next round tries again.
             logger.debug("WAL checkpoint did not run", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func walFileSize() -> Int {
+        var info = stat()
+        return stat(walPath, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// A TRUNCATE checkpoint that waits at most 20 ms for readers and writers to let go.
+    private func truncate() throws {
+        let before = walFileSize()
+        try connection.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA busy_timeout = 20")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = 1000") }
+            try db.checkpoint(.truncate)
+        }
+        logger.debug("WAL truncated while the store was quiet", metadata: ["bridge.wal_bytes_before": "\(before)"])
     }
 }

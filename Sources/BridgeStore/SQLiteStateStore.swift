@@ -18,9 +18,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let logger: Logger
     public let path: String
 
-    /// What the WAL is cut back to once it has been checkpointed: a burst grows it (readers keep
-    /// checkpoints from catching up while it lasts; 1 GB after 290,000 events in one benchmark),
-    /// and SQLite would otherwise keep the file at its largest size for good.
+    /// Above this size the WAL is truncated at the next quiet moment (see `Checkpointer`): a burst
+    /// grows it (readers keep checkpoints from catching up while it lasts; 1 GB after 290,000
+    /// events in one benchmark), and SQLite would otherwise keep the file at its largest for good.
     public static let walSizeLimit = 64 << 20
 
     /// Opens (creating with mode 0600 when missing) and migrates the store at `path`.
@@ -47,8 +47,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Checkpoints run beside the writer (Checkpointer), not inside its commits.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
-            // The first write after a complete checkpoint truncates the WAL to this.
-            try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
             return try Int.fetchOne(db, sql: "PRAGMA synchronous")
         }
         guard synchronous == 2 else {
@@ -57,7 +55,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         try Self.migrator.migrate(pool)
         routedThrough = Mutex(try pool.read { db in try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0 })
         committer = GroupCommitter(pool: pool)
-        checkpointer = try Checkpointer(path: path, logger: logger)
+        checkpointer = try Checkpointer(path: path, walSizeLimit: walSizeLimit, logger: logger)
         checkpointer.start()
     }
 
