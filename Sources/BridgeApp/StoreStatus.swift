@@ -3,7 +3,7 @@ import BridgeServer
 import BridgeStore
 
 /// The status page's data from the state store: subscriptions (never their clientState),
-/// per-sink queues and dead letters, the latest events.
+/// events waiting to be routed, per-sink queues and dead letters, the latest events.
 struct StoreStatus: StatusProvider {
     let store: SQLiteStateStore
     let sinkNames: [String]
@@ -19,6 +19,8 @@ struct StoreStatus: StatusProvider {
             if let last = record.lastNotificationAt { entry["lastNotification"] = .string(Timestamp.format(last)) }
             return .object(entry)
         })
+        // During a burst routing yields to the listener: acknowledged events wait here first.
+        object["unrouted"] = .number(String((try? await store.unroutedCount()) ?? 0))
         let depths = (try? await store.queueDepths()) ?? [:]
         object["sinks"] = .array(sinkNames.map { name in
             let depth = depths[name] ?? QueueDepth(pending: 0, dead: 0)

@@ -22,6 +22,7 @@ enum StatusPage {
     <h2>Subscriptions</h2>
     <table id="subscriptions"><thead><tr><th>name</th><th>Graph id</th><th>resource</th><th>expires</th><th>last notification</th></tr></thead><tbody></tbody></table>
     <h2>Sinks</h2>
+    <p id="unrouted" class="muted"></p>
     <table id="sinks"><thead><tr><th>sink</th><th>queued</th><th>dead letters</th></tr></thead><tbody></tbody></table>
     <h2>Recent events</h2>
     <table id="events"><thead><tr><th>received</th><th>subscription</th><th>change</th><th>resource</th><th>id</th></tr></thead><tbody></tbody></table>
@@ -45,6 +46,7 @@ enum StatusPage {
         const now = Date.now();
         fill('subscriptions', s.subscriptions.map(x => [x.name, x.id ?? '(being created)', x.resource ?? '',
           x.expires ? {text: x.expires, bad: Date.parse(x.expires) - now < 3600e3} : '-', x.lastNotification ?? 'never']));
+        document.getElementById('unrouted').textContent = 'events waiting to be routed: ' + s.unrouted;
         fill('sinks', s.sinks.map(x => [x.name, x.queued, {text: x.deadLetters, bad: x.deadLetters > 0}]));
         fill('events', s.recentEvents.map(e => [e.receivedAt, e.subscription?.name ?? '', e.changeType ?? ('lifecycle: ' + e.lifecycleEvent),
           e.resource ?? '', e.id]));

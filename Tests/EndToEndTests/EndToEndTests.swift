@@ -95,6 +95,7 @@ struct EndToEndTests {
         #expect((statusObject["subscriptions"] as? [[String: Any]])?.first?["name"] as? String == "audit-feed")
         #expect((statusObject["recentEvents"] as? [Any])?.count == 4)
         #expect((statusObject["sinks"] as? [[String: Any]])?.first?["name"] as? String == "audit")
+        #expect((statusObject["unrouted"] as? NSNumber)?.intValue == 0, "every event was routed before the sink saw it")
         #expect(!status.bodyText.contains("secretClientValue"))
         let metrics = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics"))
         #expect(metrics.bodyText.contains("graph_bridge_notifications_total"))
