@@ -18,18 +18,27 @@ import Synchronization
 /// has been idle for a whole interval: a WAL above `walSizeLimit`, fully copied, with no new
 /// frame since the last round, is truncated with a TRUNCATE checkpoint that gives up at once if
 /// a reader or writer is busy.
+///
+/// Under steady traffic a PASSIVE checkpoint never lets the WAL start over: the writer restarts it
+/// only when every frame has been copied and no reader holds a snapshot in it, and with a commit
+/// every few milliseconds and readers polling, that moment never comes (at 1,000 notifications/s
+/// the WAL grew 40 MB/s, without end). So once the WAL holds more than `restartFrames`, a RESTART
+/// checkpoint follows the PASSIVE one: it holds new writers back while it copies the few frames
+/// the PASSIVE round left and waits (20 ms at most, else it gives up until the next round) for
+/// readers to leave the WAL; the next commit then writes from the WAL's beginning again.
 final class Checkpointer: Sendable {
     private let connection: DatabaseQueue
     private let queue = DispatchQueue(label: "graph-bridge.state.checkpoint", qos: .utility)
     private let interval: DispatchTimeInterval
     private let walPath: String
     private let walSizeLimit: Int
+    private let restartFrames: Int
     private let logger: Logger
     private let stopped = Atomic<Bool>(false)
     /// The WAL's frame count after the previous round (-1: none yet); only the queue touches it.
     private let previousFrames = Mutex(-1)
 
-    init(path: String, walSizeLimit: Int, interval: DispatchTimeInterval = .milliseconds(200), logger: Logger) throws {
+    init(path: String, walSizeLimit: Int, restartFrames: Int = 8192, interval: DispatchTimeInterval = .milliseconds(200), logger: Logger) throws {
         var configuration = Configuration()
         configuration.label = "graph-bridge.state.checkpoint"
         configuration.busyMode = .timeout(1)
@@ -37,6 +46,7 @@ final class Checkpointer: Sendable {
         self.interval = interval
         self.walPath = path + "-wal"
         self.walSizeLimit = walSizeLimit
+        self.restartFrames = restartFrames
         self.logger = logger
     }
 
@@ -76,7 +86,11 @@ final class Checkpointer: Sendable {
                 defer { previous = result.walFrames }
                 return result.walFrames == previous && result.copied == result.walFrames
             }
-            if quiet, walFileSize() > walSizeLimit { try truncate() }
+            if quiet, walFileSize() > walSizeLimit {
+                try truncate()
+            } else if result.walFrames > restartFrames {
+                try restart()
+            }
         } catch {
             // Busy or failing I/O: the WAL keeps the data; the next round tries again.
             logger.debug("WAL checkpoint did not run", metadata: ["error": "\(error)"])
@@ -86,6 +100,15 @@ final class Checkpointer: Sendable {
     private func walFileSize() -> Int {
         var info = stat()
         return stat(walPath, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// A RESTART checkpoint that waits at most 20 ms for readers and writers to let go.
+    private func restart() throws {
+        try connection.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA busy_timeout = 20")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = 1000") }
+            try db.checkpoint(.restart)
+        }
     }
 
     /// A TRUNCATE checkpoint that waits at most 20 ms for readers and writers to let go.

@@ -28,7 +28,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         try self.init(path: path, walSizeLimit: Self.walSizeLimit, logger: logger)
     }
 
-    init(path: String, walSizeLimit: Int, logger: Logger) throws {
+    init(path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, logger: Logger) throws {
         self.path = path
         self.logger = logger
         try Self.createPrivately(path)
@@ -55,7 +55,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         try Self.migrator.migrate(pool)
         routedThrough = Mutex(try pool.read { db in try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0 })
         committer = GroupCommitter(pool: pool)
-        checkpointer = try Checkpointer(path: path, walSizeLimit: walSizeLimit, logger: logger)
+        checkpointer = try Checkpointer(path: path, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, logger: logger)
         checkpointer.start()
     }
 
