@@ -8,8 +8,9 @@ import Synchronization
 /// does it. SQLite's automatic checkpoint runs inside the commit that crosses 1000 WAL pages: the
 /// group committer's thread then copies megabytes and fsyncs the database file while every
 /// waiting `POST` waits with it. A PASSIVE checkpoint here runs beside the writer (it takes no
-/// write lock); once it has caught up, the writer's next transaction starts the WAL from its
-/// beginning again, so the file stops growing and its fsyncs overwrite blocks in place.
+/// write lock); when it has caught up and no reader is in the WAL, the writer's next transaction
+/// starts the WAL from its beginning again, so the file stops growing and its fsyncs overwrite
+/// blocks in place (under steady traffic that needs help, see below).
 ///
 /// A burst still grows the WAL (checkpoints cannot finish while it is being read), and SQLite
 /// keeps the file at its largest. Cutting it back blocks writers while the file system frees the
