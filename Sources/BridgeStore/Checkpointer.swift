@@ -103,23 +103,23 @@ final class Checkpointer: Sendable {
         return stat(walPath, &info) == 0 ? Int(info.st_size) : 0
     }
 
-    /// A RESTART checkpoint that waits at most 20 ms for readers and writers to let go.
     private func restart() throws {
-        try connection.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA busy_timeout = 20")
-            defer { try? db.execute(sql: "PRAGMA busy_timeout = 1000") }
-            try db.checkpoint(.restart)
-        }
+        try briefCheckpoint(.restart)
     }
 
-    /// A TRUNCATE checkpoint that waits at most 20 ms for readers and writers to let go.
     private func truncate() throws {
         let before = walFileSize()
+        try briefCheckpoint(.truncate)
+        logger.debug("WAL truncated while the store was quiet", metadata: ["bridge.wal_bytes_before": "\(before)"])
+    }
+
+    /// A checkpoint that holds writers back (RESTART, TRUNCATE) and so waits at most 20 ms for
+    /// readers and writers to let go: SQLITE_BUSY then, and the next round tries again.
+    private func briefCheckpoint(_ mode: Database.CheckpointMode) throws {
         try connection.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA busy_timeout = 20")
             defer { try? db.execute(sql: "PRAGMA busy_timeout = 1000") }
-            try db.checkpoint(.truncate)
+            try db.checkpoint(mode)
         }
-        logger.debug("WAL truncated while the store was quiet", metadata: ["bridge.wal_bytes_before": "\(before)"])
     }
 }
