@@ -50,7 +50,7 @@ struct StartStopTests {
         #expect(sink.supervisor.waiterCount == 0)
     }
 
-    @Test("a graceful shutdown requested before run() ever ran: deliveries end retryable at once, run() returns, no plugin is left")
+    @Test("a graceful shutdown requested before run() ever ran: deliveries end at once (retryable, or taken by a plugin started just before), run() returns, no plugin is left")
     func shutDownBeforeRun() async throws {
         let executor = StallableExecutor()
         executor.hold()
@@ -65,9 +65,10 @@ struct StartStopTests {
         let result = await finished(running.task, within: .seconds(10))
         #expect(result != nil, "the service group did not end")
         // The group starts its services before it passes the shutdown on: the sink may have started
-        // its plugin, which was then stopped at once (the event written to it or not).
+        // its plugin, which was then stopped at once. The event was written to it and answered
+        // (ok, seen once in CI) or the stop ended the wait (retryable); never the not-started error.
         let (outcome, elapsed) = await delivery.value
-        #expect(outcome.isRetry && !outcome.message.contains("has not been started"), "\(outcome)")
+        #expect(outcome == .ok || (outcome.isRetry && !outcome.message.contains("has not been started")), "\(outcome)")
         #expect(elapsed < .seconds(15))  // not the 20 s start wait
         #expect(await sink.send(event("ok")) == .retry("the exec sink is stopping"))
         #expect(running.log.entries.contains { $0.message == "exec sink stopped" })
