@@ -1,7 +1,6 @@
 public import BridgeCore
 public import Foundation
 import GRDB
-import Synchronization
 public import Logging
 
 /// The embedded state store: one SQLite file in WAL mode with `synchronous = FULL`, so a write
@@ -11,10 +10,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let pool: DatabasePool
     let committer: GroupCommitter
     private let checkpointer: Checkpointer
-    /// Every event up to this sequence number is routed (`routing_state.routed_through`, read at
-    /// open). The dispatcher routes in sequence order and commits a batch at once, so one number
-    /// says what a per-row flag said, without rewriting each event row and an index entry.
-    private let routedThrough: Mutex<Int64>
     let logger: Logger
     public let path: String
 
@@ -53,7 +48,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
         }
         try Self.migrator.migrate(pool)
-        routedThrough = Mutex(try pool.read { db in try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0 })
         committer = GroupCommitter(pool: pool)
         checkpointer = try Checkpointer(path: path, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, logger: logger)
         checkpointer.start()
@@ -129,9 +123,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 """)
         }
         migrator.registerMigration("v3-routing-watermark") { db in
-            // Routing state moves from a flag per event to one number (events are routed in
-            // sequence order); `events.routed` stays, unused. Pruning walks the sequence, which
-            // follows arrival, instead of an index on received_at.
+            // Routing state moves from a flag per event to one number: every event up to
+            // `routed_through` is routed. The dispatcher routes in sequence order and commits a
+            // batch at once, so the number says what the flag said without rewriting each event
+            // row and an index entry. `events.routed` stays, unused. Pruning walks the sequence,
+            // which follows arrival, instead of an index on received_at.
             try db.execute(sql: """
                 CREATE TABLE routing_state (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -197,8 +193,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT seq, body, attachment FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
-            return try Row.fetchAll(statement, arguments: [self.routedThrough.withLock { $0 }, limit]).map { row in
+            let statement = try db.cachedStatement(sql: """
+                SELECT seq, body, attachment FROM events WHERE seq > (SELECT routed_through FROM routing_state) ORDER BY seq LIMIT ?
+                """)
+            return try Row.fetchAll(statement, arguments: [limit]).map { row in
                 let body: String = row["body"]
                 let attachment: String? = row["attachment"]
                 return PendingEvent(
@@ -236,7 +234,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             }
             try db.cachedStatement(sql: "UPDATE routing_state SET routed_through = MAX(routed_through, ?) WHERE id = 1").execute(arguments: [last])
         }
-        routedThrough.withLock { $0 = max($0, last) }
     }
 
     // MARK: Deliveries
@@ -322,8 +319,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     }
 
     public func unroutedCount() async throws -> Int {
-        let routedThrough = routedThrough.withLock { $0 }
-        return try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > ?", arguments: [routedThrough]) ?? 0 }
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > (SELECT routed_through FROM routing_state)") ?? 0
+        }
     }
 
     public func deadLetters(limit: Int) async throws -> [DeadLetter] {
@@ -374,17 +372,16 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         let delivered = date.timeIntervalSince1970
         let dedup = deduplicationBefore.timeIntervalSince1970
-        let routedThrough = routedThrough.withLock { $0 }
         try await committer.write(.deferred) { db in
             // Sequence follows arrival: the first event received on or after the cut-off bounds the
             // walk, so it visits only old rows (and events still waiting for a delivery), not the
             // whole retention window.
             try db.execute(sql: """
-                DELETE FROM events WHERE seq <= ?
-                AND seq < COALESCE((SELECT seq FROM events WHERE received_at >= ? ORDER BY seq LIMIT 1), ? + 1)
+                DELETE FROM events WHERE seq <= (SELECT routed_through FROM routing_state)
+                AND seq < IFNULL((SELECT seq FROM events WHERE received_at >= ? ORDER BY seq LIMIT 1), 9223372036854775807)
                 AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
-                """, arguments: [routedThrough, delivered, routedThrough, delivered])
+                """, arguments: [delivered, delivered])
             try db.execute(sql: "DELETE FROM dedup WHERE seen_at < ?", arguments: [dedup])
         }
     }

@@ -6,6 +6,9 @@ import Testing
 
 @Suite("SQLite state store")
 struct StoreTests {
+    /// A file's size in bytes; 0 when it does not exist.
+    static func size(_ file: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+
     @Test("the store file is created with mode 0600")
     func fileMode() throws {
         let directory = TemporaryDirectory()
@@ -32,26 +35,23 @@ struct StoreTests {
         let directory = TemporaryDirectory()
         let path = directory.file("state.sqlite")
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        func size(_ file: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
         func writeBatch() async throws {
             for _ in 0..<40 {
                 _ = try await store.journal((0..<50).map { _ in JournalEntry(event: makeEvent(), deduplicationKey: nil) })
             }
         }
-        let initial = size(path)
+        let initial = Self.size(path)
         try await writeBatch()
         // The writer never checkpoints (wal_autocheckpoint = 0): the data reaching the database
         // file shows the checkpointer ran.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while size(path) <= initial, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(size(path) > initial, "nothing was checkpointed into the database file")
-        let walAfterFirst = size(path + "-wal")
+        #expect(try await eventually(timeout: .seconds(10)) { Self.size(path) > initial }, "nothing was checkpointed into the database file")
+        let walAfterFirst = Self.size(path + "-wal")
 
         // Once fully checkpointed, the writer starts the WAL over: the same amount again does not double it.
         let checkpoint = try await store.checkpoint()
         #expect(checkpoint.copied == checkpoint.walFrames)
         try await writeBatch()
-        #expect(size(path + "-wal") < walAfterFirst * 3 / 2, "the WAL grew from \(walAfterFirst) to \(size(path + "-wal")) bytes")
+        #expect(Self.size(path + "-wal") < walAfterFirst * 3 / 2, "the WAL grew from \(walAfterFirst) to \(Self.size(path + "-wal")) bytes")
         #expect(try await store.eventCount() == 4000)
     }
 
@@ -60,7 +60,7 @@ struct StoreTests {
         let directory = TemporaryDirectory()
         let path = directory.file("state.sqlite")
         let store = try SQLiteStateStore(path: path, walSizeLimit: 256 << 10, logger: quietLogger)
-        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0 }
+        func walSize() -> Int { Self.size(path + "-wal") }
         for _ in 0..<20 {
             _ = try await store.journal((0..<50).map { _ in JournalEntry(event: makeEvent(), deduplicationKey: nil) })
         }
@@ -80,7 +80,7 @@ struct StoreTests {
         let path = directory.file("state.sqlite")
         // Restart past 64 frames (256 KB); never truncate (the limit is far above what this writes).
         let store = try SQLiteStateStore(path: path, walSizeLimit: 1 << 40, walRestartFrames: 64, logger: quietLogger)
-        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0 }
+        func walSize() -> Int { Self.size(path + "-wal") }
         let writes = 3000
         let largest = try await withThrowingTaskGroup(of: Int.self) { group in
             group.addTask {
