@@ -49,7 +49,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
         try Self.migrator.migrate(pool)
         committer = GroupCommitter(pool: pool)
-        checkpointer = try Checkpointer(path: path, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, logger: logger)
+        checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, logger: logger)
         checkpointer.start()
     }
 
