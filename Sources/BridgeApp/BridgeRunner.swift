@@ -48,6 +48,9 @@ public enum BridgeRunner {
 
     /// Runs the daemon. Returns after a graceful shutdown.
     public static func run(configuration: BridgeConfiguration, logger: Logger, options: Options = .init()) async throws {
+        for warning in FileChecks.warnings(in: configuration) {
+            logger.warning("\(warning)")
+        }
         var tls: ServerTLS?
         if let files = configuration.server.tls {
             do {
@@ -58,12 +61,16 @@ public enum BridgeRunner {
         }
         let registry = metricsRegistry
 
+        // One bridge per state file: a second one would route and renew everything twice.
+        let stateLock: StateFileLock
         let store: SQLiteStateStore
         do {
+            stateLock = try StateFileLock(path: configuration.state.path)
             store = try SQLiteStateStore(path: configuration.state.path, logger: logger)
         } catch {
             throw StartupError("cannot open the state store \(configuration.state.path): \(error)")
         }
+        defer { withExtendedLifetime(stateLock) {} }
         // One client for Graph and every HTTP sink. Its per-host connection cap must never bind
         // before the sinks' own `concurrency`: webhooks on one host would otherwise share the cap,
         // and one that hangs would hold up the others there (promise: no sink blocks another).
@@ -133,9 +140,18 @@ public enum BridgeRunner {
                 },
                 graph: graph, store: store, directory: directory, readiness: readiness, publicURL: publicURL, logger: logger
             )
-            let fields = Dictionary(uniqueKeysWithValues: managed.compactMap { declaration in declaration.fetch.map { (declaration.name, $0) } })
+            // Before the listener opens: a notification for a stored subscription is accepted
+            // however long the reconcile with Graph takes (Graph replays its backlog at once).
+            do {
+                try await manager?.admitStoredSubscriptions()
+            } catch {
+                throw StartupError("cannot read the stored subscriptions from \(configuration.state.path): \(error)")
+            }
+            let targets = Dictionary(uniqueKeysWithValues: managed.compactMap { declaration in
+                declaration.fetch.map { (declaration.name, GraphEnricher.Target(resource: declaration.resource ?? "", select: $0)) }
+            })
             // After the rich enricher: `fetch:` leaves an event alone once it has decrypted `data`.
-            if !fields.isEmpty { enrichers.append(GraphEnricher(graph: graph, fields: fields, logger: logger)) }
+            if !targets.isEmpty { enrichers.append(GraphEnricher(graph: graph, targets: targets, logger: logger)) }
         }
         let enricher: any EventEnricher = switch enrichers.count {
         case 0: NoEnrichment()
@@ -178,16 +194,24 @@ public enum BridgeRunner {
         services.append(engine)
         if let manager { services.append(manager) }
         let onListening = options.onListening
-        services.append(try server.makeApplication { port in
-            readiness.markListening(port: port)
-            await onListening(port)
-        })
+        services.append(ListenerService(
+            key: "server.listen", host: configuration.server.host, port: configuration.server.port,
+            service: try server.makeApplication { port in
+                readiness.markListening(port: port)
+                await onListening(port)
+            }))
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // A service that could not start (a listener whose port is taken) cancelled the rest.
+            await httpClient.shutdown()
+            throw error
+        }
         await httpClient.shutdown()
         logger.info("stopped")
     }

@@ -18,6 +18,14 @@ enum GraphSetup {
         )
     }
 
+    /// The client assertion signer from `graph.certificate`'s files (`check` loads them too).
+    static func assertion(_ certificate: GraphSettings.CertificateCredential) throws -> CertificateAssertion {
+        try CertificateAssertion(
+            certificatePEM: try String(contentsOfFile: certificate.certificate.path, encoding: .utf8),
+            privateKeyPEM: try String(contentsOfFile: certificate.key.path, encoding: .utf8)
+        )
+    }
+
     /// Delegated sign-in asks for Graph's default scope and a refresh token.
     static func delegatedScopes(_ endpoints: GraphEndpoints) -> String { "offline_access \(endpoints.defaultScope)" }
 
@@ -29,10 +37,7 @@ enum GraphSetup {
         } else if let certificate = settings.certificate {
             let assertion: CertificateAssertion
             do {
-                assertion = try CertificateAssertion(
-                    certificatePEM: try String(contentsOfFile: certificate.certificate.path, encoding: .utf8),
-                    privateKeyPEM: try String(contentsOfFile: certificate.key.path, encoding: .utf8)
-                )
+                assertion = try Self.assertion(certificate)
             } catch {
                 throw StartupError("graph.certificate: \(error)")
             }

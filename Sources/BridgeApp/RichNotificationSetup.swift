@@ -15,11 +15,7 @@ enum RichNotificationSetup {
         for declaration in configuration.subscriptions {
             guard let encryption = declaration.encryption else { continue }
             do {
-                keys[declaration.name] = try RichContentKey(
-                    id: encryption.id,
-                    certificatePEM: try String(contentsOfFile: encryption.certificate.path, encoding: .utf8),
-                    privateKeyPEM: try String(contentsOfFile: encryption.key.path, encoding: .utf8)
-                )
+                keys[declaration.name] = try key(encryption)
             } catch {
                 throw StartupError("subscription '\(declaration.name)': encryption: \(error)")
             }
@@ -34,6 +30,15 @@ enum RichNotificationSetup {
             byID[key.id] = key
         }
         return keys
+    }
+
+    /// One `encryption:` key pair, loaded from its files.
+    static func key(_ encryption: SubscriptionDeclaration.Encryption) throws -> RichContentKey {
+        try RichContentKey(
+            id: encryption.id,
+            certificatePEM: try String(contentsOfFile: encryption.certificate.path, encoding: .utf8),
+            privateKeyPEM: try String(contentsOfFile: encryption.key.path, encoding: .utf8)
+        )
     }
 
     /// The enricher for `keys`; nil when there are none (no subscription receives rich notifications).

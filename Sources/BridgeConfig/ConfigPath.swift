@@ -4,6 +4,9 @@
 public struct ConfigPath: Decodable, Sendable, Hashable, CustomStringConvertible {
     /// The absolute path.
     public var path: String
+    /// Where the path is written in the file, when it came from one: for positioned messages about
+    /// the file it names (`check`'s file checks). Not part of equality.
+    public var mark: ConfigMark?
 
     /// Takes `path` as it is (give an absolute one).
     public init(_ path: String) {
@@ -20,6 +23,7 @@ public struct ConfigPath: Decodable, Sendable, Hashable, CustomStringConvertible
         if let decoder = decoder as? NodeDecoder {
             base = decoder.context.document.directory
             home = decoder.context.environment["HOME"]
+            mark = decoder.node.mark
         } else {
             base = FileSystem.currentDirectory()
         }
@@ -31,4 +35,7 @@ public struct ConfigPath: Decodable, Sendable, Hashable, CustomStringConvertible
     }
 
     public var description: String { path }
+
+    public static func == (lhs: ConfigPath, rhs: ConfigPath) -> Bool { lhs.path == rhs.path }
+    public func hash(into hasher: inout Hasher) { hasher.combine(path) }
 }

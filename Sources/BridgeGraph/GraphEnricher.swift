@@ -1,20 +1,37 @@
 public import BridgeCore
 public import GraphClient
 public import Logging
+import Metrics
 
 /// `fetch:`: GETs the changed item with `$select` on the delivery side (never before the 202) and
 /// puts it in the event's `data`. Transient failures are retried a few times; when the item is
 /// gone or the fetch keeps failing, the event is routed without `data` and the log says why.
+///
+/// Only paths inside the subscription's own resource are read (``FetchScope``): a notification
+/// naming anything else is routed without `data`, logged and counted.
 public struct GraphEnricher: EventEnricher {
+    /// What to fetch for one subscription.
+    public struct Target: Sendable {
+        /// The subscription's resource, as declared: reads stay inside it.
+        public var resource: String
+        /// The fields to `$select`.
+        public var select: [String]
+
+        public init(resource: String, select: [String]) {
+            self.resource = resource
+            self.select = select
+        }
+    }
+
     let graph: GraphClient
-    /// Subscription name → fields to select.
-    let fields: [String: [String]]
+    /// Subscription name → what to fetch.
+    let targets: [String: Target]
     let logger: Logger
     let attempts: Int
 
-    public init(graph: GraphClient, fields: [String: [String]], logger: Logger, attempts: Int = 3) {
+    public init(graph: GraphClient, targets: [String: Target], logger: Logger, attempts: Int = 3) {
         self.graph = graph
-        self.fields = fields
+        self.targets = targets
         self.logger = logger
         self.attempts = attempts
     }
@@ -22,27 +39,46 @@ public struct GraphEnricher: EventEnricher {
     public func enrich(_ pending: PendingEvent) async -> BridgeEvent? {
         var event = pending.event
         guard event.data == nil, !event.isLifecycle, event.changeType != "deleted",
-            let select = fields[event.subscription.name], let resource = event.resource
+            let target = targets[event.subscription.name], let resource = event.resource
         else { return event }
         var logger = self.logger
         logger[metadataKey: "bridge.event"] = "\(event.id)"
         logger[metadataKey: "bridge.subscription"] = "\(event.subscription.name)"
+        let path: String
+        switch FetchScope.path(for: resource, subscription: target.resource) {
+        case .success(let inside):
+            path = inside
+        case .failure(let refusal):
+            Self.count("refused")
+            logger.warning("not fetching: the notification's resource is outside the subscription's; routing the event without data", metadata: [
+                "bridge.resource": "\(resource)", "bridge.reason": "\(refusal.rawValue)",
+            ])
+            return event
+        }
         for attempt in 1...max(1, attempts) {
             do {
-                let body = try await graph.item(resource: resource, select: select)
+                let body = try await graph.item(resource: path, select: target.select)
                 event.data = try JSONParser.parse(body, maxDepth: 128)
+                Self.count("fetched")
                 return event
             } catch let error as GraphError where error.kind == .notFound {
+                Self.count("gone")
                 logger.info("the changed item is gone; routing the event without data", metadata: ["bridge.request_id": "\(error.requestID ?? "-")"])
                 return event
             } catch let error as GraphError where error.isTransient && attempt < attempts {
                 try? await Task.sleep(for: error.retryAfter ?? .milliseconds(500 * (1 << attempt)))
             } catch {
+                Self.count("failed")
                 logger.warning("fetching the changed item failed; routing the event without data", metadata: ["error": "\(error)"])
                 return event
             }
         }
         return event
+    }
+
+    /// `graph_bridge_enrichment_total{outcome}`: fetched, gone, failed, refused.
+    static func count(_ outcome: String) {
+        Counter(label: "graph_bridge_enrichment_total", dimensions: [("outcome", outcome)]).increment()
     }
 }
 

@@ -131,7 +131,14 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     // MARK: Run loop
 
     public func run() async throws {
-        let port = await readiness.port()
+        // Nothing to do before the listener is up; a listener that cannot start (or SIGTERM
+        // before it does) ends the wait, so a failed start-up never hangs here.
+        let port: Int
+        do {
+            port = try await cancelWhenGracefulShutdown { try await self.readiness.port() }
+        } catch {
+            return
+        }
         let base = publicURL(port)
         let notificationURL = base + "/notifications"
         let lifecycleURL = base + "/lifecycle"
@@ -288,6 +295,24 @@ public final class SubscriptionManager: Service, LifecycleObserver {
 
     // MARK: Start-up
 
+    /// Puts the managed subscriptions the state store knows into the directory. Call it before the
+    /// listener opens: after a restart Graph may deliver (or replay its backlog) at once, and the
+    /// reconcile with Graph below can take as long as Graph does. A record whose create never got
+    /// Graph's answer is *expected*: its clientState is known, its id not yet.
+    ///
+    /// Only subscriptions still declared are admitted; one that left the configuration is deleted
+    /// at Graph by the reconcile, and its notifications are dropped meanwhile.
+    public func admitStoredSubscriptions() async throws {
+        let declared = Set(declarations.map(\.name))
+        for record in try await store.subscriptionRecords() where record.managed && declared.contains(record.name) {
+            if let id = record.graphID {
+                directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
+            } else {
+                directory.expect(name: record.name, resource: record.resource, clientState: record.clientState)
+            }
+        }
+    }
+
     /// Matches the store against the configuration and Graph: adopt what still exists, delete what
     /// left the file, queue creation for the rest.
     private func reconcile(_ tracked: inout [String: Tracked], notificationURL: String) async {
@@ -329,6 +354,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                     logger.info("reusing Graph subscription", metadata: ["bridge.subscription": "\(record.name)", "bridge.graph_id": "\(id)"])
                 } catch let error as GraphError where error.kind == .notFound {
                     logger.notice("stored subscription is gone from Graph; creating it again", metadata: ["bridge.subscription": "\(record.name)"])
+                    directory.remove(subscriptionID: id)
                     item.record?.graphID = nil
                 } catch {
                     // Graph unreachable: keep accepting its notifications; the renewal will find out.

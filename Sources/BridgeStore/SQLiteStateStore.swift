@@ -18,7 +18,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// events in one benchmark), and SQLite would otherwise keep the file at its largest for good.
     public static let walSizeLimit = 64 << 20
 
-    /// Opens (creating with mode 0600 when missing) and migrates the store at `path`.
+    /// Opens (creating it when missing, and making it mode 0600 either way) and migrates the store at `path`.
     public convenience init(path: String, logger: Logger) throws {
         try self.init(path: path, walSizeLimit: Self.walSizeLimit, logger: logger)
     }
@@ -64,7 +64,16 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         if fd < 0 {
             throw StoreError.cannotCreate(path, reason: String(cString: strerror(errno)))
         }
-        close(fd)
+        defer { close(fd) }
+        // On every open, not only at creation: a file copied from a backup or made by an older
+        // version may be readable by others. SQLite gives its -wal and -shm files the database's
+        // mode when it creates them; ones left from before are made private here too.
+        guard fchmod(fd, 0o600) == 0 else {
+            throw StoreError.cannotCreate(path, reason: "cannot make it private (mode 0600): \(String(cString: strerror(errno)))")
+        }
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            _ = chmod(path + suffix, 0o600)
+        }
     }
 
     static var migrator: DatabaseMigrator {

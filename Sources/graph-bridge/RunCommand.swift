@@ -37,8 +37,9 @@ struct CheckCommand: AsyncParsableCommand {
         let configuration = try config.load()
         // The files the configuration names exist (the loader checked); here their content.
         let problems = FileChecks.problems(in: configuration)
+        for warning in FileChecks.warnings(in: configuration) { printError(warning.description) }
         if !problems.isEmpty {
-            for problem in problems { printError("\(configuration.file): \(problem)") }
+            for problem in problems { printError(problem.description) }
             throw ExitCode(1)
         }
         print("\(configuration.file): OK (\(configuration.subscriptions.count) subscriptions, \(configuration.sinks.count) sinks, \(configuration.router.routes.count) routes)")

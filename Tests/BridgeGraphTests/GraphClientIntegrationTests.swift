@@ -126,7 +126,9 @@ struct GraphClientIntegrationTests {
     func enrichment() async throws {
         try await withSimulator { simulator in
             let http = CurlClient()
-            let enricher = GraphEnricher(graph: graphClient(for: simulator, http: http), fields: ["inbox": ["subject", "from"]], logger: quiet)
+            let enricher = GraphEnricher(
+                graph: graphClient(for: simulator, http: http),
+                targets: ["inbox": .init(resource: "users/alice@contoso.com/mailFolders('Inbox')/messages", select: ["subject", "from"])], logger: quiet)
             let change = try simulator.createMessage(MessageContent(subject: "Quarterly \"numbers\" ✓"), in: "alice@contoso.com")
             let resource = "Users/\(SimulatedUser.alice.id)/Messages/\(change.message.id)"
             func pending(_ changeType: String) -> PendingEvent {
@@ -144,6 +146,16 @@ struct GraphClientIntegrationTests {
             let retried = await enricher.enrich(pending("created"))
             #expect(retried?.data?["subject"]?.stringValue == "Quarterly \"numbers\" ✓")
             #expect(simulator.requests.filter { $0.path.contains(change.message.id) }.map(\.status).suffix(3) == [503, 503, 200])
+
+            // Outside the subscription's resource: nothing is read, the event routes without data.
+            let before = simulator.requests.count
+            for outside in ["Users/\(SimulatedUser.bob.id)/MailFolders/x/Messages/\(change.message.id)", "Users/\(SimulatedUser.alice.id)/Messages/../../groups",
+                            "Users/\(SimulatedUser.alice.id)/Messages/\(change.message.id)?$expand=attachments", "groups/g1"] {
+                var event = pending("created")
+                event.event.resource = outside
+                #expect(await enricher.enrich(event)?.data == nil, "\(outside)")
+            }
+            #expect(simulator.requests.count == before, "no request left for a resource outside the subscription")
 
             _ = try simulator.deleteMessage(id: change.message.id)
             let gone = await enricher.enrich(pending("updated"))

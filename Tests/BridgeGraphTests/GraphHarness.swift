@@ -48,6 +48,8 @@ struct BridgeUnderTest {
     let manager: SubscriptionManager
     /// What the listener accepts notifications for.
     let subscriptions: SubscriptionDirectory
+    /// Opens when the listener accepts connections.
+    let readiness: ListenerReadiness
 
     static let inbox = SubscriptionManager.Declaration(
         name: "inbox", resource: "users/alice@contoso.com/mailFolders('Inbox')/messages", changeTypes: ["created"], expiration: nil, includeResourceData: false)
@@ -75,10 +77,12 @@ struct BridgeUnderTest {
             readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: quiet, maxRetryDelay: .seconds(2))
         let intake = NotificationIntake(directory: directory, store: store, doorbell: engine?.journalDoorbell ?? Doorbell(), lifecycleObserver: manager, logger: quiet)
         let server = BridgeServer(configuration: .init(host: "127.0.0.1", port: port, maxBodyBytes: 1 << 20), intake: intake, health: NoHealthCheck(), metrics: nil, logger: quiet)
+        // As `run` does: the stored subscriptions are known before the listener opens.
+        try await manager.admitStoredSubscriptions()
         let app = try server.makeApplication { readiness.markListening(port: $0) }
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = (engine.map { [.init(service: $0)] } ?? []) + [.init(service: manager), .init(service: app)]
         let group = ServiceGroup(configuration: .init(services: services, logger: quiet))
-        let bridge = BridgeUnderTest(store: store, manager: manager, subscriptions: directory)
+        let bridge = BridgeUnderTest(store: store, manager: manager, subscriptions: directory, readiness: readiness)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             do {

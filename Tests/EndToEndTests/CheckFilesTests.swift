@@ -42,6 +42,77 @@ struct CheckFilesTests {
         directory.write("bad.yaml", config(key: "not-a-key.pem"))
         let bad = try await runToCompletion(["check", "--config", "bad.yaml"], directory: directory.path)
         #expect(bad.0 == 1)
-        #expect(bad.2.contains("bad.yaml: subscription 'rich-inbox': encryption:"), "\(bad.2)")
+        #expect(bad.2.range(of: #"bad.yaml:13:\d+: subscription 'rich-inbox': encryption:"#, options: .regularExpression) != nil, "positioned at the key pair: \(bad.2)")
+
+        // A private key others can read works, but check warns (and still passes).
+        #expect(chmod(directory.file("enc.key"), 0o644) == 0)
+        let readable = try await runToCompletion(["check", "--config", "good.yaml"], directory: directory.path)
+        #expect(readable.0 == 0, "\(readable.2)")
+        #expect(readable.2.range(of: #"good.yaml:13:\d+: warning: subscription 'rich-inbox': encryption.key .*enc.key is readable by others \(mode 644\): chmod 600 it"#, options: .regularExpression) != nil, "\(readable.2)")
+        #expect(good.2.isEmpty, "no warning for a private key: \(good.2)")
+    }
+
+    @Test("graph.certificate is loaded by check, as run loads it")
+    func graphCertificate() async throws {
+        let directory = TemporaryDirectory()
+        directory.write("app.pem", "not a certificate\n")
+        directory.write("app.key", "not a key\n")
+        #expect(chmod(directory.file("app.key"), 0o600) == 0)
+        directory.write("bridge.yaml", """
+            graph:
+              tenant: contoso.onmicrosoft.com
+              clientId: 11111111-2222-3333-4444-555555555555
+              certificate: { certificate: app.pem, key: app.key }
+            server:
+              listen: 127.0.0.1:0
+              publicUrl: https://bridge.example.com
+            subscriptions:
+              - name: inbox
+                resource: users/alice@contoso.com/messages
+                changeTypes: [created]
+            sinks:
+              out: { type: stdout }
+            routes:
+              - to: [out]
+
+            """)
+        let result = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path)
+        #expect(result.0 == 1)
+        #expect(result.2.range(of: #"bridge.yaml:4:\d+: graph.certificate: "#, options: .regularExpression) != nil, "\(result.2)")
+    }
+
+    @Test("http:// to a host other than this machine is refused for Graph's URLs and publicUrl", arguments: [
+        ("authorityUrl", "http://login.example.com"), ("baseUrl", "http://10.1.2.3/v1.0"), ("publicUrl", "http://bridge.example.com"),
+    ])
+    func plainHTTPOutsideLoopback(_ key: String, _ url: String) async throws {
+        let directory = TemporaryDirectory()
+        func value(_ name: String, _ fallback: String) -> String { key == name ? url : fallback }
+        directory.write("bridge.yaml", """
+            graph:
+              tenant: contoso.onmicrosoft.com
+              clientId: 11111111-2222-3333-4444-555555555555
+              clientSecret: not-used-by-check
+              authorityUrl: \(value("authorityUrl", "http://127.0.0.1:9999"))
+              baseUrl: \(value("baseUrl", "http://localhost:9999/v1.0"))
+            server:
+              listen: 127.0.0.1:0
+              publicUrl: \(value("publicUrl", "http://[::1]:8080"))
+            subscriptions:
+              - name: inbox
+                resource: users/alice@contoso.com/messages
+                changeTypes: [created]
+            sinks:
+              out: { type: stdout }
+            routes:
+              - to: [out]
+
+            """)
+        let line = ["authorityUrl": 5, "baseUrl": 6, "publicUrl": 9][key]!
+        for command in ["check", "run"] {
+            let result = try await runToCompletion([command, "--config", "bridge.yaml"], directory: directory.path)
+            #expect(result.0 == 1, "\(command): \(result.2)")
+            #expect(result.2.contains("bridge.yaml:\(line):"), "\(command) names the line: \(result.2)")
+            #expect(result.2.contains("uses http:// outside this machine"), "\(result.2)")
+        }
     }
 }

@@ -36,11 +36,8 @@ public struct GraphSettings: Sendable, Decodable {
         certificate = try container.decodeIfPresent(CertificateCredential.self, forKey: .certificate)
         delegated = try container.decodeIfPresent(Bool.self, forKey: .delegated) ?? false
         cloud = try container.decodeIfPresent(Cloud.self, forKey: .cloud) ?? .global
-        authorityUrl = try container.decodeIfPresent(String.self, forKey: .authorityUrl)
-        baseUrl = try container.decodeIfPresent(String.self, forKey: .baseUrl)
-        for url in [authorityUrl, baseUrl].compactMap({ $0 }) where !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
-            throw decoder.configError("'\(url)' is not an http(s) URL")
-        }
+        authorityUrl = try container.decodeIfPresent(SecureURL.self, forKey: .authorityUrl)?.url
+        baseUrl = try container.decodeIfPresent(SecureURL.self, forKey: .baseUrl)?.url
         let ways = [clientSecret != nil, certificate != nil, delegated].filter { $0 }.count
         if ways != 1 {
             throw decoder.configError("graph needs exactly one of clientSecret, certificate or delegated: true")
@@ -131,13 +128,39 @@ public struct ServerSettings: Sendable, Decodable {
     struct PublicURL: Decodable {
         var url: String
         init(from decoder: any Decoder) throws {
-            var text = try decoder.singleValueContainer().decode(String.self)
-            guard text.hasPrefix("https://") || text.hasPrefix("http://") else {
-                throw decoder.configError("publicUrl must be an https:// URL that reaches this listener (found '\(text)')")
-            }
+            var text = try SecureURL(from: decoder).url
             while text.hasSuffix("/") { text.removeLast() }
             self.url = text
         }
+    }
+}
+
+/// An `https://` URL, or `http://` to a loopback address (the Graph simulator, a local proxy):
+/// anything else would send tokens, secrets or Graph's notifications in clear over a network.
+struct SecureURL: Decodable {
+    var url: String
+
+    init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        let lowered = text.lowercased()
+        if lowered.hasPrefix("https://") {
+            url = text
+        } else if lowered.hasPrefix("http://") {
+            guard let host = URLComponents(string: text)?.host, Self.isLoopback(host) else {
+                throw decoder.configError("'\(text)' uses http:// outside this machine: use https:// (http:// is only for loopback addresses such as 127.0.0.1, e.g. the Graph simulator)")
+            }
+            url = text
+        } else {
+            throw decoder.configError("'\(text)' is not an https:// URL")
+        }
+    }
+
+    /// `localhost`, `127.0.0.0/8` and `::1`.
+    static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if host == "localhost" || host == "::1" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 }
 

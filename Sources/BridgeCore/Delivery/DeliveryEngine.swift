@@ -114,6 +114,8 @@ public final class DeliveryEngine: Service {
                     )
                     lastPrune = now
                 }
+            } catch is CancellationError {
+                break  // the bridge is stopping (or a service failed to start)
             } catch {
                 logger.warning("housekeeping failed", metadata: ["error": "\(error)"])
             }

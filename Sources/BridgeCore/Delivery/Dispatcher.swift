@@ -75,6 +75,8 @@ final class Dispatcher: Sendable {
                     }
                 }
                 for sink in touched { sinkDoorbells[sink]?.ring() }
+            } catch is CancellationError {
+                break  // the bridge is stopping (or a service failed to start)
             } catch {
                 failures += 1
                 logger.error("routing journaled events failed; will retry", metadata: ["error": "\(error)"])

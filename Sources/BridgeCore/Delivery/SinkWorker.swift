@@ -94,6 +94,10 @@ final class SinkWorker: Sendable {
                             }
                         }
                         storeFailures = 0
+                    } catch is CancellationError {
+                        // Cancelled (a service failed to start): not a store failure. The next
+                        // turn sees Task.isCancelled and stops like a graceful shutdown.
+                        wait = .zero
                     } catch {
                         storeFailures += 1
                         logger.error("reading the delivery queue failed; will retry", metadata: ["error": "\(error)"])

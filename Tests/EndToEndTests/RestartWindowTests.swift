@@ -1,0 +1,101 @@
+import CurlKit
+import Foundation
+import TestSupport
+import Testing
+
+/// The restart window (SPEC section 7): the subscriptions in the state file are known to the
+/// listener before it opens, so a notification that arrives while the bridge is still talking to
+/// Graph (here: a Graph that never answers) is accepted and routed, not dropped as unknown.
+@Suite("restart window")
+struct RestartWindowTests {
+    static func bannerValue(_ output: String, _ key: String) -> String? {
+        output.split(separator: "\n").first { $0.contains(key) }?.split(separator: " ").last.map(String.init)
+    }
+
+    static func config(tenant: String, clientId: String, secret: String, graph: String, listen: Int, publicPort: Int) -> String {
+        """
+        graph:
+          tenant: \(tenant)
+          clientId: \(clientId)
+          clientSecret: \(secret)
+          authorityUrl: \(graph)
+          baseUrl: \(graph)/v1.0
+        server:
+          listen: 127.0.0.1:\(listen)
+          publicUrl: http://127.0.0.1:\(publicPort)
+        state:
+          path: state.sqlite
+        subscriptions:
+          - name: inbox
+            resource: users/alice@contoso.com/mailFolders('Inbox')/messages
+            changeTypes: [created]
+        sinks:
+          audit: { type: file, path: audit.jsonl }
+        routes:
+          - to: [audit]
+
+        """
+    }
+
+    /// The stored subscription's Graph id and clientState, read from the state file as it is.
+    static func storedSubscription(_ path: String) async throws -> (id: String, clientState: String) {
+        let script = "import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute('select graph_id, client_state from subscriptions').fetchone(); print(r[0]); print(r[1])"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        try #require(process.terminationStatus == 0 && lines.count == 2, "could not read the state file: \(lines)")
+        return (lines[0], lines[1])
+    }
+
+    @Test("after a restart, a notification for the stored subscription is routed while Graph does not answer")
+    func storedSubscriptionAcceptedBeforeReconcile() async throws {
+        let directory = TemporaryDirectory()
+        let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
+        _ = try #require(await simulator.waitForOutput(containing: "mailboxes:"), "the simulator printed no banner: \(simulator.log)")
+        let banner = simulator.output
+        let authority = try #require(Self.bannerValue(banner, "authorityUrl:"))
+        let tenant = try #require(Self.bannerValue(banner, "tenant:"))
+        let clientId = try #require(Self.bannerValue(banner, "clientId:"))
+        let secret = try #require(Self.bannerValue(banner, "clientSecret:"))
+        let publicPort = try closedLoopbackPort()
+
+        // First run: the subscription is created (the simulator validates the live listener).
+        directory.write("bridge.yaml", Self.config(tenant: tenant, clientId: clientId, secret: secret, graph: authority, listen: publicPort, publicPort: publicPort))
+        let first = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
+        #expect(await first.waitForLog(containing: "created Graph subscription") != nil, "\(first.log)")
+        first.signal(SIGTERM)
+        #expect(await first.waitForExit() == 0)
+        simulator.signal(SIGTERM)
+        #expect(await simulator.waitForExit() == 0)
+        let stored = try await Self.storedSubscription(directory.file("state.sqlite"))
+
+        // Second run: Graph accepts connections and never answers, so the reconcile never ends.
+        let silentGraph = try SilentListener()
+        directory.write("bridge.yaml", Self.config(
+            tenant: tenant, clientId: clientId, secret: secret, graph: "http://127.0.0.1:\(silentGraph.port)", listen: 0, publicPort: publicPort))
+        let second = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
+        let port = try await second.port()
+        let client = CurlClient()
+        func item(_ subscription: String, _ clientState: String, _ tag: String) -> [UInt8] {
+            Array(#"{"value":[{"subscriptionId":"\#(subscription)","clientState":"\#(clientState)","changeType":"created","resource":"Users/1/Messages/\#(tag)","resourceData":{"@odata.etag":"1"}}]}"#.utf8)
+        }
+        // A subscription the store does not know is still dropped; the stored one is routed.
+        #expect(try await EndToEndTests.post(client, port: port, body: item("00000000-0000-0000-0000-000000000000", stored.clientState, "unknown-1")) == 202)
+        #expect(try await EndToEndTests.post(client, port: port, body: item(stored.id, stored.clientState, "stored-1")) == 202)
+        let audit = directory.file("audit.jsonl")
+        #expect(try await eventually { jsonLines(audit).count >= 1 }, "\(second.log)")
+        let lines = jsonLines(audit)
+        #expect(lines.count == 1 && lines[0].contains("stored-1") && lines[0].contains(#""name":"inbox""#), "\(lines)")
+        #expect(!second.hasLog { $0.contains("reusing Graph subscription") }, "Graph never answered, so the reconcile had not finished")
+        await client.shutdown()
+        // SIGKILL: this test is about acceptance; shutting down while a Graph call hangs is another promise.
+        second.signal(SIGKILL)
+        _ = await second.waitForExit()
+    }
+}
