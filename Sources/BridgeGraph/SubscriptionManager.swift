@@ -142,25 +142,29 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         let base = publicURL(port)
         let notificationURL = base + "/notifications"
         let lifecycleURL = base + "/lifecycle"
-        var tracked = Dictionary(uniqueKeysWithValues: declarations.map { ($0.name, Tracked(declaration: $0)) })
 
-        await withGracefulShutdownHandler {
+        // A Graph call can hang, or wait out a long Retry-After, for longer than the 10 s a stop
+        // may take: on graceful shutdown the work is cancelled, not awaited (CurlKit aborts the
+        // transfer). Nothing is lost: what the manager knows is in the store before and after
+        // each call, and a create cut short is found again at the next start (its clientState
+        // was stored first; Graph's 409 leads to adopting it).
+        try? await cancelWhenGracefulShutdown {
+            var tracked = Dictionary(uniqueKeysWithValues: self.declarations.map { ($0.name, Tracked(declaration: $0)) })
             await self.reconcile(&tracked, notificationURL: notificationURL)
-            started.withLock { $0 = true }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            guard !Task.isCancelled else { return }
+            self.started.withLock { $0 = true }
+            while !Task.isCancelled {
                 self.applyRequests(&tracked)
                 let now = Date()
                 for name in tracked.keys.sorted() {
                     guard let item = tracked[name], item.retryAt <= now, self.isDue(item, now: now) else { continue }
                     await self.work(on: &tracked[name]!, notificationURL: notificationURL, lifecycleURL: lifecycleURL)
-                    if Task.isShuttingDownGracefully { break }
+                    if Task.isCancelled { return }
                 }
                 let next = tracked.values.map { self.nextDate($0) }.min() ?? now.addingTimeInterval(3600)
                 let wait = max(0.05, min(3600, next.timeIntervalSinceNow))
                 await self.doorbell.wait(timeout: .milliseconds(Int64(wait * 1000)))
             }
-        } onGracefulShutdown: {
-            self.doorbell.ring()
         }
     }
 
@@ -216,6 +220,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             item.record?.graphID = nil
             item.reauthorize = false
             item.retryAt = .distantPast
+        } catch where Task.isCancelled {
+            return  // stopping: not a failure; the next start picks up from the store
         } catch {
             item.failures += 1
             let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
@@ -324,6 +330,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             return
         }
         for record in records where record.managed {
+            if Task.isCancelled { return }  // stopping
             guard var item = tracked[record.name] else {
                 await retire(record)
                 continue
@@ -356,6 +363,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                     logger.notice("stored subscription is gone from Graph; creating it again", metadata: ["bridge.subscription": "\(record.name)"])
                     directory.remove(subscriptionID: id)
                     item.record?.graphID = nil
+                } catch where Task.isCancelled {
+                    return  // stopping
                 } catch {
                     // Graph unreachable: keep accepting its notifications; the renewal will find out.
                     directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))

@@ -26,15 +26,26 @@ actor TokenCache {
     private var cached: CachedToken?
     private var inFlight: Task<CachedToken, any Error>?
 
+    /// Waiting is cancellable: a cancelled caller cancels the shared request (callers are only
+    /// cancelled when the bridge stops, and a sign-in that hangs must not hold the stop up); any
+    /// other caller waiting on it then gets the cancellation error too and asks again next time.
     func token(fetch: @escaping @Sendable () async throws -> CachedToken) async throws -> String {
         if let cached, cached.isFresh(at: Date()) { return cached.value }
-        if let inFlight { return try await inFlight.value.value }
+        if let inFlight { return try await Self.value(of: inFlight).value }
         let task = Task { try await fetch() }
         inFlight = task
         defer { inFlight = nil }
-        let token = try await task.value
+        let token = try await Self.value(of: task)
         cached = token
         return token.value
+    }
+
+    private static func value(of task: Task<CachedToken, any Error>) async throws -> CachedToken {
+        try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
     }
 
     func invalidate() { cached = nil }

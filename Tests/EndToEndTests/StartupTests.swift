@@ -139,6 +139,21 @@ struct ExitStatus {
 }
 
 extension BridgeProcess {
+    /// Sends SIGTERM and waits for the exit; after `limit` sends SIGKILL. Returns the exit status
+    /// and whether the process stopped within the limit by itself.
+    func terminate(within limit: Duration) async -> (code: Int32, inTime: Bool) {
+        let killed = Mutex(false)
+        signal(SIGTERM)
+        let watchdog = Task {
+            try await Task.sleep(for: limit)
+            killed.withLock { $0 = true }
+            self.signal(SIGKILL)
+        }
+        let code = await waitForExit()
+        watchdog.cancel()
+        return (code, !killed.withLock { $0 })
+    }
+
     /// Waits for the process to exit; past `deadline` sends SIGTERM, and 10 s later SIGKILL. The
     /// deadline is a bound on a failure, not a pause: a process that exits returns at once.
     func waitForExit(orSignalAfter deadline: Duration) async -> ExitStatus {

@@ -28,6 +28,8 @@ final class Dispatcher: Sendable {
     let listenerLoad: ListenerLoad
     let burstYield: Duration
     private let stopping = Atomic<Bool>(false)
+    /// Rung by `stop()`: ends a routing whose enrichment still waits on Graph.
+    private let stopBell = Doorbell()
 
     init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], backlog: Backlog,
          listenerLoad: ListenerLoad = ListenerLoad(), burstYield: Duration = .milliseconds(100), logger: Logger, batchSize: Int = 256) {
@@ -46,6 +48,24 @@ final class Dispatcher: Sendable {
     func stop() {
         stopping.store(true, ordering: .relaxed)
         doorbell.ring()
+        stopBell.ring()
+    }
+
+    /// Routes `batch`, or returns nil when the bridge stops first. Enrichment reads Graph, which
+    /// may not answer for longer than a stop may take (SIGTERM: exit within 10 s): it is
+    /// cancelled then, and what it would have routed stays in the journal.
+    func routeUnlessStopped(_ batch: [PendingEvent]) async -> [RoutedEvent]? {
+        if enricher is NoEnrichment { return await route(batch) }
+        return await withTaskGroup(of: [RoutedEvent]?.self) { group in
+            group.addTask { await self.route(batch) }
+            group.addTask {
+                while !self.stopping.load(ordering: .relaxed) && !Task.isCancelled { await self.stopBell.wait(timeout: nil) }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
     }
 
     func run() async {
@@ -58,7 +78,9 @@ final class Dispatcher: Sendable {
                     await doorbell.wait(timeout: .seconds(10))
                     continue
                 }
-                let routed = await route(batch)
+                // nil: the bridge is stopping and the batch's enrichment was cancelled; it stays
+                // journaled and unrouted, and is routed at the next start.
+                guard let routed = await routeUnlessStopped(batch) else { break }
                 try await store.commitRouting(routed)
                 backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
                 failures = 0
