@@ -122,13 +122,32 @@ public enum BridgeRunner {
         // Managed subscriptions: the Graph client, the subscription manager and `fetch:` enrichment.
         var manager: SubscriptionManager?
         let managed = configuration.subscriptions.filter(\.manage)
-        if !managed.isEmpty, let graphSettings = configuration.graph {
+        // Subscriptions removed from the file are deleted at Graph at the next start, also when
+        // none is left: the manager runs while the store still knows a managed one.
+        let storedManaged: [SubscriptionRecord]
+        do {
+            storedManaged = try await store.subscriptionRecords().filter(\.managed)
+        } catch {
+            throw StartupError("cannot read the stored subscriptions from \(configuration.state.path): \(error)")
+        }
+        if configuration.graph == nil {
+            for record in storedManaged {
+                logger.warning("a subscription the bridge managed left the configuration with graph:; it cannot be deleted at Graph and expires there by itself", metadata: [
+                    "bridge.subscription": "\(record.name)", "bridge.graph_id": "\(record.graphID ?? "-")",
+                    "bridge.expires": "\(record.expiration.map { "\($0)" } ?? "-")",
+                ])
+                try? await store.deleteSubscription(name: record.name)
+            }
+        }
+        if !managed.isEmpty || !storedManaged.isEmpty, let graphSettings = configuration.graph {
             let graph = try GraphSetup.client(settings: graphSettings, store: store, http: httpClient, logger: logger)
             let publicURL: @Sendable (Int) -> String
             if let override = options.publicURL {
                 publicURL = override
             } else if let configured = configuration.server.publicUrl {
                 publicURL = { _ in configured }
+            } else if managed.isEmpty {
+                publicURL = { _ in "" }  // only deleting what left the file: no notification URL needed
             } else {
                 throw StartupError("\(configuration.file): managed subscriptions need server.publicUrl")
             }

@@ -374,6 +374,44 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             }
             tracked[record.name] = item
         }
+        if Task.isCancelled { return }
+        // Known: every stored subscription (managed or receive-only) and every one the listener accepts.
+        let known = Set(records.compactMap { $0.graphID?.lowercased() }).union(directory.all.map { $0.id.lowercased() })
+        // A record still waiting for its id is adopted by the create (Graph answers 409), not deleted.
+        let awaited = Set(tracked.values.compactMap { $0.record }.filter { $0.graphID == nil }.map { $0.resource.lowercased() })
+        await deleteOrphans(notificationURL: notificationURL, known: known, awaited: awaited)
+    }
+
+    /// Deletes the subscriptions at Graph that notify this bridge (`notificationURL`) and that it
+    /// does not know: what a create whose answer was lost left behind (Graph made it, the bridge
+    /// never learnt its id). Subscriptions pointing anywhere else are left alone: other bridges and
+    /// other apps' subscriptions of the same registration.
+    /// `awaited`: resources of records whose create got no answer; a subscription on one of them
+    /// is that create's, and is adopted instead.
+    private func deleteOrphans(notificationURL: String, known: Set<String>, awaited: Set<String>) async {
+        let listed: [GraphSubscription]
+        do {
+            listed = try await graph.listSubscriptions()
+        } catch {
+            if !Task.isCancelled {
+                logger.warning("cannot list Graph's subscriptions to find orphans; trying again at the next start", metadata: ["error": "\(error)"])
+            }
+            return
+        }
+        for orphan in listed where orphan.notificationUrl == notificationURL && !known.contains(orphan.id.lowercased())
+            && !awaited.contains(orphan.resource.lowercased())
+        {
+            do {
+                try await graph.deleteSubscription(id: orphan.id)
+                logger.notice("deleted an orphaned Graph subscription that notifies this bridge but is in no record (a create whose answer was lost)", metadata: [
+                    "bridge.graph_id": "\(orphan.id)", "bridge.resource": "\(orphan.resource)",
+                ])
+            } catch let error as GraphError where error.kind == .notFound {
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("could not delete an orphaned Graph subscription; it will expire by itself", metadata: ["bridge.graph_id": "\(orphan.id)", "error": "\(error)"])
+            }
+        }
     }
 
     /// Deletes `record`'s subscription at Graph and returns the record to create it again with (a fresh clientState).

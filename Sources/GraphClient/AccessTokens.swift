@@ -70,8 +70,10 @@ func requestToken(http: CurlClient, url: String, form: [(String, String)], logge
             body: body, timeout: .seconds(30)
         ))
     } catch let error as CurlError {
+        GraphClient.count("token", status: "transport")
         throw GraphError(kind: .transport, status: 0, code: nil, message: "token request to \(url) failed: \(error)", requestID: nil)
     }
+    GraphClient.count("token", status: String(response.status))
     let decoded = try? JSONDecoder().decode(TokenResponse.self, from: Data(response.body))
     let requestID = response.header("x-ms-request-id") ?? response.requestID
     guard (200..<300).contains(response.status), let decoded, decoded.access_token != nil else {

@@ -62,12 +62,12 @@ extension GraphClient {
             body["encryptionCertificateId"] = request.encryptionCertificateID
         }
         // Graph validates both URLs before answering; give it more than its own 10 s per URL.
-        let response = try await send("POST", "/subscriptions", json: Array(try JSONSerialization.data(withJSONObject: body)), timeout: .seconds(45))
+        let response = try await send("POST", "/subscriptions", operation: "create_subscription", json: Array(try JSONSerialization.data(withJSONObject: body)), timeout: .seconds(45))
         return try decode(GraphSubscription.self, response.body)
     }
 
     public func subscription(id: String) async throws -> GraphSubscription {
-        try decode(GraphSubscription.self, try await send("GET", "/subscriptions/\(id)").body)
+        try decode(GraphSubscription.self, try await send("GET", "/subscriptions/\(id)", operation: "get_subscription").body)
     }
 
     /// Every subscription this app can see, following `@odata.nextLink`.
@@ -84,7 +84,7 @@ extension GraphClient {
         var next: String? = "/subscriptions"
         var pages = 0
         while let url = next, pages < 100 {
-            let page = try decode(Page.self, try await send("GET", url).body)
+            let page = try decode(Page.self, try await send("GET", url, operation: "list_subscriptions").body)
             all.append(contentsOf: page.value)
             next = page.nextLink
             pages += 1
@@ -95,15 +95,15 @@ extension GraphClient {
     /// Renews (and so reauthorizes) a subscription until `expiration`.
     public func renewSubscription(id: String, until expiration: Date) async throws -> GraphSubscription {
         let body = Array(try JSONSerialization.data(withJSONObject: ["expirationDateTime": GraphDate.format(expiration)]))
-        return try decode(GraphSubscription.self, try await send("PATCH", "/subscriptions/\(id)", json: body).body)
+        return try decode(GraphSubscription.self, try await send("PATCH", "/subscriptions/\(id)", operation: "renew_subscription", json: body).body)
     }
 
     public func reauthorizeSubscription(id: String) async throws {
-        _ = try await send("POST", "/subscriptions/\(id)/reauthorize", json: [])
+        _ = try await send("POST", "/subscriptions/\(id)/reauthorize", operation: "reauthorize_subscription", json: [])
     }
 
     public func deleteSubscription(id: String) async throws {
-        _ = try await send("DELETE", "/subscriptions/\(id)")
+        _ = try await send("DELETE", "/subscriptions/\(id)", operation: "delete_subscription")
     }
 
     /// GETs a changed item (e.g. `Users/{id}/Messages/{id}`) with `$select`; returns Graph's JSON bytes.
@@ -112,7 +112,7 @@ extension GraphClient {
         if !select.isEmpty {
             path += (path.contains("?") ? "&" : "?") + "$select=" + select.map { FormEncoding.escape($0) }.joined(separator: ",")
         }
-        return try await send("GET", path).body
+        return try await send("GET", path, operation: "get_item").body
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8]) throws -> T {

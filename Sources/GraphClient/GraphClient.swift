@@ -1,6 +1,7 @@
 public import CurlKit
 import Foundation
 public import Logging
+import Metrics
 
 /// Calls Microsoft Graph: adds the bearer token, retries throttling (429/503/504, honouring
 /// `Retry-After`) and one 401 with a fresh token, and turns every failure into a ``GraphError``
@@ -24,32 +25,53 @@ public final class GraphClient: Sendable {
 
     /// Sends a request to `path` (relative to the Graph base, e.g. `/subscriptions`) or to an
     /// absolute URL (`@odata.nextLink`); returns the 2xx response or throws `GraphError`.
-    public func send(_ method: String, _ path: String, json body: [UInt8]? = nil, timeout: Duration = .seconds(30)) async throws -> HTTPResponse {
+    ///
+    /// Every attempt is counted in `graph_bridge_graph_requests_total{operation,status}` (status
+    /// `transport` when no answer came) and logged with Graph's `request-id` and the
+    /// `client-request-id` the bridge sent (one per call, the same on its retries): at debug level
+    /// when it worked, as a warning when it did not.
+    public func send(_ method: String, _ path: String, operation: String = "other", json body: [UInt8]? = nil, timeout: Duration = .seconds(30)) async throws
+        -> HTTPResponse
+    {
         let url = path.hasPrefix("http://") || path.hasPrefix("https://") ? path : endpoints.graphBase + path
+        let clientRequestID = UUID().uuidString.lowercased()
         var attempt = 0
         var refreshedToken = false
         while true {
             attempt += 1
             let token = try await tokens.accessToken()
-            var headers: [(name: String, value: String)] = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
+            var headers: [(name: String, value: String)] = [
+                ("Authorization", "Bearer \(token)"), ("Accept", "application/json"), ("client-request-id", clientRequestID),
+            ]
             if body != nil { headers.append(("Content-Type", "application/json")) }
             let response: HTTPResponse
             do {
                 response = try await http.execute(HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: timeout))
             } catch let error as CurlError {
+                Self.count(operation, status: "transport")
                 let failure = GraphError(kind: .transport, status: 0, code: error.kind.rawValue, message: "\(method) \(path): \(error)", requestID: nil)
+                logger.warning("Graph call got no answer", metadata: [
+                    "bridge.call": "\(method) \(path)", "bridge.client_request_id": "\(clientRequestID)", "error": "\(error)",
+                ])
                 if error.isTransient, attempt <= maxRetries {
                     try await Task.sleep(for: backoff(attempt))
                     continue
                 }
                 throw failure
             }
-            if (200..<300).contains(response.status) { return response }
+            Self.count(operation, status: String(response.status))
+            if (200..<300).contains(response.status) {
+                logger.debug("Graph call", metadata: [
+                    "bridge.call": "\(method) \(path)", "bridge.status": "\(response.status)", "bridge.request_id": "\(response.requestID ?? "-")",
+                    "bridge.client_request_id": "\(clientRequestID)",
+                ])
+                return response
+            }
 
             let error = Self.error(from: response, method: method, path: path)
             logger.warning("Graph call failed", metadata: [
                 "bridge.call": "\(method) \(path)", "bridge.status": "\(response.status)", "bridge.graph_code": "\(error.code ?? "-")",
-                "bridge.request_id": "\(error.requestID ?? "-")", "error": "\(error.message)",
+                "bridge.request_id": "\(error.requestID ?? "-")", "bridge.client_request_id": "\(clientRequestID)", "error": "\(error.message)",
             ])
             if response.status == 401, !refreshedToken {
                 refreshedToken = true
@@ -63,6 +85,11 @@ public final class GraphClient: Sendable {
             }
             throw error
         }
+    }
+
+    /// `graph_bridge_graph_requests_total{operation,status}`, one per attempt.
+    static func count(_ operation: String, status: String) {
+        Counter(label: "graph_bridge_graph_requests_total", dimensions: [("operation", operation), ("status", status)]).increment()
     }
 
     private func backoff(_ attempt: Int) -> Duration { .milliseconds(500 * (1 << min(attempt, 6))) }

@@ -77,7 +77,11 @@ struct GraphClientIntegrationTests {
             let started = ContinuousClock.now
             _ = try await client.listSubscriptions()
             #expect(ContinuousClock.now - started >= .seconds(1), "waited for Retry-After")
-            #expect(simulator.requests.filter { $0.path == "/v1.0/subscriptions" && $0.method == "GET" }.map(\.status) == [429, 503, 200])
+            let attempts = simulator.requests.filter { $0.path == "/v1.0/subscriptions" && $0.method == "GET" }
+            #expect(attempts.map(\.status) == [429, 503, 200])
+            // One client-request-id per call, the same on each retry (what Microsoft support asks for).
+            let clientRequestIDs = Set(attempts.compactMap { $0.header("client-request-id") })
+            #expect(clientRequestIDs.count == 1 && attempts.allSatisfy { $0.header("client-request-id") != nil })
 
             simulator.injectFault(.error(status: 403, code: "ExtensionError", message: "Number of subscriptions on item has exceeded limit"), on: .listSubscriptions, count: 1)
             await #expect {
