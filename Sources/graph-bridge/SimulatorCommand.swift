@@ -3,39 +3,52 @@ import BridgeApp
 import Foundation
 import Logging
 
+/// `graph-bridge simulator [serve] [options]` runs the simulator; `graph-bridge simulator mail` calls a running one.
 struct SimulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulator",
         abstract: "Run the embedded Microsoft Graph simulator alone, to try a bridge.yaml or login without a tenant.",
         discussion: """
-            With a fixed --port, a bridge.yaml's authorityUrl and baseUrl stay valid across restarts of the simulator. \
+            `graph-bridge simulator --port N` (the same as `graph-bridge simulator serve --port N`) runs it; with a fixed \
+            port, a bridge.yaml's authorityUrl and baseUrl stay valid across restarts of the simulator. \
             `graph-bridge simulator mail --port N` sends a mail through a running simulator.
             """,
-        subcommands: [Mail.self]
+        subcommands: [Serve.self, Mail.self],
+        defaultSubcommand: Serve.self
     )
 
-    @Option(help: "Port on 127.0.0.1 (0: any free port, printed).") var port = 0
-    @Flag(help: "Approve device-code sign-ins at once, as alice@contoso.com.") var approveDeviceCodes = false
-    @Option(help: "Once a subscription exists, make a mail in alice's inbox every this many seconds.") var mailEvery: Double?
-    @Option(
-        help: ArgumentHelp(
-            "Waits between retries of a notification the bridge did not accept, e.g. 5s,10s,30s (default: Graph's backoff, 8 retries over 4 hours).",
-            valueName: "list"))
-    var retrySchedule: String?
-    @OptionGroup var log: LogOptions
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the simulator (the default): it prints its tenant, client id, secret and URLs.",
+            discussion: """
+                It logs at `notice` unless --log-level says otherwise: every notification the bridge did not take \
+                (warning), every one delivered on a retry (notice), and every one dropped after the last retry (error).
+                """
+        )
 
-    func validate() throws {
-        if let retrySchedule, Self.parseSchedule(retrySchedule) == nil {
-            throw ValidationError("--retry-schedule must be a comma-separated list of durations such as 500ms, 5s, 2m or 1h")
+        @Option(help: "Port on 127.0.0.1 (0: any free port, printed).") var port = 0
+        @Flag(help: "Approve device-code sign-ins at once, as alice@contoso.com.") var approveDeviceCodes = false
+        @Option(help: "Once a subscription exists, make a mail in alice's inbox every this many seconds.") var mailEvery: Double?
+        @Option(
+            help: ArgumentHelp(
+                "Waits between retries of a notification the bridge did not take, e.g. 5s,10s,30s (default: Graph's backoff, 8 retries over 4 hours).",
+                valueName: "list"))
+        var retrySchedule: String?
+        @OptionGroup var log: LogOptions
+
+        func validate() throws {
+            if let retrySchedule, SimulatorCommand.parseSchedule(retrySchedule) == nil {
+                throw ValidationError("--retry-schedule must be a comma-separated list of durations such as 500ms, 5s, 2m or 1h")
+            }
         }
-    }
 
-    func run() async throws {
-        let logger = log.bootstrap(defaultLevel: .notice)
-        try await SimulatorRunner.run(
-            port: port, approveDeviceCodes: approveDeviceCodes, mailEvery: mailEvery.map { .milliseconds(Int64($0 * 1000)) },
-            retrySchedule: retrySchedule.flatMap(Self.parseSchedule),
-            logger: logger, print: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
+        func run() async throws {
+            let logger = log.bootstrap(defaultLevel: .notice)
+            try await SimulatorRunner.run(
+                port: port, approveDeviceCodes: approveDeviceCodes, mailEvery: mailEvery.map { .milliseconds(Int64($0 * 1000)) },
+                retrySchedule: retrySchedule.flatMap(SimulatorCommand.parseSchedule),
+                logger: logger, print: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
+        }
     }
 
     /// `500ms,5s,2m,1h` (a bare number is seconds; empty: no retries); nil when a part doesn't read.

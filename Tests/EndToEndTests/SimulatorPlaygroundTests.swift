@@ -37,7 +37,7 @@ struct SimulatorPlaygroundTests {
         directory.write("bridge.yaml", documented)
         let check = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path)
         #expect(check.0 == 0, "check refused the documented bridge.yaml: \(check.1)\(check.2)")
-        #expect(check.1.hasPrefix("OK"), "\(check.1)\(check.2)")
+        #expect(check.1.hasPrefix("bridge.yaml: OK"), "\(check.1)\(check.2)")
 
         // The same file on free ports instead of 8081 and 8080.
         let (graphPort, bridgePort) = try Self.twoPorts()
