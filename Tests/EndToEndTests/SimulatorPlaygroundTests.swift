@@ -30,7 +30,7 @@ struct SimulatorPlaygroundTests {
         return (first, second)
     }
 
-    @Test("the documented bridge.yaml passes check as written; with the simulator on its --port, `simulator mail` reaches the bridge's console")
+    @Test("the documented bridge.yaml passes check as written; with the simulator on its --port, `simulator mail` reaches the bridge's console, also after the simulator restarts")
     func documentedPlayground() async throws {
         let directory = TemporaryDirectory()
         let documented = try Self.documentedConfiguration()
@@ -80,6 +80,22 @@ struct SimulatorPlaygroundTests {
         simulator.signal(SIGTERM)
         #expect(await simulator.waitForExit() == 0)
         #expect(!simulator.log.contains("not delivered"), "every notification was taken at once: \(simulator.log)")
+
+        // The simulator again on the same port: the file is unchanged; the restarted bridge finds
+        // its subscription gone and creates it again, and mail flows.
+        let again = try BridgeProcess(["simulator", "--port", "\(graphPort)"], directory: directory.path)
+        #expect(await again.waitForOutput(containing: "listening on") == "graph simulator listening on http://127.0.0.1:\(graphPort)")
+        let restarted = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
+        #expect(await restarted.waitForLog(containing: "stored subscription is gone from Graph; creating it again") != nil, "\(restarted.log)")
+        #expect(await restarted.waitForLog(containing: "created Graph subscription") != nil, "\(restarted.log)")
+        let after = try await runToCompletion(
+            ["simulator", "mail", "--port", "\(graphPort)", "--subject", "After the simulator restarted"], directory: directory.path)
+        #expect(after.0 == 0, "\(after.1)\(after.2)")
+        #expect(await restarted.waitForOutput(containing: "After the simulator restarted") != nil)
+        restarted.signal(SIGTERM)
+        #expect(await restarted.waitForExit() == 0)
+        again.signal(SIGTERM)
+        #expect(await again.waitForExit() == 0)
     }
 
     @Test("`simulator mail` without a simulator on the port, and a bad --retry-schedule, fail with a message")
