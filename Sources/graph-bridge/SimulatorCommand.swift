@@ -59,8 +59,10 @@ struct SimulatorCommand: AsyncParsableCommand {
             let units: [(suffix: String, milliseconds: Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
             let unit = units.first { part.hasSuffix($0.suffix) && Double(part.dropLast($0.suffix.count)) != nil }
             let number = Double(unit.map { String(part.dropLast($0.suffix.count)) } ?? part)
-            guard let number, number >= 0, number.isFinite else { return nil }
-            schedule.append(.milliseconds(Int64(number * (unit?.milliseconds ?? 1000))))
+            guard let number, number >= 0 else { return nil }
+            let milliseconds = number * (unit?.milliseconds ?? 1000)
+            guard milliseconds < 1e12 else { return nil }  // about 31 years; also refuses inf
+            schedule.append(.milliseconds(Int64(milliseconds)))
         }
         return schedule
     }
