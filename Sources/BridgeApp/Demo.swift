@@ -80,32 +80,16 @@ public enum Demo {
         return try BridgeConfiguration.load(document: document, registry: SinkCatalog.registry, environment: [:])
     }
 
-    /// Puts a synthetic mail in alice's inbox every `interval`, once the bridge's subscription exists.
+    /// Puts a mail from ``SampleMails`` in alice's inbox every `interval`, once the bridge's subscription exists.
     static func mailLoop(simulator: GraphSimulator, interval: Duration, count: Int?, logger: Logger) async throws {
         while simulator.subscriptions.isEmpty {
             try await Task.sleep(for: .milliseconds(100))
         }
-        let senders = [
-            EmailAddress(name: "Bob Kelly", address: "bob@contoso.com"),
-            EmailAddress(name: "Fabrikam Billing", address: "billing@fabrikam.com"),
-            EmailAddress(name: "Contoso IT", address: "it@contoso.com"),
-            EmailAddress(name: "Zoë Ångström", address: "zoe@tailspin.example"),
-        ]
-        let subjects = [
-            "Quarterly numbers are in", "Invoice 2026-1142 is due", "Password expires in 3 days", "Lunch on Friday?",
-            "Incident 4711: mail flow delayed", "Re: \"budget\" & <plans> for Q1", "Welcome to the team 🎉",
-        ]
+        let alice = EmailAddress(name: SimulatedUser.alice.displayName, address: SimulatedUser.alice.userPrincipalName)
         var sent = 0
         while count.map({ sent < $0 }) ?? true {
-            let content = MessageContent(
-                subject: subjects[sent % subjects.count],
-                from: senders[sent % senders.count],
-                toRecipients: [EmailAddress(name: "Alice", address: "alice@contoso.com")],
-                body: "This message was made by graph-bridge demo.",
-                importance: sent % 3 == 1 ? .high : .normal
-            )
             do {
-                try simulator.createMessage(content, in: "alice@contoso.com")
+                try simulator.createMessage(SampleMails.mail(sent, to: [alice]), in: alice.address)
             } catch {
                 logger.warning("the simulator refused a demo mail", metadata: ["error": "\(error)"])
             }

@@ -72,12 +72,22 @@ extension GraphSimulator {
         // MARK: Delivery
         /// HTTP timeout of a notification POST. Default 3 s (Graph's).
         public var notificationTimeout: Duration = .seconds(3)
-        /// Waits between retries of a notification that got no 2xx; its length is the retry count.
-        /// Default: 1, 5, 15, 30, 60, 120 minutes (about 4 hours in all, then dropped).
-        public var retrySchedule: [Duration] = [.seconds(60), .seconds(300), .seconds(900), .seconds(1800), .seconds(3600), .seconds(7200)]
+        /// Waits between retries of a notification that got no 2xx (a refused connection, a timeout
+        /// or any other status); its length is the retry count, and after the last retry the
+        /// notification is dropped. Default ``GraphSimulator/graphRetrySchedule``.
+        public var retrySchedule: [Duration] = GraphSimulator.graphRetrySchedule
         /// Send every notification POST twice (Graph's at-least-once duplicates).
         public var duplicateNotifications: Bool = false
 
         public init() {}
     }
+}
+
+extension GraphSimulator {
+    /// Graph's retries, as far as they are documented: "exponential backoff" for "up to 4 hours",
+    /// then the notification is discarded (graph-protocol 3.2). The intervals themselves are not
+    /// published, so this schedule doubles from 1 minute and shortens the last wait so that the last
+    /// retry comes 4 hours after the first attempt: retries at 1, 3, 7, 15, 31, 63, 127 and 240
+    /// minutes.
+    public static let graphRetrySchedule: [Duration] = [1, 2, 4, 8, 16, 32, 64, 113].map { Duration.seconds($0 * 60) }
 }

@@ -14,6 +14,22 @@ struct DeliveryJob: Sendable {
     var subscriptionIDs: [String]
 }
 
+/// Durations in log lines: `250ms`, `5s`, `1m`, `1h 53m`.
+enum RetryText {
+    static func describe(_ duration: Duration) -> String {
+        let milliseconds = Int64(duration.components.seconds) * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if milliseconds < 1000 { return "\(milliseconds)ms" }
+        let seconds = milliseconds / 1000
+        if seconds < 60 { return milliseconds % 1000 == 0 ? "\(seconds)s" : String(format: "%.1fs", Double(milliseconds) / 1000) }
+        let (hours, minutes, rest) = (seconds / 3600, seconds % 3600 / 60, seconds % 60)
+        var parts: [String] = []
+        if hours > 0 { parts.append("\(hours)h") }
+        if minutes > 0 { parts.append("\(minutes)m") }
+        if rest > 0 { parts.append("\(rest)s") }
+        return parts.joined(separator: " ")
+    }
+}
+
 /// Jobs queued by the Swift API, consumed by ``DeliveryService`` while the simulator runs.
 final class DeliveryQueue: Sendable {
     let stream: AsyncStream<DeliveryJob>
@@ -42,9 +58,19 @@ struct DeliveryService: Service {
 }
 
 extension GraphSimulator {
-    /// POSTs `job` until a 2xx, waiting ``Configuration/retrySchedule`` between tries; records every try.
+    /// POSTs `job` until a 2xx, waiting ``Configuration/retrySchedule`` between tries; records every
+    /// try. A refused connection, a timeout and a non-2xx answer are all failures (graph-protocol
+    /// 3.2). Each failure is logged at `warning` (what happened, when the next retry is), a success
+    /// after failures at `notice`, and giving up at `error`: the lines an operator of `graph-bridge
+    /// simulator` sees at its default level.
     func deliver(_ job: DeliveryJob) async {
         let schedule = configuration.retrySchedule
+        let clock = ContinuousClock()
+        let started = clock.now
+        var metadata: Logger.Metadata = [
+            "bridge.url": "\(job.url)", "bridge.kind": "\(job.kind.rawValue)",
+            "bridge.subscriptions": "\(job.subscriptionIDs.joined(separator: ","))",
+        ]
         for attempt in 1...(schedule.count + 1) {
             let request = CurlKit.HTTPRequest(
                 method: "POST", url: job.url, headers: [("Content-Type", "application/json; charset=utf-8")], body: job.body,
@@ -53,36 +79,56 @@ extension GraphSimulator {
                 kind: job.kind, url: job.url, subscriptionIDs: job.subscriptionIDs, attempt: attempt, status: nil, error: nil, body: job.body,
                 date: Date(),
                 isFinal: attempt == schedule.count + 1)
+            let outcome: String
             do {
                 let response = try await client.execute(request)
                 record.status = response.status
+                outcome = "HTTP \(response.status)"
             } catch is CancellationError {
                 return
+            } catch let error as CurlError {
+                record.error = "\(error)"
+                outcome = error.message
             } catch {
                 record.error = "\(error)"
+                outcome = "\(error)"
             }
             if record.succeeded { record.isFinal = true }
             let entry = record
             deliveryLog.append(entry)
-            if entry.succeeded { return }
+            metadata["bridge.attempt"] = "\(attempt)"
+            if entry.succeeded {
+                if attempt > 1 {
+                    metadata["bridge.outcome"] = "HTTP \(entry.status ?? 0)"
+                    metadata["bridge.retry_in"] = nil
+                    metadata["bridge.retries_left"] = nil
+                    metadata["bridge.since_first_attempt"] = "\(RetryText.describe(clock.now - started))"
+                    logger.notice("notification delivered on a retry", metadata: metadata)
+                }
+                return
+            }
+            metadata["bridge.outcome"] = "\(outcome)"
             if attempt <= schedule.count {
-                logger.debug(
-                    "notification not accepted; will retry",
-                    metadata: [
-                        "bridge.url": "\(job.url)", "bridge.attempt": "\(attempt)",
-                        "bridge.status": "\(entry.status.map(String.init) ?? entry.error ?? "")",
-                    ])
+                let wait = schedule[attempt - 1]
+                metadata["bridge.retry_in"] = "\(RetryText.describe(wait))"
+                metadata["bridge.retries_left"] = "\(schedule.count - attempt + 1)"
+                logger.warning("notification not delivered; will retry", metadata: metadata)
                 do {
-                    try await Task.sleep(for: schedule[attempt - 1])
+                    try await Task.sleep(for: wait)
                 } catch {
                     return
                 }
             } else {
-                logger.info("notification dropped after the last retry", metadata: ["bridge.url": "\(job.url)"])
+                metadata["bridge.retry_in"] = nil
+                metadata["bridge.retries_left"] = nil
+                metadata["bridge.since_first_attempt"] = "\(RetryText.describe(clock.now - started))"
+                logger.error("notification dropped after the last retry", metadata: metadata)
             }
         }
     }
+}
 
+extension GraphSimulator {
     /// Queues the POSTs for items (one per URL, as Graph batches), twice when duplicates are on.
     func enqueue(kind: DeliveryAttempt.Kind, items: [(url: String, subscriptionID: String, item: JSONValue, rich: Bool)]) {
         var order: [String] = []

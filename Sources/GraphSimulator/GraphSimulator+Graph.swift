@@ -60,6 +60,7 @@ extension GraphSimulator {
             case createSubscription, listSubscriptions
             case getSubscription(String), updateSubscription(String), deleteSubscription(String), reauthorize(String)
             case message(ResourcePath)
+            case sendMail(ResourcePath)
             case methodNotAllowed
             case notFound(String)
         }
@@ -77,7 +78,9 @@ extension GraphSimulator {
             }
         } else {
             let resource = ResourcePath(path.joined(separator: "/"))
-            if resource.mailbox != nil, resource.segments.count >= 3, resource.segments[resource.segments.count - 2] == "messages" {
+            if let (_, rest) = resource.mailbox, rest.count == 1, rest.first == "sendmail" || rest.first == "microsoft.graph.sendmail" {
+                route = method == "POST" ? .sendMail(resource) : .methodNotAllowed
+            } else if resource.mailbox != nil, resource.segments.count >= 3, resource.segments[resource.segments.count - 2] == "messages" {
                 route = method == "GET" ? .message(resource) : .methodNotAllowed
             } else {
                 route = .notFound(path.last ?? "")
@@ -92,6 +95,7 @@ extension GraphSimulator {
         case .deleteSubscription: endpoint = .deleteSubscription
         case .reauthorize: endpoint = .reauthorizeSubscription
         case .message: endpoint = .getMessage
+        case .sendMail: endpoint = .sendMail
         case .methodNotAllowed, .notFound: endpoint = .anyGraph
         }
         if let fault = state.withLock({ $0.takeFault(for: endpoint, isGraph: true) }) {
@@ -131,6 +135,7 @@ extension GraphSimulator {
         case .deleteSubscription(let id): return deleteSubscription(id, caller: caller, exchange: exchange)
         case .reauthorize(let id): return reauthorizeSubscription(id, caller: caller, exchange: exchange)
         case .message(let resource): return getMessage(resource, request: request, caller: caller, exchange: exchange)
+        case .sendMail(let resource): return sendMail(resource, request: request, caller: caller, exchange: exchange)
         case .methodNotAllowed:
             return exchange.error(405, code: "Request_BadRequest", message: "Specified HTTP method is not allowed for the request target.")
         case .notFound(let segment):

@@ -21,9 +21,13 @@
 //   `request-id`/`client-request-id` headers and Graph's error body everywhere; 401
 //   `InvalidAuthenticationToken` without a valid bearer token.
 // - Mail: `users/{id|upn}/messages/{id}`, `.../mailFolders('Inbox')/messages/{id}`, `me/...` for
-//   delegated tokens, with `$select`; `ErrorItemNotFound` for deleted messages.
+//   delegated tokens, with `$select`; `ErrorItemNotFound` for deleted messages. `POST .../sendMail`
+//   (202, the mail in each known recipient's Inbox and the sender's Sent Items; see
+//   GraphSimulator+SendMail.swift for what is simplified).
 // - Delivery: notifications shaped like graph-vectors/notification-samples.json, batched per URL, POSTed
-//   with a 3 s timeout, retried on non-2xx on a schedule (about 4 h by default), optionally duplicated;
+//   with a 3 s timeout, retried after a refused connection, a timeout or a non-2xx with exponential
+//   backoff for 4 h (``graphRetrySchedule``; Graph publishes no intervals), each failure and each
+//   retry logged, optionally duplicated;
 //   lifecycle events to `lifecycleNotificationUrl` (or `notificationUrl`); rich notifications
 //   (`includeResourceData`) carry `encryptedContent` (RSA-OAEP-SHA1 + AES-256-CBC + HMAC-SHA256, as
 //   graph-protocol 5.3) and RS256 `validationTokens`.

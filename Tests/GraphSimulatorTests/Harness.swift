@@ -62,12 +62,14 @@ final class Subscriber: Sendable {
         script.withLock { $0.statuses[path, default: []] += statuses }
     }
 
-    func makeApplication() -> some ApplicationProtocol {
+    /// The subscriber's listener on `port` (0: any free port; the bound one goes to ``port``). Run
+    /// it again on the same port to bring a stopped subscriber back.
+    func makeApplication(port: Int = 0) -> some ApplicationProtocol {
         let router = Router()
         router.post("**") { request, _ in await self.handle(request) }
         return Application(
             router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            configuration: .init(address: .hostname("127.0.0.1", port: port)),
             onServerRunning: { channel in self.port.set(channel.localAddress?.port ?? 0) },
             logger: Logger(label: "subscriber", factory: { _ in SwiftLogNoOpLogHandler() })
         )
@@ -189,8 +191,38 @@ extension CurlKit.HTTPResponse {
     var graphErrorMessage: String? { json?["error"]?["message"]?.stringValue }
 }
 
+/// One log entry a ``CollectingLogHandler`` kept.
+struct LoggedLine: Sendable {
+    var level: Logger.Level
+    var message: String
+    var metadata: [String: String]
+}
+
+/// Keeps every entry at or above `logLevel` in an awaitable log, so a test can assert what an operator sees.
+struct CollectingLogHandler: LogHandler {
+    let lines: EventLog<LoggedLine>
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var merged = metadata
+        merged.merge(event.metadata ?? [:]) { _, new in new }
+        lines.append(LoggedLine(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
+    }
+}
+
 enum Harness {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// A logger at `level` whose lines land in `lines`.
+    static func collectingLogger(_ lines: EventLog<LoggedLine>, level: Logger.Level) -> Logger {
+        Logger(label: "graph-simulator", factory: { _ in CollectingLogHandler(lines: lines, logLevel: level) })
+    }
 
     /// Test timings: short retries, short handshake deadline.
     static func configuration() -> GraphSimulator.Configuration {
