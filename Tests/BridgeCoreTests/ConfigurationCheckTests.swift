@@ -82,7 +82,7 @@ struct ConfigurationCheckTests {
           path: data/state.sqlite
           retention: 2h
         sinks:
-          mail: { type: smtp, url: "smtp://x", password: ${SMTP_PASSWORD} }
+          mail: { type: smtp, url: "smtp://x", password: "${SMTP_PASSWORD}" }
           typo: { tpye: file }
 
         """
@@ -95,7 +95,7 @@ struct ConfigurationCheckTests {
         #expect(state?.path == directory + "/data/state.sqlite")
         #expect(state?.retention == .seconds(7200))
 
-        let (defaulted, none, folder) = Self.loadState("sinks: { a: { type: nope, x: ${UNSET} } }\n")
+        let (defaulted, none, folder) = Self.loadState("sinks: { a: { type: nope, x: '${UNSET}' } }\n")
         #expect(none == [])
         #expect(defaulted?.path == folder + "/bridge-state.sqlite")
     }

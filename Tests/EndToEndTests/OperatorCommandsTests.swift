@@ -137,7 +137,7 @@ struct OperatorCommandsTests {
 
         let dropped = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect", "", "bad.json"], in: directory, environment: env)
         #expect(dropped.status == 0, "\(dropped.err)")
-        let notDropped = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect=", "good.json"], in: directory, environment: env)
+        let notDropped = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect", "", "good.json"], in: directory, environment: env)
         #expect(notDropped.status == 1)
         #expect(Self.lines(notDropped.err).first == "item 0: expected dropped or no sink, got audit")
         #expect(!FileManager.default.fileExists(atPath: directory.file("state.sqlite")), "routes test must not create the state file")
