@@ -1,5 +1,5 @@
-public import BridgeCore
 import BridgeConfig
+public import BridgeCore
 import BridgeStore
 public import Foundation
 import Logging
@@ -10,7 +10,8 @@ public struct DeadLetterTool {
     let store: SQLiteStateStore?
 
     public init(state: StateSettings) throws {
-        store = FileManager.default.fileExists(atPath: state.path)
+        store =
+            FileManager.default.fileExists(atPath: state.path)
             ? try SQLiteStateStore(path: state.path, logger: Logger(label: "graph-bridge.dead-letters")) : nil
     }
 

@@ -34,7 +34,9 @@ public enum RouteTester {
     }
 
     /// The outcome of every item of `body`, given the subscription records of the state file.
-    public static func describe(body: [UInt8], configuration: BridgeConfiguration, stored: [SubscriptionRecord], now: Date = Date()) throws -> [Outcome] {
+    public static func describe(body: [UInt8], configuration: BridgeConfiguration, stored: [SubscriptionRecord], now: Date = Date()) throws
+        -> [Outcome]
+    {
         let collection = try ChangeNotificationCollection(body: body)
         let managed = configuration.subscriptions.filter(\.manage)
         let managedNames = Set(managed.map(\.name))
@@ -49,9 +51,10 @@ public enum RouteTester {
         var outcomes: [Outcome] = []
         for (index, item) in collection.items.enumerated() {
             guard let item else {
-                outcomes.append(Outcome(
-                    index: index, sinks: [], dropped: "not a notification",
-                    line: "item \(index): dropped: not a notification (no subscriptionId, or neither changeType nor lifecycleEvent)"))
+                outcomes.append(
+                    Outcome(
+                        index: index, sinks: [], dropped: "not a notification",
+                        line: "item \(index): dropped: not a notification (no subscriptionId, or neither changeType nor lifecycleEvent)"))
                 continue
             }
             var subscription: SubscriptionEntry
@@ -60,9 +63,10 @@ public enum RouteTester {
             case .accepted(let entry):
                 subscription = entry
             case .wrongClientState(let entry):
-                outcomes.append(Outcome(
-                    index: index, sinks: [], dropped: "wrong clientState",
-                    line: "item \(index): dropped: wrong clientState (subscription=\(entry.name))"))
+                outcomes.append(
+                    Outcome(
+                        index: index, sinks: [], dropped: "wrong clientState",
+                        line: "item \(index): dropped: wrong clientState (subscription=\(entry.name))"))
                 continue
             case .unknownSubscription:
                 let candidates = notYetCreated.filter { declaration in
@@ -74,9 +78,10 @@ public enum RouteTester {
                     if candidates.count > 1 {
                         why += "; its resource fits \(candidates.map(\.name).joined(separator: ", ")), which have no id yet"
                     }
-                    outcomes.append(Outcome(
-                        index: index, sinks: [], dropped: "unknown subscription",
-                        line: "item \(index): dropped: unknown subscription (\(why))"))
+                    outcomes.append(
+                        Outcome(
+                            index: index, sinks: [], dropped: "unknown subscription",
+                            line: "item \(index): dropped: unknown subscription (\(why))"))
                     continue
                 }
                 subscription = SubscriptionEntry(name: declaration.name, id: item.subscriptionId, resource: declaration.resource, clientState: "")
@@ -87,9 +92,11 @@ public enum RouteTester {
             let what = item.changeType ?? "lifecycle:\(item.lifecycleEvent ?? "?")"
             let routes = decision.matchedRoutes.map { "#\($0 + 1)" }.joined(separator: ",")
             let sinks = decision.sinks.isEmpty ? "(no sink: no route matched)" : decision.sinks.joined(separator: ", ")
-            outcomes.append(Outcome(
-                index: index, sinks: decision.sinks, dropped: nil,
-                line: "item \(index): subscription=\(subscription.name)\(note) \(what) -> \(sinks)\(routes.isEmpty ? "" : " [routes \(routes)]")"))
+            outcomes.append(
+                Outcome(
+                    index: index, sinks: decision.sinks, dropped: nil,
+                    line: "item \(index): subscription=\(subscription.name)\(note) \(what) -> \(sinks)\(routes.isEmpty ? "" : " [routes \(routes)]")")
+            )
         }
         return outcomes
     }

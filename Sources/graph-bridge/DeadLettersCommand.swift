@@ -17,7 +17,10 @@ struct DeadLettersCommand: AsyncParsableCommand {
         @Option(help: "Only dead letters of this sink (its name as stored, also for a sink since removed).")
         var sink: String?
 
-        @Option(help: "Only those that died at or after this: a duration back from now (30m, 2h, 7d) or an ISO 8601 time or day (2026-12-06T10:00:00Z, 2026-12-06).")
+        @Option(
+            help:
+                "Only those that died at or after this: a duration back from now (30m, 2h, 7d) or an ISO 8601 time or day (2026-12-06T10:00:00Z, 2026-12-06)."
+        )
         var since: String?
 
         @Option(help: "Only those that died before this: a duration back from now (2h, 7d) or an ISO 8601 time or day.")
@@ -28,7 +31,9 @@ struct DeadLettersCommand: AsyncParsableCommand {
         func validate() throws {
             for (flag, value) in [("--since", since), ("--before", before)] {
                 if let value, DeadLetterTool.time(value) == nil {
-                    throw ValidationError("\(flag) takes a duration back from now (30m, 2h, 7d) or an ISO 8601 time or day (2026-12-06T10:00:00Z, 2026-12-06), not '\(value)'")
+                    throw ValidationError(
+                        "\(flag) takes a duration back from now (30m, 2h, 7d) or an ISO 8601 time or day (2026-12-06T10:00:00Z, 2026-12-06), not '\(value)'"
+                    )
                 }
             }
         }
@@ -131,7 +136,9 @@ struct DeadLettersCommand: AsyncParsableCommand {
                         if !unknown.isEmpty { throw UnknownDeadLetters(ids: unknown) }
                     }
                     guard isatty(STDIN_FILENO) == 1 else {
-                        printError("purge deletes \(page.total) dead letter\(page.total == 1 ? "" : "s") for good: add --yes to confirm (standard input is not a terminal to ask on)")
+                        printError(
+                            "purge deletes \(page.total) dead letter\(page.total == 1 ? "" : "s") for good: add --yes to confirm (standard input is not a terminal to ask on)"
+                        )
                         throw ExitCode(1)
                     }
                     guard page.total > 0 else {

@@ -12,7 +12,8 @@ struct RoutesCommand: AsyncParsableCommand {
 
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print, for each item of a notification body, what the bridge would do with it: the sinks it would reach, or why it would be dropped. Sends nothing.",
+            abstract:
+                "Print, for each item of a notification body, what the bridge would do with it: the sinks it would reach, or why it would be dropped. Sends nothing.",
             discussion: """
                 Items go through the same checks as in the running bridge: an unknown subscription id or a wrong clientState is dropped. \
                 Managed subscriptions are known by the Graph id the state file holds; one the bridge has not created yet is matched by resource. \
@@ -22,8 +23,9 @@ struct RoutesCommand: AsyncParsableCommand {
 
         @OptionGroup var config: ConfigOption
 
-        @Option(help: ArgumentHelp(
-            "The sinks every item must reach, comma-separated, in any order; an empty value means dropped or no sink.", valueName: "SINK,..."))
+        @Option(
+            help: ArgumentHelp(
+                "The sinks every item must reach, comma-separated, in any order; an empty value means dropped or no sink.", valueName: "SINK,..."))
         var expect: String?
 
         @OptionGroup var log: LogOptions

@@ -32,13 +32,14 @@ struct ConfigurationCheckTests {
                 to: [rec]
 
             """
-        #expect(ConfigurationTests.errors(yaml) == [
-            "bridge.yaml:9:14: 'changeTyp' is not a path into the event: it has no field 'changeTyp' (did you mean 'changeType'?); the event's fields are \(Self.fields)",
-            "bridge.yaml:12:7: 'subscription.nme' is not a path into the event: subscription has no field 'nme' (did you mean 'subscription.name'?); its fields are name, id, resource",
-            "bridge.yaml:13:7: 'subject' is not a path into the event: it has no field 'subject' (did you mean 'data.subject'?); the event's fields are \(Self.fields)",
-            "bridge.yaml:14:7: 'changeType.x' is not a path into the event: changeType is a single value, not an object",
-            "bridge.yaml:15:7: 'Resource' is not a path into the event: it has no field 'Resource' (did you mean 'resource'?); the event's fields are \(Self.fields)",
-        ])
+        #expect(
+            ConfigurationTests.errors(yaml) == [
+                "bridge.yaml:9:14: 'changeTyp' is not a path into the event: it has no field 'changeTyp' (did you mean 'changeType'?); the event's fields are \(Self.fields)",
+                "bridge.yaml:12:7: 'subscription.nme' is not a path into the event: subscription has no field 'nme' (did you mean 'subscription.name'?); its fields are name, id, resource",
+                "bridge.yaml:13:7: 'subject' is not a path into the event: it has no field 'subject' (did you mean 'data.subject'?); the event's fields are \(Self.fields)",
+                "bridge.yaml:14:7: 'changeType.x' is not a path into the event: changeType is a single value, not an object",
+                "bridge.yaml:15:7: 'Resource' is not a path into the event: it has no field 'Resource' (did you mean 'resource'?); the event's fields are \(Self.fields)",
+            ])
     }
 
     @Test("paths under data. and resourceData. are free; every field of the event is accepted")

@@ -12,7 +12,8 @@ struct DeadLetterQueryTests {
         let events = letters.map { _ in makeEvent() }
         _ = try await store.journal(events.map { JournalEntry(event: $0, deduplicationKey: nil) })
         let pending = try await store.unroutedEvents(limit: letters.count)
-        try await store.commitRouting(zip(pending, letters).map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: [$1.sink]) })
+        try await store.commitRouting(
+            zip(pending, letters).map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: [$1.sink]) })
         for sink in Set(letters.map(\.sink)) {
             let due = try await store.dueDeliveries(sink: sink, now: Date().addingTimeInterval(1), limit: letters.count, excluding: [])
             let times = letters.filter { $0.sink == sink }.map(\.deadAt)
@@ -29,7 +30,8 @@ struct DeadLetterQueryTests {
         let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
         let now = Date()
         let hour: TimeInterval = 3600
-        try await Self.makeDeadLetters(store, (0..<6).map { (sink: $0 % 2 == 0 ? "chat" : "audit", deadAt: now.addingTimeInterval(-Double(6 - $0) * hour)) })
+        try await Self.makeDeadLetters(
+            store, (0..<6).map { (sink: $0 % 2 == 0 ? "chat" : "audit", deadAt: now.addingTimeInterval(-Double(6 - $0) * hour)) })
 
         let page = try await store.deadLetters(.all, limit: 4)
         #expect(page.total == 6)
@@ -83,10 +85,12 @@ struct DeadLetterQueryTests {
         let directory = TemporaryDirectory()
         let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
         let now = Date()
-        try await Self.makeDeadLetters(store, [
-            ("chat", now.addingTimeInterval(-7200)), ("chat", now.addingTimeInterval(-60)), ("audit", now.addingTimeInterval(-7200)),
-            ("gone", now.addingTimeInterval(-60)),
-        ])
+        try await Self.makeDeadLetters(
+            store,
+            [
+                ("chat", now.addingTimeInterval(-7200)), ("chat", now.addingTimeInterval(-60)), ("audit", now.addingTimeInterval(-7200)),
+                ("gone", now.addingTimeInterval(-60)),
+            ])
         #expect(try await store.purgeDeadLetters(DeadLetterSelection(sink: "chat", deadBefore: now.addingTimeInterval(-3600))) == 1)
         #expect(try await store.deadLetters(.all, limit: 10).letters.map(\.sink).sorted() == ["audit", "chat", "gone"])
         #expect(try await store.retryDeadLetters(DeadLetterSelection(sink: "gone")) == 1)

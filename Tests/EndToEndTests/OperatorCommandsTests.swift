@@ -14,7 +14,8 @@ struct OperatorCommandsTests {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Runs the binary with `environment` added and `removing` taken out of this process's environment.
-    static func run(_ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:], removing: [String] = []) async throws
+    static func run(_ arguments: [String], in directory: TemporaryDirectory, environment: [String: String] = [:], removing: [String] = [])
+        async throws
         -> (status: Int32, out: String, err: String)
     {
         let process = Process()
@@ -35,7 +36,8 @@ struct OperatorCommandsTests {
                 let stdout = out.fileHandleForReading.readDataToEndOfFile()
                 let stderr = err.fileHandleForReading.readDataToEndOfFile()
                 process.waitUntilExit()
-                continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
+                continuation.resume(
+                    returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
             }
         }
     }
@@ -66,7 +68,8 @@ struct OperatorCommandsTests {
     /// One notification item; `clientState` nil leaves it out.
     static func item(_ n: Int, id: String = feedID, clientState: String? = "secretClientValue", changeType: String = "created") -> String {
         let state = clientState.map { #""clientState":"\#($0)","# } ?? ""
-        return #"{"subscriptionId":"\#(id)",\#(state)"changeType":"\#(changeType)","resource":"Users/1/Messages/RT-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}"#
+        return
+            #"{"subscriptionId":"\#(id)",\#(state)"changeType":"\#(changeType)","resource":"Users/1/Messages/RT-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}"#
     }
 
     static func body(_ items: [String]) -> String { #"{"value":["# + items.joined(separator: ",") + "]}" }
@@ -85,29 +88,33 @@ struct OperatorCommandsTests {
         ]
         directory.write("items.json", Self.body(items))
 
-        let dryRun = try await Self.run(["routes", "test", "--config", "bridge.yaml", "items.json"], in: directory, environment: EndToEndTests.environment)
+        let dryRun = try await Self.run(
+            ["routes", "test", "--config", "bridge.yaml", "items.json"], in: directory, environment: EndToEndTests.environment)
         #expect(dryRun.status == 0, "\(dryRun.err)")
-        #expect(Self.lines(dryRun.out) == [
-            "item 0: subscription=audit-feed created -> audit [routes #1]",
-            "item 1: dropped: wrong clientState (subscription=audit-feed)",
-            "item 2: dropped: unknown subscription (no subscription has id 00000000-0000-0000-0000-000000000000)",
-            "item 3: subscription=audit-feed updated -> audit [routes #2]",
-            "item 4: dropped: wrong clientState (subscription=audit-feed)",
-            "item 5: subscription=audit-feed created -> audit [routes #1]",
-        ])
+        #expect(
+            Self.lines(dryRun.out) == [
+                "item 0: subscription=audit-feed created -> audit [routes #1]",
+                "item 1: dropped: wrong clientState (subscription=audit-feed)",
+                "item 2: dropped: unknown subscription (no subscription has id 00000000-0000-0000-0000-000000000000)",
+                "item 3: subscription=audit-feed updated -> audit [routes #2]",
+                "item 4: dropped: wrong clientState (subscription=audit-feed)",
+                "item 5: subscription=audit-feed created -> audit [routes #1]",
+            ])
         let routedByDryRun = Self.lines(dryRun.out).enumerated().filter { $0.element.contains("-> audit") }.map(\.offset)
 
         // The same body through the real listener; a later sentinel shows everything before it was routed.
-        let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         let port = try await bridge.port()
         let client = CurlClient()
         #expect(try await EndToEndTests.post(client, port: port, body: Array(Self.body(items).utf8)) == 202)
         #expect(try await EndToEndTests.post(client, port: port, body: Array(Self.body([Self.item(99)]).utf8)) == 202)
         let audit = directory.file("audit.jsonl")
-        #expect(try await eventually {
-            let seen = EndToEndTests.numbers("RT", in: jsonLines(audit))
-            return seen.contains(99) && seen.count >= routedByDryRun.count + 1
-        })
+        #expect(
+            try await eventually {
+                let seen = EndToEndTests.numbers("RT", in: jsonLines(audit))
+                return seen.contains(99) && seen.count >= routedByDryRun.count + 1
+            })
         let routedByBridge = EndToEndTests.numbers("RT", in: jsonLines(audit)).filter { $0 != 99 }.sorted()
         #expect(routedByBridge == routedByDryRun)
         bridge.signal(SIGTERM)
@@ -124,20 +131,24 @@ struct OperatorCommandsTests {
         directory.write("bad.json", Self.body([Self.item(1, clientState: "forged"), Self.item(2, id: "unknown-id")]))
         let env = EndToEndTests.environment
 
-        let good = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect", "audit", "good.json"], in: directory, environment: env)
+        let good = try await Self.run(
+            ["routes", "test", "--config", "bridge.yaml", "--expect", "audit", "good.json"], in: directory, environment: env)
         #expect(good.status == 0, "\(good.err)")
         #expect(good.err.isEmpty)
 
-        let mixed = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect", "audit", "mixed.json"], in: directory, environment: env)
+        let mixed = try await Self.run(
+            ["routes", "test", "--config", "bridge.yaml", "--expect", "audit", "mixed.json"], in: directory, environment: env)
         #expect(mixed.status == 1)
-        #expect(Self.lines(mixed.err) == [
-            "item 1: expected audit, got dropped: wrong clientState",
-            "item 2: expected audit, got dropped: unknown subscription",
-        ])
+        #expect(
+            Self.lines(mixed.err) == [
+                "item 1: expected audit, got dropped: wrong clientState",
+                "item 2: expected audit, got dropped: unknown subscription",
+            ])
 
         let dropped = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect", "", "bad.json"], in: directory, environment: env)
         #expect(dropped.status == 0, "\(dropped.err)")
-        let notDropped = try await Self.run(["routes", "test", "--config", "bridge.yaml", "--expect", "", "good.json"], in: directory, environment: env)
+        let notDropped = try await Self.run(
+            ["routes", "test", "--config", "bridge.yaml", "--expect", "", "good.json"], in: directory, environment: env)
         #expect(notDropped.status == 1)
         #expect(Self.lines(notDropped.err).first == "item 0: expected dropped or no sink, got audit")
         #expect(!FileManager.default.fileExists(atPath: directory.file("state.sqlite")), "routes test must not create the state file")
@@ -179,41 +190,49 @@ struct OperatorCommandsTests {
     func managedResolution() async throws {
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", Self.managedConfig)
-        directory.write("items.json", Self.body([
-            Self.managedItem(id: "new-1", resource: "Users/Alice@Contoso.com/Messages/AAA"),
-            Self.managedItem(id: "new-2", resource: "Users/bob@contoso.com/messages/BBB"),
-            Self.managedItem(id: "new-3", resource: "Users/carol@contoso.com/messages/CCC"),
-        ]))
+        directory.write(
+            "items.json",
+            Self.body([
+                Self.managedItem(id: "new-1", resource: "Users/Alice@Contoso.com/Messages/AAA"),
+                Self.managedItem(id: "new-2", resource: "Users/bob@contoso.com/messages/BBB"),
+                Self.managedItem(id: "new-3", resource: "Users/carol@contoso.com/messages/CCC"),
+            ]))
         let env = ["GRAPH_CLIENT_SECRET": "not-used"]
         let before = try await Self.run(["routes", "test", "--config", "bridge.yaml", "items.json"], in: directory, environment: env)
         #expect(before.status == 0, "\(before.err)")
-        #expect(Self.lines(before.out) == [
-            "item 0: subscription=inbox (by resource: not created yet, clientState not checked) created -> audit [routes #1]",
-            "item 1: dropped: unknown subscription (no subscription has id new-2; its resource fits everything, bobs-mail, which have no id yet)",
-            "item 2: dropped: unknown subscription (no subscription has id new-3)",
-        ])
+        #expect(
+            Self.lines(before.out) == [
+                "item 0: subscription=inbox (by resource: not created yet, clientState not checked) created -> audit [routes #1]",
+                "item 1: dropped: unknown subscription (no subscription has id new-2; its resource fits everything, bobs-mail, which have no id yet)",
+                "item 2: dropped: unknown subscription (no subscription has id new-3)",
+            ])
         #expect(!FileManager.default.fileExists(atPath: directory.file("state.sqlite")), "routes test must not create the state file")
 
         // Once the bridge has created inbox, only its Graph id and clientState count.
         do {
             let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: Self.logger)
-            try await store.saveSubscription(SubscriptionRecord(
-                name: "inbox", graphID: "graph-inbox", resource: "users/alice@contoso.com/messages", changeTypes: "created",
-                clientState: "inbox-secret", notificationURL: "https://bridge.example.com/notifications", expiration: Date().addingTimeInterval(3600),
-                renewedAt: Date(), managed: true))
+            try await store.saveSubscription(
+                SubscriptionRecord(
+                    name: "inbox", graphID: "graph-inbox", resource: "users/alice@contoso.com/messages", changeTypes: "created",
+                    clientState: "inbox-secret", notificationURL: "https://bridge.example.com/notifications",
+                    expiration: Date().addingTimeInterval(3600),
+                    renewedAt: Date(), managed: true))
         }
-        directory.write("after.json", Self.body([
-            Self.managedItem(id: "GRAPH-INBOX", clientState: "inbox-secret", resource: "Users/x/Messages/1"),
-            Self.managedItem(id: "graph-inbox", clientState: "stale", resource: "Users/x/Messages/2"),
-            Self.managedItem(id: "new-1", resource: "Users/Alice@Contoso.com/Messages/AAA"),
-        ]))
+        directory.write(
+            "after.json",
+            Self.body([
+                Self.managedItem(id: "GRAPH-INBOX", clientState: "inbox-secret", resource: "Users/x/Messages/1"),
+                Self.managedItem(id: "graph-inbox", clientState: "stale", resource: "Users/x/Messages/2"),
+                Self.managedItem(id: "new-1", resource: "Users/Alice@Contoso.com/Messages/AAA"),
+            ]))
         let after = try await Self.run(["routes", "test", "--config", "bridge.yaml", "after.json"], in: directory, environment: env)
         #expect(after.status == 0, "\(after.err)")
-        #expect(Self.lines(after.out) == [
-            "item 0: subscription=inbox created -> audit [routes #1]",
-            "item 1: dropped: wrong clientState (subscription=inbox)",
-            "item 2: dropped: unknown subscription (no subscription has id new-1)",
-        ])
+        #expect(
+            Self.lines(after.out) == [
+                "item 0: subscription=inbox created -> audit [routes #1]",
+                "item 1: dropped: wrong clientState (subscription=inbox)",
+                "item 2: dropped: unknown subscription (no subscription has id new-1)",
+            ])
     }
 
     // MARK: check
@@ -221,7 +240,9 @@ struct OperatorCommandsTests {
     @Test("check: a wrong sink type is the one error of its sink; OK counts in the singular for one")
     func checkOutput() async throws {
         let directory = TemporaryDirectory()
-        directory.write("bridge.yaml", """
+        directory.write(
+            "bridge.yaml",
+            """
             subscriptions:
               - name: feed
                 manage: false
@@ -238,7 +259,9 @@ struct OperatorCommandsTests {
         #expect(bad.err == "bridge.yaml:7:20: unknown sink type 'stdot' for sink 'console' (known types: exec, file, smtp, stdout, webhook)\n")
         #expect(bad.out.isEmpty)
 
-        directory.write("bridge.yaml", try String(contentsOfFile: directory.file("bridge.yaml"), encoding: .utf8).replacingOccurrences(of: "stdot", with: "stdout"))
+        directory.write(
+            "bridge.yaml",
+            try String(contentsOfFile: directory.file("bridge.yaml"), encoding: .utf8).replacingOccurrences(of: "stdot", with: "stdout"))
         let good = try await Self.run(["check", "--config", "bridge.yaml"], in: directory)
         #expect(good.status == 0, "\(good.err)")
         #expect(good.out == "bridge.yaml: OK (1 subscription, 1 sink, 1 route)\n")
@@ -297,9 +320,10 @@ struct OperatorCommandsTests {
         // With a state file: the stored subscription is listed, still without the secrets.
         do {
             let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: Self.logger)
-            try await store.saveSubscription(SubscriptionRecord(
-                name: "inbox", graphID: "graph-inbox", resource: "me/messages", changeTypes: "created", clientState: "secret",
-                notificationURL: "https://bridge.example.com/notifications", expiration: nil, renewedAt: nil, managed: true))
+            try await store.saveSubscription(
+                SubscriptionRecord(
+                    name: "inbox", graphID: "graph-inbox", resource: "me/messages", changeTypes: "created", clientState: "secret",
+                    notificationURL: "https://bridge.example.com/notifications", expiration: nil, renewedAt: nil, managed: true))
         }
         let listed = try await Self.run(["subscriptions", "--config", "bridge.yaml"], in: directory, removing: unset)
         #expect(listed.status == 0, "\(listed.err)")
@@ -379,8 +403,14 @@ struct OperatorCommandsTests {
         #expect(json.status == 0)
         let objects = try Self.lines(json.out).map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         #expect(objects.count == 2)
-        #expect(objects.allSatisfy { $0["sink"] as? String == "chat" && $0["attempts"] as? Int == 5 && $0["error"] as? String == "503 Service Unavailable" })
-        #expect(objects.allSatisfy { ($0["id"] as? Int) != nil && $0["event"] is String && $0["deadAt"] is String && $0["subscription"] as? String == "audit-feed" })
+        #expect(
+            objects.allSatisfy {
+                $0["sink"] as? String == "chat" && $0["attempts"] as? Int == 5 && $0["error"] as? String == "503 Service Unavailable"
+            })
+        #expect(
+            objects.allSatisfy {
+                ($0["id"] as? Int) != nil && $0["event"] is String && $0["deadAt"] is String && $0["subscription"] as? String == "audit-feed"
+            })
         #expect(json.err == "498 more (use --limit)\n")
 
         // Unknown ids: an error naming them, nothing queued.
@@ -407,7 +437,9 @@ struct OperatorCommandsTests {
         #expect(unknownPurge.err.contains("99999"))
         let old = try await command("purge", "--before", "1h", "--yes")
         #expect(old.out == "deleted 14 dead letters\n")
-        let chatIDs = Self.lines(try await command("list", "--limit", "2").out).prefix(2).compactMap { $0.split(separator: " ").first.map(String.init) }
+        let chatIDs = Self.lines(try await command("list", "--limit", "2").out).prefix(2).compactMap {
+            $0.split(separator: " ").first.map(String.init)
+        }
         let byID = try await Self.run(["dead-letters", "purge", "--yes", "--config", "bridge.yaml"] + chatIDs, in: directory)
         #expect(byID.out == "deleted 2 dead letters\n")
         #expect(Self.lines(try await command("list").out).last == "397 more (use --limit)")

@@ -25,9 +25,11 @@ extension BridgeConfiguration {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigErrors) -> StateSettings {
         guard case .mapping = document.root else {
-            throw ConfigErrors(errors: [ConfigError(
-                file: document.file, mark: document.root.mark,
-                message: "the configuration must be a mapping of sections (graph, server, state, subscriptions, sinks, routes, retry)")])
+            throw ConfigErrors(errors: [
+                ConfigError(
+                    file: document.file, mark: document.root.mark,
+                    message: "the configuration must be a mapping of sections (graph, server, state, subscriptions, sinks, routes, retry)")
+            ])
         }
         let decoder = ConfigDecoder(document: document, environment: environment)
         let keys: StateSettings.Keys?
