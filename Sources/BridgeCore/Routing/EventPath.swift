@@ -66,8 +66,8 @@ extension EventPath {
 
     /// Why this path can lead to nothing in any event (its first segment is no field of the event,
     /// a `subscription.` path names no field of it, or it goes below a single value), with the
-    /// closest valid spelling that `suggest` (a misspelt word, the candidates) finds; nil when the path can match. Paths under
-    /// `data.` and `resourceData.` are never questioned.
+    /// closest valid spelling that `suggest` (given the misspelt word and the candidates) finds;
+    /// nil when the path can match. Paths under `data.` and `resourceData.` are never questioned.
     public func problem(suggest: (String, [String]) -> String?) -> String? {
         let segments = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let first = segments[0]
