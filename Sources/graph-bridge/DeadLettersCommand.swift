@@ -96,14 +96,27 @@ struct DeadLettersCommand: AsyncParsableCommand {
         func run() async throws {
             let tool = try DeadLetterTool(state: config.loadState())
             _ = log.bootstrap(defaultLevel: .warning)
+            let selection = DeadLetterSelection(ids: ids.isEmpty ? nil : ids, sink: sink)
+            // Dead letters of a sink since removed from the file wait in the queue until a sink of that name is back: say so.
+            var orphans: [String: Int] = [:]
+            if let declared = BridgeConfiguration.declaredSinkNames(path: config.config).map(Set.init) {
+                for letter in try await tool.list(selection, limit: Int.max).letters where !declared.contains(letter.sink) {
+                    orphans[letter.sink, default: 0] += 1
+                }
+            }
             let count: Int
             do {
-                count = try await tool.retry(DeadLetterSelection(ids: ids.isEmpty ? nil : ids, sink: sink))
+                count = try await tool.retry(selection)
             } catch let error as UnknownDeadLetters {
                 printError(error.description)
                 throw ExitCode(1)
             }
             print("queued \(count) dead letter\(count == 1 ? "" : "s") for delivery")
+            for (name, number) in orphans.sorted(by: { $0.key < $1.key }) {
+                printError(
+                    "note: \(number) of them \(number == 1 ? "is" : "are") for sink '\(name)', which \(config.config) no longer declares: \(number == 1 ? "it waits" : "they wait") in the queue until a sink of that name is back"
+                )
+            }
         }
     }
 

@@ -425,6 +425,10 @@ struct OperatorCommandsTests {
         let one = try await command("retry", firstID)
         #expect(one.status == 0)
         #expect(one.out == "queued 1 dead letter for delivery\n")
+        #expect(
+            one.err
+                == "note: 1 of them is for sink 'chat', which bridge.yaml no longer declares: it waits in the queue until a sink of that name is back\n"
+        )
         #expect(Self.lines(try await command("list", "--limit", "0").out).count == 513)
 
         // purge: refused without --yes when standard input is not a terminal; ids, --sink and --before select.

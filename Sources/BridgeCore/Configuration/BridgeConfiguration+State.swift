@@ -51,6 +51,15 @@ extension BridgeConfiguration {
     }
 }
 
+extension BridgeConfiguration {
+    /// The sink names under `sinks:` of `path` as written, read without decoding anything (no
+    /// variable needs to be set); nil when the file cannot be read or parsed.
+    public static func declaredSinkNames(path: String) -> [String]? {
+        guard let document = try? ConfigDocument.load(path: path) else { return nil }
+        return document.root["sinks"]?.keys ?? []
+    }
+}
+
 /// The root mapping seen only for its `state:`: the other sections are not read, so none of their keys is unknown.
 private struct StateSection: Decodable {
     var keys: StateSettings.Keys?
