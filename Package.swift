@@ -334,7 +334,8 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["CurlKit", "TestSupport"],
+            // BridgeStore: some tests prepare a state file through the store API (dead letters, stored subscriptions).
+            dependencies: ["CurlKit", "TestSupport", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -8,10 +8,13 @@ public import Logging
 
 /// `graph-bridge subscriptions`: what the state store knows about each subscription.
 public enum SubscriptionLister {
-    public static func lines(configuration: BridgeConfiguration) async throws -> [String] {
-        let store = try SQLiteStateStore(path: configuration.state.path, logger: Logger(label: "graph-bridge.subscriptions"))
+    /// Needs only the `state:` settings; never creates the state file.
+    public static func lines(state: StateSettings) async throws -> [String] {
+        let empty = ["no subscriptions in \(state.path) yet (they are recorded when the bridge runs)"]
+        guard FileManager.default.fileExists(atPath: state.path) else { return empty }
+        let store = try SQLiteStateStore(path: state.path, logger: Logger(label: "graph-bridge.subscriptions"))
         let records = try await store.subscriptionRecords()
-        guard !records.isEmpty else { return ["no subscriptions in \(configuration.state.path) yet (they are recorded when the bridge runs)"] }
+        guard !records.isEmpty else { return empty }
         let header = ["NAME", "GRAPH ID", "RESOURCE", "EXPIRES", "LAST NOTIFICATION"]
         let rows = records.map { record in
             [

@@ -57,6 +57,12 @@ public struct ConfigDecoder: Sendable {
         document.keyTracker.unknownKeyErrors(file: document.file)
     }
 
+    /// The candidate an error should offer for a misspelt `word` ("did you mean"), chosen as for
+    /// unknown keys: equal ignoring case, or else within edit distance 2; nil when none is close.
+    public static func suggestion(for word: String, among candidates: [String]) -> String? {
+        KeyTracker.suggestion(for: word, among: candidates)
+    }
+
     /// Substitutes `${VAR}` references in `text` as the decoder does for values; errors at `mark`.
     public func interpolate(_ text: String, at mark: ConfigMark) throws(ConfigError) -> String {
         try DecodingContext(document: document, environment: environment, userInfo: userInfo).interpolate(

@@ -378,6 +378,86 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
+        let (condition, arguments) = Self.condition(selection, table: "d")
+        return try await pool.read { db in
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries d WHERE \(condition)", arguments: arguments) ?? 0
+            let letters = try Row.fetchAll(db, sql: """
+                SELECT d.id, d.sink, d.attempts, d.last_error, d.created_at, d.dead_at, e.id AS event_id, e.subscription
+                FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE \(condition) ORDER BY d.id LIMIT ?
+                """, arguments: arguments + StatementArguments([max(0, limit)])).map(Self.deadLetter)
+            return DeadLetterPage(letters: letters, total: total)
+        }
+    }
+
+    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        let now = Date().timeIntervalSince1970
+        let (condition, arguments) = Self.condition(selection, table: "deliveries")
+        return try await committer.write { db in
+            try Self.requireKnownIDs(selection, condition: condition, arguments: arguments, db)
+            try db.execute(
+                sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL WHERE \(condition)",
+                arguments: StatementArguments([now, now]) + arguments)
+            return db.changesCount
+        }
+    }
+
+    public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        let (condition, arguments) = Self.condition(selection, table: "deliveries")
+        return try await committer.write { db in
+            try Self.requireKnownIDs(selection, condition: condition, arguments: arguments, db)
+            try db.execute(sql: "DELETE FROM deliveries WHERE \(condition)", arguments: arguments)
+            return db.changesCount
+        }
+    }
+
+    /// The SQL condition on `table` (the deliveries) for a selection's dead letters, and its arguments.
+    private static func condition(_ selection: DeadLetterSelection, table: String) -> (String, StatementArguments) {
+        var clauses = ["\(table).status = 1"]
+        var arguments: StatementArguments = []
+        if let ids = selection.ids {
+            // One JSON array argument, however many ids (SQLite limits the number of arguments).
+            clauses.append("\(table).id IN (SELECT value FROM json_each(?))")
+            arguments += ["[" + ids.map(String.init).joined(separator: ",") + "]"]
+        }
+        if let sink = selection.sink {
+            clauses.append("\(table).sink = ?")
+            arguments += [sink]
+        }
+        if let since = selection.deadSince {
+            clauses.append("\(table).dead_at >= ?")
+            arguments += [since.timeIntervalSince1970]
+        }
+        if let before = selection.deadBefore {
+            clauses.append("\(table).dead_at < ?")
+            arguments += [before.timeIntervalSince1970]
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    /// Inside a write: throws ``UnknownDeadLetters`` when any id of the selection is not one of its dead letters.
+    private static func requireKnownIDs(_ selection: DeadLetterSelection, condition: String, arguments: StatementArguments, _ db: Database) throws {
+        guard let ids = selection.ids else { return }
+        let found = Set(try Int64.fetchAll(db, sql: "SELECT id FROM deliveries WHERE \(condition)", arguments: arguments))
+        var unknown: [Int64] = []
+        for id in ids where !found.contains(id) && !unknown.contains(id) { unknown.append(id) }
+        if !unknown.isEmpty { throw UnknownDeadLetters(ids: unknown) }
+    }
+
+    private static func deadLetter(_ row: Row) -> DeadLetter {
+        DeadLetter(
+            id: row["id"],
+            sink: row["sink"],
+            eventID: row["event_id"],
+            subscription: row["subscription"],
+            attempts: row["attempts"],
+            lastError: row["last_error"] ?? "",
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            deadAt: Date(timeIntervalSince1970: row["dead_at"] ?? 0)
+        )
+    }
+
     public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         let delivered = date.timeIntervalSince1970
         let dedup = deduplicationBefore.timeIntervalSince1970

@@ -20,6 +20,19 @@ struct ConfigOption: ParsableArguments {
     }
 }
 
+extension ConfigOption {
+    /// Reads only `state:` (for commands that only look into the state store): an unset variable
+    /// elsewhere in the file does not stop them. Errors as `load()`.
+    func loadState() throws -> StateSettings {
+        do {
+            return try BridgeConfiguration.loadState(path: config)
+        } catch {
+            for problem in error.errors { printError(problem.description) }
+            throw ExitCode(1)
+        }
+    }
+}
+
 struct LogOptions: ParsableArguments {
     @Option(name: .long, help: "Log line format: text or json.")
     var logFormat: String = "text"

@@ -42,6 +42,15 @@ struct CheckCommand: AsyncParsableCommand {
             for problem in problems { printError(problem.description) }
             throw ExitCode(1)
         }
-        print("\(configuration.file): OK (\(configuration.subscriptions.count) subscriptions, \(configuration.sinks.count) sinks, \(configuration.router.routes.count) routes)")
+        let counts = [
+            counted(configuration.subscriptions.count, "subscription"), counted(configuration.sinks.count, "sink"),
+            counted(configuration.router.routes.count, "route"),
+        ]
+        print("\(configuration.file): OK (\(counts.joined(separator: ", ")))")
+    }
+
+    /// `1 sink`, `2 sinks`, `0 sinks`.
+    private func counted(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeApp
+import Logging
 
 struct SubscriptionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,9 +9,12 @@ struct SubscriptionsCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var config: ConfigOption
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        for line in try await SubscriptionLister.lines(configuration: config.load()) { print(line) }
+        let state = try config.loadState()
+        _ = log.bootstrap(defaultLevel: .warning)
+        for line in try await SubscriptionLister.lines(state: state) { print(line) }
     }
 }
 

@@ -163,6 +163,8 @@ private struct Loader {
             guard let header = attempt({ try decoder.decode(SinkHeader.self, from: pair.value) }) else { continue }
             guard let type = registry.type(named: header.type) else {
                 errors.append(error("unknown sink type '\(header.type)' for sink '\(name)' (known types: \(registry.typeNames.joined(separator: ", ")))", at: header.typeMark))
+                // Which keys belong here depends on the type: with no type known, none of them is unknown.
+                _ = attempt { try decoder.decode([String: NodeCapture].self, from: pair.value) }
                 continue
             }
             var retry: RetryPolicy? = defaultRetry
@@ -197,6 +199,7 @@ private struct Loader {
         var routes: [Route] = []
         for item in items {
             guard let declaration = attempt({ try decoder.decode(RouteDeclaration.self, from: item) }) else { continue }
+            for problem in declaration.pathProblems { errors.append(error(problem.message, at: problem.mark)) }
             for target in declaration.to where !sinkNames.contains(target.value) {
                 let known = sinkNames.sorted()
                 let hint = known.isEmpty ? "no sinks are defined" : "defined sinks: \(known.joined(separator: ", "))"

@@ -6,13 +6,17 @@ struct RouteDeclaration: Decodable {
     var to: [Located<String>]
     var `continue`: Bool
     var mark: ConfigMark?
+    /// Match keys that can never lead anywhere in an event: the message and the key's position.
+    var pathProblems: [(message: String, mark: ConfigMark)] = []
 
     enum CodingKeys: String, CodingKey { case match, to, `continue` }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         mark = decoder.configNode?.mark
-        matcher = try container.decodeIfPresent(MatcherDeclaration.self, forKey: .match)?.matcher
+        let match = try container.decodeIfPresent(MatcherDeclaration.self, forKey: .match)
+        matcher = match?.matcher
+        pathProblems = match?.pathProblems ?? []
         to = try container.decode([Located<String>].self, forKey: .to)
         `continue` = try container.decodeIfPresent(Bool.self, forKey: .continue) ?? false
         if to.isEmpty { throw decoder.configError("a route needs at least one sink in to:") }
@@ -24,6 +28,9 @@ struct RouteDeclaration: Decodable {
 /// `match:`: dotted event paths to values, all of which must hold.
 struct MatcherDeclaration: Decodable {
     var matcher: Matcher
+    /// Keys whose first segment is no field of the event (SPEC section 6): a typo that would
+    /// make the route never match. Reported by the loader at the key, the route still decodes.
+    var pathProblems: [(message: String, mark: ConfigMark)] = []
 
     init(from decoder: any Decoder) throws {
         guard case .mapping(let pairs, _) = decoder.configNode else {
@@ -34,7 +41,11 @@ struct MatcherDeclaration: Decodable {
         var conditions: [Matcher.Condition] = []
         for pair in pairs {
             guard let value = values[pair.key] else { continue }
-            conditions.append(Matcher.Condition(path: EventPath(pair.key), value: value.value))
+            let path = EventPath(pair.key)
+            if let problem = path.problem(suggest: ConfigDecoder.suggestion(for:among:)) {
+                pathProblems.append((problem, pair.keyMark))
+            }
+            conditions.append(Matcher.Condition(path: path, value: value.value))
         }
         matcher = Matcher(conditions)
     }

@@ -94,6 +94,61 @@ public struct DeadLetter: Sendable {
     }
 }
 
+/// Which dead letters a command means; every part that is set must hold.
+public struct DeadLetterSelection: Sendable, Hashable {
+    /// These dead letters (ids as `dead-letters list` shows them); nil: any.
+    public var ids: [Int64]?
+    /// Those of the sink of this name (as stored: a sink since removed from the configuration keeps its name).
+    public var sink: String?
+    /// Those that became dead letters at or after this.
+    public var deadSince: Date?
+    /// Those that became dead letters before this.
+    public var deadBefore: Date?
+
+    public init(ids: [Int64]? = nil, sink: String? = nil, deadSince: Date? = nil, deadBefore: Date? = nil) {
+        self.ids = ids
+        self.sink = sink
+        self.deadSince = deadSince
+        self.deadBefore = deadBefore
+    }
+
+    /// Every dead letter.
+    public static let all = DeadLetterSelection()
+
+    /// Whether `letter` is one of these.
+    public func contains(_ letter: DeadLetter) -> Bool {
+        (ids?.contains(letter.id) ?? true) && (sink.map { $0 == letter.sink } ?? true)
+            && (deadSince.map { letter.deadAt >= $0 } ?? true) && (deadBefore.map { letter.deadAt < $0 } ?? true)
+    }
+}
+
+/// The first dead letters of a selection, oldest first, and how many it holds in all.
+public struct DeadLetterPage: Sendable {
+    public var letters: [DeadLetter]
+    public var total: Int
+
+    public init(letters: [DeadLetter], total: Int) {
+        self.letters = letters
+        self.total = total
+    }
+
+    /// How many matched beyond the page.
+    public var remaining: Int { max(0, total - letters.count) }
+}
+
+/// Some ids given to retry or purge are not dead letters; nothing was changed.
+public struct UnknownDeadLetters: Error, Sendable, Hashable, CustomStringConvertible {
+    public var ids: [Int64]
+
+    public init(ids: [Int64]) { self.ids = ids }
+
+    public var description: String {
+        ids.count == 1
+            ? "no dead letter has id \(ids[0]); nothing was changed (see `graph-bridge dead-letters list`)"
+            : "no dead letters have ids \(ids.map(String.init).joined(separator: ", ")); nothing was changed (see `graph-bridge dead-letters list`)"
+    }
+}
+
 /// How much work waits for one sink.
 public struct QueueDepth: Sendable, Hashable {
     public var pending: Int
@@ -136,6 +191,47 @@ public protocol StateStore: Sendable {
     func retryDeadLetters(ids: [Int64]?) async throws -> Int
     func purgeDeadLetters() async throws -> Int
 
+    /// The first `limit` dead letters of `selection`, oldest first, and how many there are in all.
+    func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage
+    /// Puts the dead letters of `selection` back in the queue, due now; returns how many. Throws
+    /// ``UnknownDeadLetters`` (changing nothing) when any of `selection.ids` is not a dead letter
+    /// the rest of the selection holds.
+    func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
+    /// Deletes the dead letters of `selection`; returns how many. Throws ``UnknownDeadLetters``
+    /// (deleting nothing) when any of `selection.ids` is not a dead letter the rest of the selection holds.
+    func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
+
     /// Drops routed events with nothing left to deliver that arrived before `date`, and expired deduplication keys.
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws
+}
+
+/// Selections over the older, whole-table dead-letter calls, for stores that have no query of
+/// their own: they read every dead letter, and a retry by id is checked before, not with, its update.
+extension StateStore {
+    public func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
+        let matching = try await deadLetters(limit: Int.max).filter(selection.contains)
+        return DeadLetterPage(letters: Array(matching.prefix(max(0, limit))), total: matching.count)
+    }
+
+    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        let matching = try await deadLetters(limit: Int.max).filter(selection.contains)
+        if let ids = selection.ids {
+            let found = Set(matching.map(\.id))
+            let unknown = ids.filter { !found.contains($0) }
+            if !unknown.isEmpty { throw UnknownDeadLetters(ids: unknown) }
+        }
+        if selection == .all { return try await retryDeadLetters(ids: nil) }
+        return try await retryDeadLetters(ids: matching.map(\.id))
+    }
+
+    public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        guard selection == .all else { throw UnsupportedDeadLetterSelection() }
+        return try await purgeDeadLetters()
+    }
+}
+
+/// A store without its own dead-letter queries can purge only all of them.
+public struct UnsupportedDeadLetterSelection: Error, Sendable, CustomStringConvertible {
+    public init() {}
+    public var description: String { "this state store can only purge every dead letter at once" }
 }

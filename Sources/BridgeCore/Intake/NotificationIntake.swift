@@ -88,13 +88,14 @@ public final class NotificationIntake: Sendable {
                 count("unknown", "invalid")
                 continue
             }
-            guard let subscription = directory.entry(forSubscriptionID: item.subscriptionId, clientState: item.clientState) else {
+            let check = Self.check(item, in: directory)
+            guard let subscription = check.subscription else {
                 outcome.unknownSubscription += 1
                 count("unknown", "unknown_subscription")
                 logger.warning("dropped a notification for an unknown subscription", metadata: ["bridge.subscription_id": "\(item.subscriptionId)"])
                 continue
             }
-            guard constantTimeEquals(Array((item.clientState ?? "").utf8), Array(subscription.clientState.utf8)) else {
+            guard check.isAccepted else {
                 outcome.wrongClientState += 1
                 count(subscription.name, "wrong_client_state")
                 logger.warning("dropped a notification with a wrong clientState (forged or stale)", metadata: ["bridge.subscription": "\(subscription.name)"])

@@ -53,3 +53,45 @@ public struct EventPath: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension EventPath {
+    /// The event's top-level fields (SPEC section 6), in their order: what a path may start with.
+    public static let eventFields = [
+        "id", "receivedAt", "subscription", "changeType", "lifecycleEvent", "resource", "resourceData", "tenantId", "data", "resync",
+    ]
+    /// The fields of the event's `subscription` object.
+    public static let subscriptionFields = ["name", "id", "resource"]
+    /// Fields whose content comes from Graph or the fetched item: any path below them may exist.
+    static let openFields: Set<String> = ["data", "resourceData"]
+
+    /// Why this path can lead to nothing in any event (its first segment is no field of the event,
+    /// a `subscription.` path names no field of it, or it goes below a single value), with the
+    /// closest valid spelling that `suggest` (given the misspelt word and the candidates) finds;
+    /// nil when the path can match. Paths under `data.` and `resourceData.` are never questioned.
+    public func problem(suggest: (String, [String]) -> String?) -> String? {
+        let segments = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let first = segments[0]
+        let rest = segments.dropFirst().map { "." + $0 }.joined()
+        guard Self.eventFields.contains(first) else {
+            var message = "'\(text)' is not a path into the event: it has no field '\(first)'"
+            if let close = suggest(first, Self.eventFields) {
+                message += " (did you mean '\(close)\(rest)'?)"
+            } else {
+                message += " (did you mean 'data.\(text)'?)"
+            }
+            return message + "; the event's fields are \(Self.eventFields.joined(separator: ", "))"
+        }
+        guard segments.count > 1, !Self.openFields.contains(first) else { return nil }
+        if first == "subscription" {
+            let field = segments[1]
+            guard !Self.subscriptionFields.contains(field) || segments.count > 2 else { return nil }
+            if Self.subscriptionFields.contains(field) {
+                return "'\(text)' is not a path into the event: subscription.\(field) is a single value, not an object"
+            }
+            var message = "'\(text)' is not a path into the event: subscription has no field '\(field)'"
+            if let close = suggest(field, Self.subscriptionFields) { message += " (did you mean 'subscription.\(close)'?)" }
+            return message + "; its fields are \(Self.subscriptionFields.joined(separator: ", "))"
+        }
+        return "'\(text)' is not a path into the event: \(first) is a single value, not an object"
+    }
+}
