@@ -331,6 +331,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BridgeAppTests",
+            dependencies: ["BridgeApp", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["CurlKit", "TestSupport"],
             swiftSettings: swiftSettings

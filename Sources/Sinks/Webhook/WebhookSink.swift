@@ -65,9 +65,19 @@ public struct WebhookSink: Sink {
         self.logger = context.logger
         self.target = Self.displayTarget(configuration.url)
         var text = configuration.text ?? Self.defaultText
-        if configuration.format == .slack {
+        switch configuration.format {
+        case .slack:
             // Slack reads <...> in text as links and mentions (<!channel>): values must not form one.
             text = text.escapingValues(.slack)
+        case .googlechat:
+            // <users/all>, <url|text> and [text](url): values must not form one.
+            text = text.escapingValues(.googleChat)
+        case .mattermost:
+            // @channel, @here, @all, [text](url), ![image](url), <!channel>: values must not form one.
+            text = text.escapingValues(.mattermost)
+        case .json, .teams, .discord:
+            // Discord: allowed_mentions in the payload. Teams cards do not ping from text.
+            break
         }
         self.text = text
         if configuration.caFile != nil || configuration.insecureSkipVerify {
