@@ -117,7 +117,7 @@ struct WebhookPayloadTests {
             let texts = try receiver.recordedRequests().map { try $0.json["text"]?.stringValue }
             #expect(
                 texts == [
-                    "[inbox] created: Quarterly numbers (from Bob Example <bob@contoso.com>)",
+                    "[inbox] created: Quarterly numbers (from Bob Example, bob@contoso.com)",
                     "graph-bridge: lifecycle event missed for subscription inbox",
                     "[inbox] deleted Users/1/Messages/9",
                 ])
@@ -185,6 +185,23 @@ struct WebhookPayloadTests {
             }
             #expect(value.replacingOccurrences(of: "\u{200B}", with: "") == Self.pingingSubject)
             #expect(value.contains("alice@contoso.com"))
+        }
+    }
+
+    @Test("the default text puts no value inside angle brackets, so a sender's address cannot complete a <url|label> link")
+    func defaultTextLinks() async throws {
+        for format in [WebhookSink.Format.slack, .googlechat, .mattermost] {
+            try await withHTTPReceiver { receiver in
+                let under = try SinkUnderTest(.init(url: receiver.url("/hook"), format: format))
+                var event = mailEvent()
+                event.data = .object([
+                    "subject": .string("Invoice"),
+                    "from": .object(["emailAddress": .object(["name": .string("Billing"), "address": .string("https://evil.example|Pay now")])]),
+                ])
+                try await under.deliver(event)
+                let text = try #require(receiver.onlyRequest().json["text"]?.stringValue)
+                #expect(text == "[inbox] created: Invoice (from Billing, https://evil.example|Pay now)", "\(format)")
+            }
         }
     }
 

@@ -25,7 +25,7 @@ import Logging
 /// - `format`: `json` (default: the event, exactly as the file sink writes it), `slack`,
 ///   `teams` (Workflows, Adaptive Card), `discord`, `googlechat` or `mattermost`.
 /// - `text`: a text template for the chat formats. Default:
-///   `[inbox] created: Subject (from Name <address>)` for changes (the resource instead of the
+///   `[inbox] created: Subject (from Name, address)` for changes (the resource instead of the
 ///   subject when there is no `data.subject`), `graph-bridge: lifecycle event missed for
 ///   subscription inbox` for lifecycle events. Only with a chat format.
 /// - `body`: a JSON template: the whole request body, instead of `format`/`text` (exclusive with
