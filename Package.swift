@@ -333,6 +333,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BridgeAppTests",
+            dependencies: ["BridgeApp", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EndToEndTests",
             // BridgeStore: some tests prepare a state file through the store API (dead letters, stored subscriptions).
             dependencies: ["CurlKit", "TestSupport", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],

@@ -4,6 +4,13 @@ public import Logging
 import Synchronization
 
 /// Log lines on standard error, as text for people or JSON for collectors. One line per entry.
+///
+/// Logged values can come from outside (a subscription id in a forged notification, a plugin's
+/// stderr, an error quoting a request), so every C0 and C1 control character (U+0000-U+001F,
+/// DEL, U+0080-U+009F) in the message, the metadata keys and values is escaped in both formats:
+/// a value can never start a line of its own, move the cursor or colour a terminal. In text the
+/// message shows them as `\n`, `\r`, `\t`, `\u001b`; a metadata value holding one is written as
+/// a quoted JSON string. JSON lines stay valid, single-line JSON.
 public struct BridgeLogHandler: LogHandler {
     public enum Format: String, Sendable, CaseIterable {
         case text, json
@@ -34,9 +41,9 @@ public struct BridgeLogHandler: LogHandler {
         let line: String
         switch format {
         case .text:
-            var text = "\(Self.timestamp(time)) \(event.level) \(event.message)"
+            var text = "\(Self.timestamp(time)) \(event.level) \(Self.escapingControls("\(event.message)"))"
             for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-                text += " \(key)=\(Self.quoteIfNeeded("\(value)"))"
+                text += " \(Self.escapingControls(key))=\(Self.quoteIfNeeded("\(value)"))"
             }
             line = text
         case .json:
@@ -64,15 +71,60 @@ public struct BridgeLogHandler: LogHandler {
     }
 
     static func quoteIfNeeded(_ value: String) -> String {
-        guard value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else { return value }
+        guard
+            value.isEmpty
+                || value.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || isControl($0) || $0.properties.isWhitespace })
+        else { return value }
         var out: [UInt8] = []
         appendJSONString(value, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A JSON string literal, escaped as the event JSON is (one implementation for both).
+    /// C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F), plus the Unicode line and
+    /// paragraph separators (U+2028, U+2029), which some viewers break lines at.
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+    }
+
+    /// `text` with each control character as its JSON escape (`\n`, `\u001b`, `\u0085`), the rest as it is.
+    static func escapingControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out: [UInt8] = []
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) { appendEscape(scalar, to: &out) } else { Unicode.UTF8.encode(scalar) { out.append($0) } }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A JSON string literal with every control character escaped, C1 and DEL included (the
+    /// event JSON's writer leaves those two as they are, which JSON allows but terminals do not).
     static func appendJSONString(_ string: String, to out: inout [UInt8]) {
-        JSONValue.writeString(string, to: &out)
+        out.append(UInt8(ascii: "\""))
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out.append(contentsOf: [0x5C, 0x22])
+            case "\\": out.append(contentsOf: [0x5C, 0x5C])
+            case _ where isControl(scalar): appendEscape(scalar, to: &out)
+            default: Unicode.UTF8.encode(scalar) { out.append($0) }
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `\n`, `\r`, `\t`, `\b`, `\f`, or `\u00XX`.
+    static func appendEscape(_ scalar: Unicode.Scalar, to out: inout [UInt8]) {
+        switch scalar {
+        case "\n": out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+        case "\r": out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+        case "\t": out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+        case "\u{08}": out.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+        case "\u{0C}": out.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            let value = Int(scalar.value)
+            out.append(contentsOf: [0x5C, UInt8(ascii: "u")])
+            out.append(contentsOf: [hex[(value >> 12) & 0xF], hex[(value >> 8) & 0xF], hex[(value >> 4) & 0xF], hex[value & 0xF]])
+        }
     }
 }
 

@@ -3,19 +3,20 @@ import Mustache
 
 /// How a template's values are escaped, and whether it offers `{{#json}}`.
 enum TemplateKind: Sendable {
-    case text, slackText, json, header, html
+    case text, slackText, chatMarkupText, json, header, html
 
     var contentTypeName: String {
         switch self {
         case .text: ContentTypeName.text
         case .slackText: ContentTypeName.slack
+        case .chatMarkupText: ContentTypeName.chatMarkup
         case .json: ContentTypeName.json
         case .header: ContentTypeName.header
         case .html: ContentTypeName.html
         }
     }
 
-    var offersJSONSection: Bool { self == .text || self == .slackText || self == .json }
+    var offersJSONSection: Bool { self == .text || self == .slackText || self == .chatMarkupText || self == .json }
 }
 
 /// A parsed swift-mustache template plus what this module adds: the escaper of its kind, the

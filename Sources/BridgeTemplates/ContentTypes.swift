@@ -6,6 +6,7 @@ import Mustache
 enum ContentTypeName {
     static let text = "GRAPH_BRIDGE_TEXT"
     static let slack = "GRAPH_BRIDGE_SLACK"
+    static let chatMarkup = "GRAPH_BRIDGE_CHAT_MARKUP"
     static let json = "GRAPH_BRIDGE_JSON"
     static let jsonSection = "GRAPH_BRIDGE_JSON_SECTION"
     static let header = "GRAPH_BRIDGE_HEADER"
@@ -15,6 +16,7 @@ enum ContentTypeName {
     static let registered: Void = {
         MustacheContentTypes.register(TextContent(), named: text)
         MustacheContentTypes.register(SlackContent(), named: slack)
+        MustacheContentTypes.register(ChatMarkupContent(), named: chatMarkup)
         MustacheContentTypes.register(JSONStringContent(), named: json)
         MustacheContentTypes.register(TextContent(), named: jsonSection)
         MustacheContentTypes.register(HeaderContent(), named: header)
@@ -34,6 +36,17 @@ struct TextContent: MustacheContentType {
 struct SlackContent: MustacheContentType {
     func escapeText(_ text: String) -> String {
         Escaping.slack(text)
+    }
+}
+
+/// Values for Google Chat and Mattermost text, which have no escape for their mentions: a zero-width
+/// space (U+200B, invisible) goes after each `<` (`<users/all>`, `<url|text>`, Mattermost's
+/// Slack-style `<!channel>`), after each `]` (`[x](url)`, `![x](url)`) and after an `@` that starts
+/// a word (`@channel`, `@here`, `@all`, `@user`; `alice@contoso.com` is left alone), so no value
+/// can form a mention, a link or an image.
+struct ChatMarkupContent: MustacheContentType {
+    func escapeText(_ text: String) -> String {
+        Escaping.chatMarkup(text)
     }
 }
 
@@ -110,6 +123,33 @@ enum Escaping {
             case _ where isMarker(scalar): out.append("\u{FFFD}")
             default: out.append(scalar)
             }
+        }
+        return String(out)
+    }
+
+    /// U+200B ZERO WIDTH SPACE: not a letter, digit or punctuation to the services' parsers, so it
+    /// ends a mention word and breaks `<...>` and `[...](...)` syntax, and it is not shown.
+    static let zeroWidthSpace: Unicode.Scalar = "\u{200B}"
+
+    static func chatMarkup(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        var previous: Unicode.Scalar?
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "<", "]":
+                out.append(scalar)
+                out.append(zeroWidthSpace)
+            case "@" where !(previous.map { $0.properties.isAlphabetic || $0.properties.numericType != nil } ?? false):
+                // Mattermost splits words at anything but letters, digits and `:.-_@`, and then
+                // again at `.`, `-` and `:`: only an `@` right after a letter or digit is safe.
+                out.append(scalar)
+                out.append(zeroWidthSpace)
+            case _ where isMarker(scalar):
+                out.append("\u{FFFD}")
+            default:
+                out.append(scalar)
+            }
+            previous = scalar
         }
         return String(out)
     }

@@ -6,8 +6,9 @@ public import BridgeCore
 /// string, whatever the subject holds (quotes, backslashes, newlines, `<`, `&`, non-ASCII).
 /// `{{#json}}{{data.subject}}{{/json}}` writes the section's rendered content as a complete
 /// JSON string literal, quotes included: `{"msg": {{#json}}From {{data.from.emailAddress.name}}{{/json}}}`.
-/// `{{{value}}}` inserts a value unescaped: numbers, booleans, or whole objects and arrays as
-/// JSON (`{"event": {{{.}}}}`, `{"from": {{{data.from}}}}`); a missing value then leaves a hole.
+/// Numbers and booleans can stand unquoted (`"size": {{data.size}}`): their text needs no
+/// escaping. `{{{value}}}` and `{{&value}}` (unescaped) are refused when the template is compiled:
+/// a value could otherwise add members to the document.
 ///
 /// Compiled when the configuration is decoded (see ``TextTemplate`` for the checks). Whether
 /// the result is JSON can only be known per event: ``render(_:)`` parses it and throws a

@@ -137,6 +137,11 @@ enum TemplateCheck {
             case .close:
                 if !sections.isEmpty { sections.removeLast() }
                 continue
+            case .unescaped where kind == .json:
+                // Raw text in a JSON document lets a value (a mail subject) add or change members.
+                throw fail(
+                    "\(tag.raw): unescaped values are not allowed in a JSON template; write {{\(tag.content)}} instead "
+                        + "(values are JSON-escaped: \"{{\(tag.content)}}\" for text, {{\(tag.content)}} unquoted for numbers and booleans)")
             case .variable, .unescaped, .section, .inverted:
                 break
             }

@@ -8,7 +8,7 @@ import Mustache
 // `String(describing:)`. So: strings and number texts become `String` (numbers render exactly as
 // written), booleans become `Bool` (sections test them; they print `true`/`false`), null becomes
 // nil (a missing value), and objects and arrays become the wrappers below, which print as compact
-// JSON when used as a value (`{{{data}}}` embeds the object in a JSON body).
+// JSON when used as a value (`{{{data}}}` in a text template prints the object as JSON).
 
 extension JSONValue {
     /// The value as swift-mustache should see it; nil for `null`.

@@ -35,6 +35,7 @@ public struct TextTemplate: Sendable, Hashable, Decodable, CustomStringConvertib
         switch escaping {
         case .none: kind = .text
         case .slack: kind = .slackText
+        case .googleChat, .mattermost: kind = .chatMarkupText
         }
         guard kind != compiled.kind else { return self }
         do {
@@ -66,4 +67,10 @@ public enum TextEscaping: Sendable, Hashable {
     /// For Slack `mrkdwn`: `&`, `<`, `>` as `&amp;`, `&lt;`, `&gt;`, so that text from a mail
     /// cannot form a link or a mention such as `<!channel>`.
     case slack
+    /// For Google Chat: a zero-width space after `<`, `]` and a word-initial `@` in values, so
+    /// that text from a mail cannot form `<users/all>`, `<url|text>` or `[text](url)`.
+    case googleChat
+    /// For Mattermost: as ``googleChat`` (which also stops `@channel`, `@here`, `@all`, `@user`,
+    /// `![image](url)` and Slack-style `<!channel>`).
+    case mattermost
 }

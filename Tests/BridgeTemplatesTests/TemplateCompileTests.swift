@@ -74,6 +74,21 @@ struct TemplateCompileTests {
         #expect(error(#"{"a": {{#json}}{{data.subject}}{{/json}}}"#, as: "json") == nil)
     }
 
+    @Test("unescaped values ({{{ }}} and {{& }}) are refused in JSON templates, at their place, saying to use {{ }}")
+    func unescapedInJSON() throws {
+        let triple = try #require(error(#"{"a": 1,"# + "\n" + #" "b": "{{{data.subject}}}"}"#, as: "json"))
+        #expect(triple.line == 2 && triple.column == 8)
+        #expect(triple.message.hasPrefix("{{{data.subject}}}: unescaped values are not allowed in a JSON template; write {{data.subject}} instead"))
+        let ampersand = try #require(error(#"{"from": {{& data.from}}}"#, as: "json"))
+        #expect(ampersand.line == 1 && ampersand.column == 10)
+        #expect(ampersand.message.contains("write {{data.from}} instead"))
+        // Inside a {{#json}} section too: it renders into the document as well.
+        #expect(error(#"{"a": {{#json}}{{{data.subject}}}{{/json}}}"#, as: "json") != nil)
+        // Other kinds keep them: HTML's raw insertion, text (where they change nothing).
+        #expect(error("<p>{{{data.subject}}}</p>", as: "html") == nil)
+        #expect(error("{{& data.subject}}") == nil)
+    }
+
     @Test("custom delimiters are followed by the name check")
     func delimiters() throws {
         #expect(try TextTemplate("{{=<% %>=}}<% data.subject %>").render(mailEvent(subject: "s")) == "s")
@@ -131,6 +146,24 @@ struct TemplateDecodingTests {
             error.description.hasPrefix(
                 "bridge.yaml:2:7: invalid template: unknown name 'dat' in {{dat.subject}} (did you mean 'data.subject'?)"))
         #expect(error.description.hasSuffix("(template line 1, column 10)"))
+    }
+
+    @Test("an unescaped value in a JSON body is a config error at the body, with its line inside the template")
+    func unescapedBody() throws {
+        let thrown = #expect(throws: ConfigError.self) {
+            try decode(
+                """
+                text: "fine"
+                body: |
+                  {"msg": "hello",
+                   "subject": "{{{data.subject}}}"}
+                """)
+        }
+        let error = try #require(thrown)
+        #expect(error.mark == ConfigMark(line: 2, column: 7))
+        #expect(error.description.hasPrefix("bridge.yaml:2:7: invalid template: {{{data.subject}}}: unescaped values are not allowed"))
+        #expect(error.description.contains("write {{data.subject}} instead"))
+        #expect(error.description.hasSuffix("(template line 2, column 14)"))
     }
 
     @Test("a syntax error in a block scalar reports the template's line inside the block")

@@ -71,6 +71,22 @@ struct ConfigurationTests {
         #expect(configuration.timeout == .seconds(90))
         #expect(configuration.environment == ["API_TOKEN": "abc", "MODE": "test"])
         #expect(configuration.workingDirectory == directory.file("work"))
+        #expect(!configuration.inheritEnvironment)
+    }
+
+    @Test("the child's environment: PATH, HOME, LANG and TZ when set, then environment:; inheritEnvironment: true takes all")
+    func childEnvironment() throws {
+        let directory = TemporaryDirectory()
+        let parent = ["PATH": "/bin", "HOME": "/home/b", "TZ": "UTC", "GRAPH_CLIENT_SECRET": "s", "MODE": "bridge"]
+        let minimal = try decode(["command: [sh]", "environment: { MODE: plugin }"], in: directory)
+        #expect(minimal.childEnvironment(parent: parent) == ["PATH": "/bin", "HOME": "/home/b", "TZ": "UTC", "MODE": "plugin"])
+        let inherited = try decode(["command: [sh]", "environment: { MODE: plugin }", "inheritEnvironment: true"], in: directory)
+        #expect(inherited.inheritEnvironment)
+        #expect(
+            inherited.childEnvironment(parent: parent)
+                == ["PATH": "/bin", "HOME": "/home/b", "TZ": "UTC", "GRAPH_CLIENT_SECRET": "s", "MODE": "plugin"])
+        let problem = try #require(error(["command: [sh]", "inheritEnvironment: yes"], in: directory))
+        #expect(problem.mark?.line == 5)
     }
 
     @Test("a missing program is an error at its place in the file")

@@ -250,6 +250,44 @@ struct ExecSinkTests {
         }
     }
 
+    @Test("a plugin gets PATH, HOME, LANG, TZ and its environment: only; the bridge's secrets only with inheritEnvironment")
+    func minimalEnvironment() async throws {
+        let directory = TemporaryDirectory()
+        // Set in the bridge's (this process's) environment, as `run` has it; never unset (other tests may be spawning).
+        setenv("GRAPH_CLIENT_SECRET", "s3cret-from-the-bridge", 1)
+        setenv("EXEC_TEST_BRIDGE_ONLY", "bridge", 1)
+        let plugin = directory.script(
+            "env.sh",
+            """
+            #!/bin/sh
+            while IFS= read -r line; do
+              id=${line#'{"id":"'}; id=${id%%'"'*}
+              names=$(env | sed 's/=.*//' | sort | tr '\\n' ' ')
+              printf '{"id":"%s","status":"retry","error":"%s| %s"}\\n' "$id" "$names" "${GRAPH_CLIENT_SECRET-unset}"
+            done
+            """)
+        /// The plugin's variable names and its GRAPH_CLIENT_SECRET.
+        func environment(of sink: ExecSink) async -> (names: Set<String>, secret: String) {
+            let message = await sink.send(event("x")).message.replacingOccurrences(of: "the plugin asked to retry: ", with: "")
+            let parts = message.components(separatedBy: "| ")
+            return (Set(parts[0].split(separator: " ").map(String.init)), parts.count > 1 ? parts[1] : "?")
+        }
+        try await withExecSink(command: [plugin], environment: ["PLUGIN_SETTING": "on"]) { sink, _ in
+            let (names, secret) = await environment(of: sink)
+            #expect(secret == "unset")
+            #expect(!names.contains("GRAPH_CLIENT_SECRET") && !names.contains("EXEC_TEST_BRIDGE_ONLY"), "\(names)")
+            #expect(names.contains("PLUGIN_SETTING") && names.contains("PATH"), "\(names)")
+            // What the shell adds itself (PWD, SHLVL, _) aside, nothing beyond the minimal set and environment:.
+            let expected = Set(ExecSink.Configuration.minimalVariables + ["PLUGIN_SETTING", "PWD", "OLDPWD", "SHLVL", "_"])
+            #expect(names.isSubset(of: expected), "\(names.subtracting(expected))")
+        }
+        try await withExecSink(command: [plugin], environment: ["PLUGIN_SETTING": "on"], inheritEnvironment: true) { sink, _ in
+            let (names, secret) = await environment(of: sink)
+            #expect(secret == "s3cret-from-the-bridge")
+            #expect(names.isSuperset(of: ["GRAPH_CLIENT_SECRET", "EXEC_TEST_BRIDGE_ONLY", "PLUGIN_SETTING", "PATH"]), "\(names)")
+        }
+    }
+
     @Test("the same event in flight twice is written once and both deliveries get its answer")
     func duplicateInFlight() async throws {
         try await withExecSink(command: testPlugin()) { sink, log in

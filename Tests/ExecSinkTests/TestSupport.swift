@@ -278,6 +278,7 @@ struct RunningSink {
         command: [String],
         timeout: Duration = .seconds(10),
         environment: [String: String] = [:],
+        inheritEnvironment: Bool = false,
         workingDirectory: String? = nil,
         supervision: ExecSink.Supervision = .fast,
         executor: (any TaskExecutor)? = nil
@@ -285,7 +286,9 @@ struct RunningSink {
         let log = LogRecorder()
         let sink = ExecSink(
             name: "plugin",
-            configuration: .init(command: command, timeout: timeout, environment: environment, workingDirectory: workingDirectory),
+            configuration: .init(
+                command: command, timeout: timeout, environment: environment, inheritEnvironment: inheritEnvironment,
+                workingDirectory: workingDirectory),
             context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient),
             supervision: supervision
         )
@@ -331,6 +334,7 @@ func withExecSink(
     command: [String],
     timeout: Duration = .seconds(10),
     environment: [String: String] = [:],
+    inheritEnvironment: Bool = false,
     workingDirectory: String? = nil,
     supervision: ExecSink.Supervision = .fast,
     waitForStart: Bool = true,
@@ -340,8 +344,8 @@ func withExecSink(
     _ body: (ExecSink, LogRecorder) async throws -> Void
 ) async throws -> LogRecorder {
     let running = RunningSink.start(
-        command: command, timeout: timeout, environment: environment, workingDirectory: workingDirectory,
-        supervision: supervision, executor: executor)
+        command: command, timeout: timeout, environment: environment, inheritEnvironment: inheritEnvironment,
+        workingDirectory: workingDirectory, supervision: supervision, executor: executor)
     let log = running.log
     if waitForStart, await log.firstStartAttempt(timeout: .seconds(30)) == nil {
         Issue.record("the exec sink made no start attempt within 30 s of its service group starting", sourceLocation: sourceLocation)

@@ -37,7 +37,7 @@ func mailEvent(subject: String = "Quarterly numbers") -> BridgeEvent {
 
 @Suite("file sink")
 struct FileSinkTests {
-    @Test("appends each event as exactly its JSON, one per line, in a 0640 file")
+    @Test("appends each event as exactly its JSON, one per line, in a 0600 file")
     func appends() async throws {
         let directory = TemporaryDirectory()
         let path = directory.file("audit.jsonl")
@@ -54,7 +54,38 @@ struct FileSinkTests {
             #expect(try BridgeEvent(json: JSONParser.parse(String(line))) == event)
         }
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        #expect((attributes[.posixPermissions] as? Int) == 0o640)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    /// Loads a bridge.yaml with one file sink `audit` whose block holds `lines`.
+    func load(_ lines: [String], in directory: TemporaryDirectory) throws -> BridgeConfiguration {
+        let yaml = "sinks:\n  audit:\n    type: file\n" + lines.map { "    \($0)\n" }.joined()
+        let file = directory.file("bridge.yaml")
+        _ = FileManager.default.createFile(atPath: file, contents: Data(yaml.utf8))
+        return try BridgeConfiguration.load(path: file, registry: SinkRegistry([FileSink.self]), environment: [:])
+    }
+
+    @Test("mode: sets the permissions of a new file, whatever the umask; unquoted octal works too")
+    func mode() async throws {
+        for (written, expected) in [("\"0640\"", 0o640), ("0644", 0o644), ("\"600\"", 0o600)] {
+            let directory = TemporaryDirectory()
+            let configuration = try load(["path: audit.jsonl", "mode: \(written)"], in: directory)
+            let sink = try configuration.sinks[0].factory.makeSink(context: context)
+            try await sink.deliver(mailEvent(), attempt: DeliveryAttempt(number: 1, deliveryID: 1))
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory.file("audit.jsonl"))
+            #expect((attributes[.posixPermissions] as? Int) == expected, "mode: \(written)")
+        }
+    }
+
+    @Test("a bad mode is a config error at the value", arguments: ["rw-r-----", "0999", "1777", "07640", "\"\"", "0440"])
+    func badMode(_ value: String) throws {
+        let directory = TemporaryDirectory()
+        #expect {
+            try load(["path: audit.jsonl", "mode: \(value)"], in: directory)
+        } throws: { error in
+            let errors = (error as? ConfigErrors)?.errors ?? []
+            return errors.count == 1 && errors[0].mark == ConfigMark(line: 5, column: 11) && errors[0].message.contains("mode")
+        }
     }
 
     @Test("a rotated file is reopened: new events go to a new file at the path")

@@ -117,7 +117,7 @@ struct WebhookPayloadTests {
             let texts = try receiver.recordedRequests().map { try $0.json["text"]?.stringValue }
             #expect(
                 texts == [
-                    "[inbox] created: Quarterly numbers (from Bob Example <bob@contoso.com>)",
+                    "[inbox] created: Quarterly numbers (from Bob Example, bob@contoso.com)",
                     "graph-bridge: lifecycle event missed for subscription inbox",
                     "[inbox] deleted Users/1/Messages/9",
                 ])
@@ -131,6 +131,77 @@ struct WebhookPayloadTests {
             let under = try SinkUnderTest(.init(url: receiver.url("/hook"), format: .slack, text: text))
             try await under.deliver(mailEvent(subject: "<!channel> a & b > c"))
             #expect(try receiver.onlyRequest().json["text"] == .string("<https://outlook.office.com|Open> &lt;!channel&gt; a &amp; b &gt; c"))
+        }
+    }
+
+    /// A subject that tries every mention and markup trick of Google Chat and Mattermost.
+    static let pingingSubject =
+        "<users/all> <users/123456> @channel @here @all (@all) x.@channel -@here @Alice ![pixel](https://evil.example/p.png) "
+        + "[Click](https://evil.example) <https://evil.example|Invoice> <!channel> mail alice@contoso.com"
+
+    @Test("google chat: values cannot mention users/all, link or embed; the template's own markup stays")
+    func googleChatEscaping() async throws {
+        try await withHTTPReceiver { receiver in
+            let text = try TextTemplate("<users/all> <https://outlook.office.com|Open> {{data.subject}}")
+            let under = try SinkUnderTest(.init(url: receiver.url("/hook"), format: .googlechat, text: text))
+            try await under.deliver(mailEvent(subject: Self.pingingSubject))
+            let received = try #require(receiver.onlyRequest().json["text"]?.stringValue)
+            let z = "\u{200B}"
+            #expect(
+                received == "<users/all> <https://outlook.office.com|Open> "
+                    + "<\(z)users/all> <\(z)users/123456> @\(z)channel @\(z)here @\(z)all (@\(z)all) x.@\(z)channel -@\(z)here @\(z)Alice "
+                    + "![pixel]\(z)(https://evil.example/p.png) [Click]\(z)(https://evil.example) <\(z)https://evil.example|Invoice> "
+                    + "<\(z)!channel> mail alice@contoso.com")
+            // What the service would parse: no mention, link or image syntax left in the value's part.
+            let value = String(received.dropFirst("<users/all> <https://outlook.office.com|Open> ".count))
+            for pattern in ["<users/", "<https:", "<!", "](", "@channel", "@here", "@all", "@Alice"] {
+                #expect(!value.contains(pattern), "\(pattern) survived in \(value)")
+            }
+            #expect(value.replacingOccurrences(of: z, with: "") == Self.pingingSubject)
+        }
+    }
+
+    @Test("mattermost: values cannot ping @channel, @here, @all or a user, nor link or embed; the template's own markup stays")
+    func mattermostEscaping() async throws {
+        try await withHTTPReceiver { receiver in
+            let text = try TextTemplate("@here [Open](https://outlook.office.com) {{data.subject}} {{data.from.emailAddress.address}}")
+            let under = try SinkUnderTest(.init(url: receiver.url("/hook"), format: .mattermost, text: text))
+            try await under.deliver(mailEvent(subject: Self.pingingSubject))
+            let received = try #require(receiver.onlyRequest().json["text"]?.stringValue)
+            let prefix = "@here [Open](https://outlook.office.com) "
+            #expect(received.hasPrefix(prefix))
+            #expect(received.hasSuffix(" bob@contoso.com"))
+            let value = String(received.dropFirst(prefix.count).dropLast(" bob@contoso.com".count))
+            // Mattermost's own word split (letters, digits and :.-_@ make words, then . - : split again) finds no mention.
+            let inWord: (Unicode.Scalar) -> Bool = {
+                $0.properties.isAlphabetic || $0.properties.numericType != nil || ":.-_@".unicodeScalars.contains($0)
+            }
+            let words = value.unicodeScalars.split { !inWord($0) }
+                .flatMap { String(String.UnicodeScalarView($0)).split(whereSeparator: { ".-:".contains($0) }) }
+                .map { $0.trimmingPrefix(while: { ":.-_".contains($0) }) }
+            #expect(!words.contains { $0.hasPrefix("@") && $0.count > 1 }, "\(words)")
+            for pattern in ["](", "<!", "<https:", "<users/"] {
+                #expect(!value.contains(pattern), "\(pattern) survived in \(value)")
+            }
+            #expect(value.replacingOccurrences(of: "\u{200B}", with: "") == Self.pingingSubject)
+            #expect(value.contains("alice@contoso.com"))
+        }
+    }
+
+    @Test("the default text puts no value inside angle brackets, so a sender's address cannot complete a <url|label> link")
+    func defaultTextLinks() async throws {
+        for format in [WebhookSink.Format.slack, .googlechat, .mattermost] {
+            try await withHTTPReceiver { receiver in
+                let under = try SinkUnderTest(.init(url: receiver.url("/hook"), format: format))
+                var event = mailEvent()
+                event.data = .object([
+                    "subject": .string("Invoice"),
+                    "from": .object(["emailAddress": .object(["name": .string("Billing"), "address": .string("https://evil.example|Pay now")])]),
+                ])
+                try await under.deliver(event)
+                let text = try #require(receiver.onlyRequest().json["text"]?.stringValue)
+                #expect(text == "[inbox] created: Invoice (from Billing, https://evil.example|Pay now)", "\(format)")
+            }
         }
     }
 
@@ -165,9 +236,13 @@ struct WebhookEscapingTests {
                 default: body["text"]
                 }
             let expected =
-                format == .slack
-                ? nastySubject.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
-                    of: ">", with: "&gt;") : nastySubject
+                switch format {
+                case .slack:
+                    nastySubject.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+                        of: ">", with: "&gt;")
+                case .googlechat, .mattermost: nastySubject.replacingOccurrences(of: "<", with: "<\u{200B}")
+                default: nastySubject
+                }
             #expect(text == .string(expected))
         }
     }

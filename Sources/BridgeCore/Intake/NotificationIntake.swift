@@ -39,6 +39,8 @@ public final class NotificationIntake: Sendable {
     let backlog: Backlog
     let load: ListenerLoad?
     let logger: Logger
+    /// One "dropped" summary line per request at most, and at most one per second per kind.
+    let logLimiter: LogRateLimiter
     private let journalFailure = Mutex<String?>(nil)
     /// `graph_bridge_notifications_total` handles by subscription and outcome, made on first use.
     private let counters = Mutex<[CounterKey: Counter]>([:])
@@ -53,8 +55,10 @@ public final class NotificationIntake: Sendable {
 
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
-        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, logger: Logger
+        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, logger: Logger,
+        logLimiter: LogRateLimiter = LogRateLimiter()
     ) {
+        self.logLimiter = logLimiter
         self.load = load
         self.directory = directory
         self.store = store
@@ -72,7 +76,11 @@ public final class NotificationIntake: Sendable {
             collection = try ChangeNotificationCollection(body: body)
         } catch {
             Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "malformed")]).increment()
-            logger.warning("rejected a malformed notification body", metadata: ["bridge.endpoint": "\(endpoint.rawValue)", "error": "\(error)"])
+            if case .log(let suppressed) = logLimiter.admit("malformed") {
+                var metadata: Logger.Metadata = ["bridge.endpoint": "\(endpoint.rawValue)", "error": "\(error)"]
+                if suppressed > 0 { metadata["bridge.suppressed_lines"] = "\(suppressed)" }
+                logger.warning("rejected a malformed notification body", metadata: metadata)
+            }
             return Outcome(status: 400, reason: error.description)
         }
 
@@ -82,6 +90,9 @@ public final class NotificationIntake: Sendable {
         let batchTokens = collection.items.contains { $0?.encryptedContent != nil } ? collection.validationTokens : nil
         var entries: [JournalEntry] = []
         entries.reserveCapacity(collection.items.count)
+        // For the one summary line: a sample of what was dropped (never a clientState).
+        var unknownSample: String?
+        var wrongStateSample: String?
         for item in collection.items {
             guard let item else {
                 outcome.invalid += 1
@@ -92,16 +103,19 @@ public final class NotificationIntake: Sendable {
             guard let subscription = check.subscription else {
                 outcome.unknownSubscription += 1
                 count("unknown", "unknown_subscription")
-                logger.warning("dropped a notification for an unknown subscription", metadata: ["bridge.subscription_id": "\(item.subscriptionId)"])
+                if unknownSample == nil { unknownSample = item.subscriptionId }
                 continue
             }
             guard check.isAccepted else {
                 outcome.wrongClientState += 1
                 count(subscription.name, "wrong_client_state")
-                logger.warning("dropped a notification with a wrong clientState (forged or stale)", metadata: ["bridge.subscription": "\(subscription.name)"])
+                if wrongStateSample == nil { wrongStateSample = subscription.name }
                 continue
             }
             entries.append(Self.entry(for: item, subscription: subscription, validationTokens: batchTokens, now: now))
+        }
+        if outcome.dropped > 0 {
+            logDropped(outcome, endpoint: endpoint, unknownSubscriptionID: unknownSample, wrongClientStateSubscription: wrongStateSample)
         }
         guard !entries.isEmpty else { return outcome }
         if backlog.isFull {
@@ -145,6 +159,38 @@ public final class NotificationIntake: Sendable {
             await lifecycleObserver.lifecycleEventsJournaled(lifecycleEvents)
         }
         return outcome
+    }
+
+    /// The longest sample of an unknown subscription id that a log line shows.
+    static let sampleLimit = 100
+
+    /// One line for all the items of a request that were dropped, with their counts by reason;
+    /// at most one a second per combination of reasons (``LogRateLimiter``).
+    private func logDropped(_ outcome: Outcome, endpoint: Endpoint, unknownSubscriptionID: String?, wrongClientStateSubscription: String?) {
+        var reasons: [String] = []
+        var metadata: Logger.Metadata = ["bridge.endpoint": "\(endpoint.rawValue)", "bridge.dropped": "\(outcome.dropped)"]
+        if outcome.unknownSubscription > 0 {
+            reasons.append("unknown_subscription")
+            metadata["bridge.dropped.unknown_subscription"] = "\(outcome.unknownSubscription)"
+        }
+        if outcome.wrongClientState > 0 {
+            reasons.append("wrong_client_state")
+            metadata["bridge.dropped.wrong_client_state"] = "\(outcome.wrongClientState)"
+        }
+        if outcome.invalid > 0 {
+            reasons.append("invalid")
+            metadata["bridge.dropped.invalid"] = "\(outcome.invalid)"
+        }
+        guard case .log(let suppressed) = logLimiter.admit("dropped:" + reasons.joined(separator: "+")) else { return }
+        if let unknownSubscriptionID {
+            // Sent by whoever posted: cut short (the log handler escapes control characters).
+            var sample = String(unknownSubscriptionID.prefix(Self.sampleLimit))
+            if sample.count < unknownSubscriptionID.count { sample += "…" }
+            metadata["bridge.subscription_id"] = "\(sample)"
+        }
+        if let wrongClientStateSubscription { metadata["bridge.subscription"] = "\(wrongClientStateSubscription)" }
+        if suppressed > 0 { metadata["bridge.suppressed_lines"] = "\(suppressed)" }
+        logger.warning("dropped notification items of a request (forged, stale or misaddressed); counts by reason", metadata: metadata)
     }
 
     private func count(_ subscription: String, _ outcome: String) {

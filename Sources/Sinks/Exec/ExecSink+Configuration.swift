@@ -13,8 +13,12 @@ extension ExecSink {
         /// `command[1...]`.
         public var arguments: [String]
         public var timeout: Duration
-        /// Added to the bridge's environment for the child (these win).
+        /// The child's variables on top of the minimal set (or of the bridge's whole environment
+        /// with ``inheritEnvironment``); these win.
         public var environment: [String: String]
+        /// `true`: the child starts from the bridge's whole environment (secrets included), as
+        /// before 11.6; `false` (the default): only ``minimalVariables``.
+        public var inheritEnvironment: Bool
         /// Absolute.
         public var workingDirectory: String
 
@@ -25,6 +29,7 @@ extension ExecSink {
             command: [String],
             timeout: Duration = .seconds(30),
             environment: [String: String] = [:],
+            inheritEnvironment: Bool = false,
             workingDirectory: String? = nil
         ) {
             precondition(!command.isEmpty, "an exec sink's command names at least the program")
@@ -39,11 +44,30 @@ extension ExecSink {
             self.arguments = Array(command.dropFirst())
             self.timeout = timeout
             self.environment = environment
+            self.inheritEnvironment = inheritEnvironment
             self.workingDirectory = folder
         }
 
         enum CodingKeys: String, CodingKey {
-            case type, command, timeout, environment, workingDirectory
+            case type, command, timeout, environment, inheritEnvironment, workingDirectory
+        }
+
+        /// The variables a plugin gets from the bridge's environment unless `inheritEnvironment: true`.
+        public static let minimalVariables = ["PATH", "HOME", "LANG", "TZ"]
+
+        /// The child's environment: ``minimalVariables`` that `parent` sets (or all of `parent`
+        /// with ``inheritEnvironment``), then ``environment`` over them. The bridge's own secrets
+        /// (`GRAPH_CLIENT_SECRET`, tokens in `${VAR}`s) reach a plugin only through `environment:`.
+        public func childEnvironment(parent: [String: String]) -> [String: String] {
+            var result: [String: String]
+            if inheritEnvironment {
+                result = parent
+            } else {
+                result = [:]
+                for name in Self.minimalVariables { result[name] = parent[name] }
+            }
+            result.merge(environment) { _, configured in configured }
+            return result
         }
 
         public init(from decoder: any Decoder) throws {
@@ -53,6 +77,7 @@ extension ExecSink {
             arguments = command.arguments
             timeout = try container.decodeIfPresent(Timeout.self, forKey: .timeout)?.duration ?? .seconds(30)
             environment = try container.decodeIfPresent(Environment.self, forKey: .environment)?.variables ?? [:]
+            inheritEnvironment = try container.decodeIfPresent(Bool.self, forKey: .inheritEnvironment) ?? false
             if let folder = try container.decodeIfPresent(ExistingFolder.self, forKey: .workingDirectory) {
                 workingDirectory = folder.path
             } else {

@@ -19,7 +19,10 @@ public import ServiceLifecycle
 ///   `PATH`. It must exist and be executable when the config is loaded.
 /// - `timeout`: how long an event may wait for its answer (including waiting for the plugin to
 ///   read it); past it the delivery is retried. Default `30s`.
-/// - `environment`: a map of variables added to the bridge's environment for the child.
+/// - `environment`: a map of variables for the child, on top of `PATH`, `HOME`, `LANG` and `TZ`
+///   taken from the bridge's environment when set there (nothing else of it: no secrets).
+/// - `inheritEnvironment`: `true` starts the child from the bridge's whole environment instead
+///   (then `environment` on top). Default `false`.
 /// - `workingDirectory`: the child's working directory; relative to the config's folder, and
 ///   the config's folder when not given. It must exist.
 /// - `concurrency` (read by the core): events in flight at once; default 8.

@@ -270,8 +270,7 @@ final class PluginSupervisor: Sendable {
             answer: { [self] generation, answer in answered(generation: generation, answer: answer) },
             exited: { [self] generation, status in exited(generation: generation, status: status) }
         )
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(configuration.environment) { _, configured in configured }
+        let environment = configuration.childEnvironment(parent: ProcessInfo.processInfo.environment)
         let process = try PluginProcess(
             executable: configuration.executable,
             arguments: configuration.arguments,

@@ -8,7 +8,9 @@ import Synchronization
 ///
 /// ## Configuration keys
 /// - `path` (required): the file; relative to the config's folder. Its folder must exist.
-///   Created with mode 0640. Renamed or removed (log rotation) → reopened on the next event.
+///   Renamed or removed (log rotation) → reopened (and created if need be) on the next event.
+/// - `mode`: the permissions the file is created with, an octal string such as `"0640"`.
+///   Default `"0600"` (events hold mail subjects and addresses). An existing file keeps its own.
 /// - `fsync`: `true` to also fsync after every event (survives power loss; slower). Default `false`.
 public struct FileSink: Sink {
     public static let typeName = "file"
@@ -16,18 +18,45 @@ public struct FileSink: Sink {
     public struct Configuration: Decodable, Sendable {
         public var path: String
         public var fsync: Bool
+        /// The permission bits a new file gets (`0o600` unless `mode:` says otherwise).
+        public var mode: Int
 
-        enum CodingKeys: String, CodingKey { case path, fsync }
+        /// `0600`: only the bridge's user reads what it writes, unless the configuration widens it.
+        public static let defaultMode = 0o600
 
-        public init(path: String, fsync: Bool = false) {
+        enum CodingKeys: String, CodingKey { case path, fsync, mode }
+
+        public init(path: String, fsync: Bool = false, mode: Int = Configuration.defaultMode) {
             self.path = path
             self.fsync = fsync
+            self.mode = mode
         }
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             self.path = try container.decode(PathInExistingFolder.self, forKey: .path).path
             self.fsync = try container.decodeIfPresent(Bool.self, forKey: .fsync) ?? false
+            self.mode = try container.decodeIfPresent(FileMode.self, forKey: .mode)?.bits ?? Self.defaultMode
+        }
+    }
+
+    /// `mode:`: three or four octal digits (`"0640"`, `"640"`), permission bits only, and the
+    /// bridge's own user must be able to write the file.
+    struct FileMode: Decodable {
+        var bits: Int
+
+        init(from decoder: any Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            let digits = text.hasPrefix("0") && text.count == 4 ? text.dropFirst() : Substring(text)
+            guard digits.count == 3, digits.allSatisfy({ ("0"..."7").contains($0) }), let bits = Int(digits, radix: 8) else {
+                throw decoder.configError(
+                    "mode must be octal permission bits like \"0600\" or \"0640\" "
+                        + "(three digits 0-7 after an optional 0; no setuid, setgid or sticky bit)")
+            }
+            guard bits & 0o200 != 0 else {
+                throw decoder.configError("mode \(text) does not let the bridge write the file: the owner needs write permission (e.g. \"0600\")")
+            }
+            self.bits = bits
         }
     }
 
@@ -47,12 +76,14 @@ public struct FileSink: Sink {
 
     let path: String
     let fsync: Bool
+    let mode: mode_t
     let writer: BlockingWriter
     let file: OpenFile
 
     public init(name: String, configuration: Configuration, context: SinkContext) throws {
         self.path = configuration.path
         self.fsync = configuration.fsync
+        self.mode = mode_t(configuration.mode)
         self.writer = BlockingWriter(label: "graph-bridge.sink.\(name)")
         self.file = OpenFile()
     }
@@ -63,8 +94,9 @@ public struct FileSink: Sink {
         let bytes = line
         let path = self.path
         let fsync = self.fsync
+        let mode = self.mode
         let file = self.file
-        try await writer.run { try file.append(bytes, to: path, fsync: fsync) }
+        try await writer.run { try file.append(bytes, to: path, mode: mode, fsync: fsync) }
     }
 }
 
@@ -72,8 +104,8 @@ public struct FileSink: Sink {
 final class OpenFile: Sendable {
     private let state = Mutex<(fd: Int32, inode: ino_t)?>(nil)
 
-    func append(_ bytes: [UInt8], to path: String, fsync shouldSync: Bool) throws {
-        let fd = try descriptor(for: path)
+    func append(_ bytes: [UInt8], to path: String, mode: mode_t, fsync shouldSync: Bool) throws {
+        let fd = try descriptor(for: path, mode: mode)
         if let error = writeFully(fd, bytes) {
             close(path: path)
             throw SinkError.retryable("writing \(path) failed: \(String(cString: strerror(error)))")
@@ -86,7 +118,7 @@ final class OpenFile: Sendable {
     }
 
     /// The open descriptor, reopened when the file at `path` is no longer the one we hold (rotated).
-    private func descriptor(for path: String) throws -> Int32 {
+    private func descriptor(for path: String, mode: mode_t) throws -> Int32 {
         try state.withLock { current in
             var info = stat()
             if let open = current {
@@ -95,7 +127,7 @@ final class OpenFile: Sendable {
                 current = nil
             }
             var created = true
-            var fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+            var fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, mode)
             if fd < 0, errno == EEXIST {
                 created = false
                 fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
@@ -103,7 +135,7 @@ final class OpenFile: Sendable {
             guard fd >= 0 else {
                 throw SinkError.retryable("cannot open \(path): \(String(cString: strerror(errno)))")
             }
-            if created { fchmod(fd, 0o640) }  // the umask may have taken bits away; 0640 is the contract
+            if created { fchmod(fd, mode) }  // the umask may have taken bits away; `mode` is the contract
             guard fstat(fd, &info) == 0 else {
                 Glibc.close(fd)
                 throw SinkError.retryable("cannot stat \(path): \(String(cString: strerror(errno)))")

@@ -9,7 +9,9 @@ extension WebhookSink {
             "{{#lifecycleEvent}}graph-bridge: lifecycle event {{lifecycleEvent}} for subscription {{subscription.name}}{{/lifecycleEvent}}"
             + "{{^lifecycleEvent}}[{{subscription.name}}] {{changeType}}"
             + "{{#data.subject}}: {{data.subject}}{{/data.subject}}{{^data.subject}} {{resource}}{{/data.subject}}"
-            + "{{#data.from.emailAddress}} (from {{name}} <{{address}}>){{/data.from.emailAddress}}"
+            // No <...> around the address: a value inside the template's own angle brackets could
+            // complete a Slack or Google Chat <url|label> link that no value escaping can stop.
+            + "{{#data.from.emailAddress}} (from {{name}}, {{address}}){{/data.from.emailAddress}}"
             + "{{/lifecycleEvent}}"
         do {
             return try TextTemplate(source)

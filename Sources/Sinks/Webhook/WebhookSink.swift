@@ -25,7 +25,7 @@ import Logging
 /// - `format`: `json` (default: the event, exactly as the file sink writes it), `slack`,
 ///   `teams` (Workflows, Adaptive Card), `discord`, `googlechat` or `mattermost`.
 /// - `text`: a text template for the chat formats. Default:
-///   `[inbox] created: Subject (from Name <address>)` for changes (the resource instead of the
+///   `[inbox] created: Subject (from Name, address)` for changes (the resource instead of the
 ///   subject when there is no `data.subject`), `graph-bridge: lifecycle event missed for
 ///   subscription inbox` for lifecycle events. Only with a chat format.
 /// - `body`: a JSON template: the whole request body, instead of `format`/`text` (exclusive with
@@ -65,9 +65,19 @@ public struct WebhookSink: Sink {
         self.logger = context.logger
         self.target = Self.displayTarget(configuration.url)
         var text = configuration.text ?? Self.defaultText
-        if configuration.format == .slack {
+        switch configuration.format {
+        case .slack:
             // Slack reads <...> in text as links and mentions (<!channel>): values must not form one.
             text = text.escapingValues(.slack)
+        case .googlechat:
+            // <users/all>, <url|text> and [text](url): values must not form one.
+            text = text.escapingValues(.googleChat)
+        case .mattermost:
+            // @channel, @here, @all, [text](url), ![image](url), <!channel>: values must not form one.
+            text = text.escapingValues(.mattermost)
+        case .json, .teams, .discord:
+            // Discord: allowed_mentions in the payload. Teams cards do not ping from text.
+            break
         }
         self.text = text
         if configuration.caFile != nil || configuration.insecureSkipVerify {
