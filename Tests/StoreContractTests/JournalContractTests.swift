@@ -118,6 +118,21 @@ struct JournalContractTests {
         }
     }
 
+    @Test("the routed-through mark never moves back", arguments: StoreKind.allCases)
+    func markNeverMovesBack(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
+            _ = try await store.journal(events.map { entry($0) })
+            let pending = try await store.unroutedEvents(limit: 3)
+            try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: []) })
+            // Routing an earlier event again (a replay) leaves the later ones routed.
+            try await store.commitRouting([RoutedEvent(sequence: pending[0].sequence, event: pending[0].event, changed: false, sinks: ["a"])])
+            #expect(try await store.unroutedCount() == 0)
+            #expect(try await store.unroutedEvents(limit: 10).isEmpty)
+            #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 1, dead: 0)])
+        }
+    }
+
     @Test("a changed event replaces the journaled form; an unchanged one keeps it", arguments: StoreKind.allCases)
     func changedBodyReplaced(kind: StoreKind) async throws {
         try await kind.withStore { store in
