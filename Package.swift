@@ -115,6 +115,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The same StateStore & SubscriptionStore in memory: for tests above the store and the contract suite.
+        .target(
+            name: "InMemoryStore",
+            dependencies: ["BridgeCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BridgeServer",
             dependencies: [
@@ -249,6 +255,12 @@ let package = Package(
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore"],
+            swiftSettings: swiftSettings
+        ),
+        // One store contract, run against every StateStore implementation (StoreKind).
+        .testTarget(
+            name: "StoreContractTests",
+            dependencies: ["BridgeCore", "BridgeStore", "InMemoryStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

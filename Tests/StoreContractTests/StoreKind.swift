@@ -1,0 +1,127 @@
+import BridgeCore
+import BridgeStore
+import Foundation
+import InMemoryStore
+import Logging
+import Synchronization
+import Testing
+
+/// What the contract needs of a store: the two protocols, and a look at the events it holds (to
+/// see what pruning kept). Each implementation conforms here.
+protocol ContractStore: StateStore, SubscriptionStore {
+    /// How many events the store holds, routed or not.
+    func eventCount() async throws -> Int
+    /// The most recent events, newest first.
+    func recentEvents(limit: Int) async throws -> [BridgeEvent]
+}
+
+extension SQLiteStateStore: ContractStore {}
+extension InMemoryStateStore: ContractStore {}
+
+/// Every store implementation the contract runs against. A new one joins with a case here and a
+/// branch in `withStore` that hands the test a new, empty store and removes it afterwards.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case memory
+
+    var testDescription: String { rawValue }
+
+    /// Whether the store dates what it stamps itself (new deliveries, retried dead letters) with the
+    /// clock `withStore(now:)` gives it. The SQLite store still reads the wall clock.
+    var injectsClock: Bool {
+        switch self {
+        case .sqlite: return false
+        case .memory: return true
+        }
+    }
+
+    /// Runs `body` with a new, empty store of this kind and removes what it left behind.
+    /// `now` is the store's clock where it takes one (`injectsClock`).
+    func withStore(now: @escaping @Sendable () -> Date = Date.init, _ body: (any ContractStore) async throws -> Void) async throws {
+        switch self {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("graph-bridge-contract-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try await body(try SQLiteStateStore(path: directory + "/state.sqlite", logger: quietLogger))
+        case .memory:
+            try await body(InMemoryStateStore(now: now))
+        }
+    }
+
+    /// The kinds whose clock a test can set.
+    static var withInjectedClock: [StoreKind] { allCases.filter(\.injectsClock) }
+}
+
+let quietLogger = Logger(label: "store-contract", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A clock a test sets and moves by hand.
+final class ManualClock: Sendable {
+    private let date: Mutex<Date>
+
+    init(_ date: Date) { self.date = Mutex(date) }
+
+    var now: Date { date.withLock { $0 } }
+
+    func advance(by seconds: TimeInterval) { date.withLock { $0 = $0.addingTimeInterval(seconds) } }
+}
+
+// MARK: - Events and dates
+
+/// A fixed arrival time in the past, in whole seconds (exact as seconds since 1970).
+let t0 = Date(timeIntervalSince1970: 1_700_000_000)
+
+/// The deduplication window, in seconds.
+let window = DeliveryEngine.deduplicationWindow.seconds
+
+/// An event received at `date`, to the nearest millisecond (an event carries whole milliseconds).
+func makeEvent(at date: Date = t0, subscription: String = "inbox", resource: String = "Users/1/Messages/1", data: JSONValue? = nil) -> BridgeEvent {
+    var event = BridgeEvent(
+        id: EventID.make(at: date),
+        receivedAt: date,
+        subscription: SubscriptionReference(name: subscription, id: "sub-\(subscription)", resource: "Users/1/Messages"),
+        changeType: "created",
+        resource: resource,
+        resourceData: .object(["@odata.type": .string("#Microsoft.Graph.Message"), "id": .string("AAMk1")]),
+        tenantId: "tenant-1",
+        data: data
+    )
+    event.receivedAtMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+    return event
+}
+
+func entry(_ event: BridgeEvent, key: String? = nil, attachment: JSONValue? = nil) -> JournalEntry {
+    JournalEntry(event: event, deduplicationKey: key, attachment: attachment)
+}
+
+/// A whole second `seconds` from now on the wall clock (later than any delivery routed so far).
+func wallClock(plus seconds: TimeInterval) -> Date {
+    Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + seconds).rounded(.up))
+}
+
+/// `date` is within a millisecond of `earliest...latest` (stores keep seconds as a Double).
+func isWithin(_ date: Date?, _ earliest: Date, _ latest: Date) -> Bool {
+    guard let date else { return false }
+    return date >= earliest.addingTimeInterval(-0.001) && date <= latest.addingTimeInterval(0.001)
+}
+
+extension StateStore {
+    /// Journals `events` (no deduplication keys), routes each to `sinks` unchanged, and returns
+    /// their deliveries (due now), by sink, in the order they were created.
+    @discardableResult
+    func journalAndRoute(_ events: [BridgeEvent], to sinks: [String]) async throws -> [String: [Delivery]] {
+        let outcomes = try await journal(events.map { entry($0) })
+        try #require(outcomes == Array(repeating: .journaled, count: events.count))
+        let pending = try await unroutedEvents(limit: events.count)
+        try #require(pending.map(\.event.id) == events.map(\.id))
+        try await commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: sinks) })
+        let ids = Set(events.map(\.id))
+        var deliveries: [String: [Delivery]] = [:]
+        for sink in sinks {
+            deliveries[sink] = try await dueDeliveries(sink: sink, now: wallClock(plus: 1), limit: 10_000, excluding: [])
+                .filter { ids.contains($0.event.id) }
+                .sorted { $0.id < $1.id }
+        }
+        return deliveries
+    }
+}
