@@ -333,51 +333,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
-    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT d.id, d.sink, d.attempts, d.last_error, d.created_at, d.dead_at, e.id AS event_id, e.subscription
-                FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.status = 1 ORDER BY d.id LIMIT ?
-                """, arguments: [limit]).map { row in
-                DeadLetter(
-                    id: row["id"],
-                    sink: row["sink"],
-                    eventID: row["event_id"],
-                    subscription: row["subscription"],
-                    attempts: row["attempts"],
-                    lastError: row["last_error"] ?? "",
-                    createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                    deadAt: Date(timeIntervalSince1970: row["dead_at"] ?? 0)
-                )
-            }
-        }
-    }
-
-    public func retryDeadLetters(ids: [Int64]?) async throws -> Int {
-        let now = Date().timeIntervalSince1970
-        return try await committer.write { db in
-            if let ids {
-                let update = try db.cachedStatement(sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL WHERE id = ? AND status = 1")
-                var count = 0
-                for id in ids {
-                    try update.execute(arguments: [now, now, id])
-                    count += db.changesCount
-                }
-                return count
-            }
-            try db.execute(sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL WHERE status = 1", arguments: [now, now])
-            return db.changesCount
-        }
-    }
-
-    public func purgeDeadLetters() async throws -> Int {
-        try await committer.write { db in
-            try db.execute(sql: "DELETE FROM deliveries WHERE status = 1")
-            return db.changesCount
-        }
-    }
-
     public func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
         let (condition, arguments) = Self.condition(selection, table: "d")
         return try await pool.read { db in

@@ -196,48 +196,34 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         state.withLock { state in state.events.count - state.firstIndex(after: state.routedThrough) }
     }
 
-    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
+    public func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
         state.withLock { state in
-            let dead = state.deliveries.values.filter(\.dead).sorted { $0.id < $1.id }
-            return (limit < 0 ? dead[...] : dead.prefix(limit)).compactMap { delivery in
-                guard let index = state.index(of: delivery.eventSequence) else { return nil }
-                return DeadLetter(
-                    id: delivery.id,
-                    sink: delivery.sink,
-                    eventID: state.events[index].id,
-                    subscription: state.events[index].subscription,
-                    attempts: delivery.attempts,
-                    lastError: delivery.lastError ?? "",
-                    createdAt: Date(timeIntervalSince1970: delivery.createdAt),
-                    deadAt: Date(timeIntervalSince1970: delivery.deadAt ?? 0)
-                )
-            }
+            let matching = state.deadLetters(selection)
+            return DeadLetterPage(letters: Array(matching.prefix(max(0, limit))), total: matching.count)
         }
     }
 
-    /// Puts dead letters back in the queue, due at `now()` and aged from then (attempts and the last
-    /// error are kept); returns how many. nil: all of them.
-    public func retryDeadLetters(ids: [Int64]?) async throws -> Int {
+    /// Puts the selection's dead letters back in the queue, due at `now()` and aged from then
+    /// (attempts and the last error are kept); returns how many. Unknown ids change nothing.
+    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
         let now = self.now().timeIntervalSince1970
-        return state.withLock { state in
-            let candidates = ids ?? state.deliveries.values.filter(\.dead).map(\.id)
-            var count = 0
-            for id in candidates where state.deliveries[id]?.dead == true {
-                state.deliveries[id]?.dead = false
-                state.deliveries[id]?.createdAt = now
-                state.deliveries[id]?.nextAttemptAt = now
-                state.deliveries[id]?.deadAt = nil
-                count += 1
+        return try state.withLock { state in
+            let matching = try state.knownDeadLetters(selection)
+            for letter in matching {
+                state.deliveries[letter.id]?.dead = false
+                state.deliveries[letter.id]?.createdAt = now
+                state.deliveries[letter.id]?.nextAttemptAt = now
+                state.deliveries[letter.id]?.deadAt = nil
             }
-            return count
+            return matching.count
         }
     }
 
-    public func purgeDeadLetters() async throws -> Int {
-        state.withLock { state in
-            let dead = state.deliveries.values.filter(\.dead).map(\.id)
-            for id in dead { state.deliveries[id] = nil }
-            return dead.count
+    public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        try state.withLock { state in
+            let matching = try state.knownDeadLetters(selection)
+            for letter in matching { state.deliveries[letter.id] = nil }
+            return matching.count
         }
     }
 
@@ -387,5 +373,34 @@ private struct State: Sendable {
     func index(of sequence: Int64) -> Int? {
         let index = firstIndex(after: sequence - 1)
         return index < events.count && events[index].sequence == sequence ? index : nil
+    }
+
+    /// The dead letters of `selection`, oldest first.
+    func deadLetters(_ selection: DeadLetterSelection) -> [DeadLetter] {
+        deliveries.values.filter(\.dead).sorted { $0.id < $1.id }.compactMap { delivery in
+            guard let index = index(of: delivery.eventSequence) else { return nil }
+            return DeadLetter(
+                id: delivery.id,
+                sink: delivery.sink,
+                eventID: events[index].id,
+                subscription: events[index].subscription,
+                attempts: delivery.attempts,
+                lastError: delivery.lastError ?? "",
+                createdAt: Date(timeIntervalSince1970: delivery.createdAt),
+                deadAt: Date(timeIntervalSince1970: delivery.deadAt ?? 0)
+            )
+        }.filter(selection.contains)
+    }
+
+    /// The dead letters of `selection`; throws ``UnknownDeadLetters`` when any of its ids is not one of them.
+    func knownDeadLetters(_ selection: DeadLetterSelection) throws -> [DeadLetter] {
+        let matching = deadLetters(selection)
+        if let ids = selection.ids {
+            let found = Set(matching.map(\.id))
+            var unknown: [Int64] = []
+            for id in ids where !found.contains(id) && !unknown.contains(id) { unknown.append(id) }
+            if !unknown.isEmpty { throw UnknownDeadLetters(ids: unknown) }
+        }
+        return matching
     }
 }

@@ -268,9 +268,9 @@ final class OutcomeRefusingStore: StateStore {
     func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? { try await base.nextDueDate(sink: sink, excluding: excluding) }
     func queueDepths() async throws -> [String: QueueDepth] { try await base.queueDepths() }
     func unroutedCount() async throws -> Int { try await base.unroutedCount() }
-    func deadLetters(limit: Int) async throws -> [DeadLetter] { try await base.deadLetters(limit: limit) }
-    func retryDeadLetters(ids: [Int64]?) async throws -> Int { try await base.retryDeadLetters(ids: ids) }
-    func purgeDeadLetters() async throws -> Int { try await base.purgeDeadLetters() }
+    func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { try await base.deadLetters(selection, limit: limit) }
+    func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.retryDeadLetters(selection) }
+    func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.purgeDeadLetters(selection) }
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         try await base.prune(deliveredBefore: date, deduplicationBefore: deduplicationBefore)
     }

@@ -183,9 +183,9 @@ struct FailingStore: StateStore {
     func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws { throw DiskFull() }
     func queueDepths() async throws -> [String: QueueDepth] { [:] }
     func unroutedCount() async throws -> Int { 0 }
-    func deadLetters(limit: Int) async throws -> [DeadLetter] { [] }
-    func retryDeadLetters(ids: [Int64]?) async throws -> Int { 0 }
-    func purgeDeadLetters() async throws -> Int { 0 }
+    func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { DeadLetterPage(letters: [], total: 0) }
+    func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { 0 }
+    func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { 0 }
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {}
 }
 

@@ -153,7 +153,7 @@ struct StoreTests {
         #expect(letters.map(\.eventID) == [event.id])
         #expect(letters.first?.lastError == "400 Bad Request")
 
-        #expect(try await store.retryDeadLetters(ids: nil) == 1)
+        #expect(try await store.retryAllDeadLetters() == 1)
         #expect(try await store.dueDeliveries(sink: "b", now: Date(), limit: 10, excluding: []).count == 1)
     }
 

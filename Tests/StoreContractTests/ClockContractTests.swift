@@ -31,7 +31,7 @@ struct ClockContractTests {
             try await store.recordDeadLetter(deliveryID: delivery.id, attempts: 1, error: "400", at: clock.now)
 
             clock.advance(by: 86_400)
-            #expect(try await store.retryDeadLetters(ids: [delivery.id]) == 1)
+            #expect(try await store.retryDeadLetters(DeadLetterSelection(ids: [delivery.id])) == 1)
             #expect(try await store.nextDueDate(sink: "a", excluding: []) == clock.now)
             let retried = try await store.dueDeliveries(sink: "a", now: clock.now, limit: 1, excluding: [])
             #expect(retried.first?.createdAt == clock.now)

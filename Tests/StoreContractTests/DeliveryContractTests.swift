@@ -144,9 +144,15 @@ struct DeliveryContractTests {
             try await store.recordDeadLetter(deliveryID: a[0].id, attempts: 4, error: "400", at: wallClock(plus: 0))
             try await store.recordDeadLetter(deliveryID: a[1].id, attempts: 2, error: "400", at: wallClock(plus: 0))
 
+            // a[2] is pending, not dead; 987654 does not exist: an error naming both, nothing changed.
+            await #expect(throws: UnknownDeadLetters(ids: [a[2].id, 987_654])) {
+                try await store.retryDeadLetters(DeadLetterSelection(ids: [a[0].id, a[2].id, 987_654, a[0].id]))
+            }
+            #expect(try await store.deadLetters(limit: 10).map(\.id) == [a[0].id, a[1].id])
+
             let before = Date()
-            // a[2] is pending, not dead; 987654 does not exist; a[0] twice counts once.
-            #expect(try await store.retryDeadLetters(ids: [a[0].id, a[2].id, 987_654, a[0].id]) == 1)
+            // a[0] twice counts once.
+            #expect(try await store.retryDeadLetters(DeadLetterSelection(ids: [a[0].id, a[0].id])) == 1)
             let after = Date()
             #expect(try await store.deadLetters(limit: 10).map(\.id) == [a[1].id])
             #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 2, dead: 1)])
@@ -168,11 +174,11 @@ struct DeliveryContractTests {
             let b = try #require(deliveries["b"])
             try await store.recordDeadLetter(deliveryID: a[0].id, attempts: 1, error: "x", at: wallClock(plus: 0))
             try await store.recordDeadLetter(deliveryID: b[1].id, attempts: 1, error: "y", at: wallClock(plus: 0))
-            #expect(try await store.retryDeadLetters(ids: nil) == 2)
+            #expect(try await store.retryAllDeadLetters() == 2)
             #expect(try await store.deadLetters(limit: 10).isEmpty)
             #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 2, dead: 0), "b": QueueDepth(pending: 2, dead: 0)])
             #expect(try await store.dueDeliveries(sink: "b", now: wallClock(plus: 1), limit: 10, excluding: []).map(\.id).sorted() == b.map(\.id))
-            #expect(try await store.retryDeadLetters(ids: nil) == 0)
+            #expect(try await store.retryAllDeadLetters() == 0)
         }
     }
 
@@ -184,11 +190,13 @@ struct DeliveryContractTests {
             let b = try #require(deliveries["b"])
             try await store.recordDeadLetter(deliveryID: a[0].id, attempts: 1, error: "x", at: wallClock(plus: 0))
             try await store.recordDeadLetter(deliveryID: b[2].id, attempts: 1, error: "y", at: wallClock(plus: 0))
-            #expect(try await store.purgeDeadLetters() == 2)
+            #expect(try await store.purgeAllDeadLetters() == 2)
             #expect(try await store.deadLetters(limit: 10).isEmpty)
             #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 2, dead: 0), "b": QueueDepth(pending: 2, dead: 0)])
-            #expect(try await store.retryDeadLetters(ids: [a[0].id]) == 0, "a purged dead letter cannot come back")
-            #expect(try await store.purgeDeadLetters() == 0)
+            await #expect(throws: UnknownDeadLetters(ids: [a[0].id]), "a purged dead letter cannot come back") {
+                try await store.retryDeadLetters(DeadLetterSelection(ids: [a[0].id]))
+            }
+            #expect(try await store.purgeAllDeadLetters() == 0)
             #expect(try await store.dueDeliveries(sink: "a", now: wallClock(plus: 1), limit: 10, excluding: []).map(\.id) == [a[1].id, a[2].id])
         }
     }

@@ -32,7 +32,7 @@ struct PruneContractTests {
             // What is still to deliver keeps its event.
             #expect(try await store.dueDeliveries(sink: "a", now: wallClock(plus: 1), limit: 10, excluding: []).map(\.event) == [pendingDelivery])
             #expect(try await store.deadLetters(limit: 10).map(\.eventID) == [deadLetter.id])
-            #expect(try await store.retryDeadLetters(ids: nil) == 1)
+            #expect(try await store.retryAllDeadLetters() == 1)
         }
     }
 

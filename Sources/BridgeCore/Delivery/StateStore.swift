@@ -186,11 +186,6 @@ public protocol StateStore: Sendable {
     func queueDepths() async throws -> [String: QueueDepth]
     /// How many journaled events wait for routing.
     func unroutedCount() async throws -> Int
-    func deadLetters(limit: Int) async throws -> [DeadLetter]
-    /// Puts dead letters back in the queue, due now; returns how many. nil: all of them.
-    func retryDeadLetters(ids: [Int64]?) async throws -> Int
-    func purgeDeadLetters() async throws -> Int
-
     /// The first `limit` dead letters of `selection`, oldest first, and how many there are in all.
     func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage
     /// Puts the dead letters of `selection` back in the queue, due now; returns how many. Throws
@@ -205,33 +200,15 @@ public protocol StateStore: Sendable {
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws
 }
 
-/// Selections over the older, whole-table dead-letter calls, for stores that have no query of
-/// their own: they read every dead letter, and a retry by id is checked before, not with, its update.
 extension StateStore {
-    public func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
-        let matching = try await deadLetters(limit: Int.max).filter(selection.contains)
-        return DeadLetterPage(letters: Array(matching.prefix(max(0, limit))), total: matching.count)
+    /// The first `limit` dead letters, oldest first.
+    public func deadLetters(limit: Int) async throws -> [DeadLetter] {
+        try await deadLetters(.all, limit: limit).letters
     }
 
-    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        let matching = try await deadLetters(limit: Int.max).filter(selection.contains)
-        if let ids = selection.ids {
-            let found = Set(matching.map(\.id))
-            let unknown = ids.filter { !found.contains($0) }
-            if !unknown.isEmpty { throw UnknownDeadLetters(ids: unknown) }
-        }
-        if selection == .all { return try await retryDeadLetters(ids: nil) }
-        return try await retryDeadLetters(ids: matching.map(\.id))
-    }
+    /// Puts every dead letter back in the queue, due now; returns how many.
+    public func retryAllDeadLetters() async throws -> Int { try await retryDeadLetters(.all) }
 
-    public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        guard selection == .all else { throw UnsupportedDeadLetterSelection() }
-        return try await purgeDeadLetters()
-    }
-}
-
-/// A store without its own dead-letter queries can purge only all of them.
-public struct UnsupportedDeadLetterSelection: Error, Sendable, CustomStringConvertible {
-    public init() {}
-    public var description: String { "this state store can only purge every dead letter at once" }
+    /// Deletes every dead letter; returns how many.
+    public func purgeAllDeadLetters() async throws -> Int { try await purgeDeadLetters(.all) }
 }
