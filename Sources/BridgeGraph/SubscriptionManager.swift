@@ -60,8 +60,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     }
 
     private enum Request: Sendable {
-        case reauthorize(name: String, graphID: String)
-        case recreate(name: String, graphID: String)
+        case reauthorize(graphID: String)
+        case recreate(graphID: String)
     }
 
     /// Per-subscription state, owned by the run loop.
@@ -81,8 +81,12 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     let publicURL: @Sendable (Int) -> String
     let logger: Logger
     let maxRetryDelay: Duration
-    private let doorbell = Doorbell()
-    private let requests = Mutex<[Request]>([])
+    /// Graph calls for upkeep in flight at once (creates, renewals, reauthorizations).
+    private let calls: CallLimit
+    /// One per declared subscription: rung when a lifecycle request for it arrives.
+    private let doorbells: [String: Doorbell]
+    /// Lifecycle requests not yet taken by their subscription's keeper, by subscription name.
+    private let requests = Mutex<[String: [Request]]>([:])
     private let started = Mutex(false)
 
     /// - Parameter publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
@@ -94,7 +98,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         readiness: ListenerReadiness,
         publicURL: @escaping @Sendable (Int) -> String,
         logger: Logger,
-        maxRetryDelay: Duration = .seconds(900)
+        maxRetryDelay: Duration = .seconds(900),
+        maxConcurrentCalls: Int = 4
     ) {
         self.declarations = declarations
         self.graph = graph
@@ -104,6 +109,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         self.publicURL = publicURL
         self.logger = logger
         self.maxRetryDelay = maxRetryDelay
+        self.calls = CallLimit(maxConcurrentCalls)
+        self.doorbells = Dictionary(declarations.map { ($0.name, Doorbell()) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Subscriptions whose records are ready (Graph id known): for `/healthz`.
@@ -112,20 +119,18 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     // MARK: Lifecycle events
 
     public func lifecycleEventsJournaled(_ events: [BridgeEvent]) async {
-        var added = false
         for event in events {
+            let name = event.subscription.name
+            let request: Request
             switch event.lifecycleEvent {
-            case "reauthorizationRequired":
-                requests.withLock { $0.append(.reauthorize(name: event.subscription.name, graphID: event.subscription.id)) }
-                added = true
-            case "subscriptionRemoved":
-                requests.withLock { $0.append(.recreate(name: event.subscription.name, graphID: event.subscription.id)) }
-                added = true
-            default:
-                break  // `missed` is routed like any event so a rule can alert on it.
+            case "reauthorizationRequired": request = .reauthorize(graphID: event.subscription.id)
+            case "subscriptionRemoved": request = .recreate(graphID: event.subscription.id)
+            default: continue  // `missed` is routed like any event so a rule can alert on it.
             }
+            guard let doorbell = doorbells[name] else { continue }
+            requests.withLock { $0[name, default: []].append(request) }
+            doorbell.ring()
         }
-        if added { doorbell.ring() }
     }
 
     // MARK: Run loop
@@ -153,39 +158,57 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             await self.reconcile(&tracked, notificationURL: notificationURL)
             guard !Task.isCancelled else { return }
             self.started.withLock { $0 = true }
-            while !Task.isCancelled {
-                self.applyRequests(&tracked)
-                let now = Date()
-                for name in tracked.keys.sorted() {
-                    guard let item = tracked[name], item.retryAt <= now, self.isDue(item, now: now) else { continue }
-                    await self.work(on: &tracked[name]!, notificationURL: notificationURL, lifecycleURL: lifecycleURL)
-                    if Task.isCancelled { return }
+            // One keeper per subscription, so a create that hangs at Graph (or waits out a long
+            // Retry-After) delays no other subscription's renewal; `calls` bounds how many talk to
+            // Graph at once.
+            await withDiscardingTaskGroup { group in
+                for item in tracked.values {
+                    group.addTask { await self.keep(item, notificationURL: notificationURL, lifecycleURL: lifecycleURL) }
                 }
-                let next = tracked.values.map { self.nextDate($0) }.min() ?? now.addingTimeInterval(3600)
-                let wait = max(0.05, min(3600, next.timeIntervalSinceNow))
-                await self.doorbell.wait(timeout: .milliseconds(Int64(wait * 1000)))
             }
+            // With nothing left to keep (only deletions were due), stay a running service until stopped.
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
         }
     }
 
-    private func applyRequests(_ tracked: inout [String: Tracked]) {
-        let pending = requests.withLock { requests in
-            defer { requests.removeAll() }
-            return requests
+    /// Keeps one subscription alive until cancelled: creates, renews or reauthorizes it when due,
+    /// and acts on the lifecycle requests Graph sends for it.
+    private func keep(_ start: Tracked, notificationURL: String, lifecycleURL: String) async {
+        var item = start
+        let name = item.declaration.name
+        guard let doorbell = doorbells[name] else { return }
+        while !Task.isCancelled {
+            applyRequests(to: &item)
+            let now = Date()
+            if item.retryAt <= now, isDue(item, now: now) {
+                do {
+                    try await calls.run { await self.work(on: &item, notificationURL: notificationURL, lifecycleURL: lifecycleURL) }
+                } catch {
+                    return  // cancelled while waiting for a turn
+                }
+                continue
+            }
+            let wait = max(0.05, min(3600, nextDate(item).timeIntervalSince(now)))
+            await doorbell.wait(timeout: .milliseconds(Int64(wait * 1000)))
         }
+    }
+
+    private func applyRequests(to item: inout Tracked) {
+        let name = item.declaration.name
+        let pending = requests.withLock { $0.removeValue(forKey: name) ?? [] }
         for request in pending {
             switch request {
-            case .reauthorize(let name, let graphID):
-                guard tracked[name]?.record?.graphID == graphID else { continue }
-                tracked[name]?.reauthorize = true
-                tracked[name]?.retryAt = .distantPast
+            case .reauthorize(let graphID):
+                guard item.record?.graphID == graphID else { continue }
+                item.reauthorize = true
+                item.retryAt = .distantPast
                 logger.info("Graph asks to reauthorize the subscription", metadata: ["bridge.subscription": "\(name)"])
-            case .recreate(let name, let graphID):
-                guard tracked[name]?.record?.graphID == graphID else { continue }
+            case .recreate(let graphID):
+                guard item.record?.graphID == graphID else { continue }
                 logger.warning("Graph removed the subscription; creating it again", metadata: ["bridge.subscription": "\(name)"])
                 directory.remove(subscriptionID: graphID)
-                tracked[name]?.record?.graphID = nil
-                tracked[name]?.retryAt = .distantPast
+                item.record?.graphID = nil
+                item.retryAt = .distantPast
             }
         }
     }

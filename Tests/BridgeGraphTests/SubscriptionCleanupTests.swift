@@ -75,3 +75,24 @@ struct SubscriptionCleanupTests {
         }
     }
 }
+
+/// Upkeep of different subscriptions runs side by side.
+@Suite("concurrent upkeep", .timeLimit(.minutes(2)))
+struct ConcurrentUpkeepTests {
+    @Test("a create that hangs at Graph does not hold up another subscription's create")
+    func slowCreateDelaysNoOther() async throws {
+        let directory = TemporaryDirectory()
+        try await withSimulator { simulator in
+            // The first create Graph receives answers only after 10 s.
+            simulator.injectFault(.delay(.seconds(10)), on: .createSubscription, count: 1)
+            let declarations = [BridgeUnderTest.inbox, SubscriptionCleanupTests.bobInbox]
+            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), declarations: declarations) { bridge in
+                // One at a time, the second create would start only after the first returned (10 s).
+                let created = try await simulator.waitForRequest(timeout: .seconds(6)) { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
+                let records = try await bridge.store.subscriptionRecords()
+                #expect(records.filter { $0.graphID != nil }.count == 1, "one created while the other still waits")
+                _ = created
+            }
+        }
+    }
+}
