@@ -178,6 +178,20 @@ public enum BridgeRunner {
         default: EnricherChain(enrichers)
         }
 
+        // A sink removed from the file takes no more deliveries: what waited for it becomes dead
+        // letters under its old name (listed, retried or purged with `dead-letters`), so it no
+        // longer counts toward the backlog limit or keeps its events from being pruned.
+        do {
+            let retired = try await store.retireDeliveries(
+                exceptFor: Set(configuration.sinks.map(\.name)), error: "the sink was removed from the configuration", at: Date())
+            for (sink, count) in retired.sorted(by: { $0.key < $1.key }) {
+                logger.warning("a sink was removed from the configuration: its queued deliveries are now dead letters", metadata: [
+                    "bridge.sink": "\(sink)", "bridge.deliveries": "\(count)",
+                ])
+            }
+        } catch {
+            throw StartupError("cannot update the deliveries of removed sinks in \(configuration.state.path): \(error)")
+        }
         let backlog = Backlog(limit: configuration.state.maxQueuedDeliveries)
         let engine = DeliveryEngine(
             store: store,

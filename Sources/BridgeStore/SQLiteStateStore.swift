@@ -310,6 +310,22 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {
+        let kept = JSONValue.array(sinks.sorted().map(JSONValue.string)).serializedString
+        return try await committer.write { db in
+            var retired: [String: Int] = [:]
+            let pending = "status = 0 AND sink NOT IN (SELECT value FROM json_each(?))"
+            for row in try Row.fetchAll(db, sql: "SELECT sink, COUNT(*) AS n FROM deliveries WHERE \(pending) GROUP BY sink", arguments: [kept]) {
+                retired[row["sink"]] = row["n"]
+            }
+            guard !retired.isEmpty else { return retired }
+            try db.execute(
+                sql: "UPDATE deliveries SET status = 1, last_error = ?, dead_at = ? WHERE \(pending)",
+                arguments: [error, date.timeIntervalSince1970, kept])
+            return retired
+        }
+    }
+
     // MARK: Inspection and replay
 
     public func queueDepths() async throws -> [String: QueueDepth] {

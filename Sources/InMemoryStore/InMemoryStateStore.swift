@@ -179,6 +179,19 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {
+        state.withLock { state in
+            var retired: [String: Int] = [:]
+            for (id, delivery) in state.deliveries where !delivery.dead && !sinks.contains(delivery.sink) {
+                state.deliveries[id]?.dead = true
+                state.deliveries[id]?.lastError = error
+                state.deliveries[id]?.deadAt = date.timeIntervalSince1970
+                retired[delivery.sink, default: 0] += 1
+            }
+            return retired
+        }
+    }
+
     // MARK: Inspection and replay
 
     public func queueDepths() async throws -> [String: QueueDepth] {

@@ -271,6 +271,9 @@ final class OutcomeRefusingStore: StateStore {
     func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { try await base.deadLetters(selection, limit: limit) }
     func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.retryDeadLetters(selection) }
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.purgeDeadLetters(selection) }
+    func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {
+        try await base.retireDeliveries(exceptFor: sinks, error: error, at: date)
+    }
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         try await base.prune(deliveredBefore: date, deduplicationBefore: deduplicationBefore)
     }

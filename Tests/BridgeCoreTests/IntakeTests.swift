@@ -186,6 +186,7 @@ struct FailingStore: StateStore {
     func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { DeadLetterPage(letters: [], total: 0) }
     func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { 0 }
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { 0 }
+    func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] { [:] }
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {}
 }
 

@@ -99,4 +99,23 @@ struct DeadLetterContractTests {
             #expect(try await store.deadLetters(.all, limit: 10).total == 0)
         }
     }
+
+    @Test("the pending deliveries of a removed sink become dead letters under its name; the others are untouched", arguments: StoreKind.allCases)
+    func removedSink(kind: StoreKind) async throws {
+        try await kind.withStore { (store) async throws in
+            try await Self.makeDeadLetters(store, [("gone", Date())])
+            let events = (0..<3).map { _ in makeEvent(at: Date()) }
+            _ = try await store.journal(events.map { JournalEntry(event: $0, deduplicationKey: nil) })
+            let pending = try await store.unroutedEvents(limit: 10)
+            try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["kept", "gone"]) })
+            let at = Date(timeIntervalSince1970: 1_800_000_000)
+
+            #expect(try await store.retireDeliveries(exceptFor: ["kept"], error: "the sink was removed", at: at) == ["gone": 3])
+            #expect(try await store.queueDepths()["gone"] == QueueDepth(pending: 0, dead: 4))
+            #expect(try await store.queueDepths()["kept"] == QueueDepth(pending: 3, dead: 0))
+            let retired = try await store.deadLetters(DeadLetterSelection(sink: "gone", deadSince: at), limit: 10)
+            #expect(retired.total == 3 && retired.letters.allSatisfy { $0.lastError == "the sink was removed" && $0.deadAt == at })
+            #expect(try await store.retireDeliveries(exceptFor: ["kept"], error: "again", at: at).isEmpty, "nothing left to retire")
+        }
+    }
 }

@@ -196,6 +196,11 @@ public protocol StateStore: Sendable {
     /// (deleting nothing) when any of `selection.ids` is not a dead letter the rest of the selection holds.
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
 
+    /// Makes every pending delivery of a sink not in `sinks` a dead letter (kept under its sink's
+    /// name, with `error`, dead at `date`): a sink removed from the configuration. Returns how many
+    /// per sink.
+    func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int]
+
     /// Drops routed events with nothing left to deliver that arrived before `date`, and expired deduplication keys.
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws
 }
