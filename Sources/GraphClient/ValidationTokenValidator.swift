@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 import _CryptoExtras
 
 /// Checks the `validationTokens` JWTs of a rich-notification POST (graph-protocol 5.4): an RS256
@@ -29,9 +30,16 @@ public final class ValidationTokenValidator: Sendable {
             self.clockSkew = clockSkew
         }
 
-        /// `https://sts.windows.net/{tid}/` (v1) and `{authority}/{tid}/v2.0` (v2), lowercased, for each tenant id.
+        /// The v1 issuer's host: `sts.windows.net` for the global and US Government clouds,
+        /// `sts.chinacloudapi.cn` for the cloud operated by 21Vianet.
+        var v1IssuerHost: String {
+            let host = URLComponents(string: authority)?.host?.lowercased() ?? ""
+            return host.hasSuffix("chinacloudapi.cn") || host.hasSuffix("microsoftonline.cn") ? "sts.chinacloudapi.cn" : "sts.windows.net"
+        }
+
+        /// `https://{v1 host}/{tid}/` (v1) and `{authority}/{tid}/v2.0` (v2), lowercased, for each tenant id.
         func acceptedIssuers(tenantIDs: [String]) -> Set<String> {
-            Set(tenantIDs.flatMap { tid in ["https://sts.windows.net/\(tid)/", "\(authority)/\(tid)/v2.0"].map { $0.lowercased() } })
+            Set(tenantIDs.flatMap { tid in ["https://\(v1IssuerHost)/\(tid)/", "\(authority)/\(tid)/v2.0"].map { $0.lowercased() } })
         }
     }
 
@@ -64,6 +72,10 @@ public final class ValidationTokenValidator: Sendable {
     public let policy: Policy
     let keys: SigningKeyCache
     let now: @Sendable () -> Date
+    /// Tokens that passed every check, with their `exp`: Graph puts the same token on every POST
+    /// of an hour, so a large batch costs one RS256 check per distinct token. Bounded.
+    private let verified = Mutex<[String: Double]>([:])
+    static let verifiedCacheLimit = 1024
 
     /// - Parameters:
     ///   - minimumRefetchInterval: the least time between two JWKS fetches for unknown `kid`s. Default 5 min.
@@ -90,14 +102,37 @@ public final class ValidationTokenValidator: Sendable {
     }
 
     func validate(_ token: String) async throws(RichNotificationError) {
+        let time = now().timeIntervalSince1970
+        if let exp = verified.withLock({ $0[token] }) {
+            guard time <= exp + policy.clockSkew else {
+                verified.withLock { _ = $0.removeValue(forKey: token) }
+                throw .expired()
+            }
+            return
+        }
         let jwt = try SignedJWT(token)
         // Only RS256: never `none`, never a symmetric algorithm keyed with the public key.
         guard jwt.header.alg == "RS256" else { throw .unsupportedAlgorithm(jwt.header.alg ?? "none") }
         guard let kid = jwt.header.kid, !kid.isEmpty else { throw .malformedToken("a validation token has no kid header") }
         let (key, discoveredTenant) = try await keys.key(for: kid)
         guard jwt.isSigned(by: key) else { throw .badTokenSignature() }
-        try check(try jwt.claims(Claims.self), discoveredTenant: discoveredTenant)
+        let claims = try jwt.claims(Claims.self)
+        try check(claims, discoveredTenant: discoveredTenant)
+        if let exp = claims.exp { remember(token, until: exp, now: time) }
     }
+
+    private func remember(_ token: String, until exp: Double, now time: Double) {
+        verified.withLock { cache in
+            if cache.count >= Self.verifiedCacheLimit {
+                cache = cache.filter { time <= $0.value + policy.clockSkew }
+                if cache.count >= Self.verifiedCacheLimit { cache.removeAll() }
+            }
+            cache[token] = exp
+        }
+    }
+
+    /// How many verified tokens are cached (for tests).
+    var cachedTokenCount: Int { verified.withLock { $0.count } }
 
     /// The claim checks of a token whose signature verified.
     func check(_ claims: Claims, discoveredTenant: String?) throws(RichNotificationError) {

@@ -1,5 +1,5 @@
 import Foundation
-import GraphClient
+@testable import GraphClient
 import Synchronization
 import Testing
 import _CryptoExtras
@@ -60,6 +60,42 @@ struct ValidationTokenTests {
         #expect(await Self.reason(validator, []) == "missing_validation_tokens")
         // One bad token among good ones refuses the POST.
         #expect(await Self.reason(validator, [try signer.token(now: now), try signer.token(now: now, changes: ["aud": "x"])]) == "wrong_audience")
+    }
+
+    @Test("a verified token is cached until its exp: one check per distinct token, refused once expired")
+    func cachedUntilExpiry() async throws {
+        let signer = try TokenSigner(kid: "k1")
+        let clock = TestClock(Date(timeIntervalSince1970: 1_800_000_000))
+        let validator = ValidationTokenValidator(policy: Self.policy(), keys: ScriptedKeys([signer.published()]), now: clock.read)
+        let token = try signer.token(now: 1_800_000_000)
+        #expect(await Self.reason(validator, Array(repeating: token, count: 50)) == nil)
+        #expect(validator.cachedTokenCount == 1)
+        // A failing token is never cached.
+        #expect(await Self.reason(validator, [try signer.token(now: 1_800_000_000, changes: ["aud": "x"])]) == "wrong_audience")
+        #expect(validator.cachedTokenCount == 1)
+        clock.advance(by: 3600 + 15)  // within the skew of its exp
+        #expect(await Self.reason(validator, [token]) == nil)
+        clock.advance(by: 10)
+        #expect(await Self.reason(validator, [token]) == "expired")
+        #expect(validator.cachedTokenCount == 0)
+    }
+
+    @Test("national clouds: v1 tokens of the cloud operated by 21Vianet come from sts.chinacloudapi.cn, US Government's from sts.windows.net")
+    func nationalCloudIssuers() async throws {
+        let signer = try TokenSigner(kid: "k1")
+        let clock = TestClock(Date(timeIntervalSince1970: 1_800_000_000))
+        func reason(authority: String, issuer: String) async throws -> String? {
+            let validator = ValidationTokenValidator(
+                policy: .init(audiences: [Self.clientID], tenant: Self.tenantID, authority: authority), keys: ScriptedKeys([signer.published()]),
+                now: clock.read)
+            return await Self.reason(validator, [try signer.token(now: 1_800_000_000, changes: ["iss": issuer])])
+        }
+        #expect(try await reason(authority: "https://login.chinacloudapi.cn", issuer: "https://sts.chinacloudapi.cn/\(Self.tenantID)/") == nil)
+        #expect(try await reason(authority: "https://login.chinacloudapi.cn", issuer: "https://sts.windows.net/\(Self.tenantID)/") == "wrong_issuer")
+        #expect(try await reason(authority: "https://login.chinacloudapi.cn", issuer: "https://login.chinacloudapi.cn/\(Self.tenantID)/v2.0") == nil)
+        #expect(try await reason(authority: "https://login.microsoftonline.us", issuer: "https://sts.windows.net/\(Self.tenantID)/") == nil)
+        #expect(try await reason(authority: "https://login.microsoftonline.us", issuer: "https://login.microsoftonline.us/\(Self.tenantID)/v2.0") == nil)
+        #expect(try await reason(authority: "https://login.microsoftonline.us", issuer: "https://sts.chinacloudapi.cn/\(Self.tenantID)/") == "wrong_issuer")
     }
 
     @Test("exp and nbf allow 20 seconds of clock skew, not more")
