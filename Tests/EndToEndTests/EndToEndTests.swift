@@ -218,8 +218,8 @@ struct EndToEndTests {
         #expect(bad.0 == 1)
         #expect(bad.2.split(separator: "\n") == [
             "bad.yaml:3:3: unknown key 'maxBodyByte' in server (did you mean 'maxBodyBytes'?)",
-            "bad.yaml:10:18: environment variable FEED_STATE is not set (set it, or write ${FEED_STATE:-default})",
-            "bad.yaml:17:17: route sends to undefined sink 'chat' (defined sinks: audit)",
+            "bad.yaml:11:18: environment variable FEED_STATE is not set (set it, or write ${FEED_STATE:-default})",
+            "bad.yaml:18:17: route sends to undefined sink 'chat' (defined sinks: audit)",
         ])
     }
 
