@@ -16,8 +16,9 @@ extension BridgeServer {
         }
         let server = self
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .xContentTypeOptions: "nosniff"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: StatusPage.html)))
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store", .xContentTypeOptions: "nosniff"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: StatusPage.html)))
         }
         router.get("status.json") { _, _ in
             guard let provider = server.status else { return Self.text(.notFound, "no status\n") }
@@ -68,8 +69,9 @@ extension BridgeServer {
     }
 
     static func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
-        Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized())))
+        Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized())))
     }
 
     static func object(_ problems: [String: String]) -> JSONValue {
@@ -95,7 +97,9 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let presented = Self.bearer(request.headers[.authorization]), constantTimeEquals(presented.utf8, token) else {
             return Response(
                 status: .unauthorized,
-                headers: [.wwwAuthenticate: #"Bearer realm="graph-bridge admin""#, .contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                headers: [
+                    .wwwAuthenticate: #"Bearer realm="graph-bridge admin""#, .contentType: "text/plain; charset=utf-8", .cacheControl: "no-store",
+                ],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: "a Bearer token (server.admin.token) is required\n"))
             )
         }

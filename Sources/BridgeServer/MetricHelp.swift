@@ -11,8 +11,10 @@ import Foundation
 public enum MetricHelp {
     /// What each metric counts, by family name (SPEC section 11 and docs/operations.md).
     public static let texts: [String: String] = [
-        "graph_bridge_notifications_total": "Notification items received, by subscription and outcome (accepted, duplicate, wrong_client_state, unknown_subscription, invalid).",
-        "graph_bridge_requests_rejected_total": "Whole notification requests refused, by endpoint and reason (malformed, too_large, journal_failed, ...).",
+        "graph_bridge_notifications_total":
+            "Notification items received, by subscription and outcome (accepted, duplicate, wrong_client_state, unknown_subscription, invalid).",
+        "graph_bridge_requests_rejected_total":
+            "Whole notification requests refused, by endpoint and reason (malformed, too_large, journal_failed, ...).",
         "graph_bridge_ack_seconds": "Time from a notification body received to its answer, by endpoint.",
         "graph_bridge_deliveries_total": "Delivery attempts, by sink and outcome (success, retry, dead_letter).",
         "graph_bridge_delivery_seconds": "Time a successful delivery took, by sink.",

@@ -19,18 +19,19 @@ struct MetricHelpTests {
 
             """
         let completed = String(decoding: MetricHelp.completing(Array(emitted.utf8)), as: UTF8.self)
-        #expect(completed == """
-            # HELP graph_bridge_dead_letters \(MetricHelp.texts["graph_bridge_dead_letters"]!)
-            # TYPE graph_bridge_dead_letters gauge
-            graph_bridge_dead_letters{sink="audit"} 0
-            # HELP graph_bridge_queue_depth already there
-            # TYPE graph_bridge_queue_depth gauge
-            graph_bridge_queue_depth{sink="audit"} 0
-            # HELP some_other_total graph-bridge metric some_other_total (see docs/operations.md).
-            # TYPE some_other_total counter
-            some_other_total 1
+        #expect(
+            completed == """
+                # HELP graph_bridge_dead_letters \(MetricHelp.texts["graph_bridge_dead_letters"]!)
+                # TYPE graph_bridge_dead_letters gauge
+                graph_bridge_dead_letters{sink="audit"} 0
+                # HELP graph_bridge_queue_depth already there
+                # TYPE graph_bridge_queue_depth gauge
+                graph_bridge_queue_depth{sink="audit"} 0
+                # HELP some_other_total graph-bridge metric some_other_total (see docs/operations.md).
+                # TYPE some_other_total counter
+                some_other_total 1
 
-            """)
+                """)
         #expect(MetricHelp.completing([]).isEmpty)
     }
 

@@ -2,8 +2,8 @@ import BridgeServer
 import BridgeStore
 import CurlKit
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `server.idleTimeout`, `server.requestTimeout` and `server.maxConnections` against real sockets
 /// that send nothing, stop half-way, or trickle; Graph's notifications are answered meanwhile.

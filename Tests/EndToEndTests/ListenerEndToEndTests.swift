@@ -1,13 +1,15 @@
 import CurlKit
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The two listeners of the real binary (SPEC section 5): what each serves, the admin token,
 /// `/readyz` with managed subscriptions, the `# HELP` of every metric, and slow clients.
 @Suite("listeners end to end")
 struct ListenerEndToEndTests {
-    static func start(_ directory: TemporaryDirectory, config: String = EndToEndTests.config(), environment: [String: String] = [:]) throws -> BridgeProcess {
+    static func start(_ directory: TemporaryDirectory, config: String = EndToEndTests.config(), environment: [String: String] = [:]) throws
+        -> BridgeProcess
+    {
         directory.write("bridge.yaml", config)
         return try BridgeProcess(
             ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path,
@@ -39,7 +41,9 @@ struct ListenerEndToEndTests {
         // Receive-only subscriptions only: nothing to wait for at Graph.
         let ready = try await client.execute(HTTPRequest(url: admin + "/readyz"))
         #expect(ready.status == 200 && ready.bodyText == #"{"status":"ready"}"#)
-        #expect(try await client.execute(HTTPRequest(method: "POST", url: admin + "/notifications", body: EndToEndTests.notification("L", 2))).status == 404)
+        #expect(
+            try await client.execute(HTTPRequest(method: "POST", url: admin + "/notifications", body: EndToEndTests.notification("L", 2))).status
+                == 404)
 
         // One `listening` line per listener (issue 17: it was logged twice), and not Hummingbird's own.
         let listening = bridge.log.split(separator: "\n").filter { $0.contains(#""message":"listening""#) }
@@ -60,26 +64,33 @@ struct ListenerEndToEndTests {
         directory.write("bridge.yaml", exposed)
         let line = exposed.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("0.0.0.0:0") }! + 1
         for command in ["check", "run"] {
-            let (status, _, errors) = try await runToCompletion([command, "--config", "bridge.yaml"], directory: directory.path, environment: EndToEndTests.environment)
+            let (status, _, errors) = try await runToCompletion(
+                [command, "--config", "bridge.yaml"], directory: directory.path, environment: EndToEndTests.environment)
             #expect(status == 1, "\(command)")
             #expect(errors.contains("bridge.yaml:\(line):13: admin.listen 0.0.0.0 is not a loopback address"), "\(command): \(errors)")
             #expect(!errors.contains("listening"), "\(command) opened nothing")
         }
         directory.write("bridge.yaml", exposed.replacingOccurrences(of: "listen: 0.0.0.0:0", with: "listen: 0.0.0.0:0\n    token: ${ADMIN_TOKEN}"))
-        let check = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path, environment: EndToEndTests.environment.merging(["ADMIN_TOKEN": "t0ken"]) { _, new in new })
+        let check = try await runToCompletion(
+            ["check", "--config", "bridge.yaml"], directory: directory.path,
+            environment: EndToEndTests.environment.merging(["ADMIN_TOKEN": "t0ken"]) { _, new in new })
         #expect(check.0 == 0, "\(check.2)")
 
         // A token on loopback (this test binds nothing beyond loopback): every admin request needs it.
         let token = "adm-9f8e7d6c5b4a"
-        let bridge = try Self.start(directory, config: EndToEndTests.config().replacingOccurrences(
-            of: "admin: { listen: 127.0.0.1:0 }", with: "admin: { listen: 127.0.0.1:0, token: \"${ADMIN_TOKEN}\" }"), environment: ["ADMIN_TOKEN": token])
+        let bridge = try Self.start(
+            directory,
+            config: EndToEndTests.config().replacingOccurrences(
+                of: "admin: { listen: 127.0.0.1:0 }", with: "admin: { listen: 127.0.0.1:0, token: \"${ADMIN_TOKEN}\" }"),
+            environment: ["ADMIN_TOKEN": token])
         let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
         let client = CurlClient()
         for path in ["/", "/status.json", "/metrics", "/healthz", "/readyz"] {
             let refused = try await client.execute(HTTPRequest(url: admin + path))
             #expect(refused.status == 401 && refused.header("WWW-Authenticate")?.hasPrefix("Bearer") == true, "\(path)")
             #expect(try await client.execute(HTTPRequest(url: admin + path, headers: [("Authorization", "Bearer wrong")])).status == 401)
-            #expect(try await client.execute(HTTPRequest(url: admin + path, headers: [("Authorization", "Bearer \(token)")])).status == 200, "\(path)")
+            #expect(
+                try await client.execute(HTTPRequest(url: admin + path, headers: [("Authorization", "Bearer \(token)")])).status == 200, "\(path)")
         }
         #expect(!bridge.log.contains(token))
         await client.shutdown()
@@ -119,9 +130,11 @@ struct ListenerEndToEndTests {
         let client = CurlClient()
         // Graph unreachable: the subscription cannot be made.
         let unreachable = TemporaryDirectory()
-        let lonely = try Self.start(unreachable, config: Self.managedConfig(
-            tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", secret: "s",
-            authority: "http://127.0.0.1:\(try closedLoopbackPort())", port: try closedLoopbackPort()))
+        let lonely = try Self.start(
+            unreachable,
+            config: Self.managedConfig(
+                tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", secret: "s",
+                authority: "http://127.0.0.1:\(try closedLoopbackPort())", port: try closedLoopbackPort()))
         let lonelyAdmin = "http://127.0.0.1:\(try await lonely.adminPort())"
         #expect(await lonely.waitForLog(containing: "subscription upkeep failed") != nil, "\(lonely.log)")
         let notReady = try await client.execute(HTTPRequest(url: lonelyAdmin + "/readyz"))
@@ -141,9 +154,11 @@ struct ListenerEndToEndTests {
         func value(_ key: String) throws -> String {
             try #require(simulator.output.split(separator: "\n").first { $0.contains("\(key):") }?.split(separator: " ").last.map(String.init))
         }
-        let bridge = try Self.start(directory, config: Self.managedConfig(
-            tenant: try value("tenant"), clientId: try value("clientId"), secret: try value("clientSecret"), authority: try value("authorityUrl"),
-            port: try closedLoopbackPort()))
+        let bridge = try Self.start(
+            directory,
+            config: Self.managedConfig(
+                tenant: try value("tenant"), clientId: try value("clientId"), secret: try value("clientSecret"), authority: try value("authorityUrl"),
+                port: try closedLoopbackPort()))
         let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
         #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
         #expect(try await eventuallyAsync { try await client.execute(HTTPRequest(url: admin + "/readyz")).status == 200 })
@@ -170,18 +185,25 @@ struct ListenerEndToEndTests {
         #expect(try await EndToEndTests.post(client, port: port, body: Array(forged.utf8)) == 202)
         #expect(try await EndToEndTests.post(client, port: port, body: Array("{".utf8)) == 400)
         #expect(try await EndToEndTests.post(client, port: port, body: [UInt8](repeating: 0x20, count: 70_000)) == 413)
-        #expect(try await EndToEndTests.post(client, port: port, path: "/lifecycle", body: Array(
-            #"{"value":[{"subscriptionId":"\#(EndToEndTests.subscriptionID)","clientState":"secretClientValue","lifecycleEvent":"missed"}]}"#.utf8)) == 202)
-        #expect(try await EndToEndTests.post(client, port: port, path: "/notifications?validationToken=\(String(repeating: "x", count: 1025))", body: []) == 400)
+        #expect(
+            try await EndToEndTests.post(
+                client, port: port, path: "/lifecycle",
+                body: Array(
+                    #"{"value":[{"subscriptionId":"\#(EndToEndTests.subscriptionID)","clientState":"secretClientValue","lifecycleEvent":"missed"}]}"#
+                        .utf8)) == 202)
+        #expect(
+            try await EndToEndTests.post(client, port: port, path: "/notifications?validationToken=\(String(repeating: "x", count: 1025))", body: [])
+                == 400)
         #expect(try await eventually { jsonLines(directory.file("audit.jsonl")).count >= 2 })
 
         let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
         // Delivery metrics are recorded after the line is written: wait until they show.
         var text = ""
-        #expect(try await eventuallyAsync {
-            text = try await client.execute(HTTPRequest(url: admin + "/metrics")).bodyText
-            return text.contains("graph_bridge_deliveries_total")
-        })
+        #expect(
+            try await eventuallyAsync {
+                text = try await client.execute(HTTPRequest(url: admin + "/metrics")).bodyText
+                return text.contains("graph_bridge_deliveries_total")
+            })
         let lines = text.split(separator: "\n").map(String.init)
         let typed = lines.enumerated().filter { $0.element.hasPrefix("# TYPE ") }
         #expect(typed.count >= 6, "\(text)")
@@ -191,8 +213,10 @@ struct ListenerEndToEndTests {
             #expect(help.hasPrefix("# HELP \(name) "), "\(name) has no HELP line")
             #expect(!help.contains("see docs/operations.md"), "\(name) has only the generic help text")
         }
-        for family in ["graph_bridge_notifications_total", "graph_bridge_ack_seconds", "graph_bridge_requests_rejected_total",
-                       "graph_bridge_deliveries_total", "graph_bridge_lifecycle_events_total"] {
+        for family in [
+            "graph_bridge_notifications_total", "graph_bridge_ack_seconds", "graph_bridge_requests_rejected_total",
+            "graph_bridge_deliveries_total", "graph_bridge_lifecycle_events_total",
+        ] {
             #expect(lines.contains { $0.hasPrefix("# HELP \(family) ") }, "\(family)")
         }
         #expect(text.contains(#"reason="token_too_long""#))

@@ -1,7 +1,7 @@
 import CurlKit
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Slow clients against the real binary: a thousand silent connections and a hundred half-sent
 /// requests, while Graph's notification must still be answered (docs/reliability.md has the figures).
@@ -23,7 +23,8 @@ struct SlowClientEndToEndTests {
     func flood() async throws {
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", Self.config(idle: "3s", request: "3s", maxConnections: 2000))
-        let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         let port = try await bridge.port()
         let idleDescriptors = Self.descriptors(of: bridge.pid)
 
@@ -60,8 +61,12 @@ struct SlowClientEndToEndTests {
         #expect(unclosed == 0, "\(unclosed) connections were left open")
         #expect(try await eventually { jsonLines(directory.file("audit.jsonl")).count == 1 })
         let afterDescriptors = Self.descriptors(of: bridge.pid)
-        #expect(afterDescriptors < idleDescriptors + 50, "the bridge's descriptors: \(idleDescriptors) idle, \(floodedDescriptors) flooded, \(afterDescriptors) after")
-        print("slow clients: 1100 connections opened in \(openTime); notification answered in \(answerTime); all closed \(closedAfter) after the first opened (idleTimeout 3s, requestTimeout 3s, maxConnections 2000); bridge descriptors \(idleDescriptors) idle, \(floodedDescriptors) flooded, \(afterDescriptors) after")
+        #expect(
+            afterDescriptors < idleDescriptors + 50,
+            "the bridge's descriptors: \(idleDescriptors) idle, \(floodedDescriptors) flooded, \(afterDescriptors) after")
+        print(
+            "slow clients: 1100 connections opened in \(openTime); notification answered in \(answerTime); all closed \(closedAfter) after the first opened (idleTimeout 3s, requestTimeout 3s, maxConnections 2000); bridge descriptors \(idleDescriptors) idle, \(floodedDescriptors) flooded, \(afterDescriptors) after"
+        )
 
         await client.shutdown()
         bridge.signal(SIGTERM)
@@ -72,7 +77,8 @@ struct SlowClientEndToEndTests {
     func overTheCap() async throws {
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", Self.config(idle: "1s", request: "1s", maxConnections: 100))
-        let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         let port = try await bridge.port()
         let idleDescriptors = Self.descriptors(of: bridge.pid)
         var silent: [RawConnection] = []
