@@ -187,7 +187,7 @@ public enum BridgeRunner {
             readiness.markListening(port: port)
             await onListening(port)
         })
-        // After the public listener, so it stops first: the status page and metrics stay up while the rest drains.
+        // The admin listener (status page, metrics, health, readiness): last, so at shutdown it stops first; nothing waits on it.
         services.append(try server.makeAdminApplication())
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
