@@ -204,10 +204,15 @@ public enum BridgeRunner {
         )
         let intake = NotificationIntake(
             directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, load: engine.listenerLoad, logger: logger)
+        let settings = configuration.server
         let server = BridgeServer(
-            configuration: .init(host: configuration.server.host, port: configuration.server.port, maxBodyBytes: configuration.server.maxBodyBytes, tls: tls),
+            configuration: .init(
+                host: settings.host, port: settings.port, maxBodyBytes: settings.maxBodyBytes, tls: tls,
+                limits: .init(idleTimeout: settings.idleTimeout, requestTimeout: settings.requestTimeout, maxConnections: settings.maxConnections),
+                admin: .init(host: settings.admin.host, port: settings.admin.port, token: settings.admin.token)
+            ),
             intake: intake,
-            health: StoreHealth(store: store, intake: intake, manager: manager),
+            health: StoreHealth(store: store, intake: intake, manager: manager, managedNames: managed.map(\.name)),
             metrics: registry,
             status: StoreStatus(store: store, sinkNames: configuration.sinks.map(\.name)),
             logger: logger
@@ -233,6 +238,10 @@ public enum BridgeRunner {
                 readiness.markListening(port: port)
                 await onListening(port)
             }))
+        // The admin listener (status page, metrics, health, readiness): last, so at shutdown it stops first; nothing waits on it.
+        services.append(ListenerService(
+            key: "server.admin.listen", host: configuration.server.admin.host, port: configuration.server.admin.port,
+            service: try server.makeAdminApplication()))
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -264,13 +273,67 @@ struct ConcurrentServices: Service {
     }
 }
 
-/// `/healthz`: the store answers, the last journal write worked, the subscription manager has started.
+/// The health and readiness endpoints' view of the running bridge.
+/// - `/healthz` (admin): the store answers, the last journal write worked, the subscription manager has started.
+/// - `/healthz` (public): notifications can be taken (the store answers and the last journal write worked).
+/// - `/readyz` (admin): the store takes a write, and every managed subscription has a Graph id
+///   confirmed by the subscription manager and has not expired.
 struct StoreHealth: HealthCheck {
     let store: SQLiteStateStore
     let intake: NotificationIntake
     let manager: SubscriptionManager?
+    /// The managed subscriptions of the configuration.
+    let managedNames: [String]
 
     func problems() async -> [String: String] {
+        var problems = await intakeProblems()
+        if let manager, !manager.isReady {
+            problems["subscriptions"] = "the subscription manager is still starting"
+        }
+        return problems
+    }
+
+    func acceptsNotifications() async -> Bool {
+        await intakeProblems().isEmpty
+    }
+
+    func readinessProblems() async -> [String: String] {
+        var problems: [String: String] = [:]
+        do {
+            try await store.setSetting("readyz.lastWriteProbe", to: Timestamp.format(Date()))
+        } catch {
+            problems["store"] = "not writable: \(error)"
+        }
+        if let failure = intake.lastJournalFailure {
+            problems["journal"] = failure
+        }
+        if let manager, !manager.isReady {
+            problems["subscriptions"] = "the subscription manager is still reconciling with Graph"
+        } else if !managedNames.isEmpty {
+            let records: [SubscriptionRecord]
+            do {
+                records = try await store.subscriptionRecords()
+            } catch {
+                problems["store"] = "unreadable: \(error)"
+                return problems
+            }
+            let byName = Dictionary(records.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            let now = Date()
+            let failing = managedNames.compactMap { name -> String? in
+                guard let record = byName[name], record.graphID != nil else { return "\(name): no subscription at Graph yet" }
+                if let expiration = record.expiration, expiration <= now { return "\(name): expired at \(Timestamp.format(expiration))" }
+                return nil
+            }
+            if !failing.isEmpty {
+                let shown = failing.prefix(10).joined(separator: "; ")
+                problems["subscriptions"] = failing.count > 10 ? shown + "; and \(failing.count - 10) more" : shown
+            }
+        }
+        return problems
+    }
+
+    /// What stops a notification from being journaled.
+    private func intakeProblems() async -> [String: String] {
         var problems: [String: String] = [:]
         do {
             try await store.ping()
@@ -279,9 +342,6 @@ struct StoreHealth: HealthCheck {
         }
         if let failure = intake.lastJournalFailure {
             problems["journal"] = failure
-        }
-        if let manager, !manager.isReady {
-            problems["subscriptions"] = "the subscription manager is still starting"
         }
         return problems
     }

@@ -62,6 +62,7 @@ public enum Demo {
             server:
               listen: 127.0.0.1:0
               publicUrl: http://127.0.0.1    # replaced by the bound loopback port at run time
+              admin: { listen: 127.0.0.1:0 }   # any free port: the demo must not clash with a bridge already running
             state:
               path: \(stateDirectory)/demo-state.sqlite
             subscriptions:

@@ -1,16 +1,29 @@
 public import BridgeCore
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 public import Logging
 import Metrics
 import NIOCore
 public import Prometheus
+import Synchronization
 
-/// What `GET /healthz` checks.
+/// What the health and readiness endpoints check.
 public protocol HealthCheck: Sendable {
-    /// Component name to problem; empty when all is well.
+    /// Component name to problem; empty when all is well (the admin listener's `/healthz`).
     func problems() async -> [String: String]
+    /// Whether notifications can be taken now (the public listener's `/healthz`, which says one
+    /// word and no more). By default: no problem at all.
+    func acceptsNotifications() async -> Bool
+    /// Component name to what keeps the bridge from being ready (the admin listener's `/readyz`);
+    /// empty when ready. By default: its problems.
+    func readinessProblems() async -> [String: String]
+}
+
+extension HealthCheck {
+    public func acceptsNotifications() async -> Bool { await problems().isEmpty }
+    public func readinessProblems() async -> [String: String] { await problems() }
 }
 
 /// What the status page shows, as JSON (no secret ever: no clientState, no URL credentials).
@@ -18,22 +31,50 @@ public protocol StatusProvider: Sendable {
     func status() async -> JSONValue
 }
 
-/// The HTTP endpoints Graph and operators call (SPEC section 5), on Hummingbird.
+/// The HTTP endpoints (SPEC section 5), on Hummingbird, in two listeners:
+/// - the public one (`server.listen`), which Graph and so the internet reaches: only
+///   `POST /notifications`, `POST /lifecycle` and a one-word `GET /healthz`;
+/// - the admin one (`server.admin.listen`, loopback by default): the status page,
+///   `/status.json`, `/metrics`, `/healthz` and `/readyz`, behind a Bearer token when one is set.
 public struct BridgeServer: Sendable {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
         public var maxBodyBytes: Int
-        /// HTTPS when set (`server.tls`), plain HTTP otherwise.
+        /// HTTPS when set (`server.tls`), plain HTTP otherwise. The admin listener is always plain HTTP.
         public var tls: ServerTLS?
+        /// Timeouts and the connection cap, the same for both listeners.
+        public var limits: ConnectionLimits
+        /// The admin listener; `makeAdminApplication` needs it.
+        public var admin: Admin?
 
-        public init(host: String, port: Int, maxBodyBytes: Int, tls: ServerTLS? = nil) {
+        /// `server.admin`.
+        public struct Admin: Sendable {
+            public var host: String
+            public var port: Int
+            /// The Bearer token every request must carry; nil on a loopback address lets anyone on this machine in.
+            public var token: String?
+
+            public init(host: String, port: Int, token: String? = nil) {
+                self.host = host
+                self.port = port
+                self.token = token
+            }
+        }
+
+        public init(host: String, port: Int, maxBodyBytes: Int, tls: ServerTLS? = nil, limits: ConnectionLimits = .default, admin: Admin? = nil) {
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
             self.tls = tls
+            self.limits = limits
+            self.admin = admin
         }
     }
+
+    /// Validation tokens longer than this (after decoding) are refused: Graph's are far shorter,
+    /// and the answer echoes the token.
+    public static let maxValidationTokenBytes = 1024
 
     let configuration: Configuration
     let intake: NotificationIntake
@@ -43,6 +84,8 @@ public struct BridgeServer: Sendable {
     let logger: Logger
     /// Made once: a metric handle per request would cost a registry lookup on the 202 path.
     let ackTimers: [NotificationIntake.Endpoint: Timer]
+    /// Whether the public listener accepts connections (the admin `/healthz` reports it).
+    let publicListener = ListenerFlag()
 
     public init(configuration: Configuration, intake: NotificationIntake, health: any HealthCheck, metrics: PrometheusCollectorRegistry?,
                 status: (any StatusProvider)? = nil, logger: Logger) {
@@ -57,7 +100,7 @@ public struct BridgeServer: Sendable {
         })
     }
 
-    /// The Hummingbird application, a `Service` to run in the bridge's service group.
+    /// The public listener, a `Service` to run in the bridge's service group.
     /// `onListening` receives the bound port (useful with port 0).
     public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router()
@@ -69,35 +112,45 @@ public struct BridgeServer: Sendable {
             await server.handleNotification(request, endpoint: .lifecycle)
         }
         router.get("healthz") { _, _ in
-            await server.handleHealth()
+            await server.health.acceptsNotifications() ? Self.text(.ok, "ok\n") : Self.text(.serviceUnavailable, "unavailable\n")
         }
-        router.get("metrics") { _, _ in
-            server.handleMetrics()
-        }
-        router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: StatusPage.html)))
-        }
-        router.get("status.json") { _, _ in
-            guard let provider = server.status else { return Self.text(.notFound, "no status\n") }
-            let json = await provider.status()
-            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.serialized())))
-        }
+        let http = configuration.limits.serverBuilder(listener: "public")
+        return makeApplication(
+            router: router, listener: "public", host: configuration.host, port: configuration.port,
+            server: try configuration.tls.map { try .tls(http, tlsConfiguration: $0.configuration()) } ?? http,
+            onListening: { port in
+                server.publicListener.set()
+                await onListening(port)
+            }
+        )
+    }
+
+    /// Hummingbird's application for one listener: the connection cap, one `listening` log line.
+    func makeApplication(
+        router: Hummingbird.Router<BasicRequestContext>, listener: String, host: String, port: Int, server: HTTPServerBuilder,
+        onListening: @escaping @Sendable (Int) async -> Void
+    ) -> some ApplicationProtocol {
         let logger = self.logger
-        let scheme = configuration.tls == nil ? "http" : "https"
+        let scheme = listener == "public" && configuration.tls != nil ? "https" : "http"
+        // Hummingbird logs its own "Server started and listening" at info: one line per listener is enough.
+        var frameworkLogger = logger
+        frameworkLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: router,
-            server: try configuration.tls.map { try .tls(.http1(), tlsConfiguration: $0.configuration()) } ?? .http1(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "graph-bridge"),
+            server: server,
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "graph-bridge",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.limits.maxConnections, logger: frameworkLogger)
+            ),
             onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? server.configuration.port
+                await ConnectionLimits.limitAccepts(on: channel)
+                let bound = channel.localAddress?.port ?? port
                 logger.notice("listening", metadata: [
-                    "bridge.address": "\(server.configuration.host):\(port)", "bridge.port": "\(port)", "bridge.scheme": "\(scheme)",
+                    "bridge.listener": "\(listener)", "bridge.address": "\(host):\(bound)", "bridge.port": "\(bound)", "bridge.scheme": "\(scheme)",
                 ])
-                await onListening(port)
+                await onListening(bound)
             },
-            logger: logger
+            logger: frameworkLogger
         )
     }
 
@@ -105,10 +158,16 @@ public struct BridgeServer: Sendable {
 
     func handleNotification(_ request: Request, endpoint: NotificationIntake.Endpoint) async -> Response {
         if let token = Self.validationToken(inQuery: request.uri.query) {
+            guard token.utf8.count <= Self.maxValidationTokenBytes else {
+                // Counted, not logged at warning: anyone can send these.
+                Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "token_too_long")]).increment()
+                logger.debug("refused a validation handshake with a token over 1 KiB", metadata: ["bridge.endpoint": "\(endpoint.rawValue)"])
+                return Self.text(.badRequest, "validationToken longer than \(Self.maxValidationTokenBytes) bytes\n")
+            }
             logger.info("answered a validation handshake", metadata: ["bridge.endpoint": "\(endpoint.rawValue)"])
             return Response(
                 status: .ok,
-                headers: [.contentType: "text/plain; charset=utf-8"],
+                headers: [.contentType: "text/plain; charset=utf-8", .xContentTypeOptions: "nosniff"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: token))
             )
         }
@@ -133,27 +192,8 @@ public struct BridgeServer: Sendable {
         }
     }
 
-    func handleHealth() async -> Response {
-        let problems = await health.problems()
-        if problems.isEmpty { return Self.text(.ok, "ok\n") }
-        let lines = problems.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
-        return Self.text(.serviceUnavailable, lines.joined(separator: "\n") + "\n")
-    }
-
-    func handleMetrics() -> Response {
-        guard let metrics else { return Self.text(.notFound, "metrics are not enabled\n") }
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(8192)
-        metrics.emit(into: &buffer)
-        return Response(
-            status: .ok,
-            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer))
-        )
-    }
-
     static func text(_ status: HTTPResponse.Status, _ text: String, retryAfter: Int? = nil) -> Response {
-        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .xContentTypeOptions: "nosniff"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
@@ -171,4 +211,11 @@ public struct BridgeServer: Sendable {
         }
         return nil
     }
+}
+
+/// Set once, read by any thread: whether a listener accepts connections.
+final class ListenerFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

@@ -21,6 +21,8 @@ struct ListenerTests {
         /// What the client trusts when the listener serves HTTPS.
         var tls: TLSOptions? = nil
         var port: Int = 0
+        /// The admin listener's URL, when one runs.
+        var adminURL: String? = nil
 
         func post(_ path: String, body: [UInt8] = [], contentType: String = "application/json") async throws -> CurlKit.HTTPResponse {
             try await client.execute(HTTPRequest(method: "POST", url: baseURL + path, headers: [("Content-Type", contentType)], body: body), tls: tls)
@@ -29,10 +31,21 @@ struct ListenerTests {
         func get(_ path: String) async throws -> CurlKit.HTTPResponse {
             try await client.execute(HTTPRequest(method: "GET", url: baseURL + path), tls: tls)
         }
+
+        /// GET on the admin listener, with `Authorization: Bearer TOKEN` when a token is given.
+        func admin(_ path: String, token: String? = nil) async throws -> CurlKit.HTTPResponse {
+            let base = try #require(adminURL, "no admin listener in this test")
+            return try await client.execute(HTTPRequest(method: "GET", url: base + path, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? []))
+        }
     }
 
-    /// Starts the listener on port 0 (HTTPS when `tls` is set, trusting `caFile`), runs `body`, and shuts it down gracefully.
-    static func withListener(maxBodyBytes: Int = 64 * 1024, tls: ServerTLS? = nil, caFile: String? = nil, _ body: (Live) async throws -> Void) async throws {
+    /// Starts the listener on port 0 (HTTPS when `tls` is set, trusting `caFile`), and the admin
+    /// listener too when `admin` is set, runs `body`, and shuts them down gracefully.
+    static func withListener(
+        maxBodyBytes: Int = 64 * 1024, tls: ServerTLS? = nil, caFile: String? = nil, limits: ConnectionLimits = .default,
+        admin: BridgeServer.Configuration.Admin? = nil, health: any HealthCheck = AlwaysHealthy(), status: (any StatusProvider)? = nil,
+        _ body: (Live) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/graph-bridge-listener-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -44,23 +57,29 @@ struct ListenerTests {
             logger: logger
         )
         let server = BridgeServer(
-            configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, tls: tls),
+            configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, tls: tls, limits: limits, admin: admin),
             intake: intake,
-            health: AlwaysHealthy(),
+            health: health,
             metrics: nil,
+            status: status,
             logger: logger
         )
         let port = PortBox()
-        let application = try server.makeApplication { port.set($0) }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
+        let adminPort = PortBox()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: try server.makeApplication { port.set($0) })]
+        if admin != nil {
+            services.append(.init(service: try server.makeAdminApplication { adminPort.set($0) }))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         let client = CurlClient()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let bound = await port.value()
+            let adminURL = admin == nil ? nil : "http://127.0.0.1:\(await adminPort.value())"
             do {
                 let scheme = tls == nil ? "http" : "https"
                 try await body(Live(baseURL: "\(scheme)://127.0.0.1:\(bound)", store: store, client: client,
-                                    tls: caFile.map { TLSOptions(caFile: $0) }, port: bound))
+                                    tls: caFile.map { TLSOptions(caFile: $0) }, port: bound, adminURL: adminURL))
             } catch {
                 await group.triggerGracefulShutdown()
                 await client.shutdown()

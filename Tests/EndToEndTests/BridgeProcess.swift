@@ -45,12 +45,19 @@ final class BridgeProcess: Sendable {
     /// The first log line (past or future) containing `text`; nil if the process closed its stderr first.
     func waitForLog(containing text: String) async -> String? { await buffer.waitForLine(containing: text) }
 
-    /// Waits for the `listening` log line and returns the bound port.
-    func port() async throws -> Int {
-        guard let line = await waitForLog(containing: "\"message\":\"listening\"") else {
-            throw ProcessFailure("the bridge exited before listening:\n\(log)")
+    /// Waits for the public listener's `listening` log line and returns its bound port.
+    func port() async throws -> Int { try await port(listener: "public") }
+
+    /// Waits for the admin listener's `listening` log line and returns its bound port (status page,
+    /// `/status.json`, `/metrics`, `/healthz`, `/readyz`; configs for tests set `server.admin.listen: 127.0.0.1:0`).
+    func adminPort() async throws -> Int { try await port(listener: "admin") }
+
+    /// The port in the `listening` line of `listener` (`public` or `admin`).
+    private func port(listener: String) async throws -> Int {
+        guard let line = await waitForLog(containing: #""bridge.listener":"\#(listener)""#) else {
+            throw ProcessFailure("the bridge exited before its \(listener) listener was listening:\n\(log)")
         }
-        guard let range = line.range(of: #""bridge.port":"(\d+)""#, options: .regularExpression) else {
+        guard line.contains("\"message\":\"listening\""), let range = line.range(of: #""bridge.port":"(\d+)""#, options: .regularExpression) else {
             throw ProcessFailure("no port in \(line)")
         }
         return Int(line[range].filter(\.isNumber))!

@@ -27,6 +27,7 @@ struct DelegatedLoginTests {
             server:
               listen: 127.0.0.1:\(port)
               publicUrl: http://127.0.0.1:\(port)
+              admin: { listen: 127.0.0.1:0 }
             state:
               path: state.sqlite
             subscriptions:

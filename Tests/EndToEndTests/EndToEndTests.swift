@@ -12,6 +12,7 @@ struct EndToEndTests {
         server:
           listen: 127.0.0.1:0
           maxBodyBytes: 64KiB
+          admin: { listen: 127.0.0.1:0 }
         state:
           path: state.sqlite
         subscriptions:
@@ -87,17 +88,18 @@ struct EndToEndTests {
         #expect(events.dropFirst().map { $0["lifecycleEvent"] as? String } == ["reauthorizationRequired", "subscriptionRemoved", "missed"])
         #expect(Set(events.compactMap { $0["id"] as? String }).count == 4)
 
-        // The status page: its data shows the subscription, the events and the sink, and no secret.
-        let page = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
+        // The status page (on the admin listener): its data shows the subscription, the events and the sink, and no secret.
+        let adminPort = try await bridge.adminPort()
+        let page = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(adminPort)/"))
         #expect(page.status == 200 && page.header("Content-Type")?.hasPrefix("text/html") == true)
-        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/status.json"))
+        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(adminPort)/status.json"))
         let statusObject = try #require(try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])
         #expect((statusObject["subscriptions"] as? [[String: Any]])?.first?["name"] as? String == "audit-feed")
         #expect((statusObject["recentEvents"] as? [Any])?.count == 4)
         #expect((statusObject["sinks"] as? [[String: Any]])?.first?["name"] as? String == "audit")
         #expect((statusObject["unrouted"] as? NSNumber)?.intValue == 0, "every event was routed before the sink saw it")
         #expect(!status.bodyText.contains("secretClientValue"))
-        let metrics = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics"))
+        let metrics = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(adminPort)/metrics"))
         #expect(metrics.bodyText.contains("graph_bridge_notifications_total"))
         #expect(!metrics.bodyText.contains("secretClientValue"))
         #expect(!bridge.log.contains("secretClientValue"))
@@ -216,8 +218,8 @@ struct EndToEndTests {
         #expect(bad.0 == 1)
         #expect(bad.2.split(separator: "\n") == [
             "bad.yaml:3:3: unknown key 'maxBodyByte' in server (did you mean 'maxBodyBytes'?)",
-            "bad.yaml:10:18: environment variable FEED_STATE is not set (set it, or write ${FEED_STATE:-default})",
-            "bad.yaml:17:17: route sends to undefined sink 'chat' (defined sinks: audit)",
+            "bad.yaml:11:18: environment variable FEED_STATE is not set (set it, or write ${FEED_STATE:-default})",
+            "bad.yaml:18:17: route sends to undefined sink 'chat' (defined sinks: audit)",
         ])
     }
 

@@ -49,6 +49,7 @@ struct OperatorCommandsTests {
     static let receiveOnlyConfig = """
         server:
           listen: 127.0.0.1:0
+          admin: { listen: 127.0.0.1:0 }
         state:
           path: state.sqlite
         subscriptions:
@@ -161,6 +162,7 @@ struct OperatorCommandsTests {
           clientSecret: ${GRAPH_CLIENT_SECRET}
         server:
           listen: 127.0.0.1:0
+          admin: { listen: 127.0.0.1:0 }
           publicUrl: https://bridge.example.com
         state:
           path: state.sqlite
@@ -276,6 +278,7 @@ struct OperatorCommandsTests {
           clientSecret: ${GRAPH_CLIENT_SECRET}
         server:
           listen: 127.0.0.1:0
+          admin: { listen: 127.0.0.1:0 }
           publicUrl: https://bridge.example.com
         state:
           path: state.sqlite

@@ -23,6 +23,7 @@ struct RestartWindowTests {
           baseUrl: \(graph)/v1.0
         server:
           listen: 127.0.0.1:\(listen)
+          admin: { listen: 127.0.0.1:0 }
           publicUrl: http://127.0.0.1:\(publicPort)
         state:
           path: state.sqlite

@@ -14,6 +14,7 @@ struct SecretsTests {
         "bearer": "bt-91f0c3e2aa7b4d1e8c55",
         "smtpPassword": "pw-5c6d7e8f9a0b1c2d3e4f",
         "hookPath": "hp-0a1b2c3d4e5f60718293",
+        "adminToken": "at-4d3c2b1a0f9e8d7c6b5a",
     ]
 
     @Test("a trace-level run with failing sinks logs none of the configured secrets")
@@ -31,6 +32,7 @@ struct SecretsTests {
                 server:
                   listen: 127.0.0.1:0
                   publicUrl: https://bridge.example.com
+                  admin: { listen: 127.0.0.1:0, token: "${ADMIN_TOKEN}" }
                 state:
                   path: state.sqlite
                 subscriptions:
@@ -65,6 +67,7 @@ struct SecretsTests {
                 "GRAPH_SECRET": Self.secrets["graphSecret"]!, "FEED_STATE": Self.secrets["clientState"]!,
                 "WEBHOOK_SECRET": Self.secrets["webhookSecret"]!, "BEARER": Self.secrets["bearer"]!,
                 "SMTP_PASSWORD": Self.secrets["smtpPassword"]!, "HOOK_PATH": Self.secrets["hookPath"]!,
+                "ADMIN_TOKEN": Self.secrets["adminToken"]!,
             ]
             let check = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path, environment: environment)
             #expect(check.0 == 0, "\(check.2)")
@@ -80,14 +83,20 @@ struct SecretsTests {
             #expect(await bridge.waitForLog(containing: "\"bridge.sink\":\"hook\"") != nil)
             #expect(await bridge.waitForLog(containing: "\"bridge.sink\":\"mail\"") != nil)
             #expect(await bridge.waitForLog(containing: "subscription upkeep failed") != nil)
-            let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/status.json")).bodyText
-            let metrics = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics")).bodyText
+            let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
+            let authorized = [("Authorization", "Bearer \(Self.secrets["adminToken"]!)")]
+            let status = try await client.execute(HTTPRequest(url: admin + "/status.json", headers: authorized)).bodyText
+            let metrics = try await client.execute(HTTPRequest(url: admin + "/metrics", headers: authorized)).bodyText
+            // The failing parts are named in these bodies, with their errors: still no secret.
+            let health = try await client.execute(HTTPRequest(url: admin + "/healthz", headers: authorized)).bodyText
+            let readiness = try await client.execute(HTTPRequest(url: admin + "/readyz", headers: authorized)).bodyText
+            #expect(readiness.contains("inbox"), "the subscription Graph never created is named: \(readiness)")
             await client.shutdown()
             bridge.signal(SIGTERM)
             #expect(await bridge.waitForExit() == 0)
             let deadLetters = try await runToCompletion(["dead-letters", "list", "--config", "bridge.yaml"], directory: directory.path, environment: environment)
 
-            let everything = [bridge.log, bridge.output, check.1, check.2, status, metrics, deadLetters.1, deadLetters.2].joined(separator: "\n")
+            let everything = [bridge.log, bridge.output, check.1, check.2, status, metrics, health, readiness, deadLetters.1, deadLetters.2].joined(separator: "\n")
             #expect(everything.contains("\"bridge.sink\":\"hook\""), "the run produced the logs this test is about")
             for (name, secret) in Self.secrets {
                 #expect(!everything.contains(secret), "\(name) leaked")

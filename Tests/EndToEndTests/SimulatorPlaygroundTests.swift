@@ -46,7 +46,8 @@ struct SimulatorPlaygroundTests {
         directory.write(
             "bridge.yaml",
             documented.replacingOccurrences(of: "127.0.0.1:8081", with: "127.0.0.1:\(graphPort)")
-                .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(bridgePort)"))
+                .replacingOccurrences(of: "127.0.0.1:8080", with: "127.0.0.1:\(bridgePort)")
+                .replacingOccurrences(of: "server:\n", with: "server:\n  admin: { listen: 127.0.0.1:0 }\n"))
 
         let simulator = try BridgeProcess(["simulator", "--port", "\(graphPort)"], directory: directory.path)
         let banner = await simulator.waitForOutput(containing: "listening on")
@@ -126,6 +127,7 @@ struct SimulatorPlaygroundTests {
             """
             server:
               listen: 127.0.0.1:\(bridgePort)
+              admin: { listen: 127.0.0.1:0 }
             state:
               path: state.sqlite
             subscriptions:

@@ -178,7 +178,7 @@ struct SinkFaultTests {
             "restarted \(pluginRuns) times, stderr rate-limited")
 
         // Nothing lost, nothing given up: every failing sink still holds all 200, the healthy ones none.
-        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/status.json"))
+        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(try await bridge.adminPort())/status.json"))
         let sinks = try #require((try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["sinks"] as? [[String: Any]])
         let queued = Dictionary(uniqueKeysWithValues: sinks.map { ($0["name"] as? String ?? "", "\($0["queued"] ?? "")/\($0["deadLetters"] ?? "")") })
         #expect(

@@ -22,6 +22,7 @@ struct StartupTests {
           baseUrl: http://127.0.0.1:\(graphPort)/v1.0
         server:
           listen: \(listen)
+          admin: { listen: 127.0.0.1:0 }
           publicUrl: http://127.0.0.1:\(publicPort)
         \(extraServer)
         state:

@@ -45,7 +45,7 @@ public struct GraphSettings: Sendable, Decodable {
     }
 }
 
-/// `server:`: the listener Graph calls.
+/// `server:`: the public listener Graph calls, and the admin listener for operators.
 public struct ServerSettings: Sendable, Decodable {
     /// PEM files: the certificate chain (leaf first) and its unencrypted private key.
     public struct TLS: Sendable, Decodable {
@@ -73,6 +73,51 @@ public struct ServerSettings: Sendable, Decodable {
         }
     }
 
+    /// `server.admin:`: the second listener, for operators (status page, metrics, health,
+    /// readiness). Never reachable through the public one.
+    public struct Admin: Sendable, Decodable {
+        /// Host part of `admin.listen`; loopback by default.
+        public var host: String
+        /// Port part of `admin.listen`; 0 lets the system pick one (tests).
+        public var port: Int
+        /// `admin.token`: the Bearer token every admin request must carry; required when `host`
+        /// is not a loopback address.
+        public var token: String?
+
+        public static let `default` = Admin(host: "127.0.0.1", port: 9464, token: nil)
+
+        public init(host: String, port: Int, token: String?) {
+            self.host = host
+            self.port = port
+            self.token = token
+        }
+
+        enum CodingKeys: String, CodingKey { case listen, token }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let listen = try container.decodeIfPresent(ListenAddress.self, forKey: .listen)
+            host = listen?.host ?? Self.default.host
+            port = listen?.port ?? Self.default.port
+            token = try container.decodeIfPresent(String.self, forKey: .token)
+            if let token, token.isEmpty {
+                throw try container.superDecoder(forKey: .token).configError("admin.token must not be empty (or leave the key out on a loopback address)")
+            }
+            if token == nil, !Self.isLoopback(host) {
+                throw try container.superDecoder(forKey: .listen).configError(
+                    "admin.listen \(host) is not a loopback address: set admin.token (a Bearer token, e.g. ${ADMIN_TOKEN}) so that only operators reach the status page and metrics")
+            }
+        }
+
+        /// Whether `host` only accepts connections from this machine (`127.0.0.0/8`, `::1`, `localhost`).
+        public static func isLoopback(_ host: String) -> Bool {
+            let lowered = host.lowercased()
+            if lowered == "localhost" || lowered == "::1" || lowered == "0:0:0:0:0:0:0:1" { return true }
+            let octets = lowered.split(separator: ".", omittingEmptySubsequences: false)
+            return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        }
+    }
+
     /// Host part of `listen` (`0.0.0.0`, `127.0.0.1`, `::`).
     public var host: String
     /// Port part of `listen`; 0 lets the system pick one (tests).
@@ -80,18 +125,30 @@ public struct ServerSettings: Sendable, Decodable {
     public var publicUrl: String?
     public var tls: TLS?
     public var maxBodyBytes: Int
+    /// A keep-alive connection with no request, or a request that stops sending, is closed after this.
+    public var idleTimeout: Duration
+    /// From its first byte, a request's headers and body must arrive within this.
+    public var requestTimeout: Duration
+    /// Connections served at once by the public listener; more wait in the listen backlog.
+    public var maxConnections: Int
+    public var admin: Admin
 
     public static let `default` = ServerSettings(host: "0.0.0.0", port: 8080, publicUrl: nil, tls: nil, maxBodyBytes: 1 << 20)
 
-    init(host: String, port: Int, publicUrl: String?, tls: TLS?, maxBodyBytes: Int) {
+    init(host: String, port: Int, publicUrl: String?, tls: TLS?, maxBodyBytes: Int, idleTimeout: Duration = .seconds(30),
+         requestTimeout: Duration = .seconds(30), maxConnections: Int = 1024, admin: Admin = .default) {
         self.host = host
         self.port = port
         self.publicUrl = publicUrl
         self.tls = tls
         self.maxBodyBytes = maxBodyBytes
+        self.idleTimeout = idleTimeout
+        self.requestTimeout = requestTimeout
+        self.maxConnections = maxConnections
+        self.admin = admin
     }
 
-    enum CodingKeys: String, CodingKey { case listen, publicUrl, tls, maxBodyBytes }
+    enum CodingKeys: String, CodingKey { case listen, publicUrl, tls, maxBodyBytes, idleTimeout, requestTimeout, maxConnections, admin }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -105,6 +162,26 @@ public struct ServerSettings: Sendable, Decodable {
         publicUrl = try container.decodeIfPresent(PublicURL.self, forKey: .publicUrl)?.url
         tls = try container.decodeIfPresent(TLS.self, forKey: .tls)
         maxBodyBytes = try container.decodeIfPresent(ConfigByteSize.self, forKey: .maxBodyBytes)?.bytes ?? Self.default.maxBodyBytes
+        idleTimeout = try Self.positiveDuration(container, .idleTimeout) ?? Self.default.idleTimeout
+        requestTimeout = try Self.positiveDuration(container, .requestTimeout) ?? Self.default.requestTimeout
+        maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? Self.default.maxConnections
+        if maxConnections < 1 {
+            throw try container.superDecoder(forKey: .maxConnections).configError("server.maxConnections must be at least 1")
+        }
+        admin = try container.decodeIfPresent(Admin.self, forKey: .admin) ?? .default
+        if admin.port != 0, admin.port == port, admin.host == host || admin.host == "0.0.0.0" || host == "0.0.0.0" {
+            throw try container.superDecoder(forKey: container.contains(.admin) ? .admin : .listen).configError(
+                "admin.listen (default 127.0.0.1:9464) must differ from server.listen (\(host):\(port)): the admin endpoints are never served on the public listener")
+        }
+    }
+
+    /// A duration key that must be more than zero; nil when absent.
+    private static func positiveDuration(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Duration? {
+        guard let value = try container.decodeIfPresent(ConfigDuration.self, forKey: key) else { return nil }
+        guard value.duration > .zero else {
+            throw try container.superDecoder(forKey: key).configError("server.\(key.stringValue) must be more than 0")
+        }
+        return value.duration
     }
 
     struct ListenAddress: Decodable {

@@ -1,0 +1,102 @@
+import CurlKit
+import Foundation
+import TestSupport
+import Testing
+
+/// Slow clients against the real binary: a thousand silent connections and a hundred half-sent
+/// requests, while Graph's notification must still be answered (docs/reliability.md has the figures).
+@Suite("slow clients end to end", .serialized)
+struct SlowClientEndToEndTests {
+    static func config(idle: String, request: String, maxConnections: Int) -> String {
+        EndToEndTests.config().replacingOccurrences(
+            of: "  admin: { listen: 127.0.0.1:0 }",
+            with: "  admin: { listen: 127.0.0.1:0 }\n  idleTimeout: \(idle)\n  requestTimeout: \(request)\n  maxConnections: \(maxConnections)")
+    }
+
+    /// Open file descriptors of a process (its sockets among them).
+    static func descriptors(of pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// maxConnections is above the flood here: the cap's own effect is `overTheCap`'s.
+    @Test("1000 silent and 100 half-sent connections: a notification is answered at once, and all of them are closed after the timeouts")
+    func flood() async throws {
+        let directory = TemporaryDirectory()
+        directory.write("bridge.yaml", Self.config(idle: "3s", request: "3s", maxConnections: 2000))
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let port = try await bridge.port()
+        let idleDescriptors = Self.descriptors(of: bridge.pid)
+
+        // A hundred at a time, each hundred once the bridge has accepted the one before: a burst
+        // faster than the bridge accepts overflows the listen backlog, and the kernel's SYN
+        // retransmits, not the bridge, then decide when a connection gets in (docs/reliability.md).
+        let opened = ContinuousClock.now
+        var connections: [RawConnection] = []
+        for batch in 0..<11 {
+            for _ in 0..<100 {
+                let connection = try await RawConnection.open(port: port)
+                if batch == 10 {  // the last hundred: a head, then a body that stops
+                    try await connection.send("POST /notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n{\"value\":[")
+                }
+                connections.append(connection)
+            }
+            let expected = idleDescriptors + connections.count
+            #expect(try await eventually(timeout: .seconds(5)) { Self.descriptors(of: bridge.pid) >= expected }, "batch \(batch) accepted")
+        }
+        let openTime = ContinuousClock.now - opened
+
+        let client = CurlClient()
+        let posted = ContinuousClock.now
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("F", 1)) == 202)
+        let answerTime = ContinuousClock.now - posted
+        #expect(answerTime < .seconds(3), "Graph gives the bridge 3 s; this took \(answerTime)")
+        let floodedDescriptors = Self.descriptors(of: bridge.pid)
+
+        var unclosed = 0
+        for connection in connections where await !connection.waitForClose(timeout: .seconds(20)).closed {
+            unclosed += 1
+        }
+        let closedAfter = ContinuousClock.now - opened
+        #expect(unclosed == 0, "\(unclosed) connections were left open")
+        #expect(try await eventually { jsonLines(directory.file("audit.jsonl")).count == 1 })
+        let afterDescriptors = Self.descriptors(of: bridge.pid)
+        #expect(
+            afterDescriptors < idleDescriptors + 50,
+            "the bridge's descriptors: \(idleDescriptors) idle, \(floodedDescriptors) flooded, \(afterDescriptors) after")
+        print(
+            "slow clients: 1100 connections opened in \(openTime); notification answered in \(answerTime); all closed \(closedAfter) after the first opened (idleTimeout 3s, requestTimeout 3s, maxConnections 2000); bridge descriptors \(idleDescriptors) idle, \(floodedDescriptors) flooded, \(afterDescriptors) after"
+        )
+
+        await client.shutdown()
+        bridge.signal(SIGTERM)
+        #expect(await bridge.waitForExit() == 0)
+    }
+
+    @Test("beyond maxConnections a notification waits in the backlog until idle connections are closed, then it is answered")
+    func overTheCap() async throws {
+        let directory = TemporaryDirectory()
+        directory.write("bridge.yaml", Self.config(idle: "1s", request: "1s", maxConnections: 100))
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let port = try await bridge.port()
+        let idleDescriptors = Self.descriptors(of: bridge.pid)
+        var silent: [RawConnection] = []
+        for _ in 0..<200 { silent.append(try await RawConnection.open(port: port)) }
+        let flooded = Self.descriptors(of: bridge.pid)
+        #expect(flooded <= idleDescriptors + 100, "no more than maxConnections sockets accepted: \(idleDescriptors) idle, \(flooded) flooded")
+
+        let client = CurlClient()
+        let posted = ContinuousClock.now
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("C", 1)) == 202)
+        let answerTime = ContinuousClock.now - posted
+        // Two idle periods: the first 100 are closed after 1 s, the 100 queued before the notification after another.
+        #expect(answerTime >= .milliseconds(900) && answerTime < .seconds(10), "\(answerTime)")
+        print("slow clients over the cap: 200 silent connections, maxConnections 100, idleTimeout 1s: notification answered after \(answerTime)")
+        _ = silent
+
+        await client.shutdown()
+        bridge.signal(SIGTERM)
+        #expect(await bridge.waitForExit() == 0)
+    }
+}
