@@ -247,6 +247,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             return  // stopping: not a failure; the next start picks up from the store
         } catch {
             item.failures += 1
+            Counter(label: "graph_bridge_subscription_upkeep_failures_total", dimensions: [("subscription", item.declaration.name)]).increment()
             let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
             let wait = max(backoff, (error as? GraphError)?.retryAfter?.seconds ?? 0)
             item.retryAt = Date().addingTimeInterval(wait)

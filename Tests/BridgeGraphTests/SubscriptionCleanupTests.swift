@@ -88,10 +88,11 @@ struct ConcurrentUpkeepTests {
             let declarations = [BridgeUnderTest.inbox, SubscriptionCleanupTests.bobInbox]
             try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), declarations: declarations) { bridge in
                 // One at a time, the second create would start only after the first returned (10 s).
-                let created = try await simulator.waitForRequest(timeout: .seconds(6)) { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
-                let records = try await bridge.store.subscriptionRecords()
-                #expect(records.filter { $0.graphID != nil }.count == 1, "one created while the other still waits")
-                _ = created
+                _ = try await simulator.waitForRequest(timeout: .seconds(6)) { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
+                let oneStored = try await eventually(timeout: .seconds(3)) {
+                    try await bridge.store.subscriptionRecords().filter { $0.graphID != nil }.count == 1
+                }
+                #expect(oneStored, "one created while the other still waits")
             }
         }
     }
