@@ -2,6 +2,7 @@ import ArgumentParser
 import BridgeApp
 import BridgeConfig
 import BridgeCore
+import Logging
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,8 +33,10 @@ struct CheckCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var config: ConfigOption
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
+        _ = log.bootstrap(defaultLevel: .warning)
         let configuration = try config.load()
         // The files the configuration names exist (the loader checked); here their content.
         let problems = FileChecks.problems(in: configuration)

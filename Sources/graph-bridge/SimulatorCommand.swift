@@ -86,6 +86,7 @@ struct SimulatorCommand: AsyncParsableCommand {
         @Flag(help: "The body is HTML.") var html = false
         @Option(help: "low, normal or high.") var importance: String?
         @Flag(help: "Don't keep a copy in the sender's Sent Items.") var noSave = false
+        @OptionGroup var log: LogOptions
 
         func validate() throws {
             if let importance, !["low", "normal", "high"].contains(importance.lowercased()) {
@@ -94,6 +95,7 @@ struct SimulatorCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            _ = log.bootstrap(defaultLevel: .warning)
             var mail = SimulatorRunner.Mail(port: port)
             mail.from = from
             if !to.isEmpty { mail.to = to }
