@@ -148,13 +148,16 @@ struct ProcessFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a command to completion and returns (status, stdout, stderr).
-func runToCompletion(_ arguments: [String], directory: String, environment: [String: String] = [:]) async throws -> (Int32, String, String) {
+/// Runs a command to completion and returns (status, stdout, stderr): this process's environment,
+/// less `removing`, plus `environment`.
+func runToCompletion(_ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = []) async throws
+    -> (Int32, String, String)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
-    var env = ProcessInfo.processInfo.environment
+    var env = ProcessInfo.processInfo.environment.filter { !removing.contains($0.key) }
     env.merge(environment) { _, new in new }
     process.environment = env
     let out = Pipe()

@@ -18,28 +18,7 @@ struct OperatorCommandsTests {
         async throws
         -> (status: Int32, out: String, err: String)
     {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
-        var env = ProcessInfo.processInfo.environment.filter { !removing.contains($0.key) }
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let stdout = out.fileHandleForReading.readDataToEndOfFile()
-                let stderr = err.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(
-                    returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
-            }
-        }
+        try await runToCompletion(arguments, directory: directory.path, environment: environment, removing: removing)
     }
 
     static func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
