@@ -84,6 +84,8 @@ public final class GraphSimulator: Service, Sendable {
     let readiness = Readiness()
     let requestLog = EventLog<RecordedRequest>()
     let deliveryLog = EventLog<DeliveryAttempt>()
+    /// Requests in flight per mailbox (Outlook's limit of 4), see GraphSimulator+Batch.swift.
+    let mailboxLoad = MailboxLoad()
 
     /// - Throws: ``CertificateError`` or a swift-crypto error when a configured PEM can't be read.
     public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "graph-simulator", factory: { _ in SwiftLogNoOpLogHandler() }))
