@@ -1,5 +1,6 @@
 import BridgeCore
 import BridgeGraph
+import BridgeStore
 import CurlKit
 import Foundation
 import GraphClient
@@ -33,6 +34,48 @@ struct EnrichmentLimitTests {
             var results = [BridgeEvent?](repeating: nil, count: events.count)
             for await (index, event) in group { results[index] = event }
             return results
+        }
+    }
+
+    @Test("a throttled mailbox holds up neither another subscription's events nor a lifecycle event; its own event follows with data once Graph lets it")
+    func throttledMailboxHoldsNobodyUp() async throws {
+        let directory = TemporaryDirectory()
+        let bob = SubscriptionManager.Declaration(
+            name: "bob", resource: "users/bob@contoso.com/mailFolders('Inbox')/messages", changeTypes: ["created"], expiration: nil, includeResourceData: false)
+        try await withSimulator { simulator in
+            let http = CurlClient()
+            let enricher = GraphEnricher(
+                graph: graphClient(for: simulator, http: http),
+                targets: ["inbox": .init(resource: BridgeUnderTest.inbox.resource, select: ["subject"]), "bob": .init(resource: bob.resource, select: ["subject"])],
+                logger: quiet)
+            let collector = EventCollector()
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [BridgeUnderTest.inbox, bob],
+                engine: { collector.engine(store: $0, enricher: enricher) }
+            ) { bridge in
+                let created = try await eventually { simulator.subscriptions.count == 2 }
+                #expect(created)
+                let alicesID = try #require(simulator.subscriptions.first { $0.resource == BridgeUnderTest.inbox.resource }?.id)
+
+                simulator.throttleMailbox("alice@contoso.com", retryAfter: 2)
+                _ = try simulator.createMessage(MessageContent(subject: "for alice"), in: "alice@contoso.com")
+                _ = try await simulator.waitForRequest { $0.status == 429 && $0.path.contains("alice@contoso.com") }
+
+                let started = ContinuousClock.now
+                _ = try simulator.createMessage(MessageContent(subject: "for bob"), in: "bob@contoso.com")
+                _ = try simulator.sendLifecycleEvent(.missed, subscriptionID: alicesID)
+                let flowed = await collector.wait(for: 2, timeout: .seconds(5))
+                #expect(ContinuousClock.now - started < .seconds(1), "the other subscription and the lifecycle event flowed within a second")
+                #expect(flowed.count == 2)
+                #expect(flowed.contains { $0.subscription.name == "bob" && $0.data?["subject"]?.stringValue == "for bob" })
+                #expect(flowed.contains { $0.subscription.name == "inbox" && $0.lifecycleEvent == "missed" })
+
+                simulator.throttleMailbox("alice@contoso.com", retryAfter: nil)
+                let all = await collector.wait(for: 3, timeout: .seconds(20))
+                #expect(all.last?.subscription.name == "inbox")
+                #expect(all.last?.data?["subject"]?.stringValue == "for alice", "fetched after the Retry-After, not routed without data")
+            }
+            await http.shutdown()
         }
     }
 
