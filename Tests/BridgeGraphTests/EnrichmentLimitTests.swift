@@ -79,13 +79,14 @@ struct EnrichmentLimitTests {
         }
     }
 
-    @Test("the simulator serves 4 requests to one mailbox at once and answers a fifth 429 MailboxConcurrency with Retry-After")
+    @Test("the simulator serves 4 requests to one mailbox at once and answers a fifth 429 MailboxConcurrency with Retry-After, also inside a $batch")
     func simulatorMailboxLimit() async throws {
         try await withSimulator { simulator in
             let http = CurlClient()
             let graph = graphClient(for: simulator, http: http).retrying(atMost: 0)
             let message = try simulator.createMessage(MessageContent(subject: "one"), in: "alice@contoso.com").message
-            simulator.injectFault(.delay(.seconds(2)), on: .getMessage, count: 6)
+            // The four served hold their slots for 2 s (the two refused never reach the mailbox).
+            simulator.injectFault(.delay(.seconds(2)), on: .getMessage, count: 4)
             let outcomes = await withTaskGroup(of: Result<Int, GraphError>.self) { group in
                 for _ in 0..<6 {
                     group.addTask {
@@ -107,6 +108,22 @@ struct EnrichmentLimitTests {
             #expect(refused.count == 2)
             #expect(refused.allSatisfy { $0.status == 429 && $0.code == "MailboxConcurrency" && $0.retryAfter == .seconds(1) })
             #expect(simulator.peakConcurrentRequests(mailbox: "alice@contoso.com") == 4)
+
+            // Inside a $batch each request counts: six at once, four served, two refused, each answered in its place.
+            simulator.injectFault(.delay(.seconds(2)), on: .getMessage, count: 4)
+            let requests = (1...6).map { #"{"id":"\#($0)","method":"GET","url":"/users/alice@contoso.com/messages/\#(message.id)?$select=subject"}"# }
+            let response = try await graph.send("POST", "/$batch", json: Array(#"{"requests":[\#(requests.joined(separator: ","))]}"#.utf8))
+            let answers = try #require(try JSONParser.parse(response.body)["responses"]?.arrayValue)
+            #expect(answers.compactMap { $0["id"]?.stringValue }.sorted() == (1...6).map(String.init))
+            let statuses = answers.compactMap { $0["status"]?.scalarText }
+            #expect(statuses.filter { $0 == "200" }.count == 4 && statuses.filter { $0 == "429" }.count == 2, "\(statuses)")
+            for answer in answers where answer["status"]?.scalarText == "429" {
+                #expect(answer["body"]?["error"]?["code"]?.stringValue == "MailboxConcurrency")
+                #expect(answer["headers"]?["Retry-After"]?.stringValue == "1")
+            }
+            for answer in answers where answer["status"]?.scalarText == "200" {
+                #expect(answer["body"]?["subject"]?.stringValue == "one")
+            }
             await http.shutdown()
         }
     }
