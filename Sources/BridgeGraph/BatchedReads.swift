@@ -1,7 +1,7 @@
 public import BridgeCore
-public import GraphClient
 import CurlKit
 import Foundation
+public import GraphClient
 import Synchronization
 
 /// The reads `fetch:` makes, within Outlook's limits and grouped into JSON `$batch` requests.
@@ -145,7 +145,8 @@ final class BatchedReads: Sendable {
         } catch let error as GraphError {
             return error.isTransient ? .retry(after: error.retryAfter, error) : .failed(error)
         } catch let error as JSONParseError {
-            return .failed(GraphError(kind: .other, status: 200, code: nil, message: "GET \(path) answered with invalid JSON: \(error)", requestID: nil))
+            return .failed(
+                GraphError(kind: .other, status: 200, code: nil, message: "GET \(path) answered with invalid JSON: \(error)", requestID: nil))
         } catch {
             return .retry(after: nil, GraphError(kind: .transport, status: 0, code: nil, message: "\(error)", requestID: nil))
         }
@@ -166,14 +167,17 @@ final class BatchedReads: Sendable {
             let outcome: Outcome = error.isTransient ? .retry(after: error.retryAfter, error) : .failed(error)
             return paths.map { _ in outcome }
         } catch {
-            let failure = GraphError(kind: .other, status: 200, code: nil, message: "POST /$batch answered with invalid JSON: \(error)", requestID: nil)
+            let failure = GraphError(
+                kind: .other, status: 200, code: nil, message: "POST /$batch answered with invalid JSON: \(error)", requestID: nil)
             return paths.map { _ in .failed(failure) }
         }
         var byID: [String: JSONValue] = [:]
         for answer in answers { if let id = answer["id"]?.stringValue { byID[id] = answer } }
         return paths.enumerated().map { index, path in
             guard let answer = byID[String(index + 1)] else {
-                return .retry(after: nil, GraphError(kind: .serverError, status: 0, code: nil, message: "POST /$batch gave no answer for GET \(path)", requestID: nil))
+                return .retry(
+                    after: nil,
+                    GraphError(kind: .serverError, status: 0, code: nil, message: "POST /$batch gave no answer for GET \(path)", requestID: nil))
             }
             return Self.outcome(of: answer, path: path)
         }
@@ -187,20 +191,24 @@ final class BatchedReads: Sendable {
         var retryAfter: Duration?
         if let headers = answer["headers"]?.objectValue {
             for member in headers.members where member.key.lowercased() == "retry-after" {
-                if let seconds = member.value.scalarText.flatMap({ Int64($0.trimmingCharacters(in: .whitespaces)) }) { retryAfter = .seconds(seconds) }
+                if let seconds = member.value.scalarText.flatMap({ Int64($0.trimmingCharacters(in: .whitespaces)) }) {
+                    retryAfter = .seconds(seconds)
+                }
             }
         }
         let inner = body["error"]
         let error = GraphError(
             kind: status == 404 || status == 410 ? .notFound : [408, 429].contains(status) ? .throttled : status >= 500 ? .serverError : .other,
-            status: status, code: inner?["code"]?.stringValue, message: inner?["message"]?.stringValue ?? "GET \(path) answered \(status) inside $batch",
+            status: status, code: inner?["code"]?.stringValue,
+            message: inner?["message"]?.stringValue ?? "GET \(path) answered \(status) inside $batch",
             requestID: inner?["innerError"]?["request-id"]?.stringValue, retryAfter: retryAfter)
         return error.isTransient ? .retry(after: retryAfter, error) : .failed(error)
     }
 
     /// `users/{id}` or `me` (lowercased) for a mailbox path; the first two segments of any other.
     static func mailbox(of path: String) -> String {
-        let segments = path.split(separator: "?", maxSplits: 1).first.map { $0.lowercased() }?.split(separator: "/", omittingEmptySubsequences: true) ?? []
+        let segments =
+            path.split(separator: "?", maxSplits: 1).first.map { $0.lowercased() }?.split(separator: "/", omittingEmptySubsequences: true) ?? []
         if segments.first == "me" { return "me" }
         return segments.prefix(2).joined(separator: "/")
     }

@@ -171,8 +171,12 @@ extension GraphSimulator {
             for header in response.headers where ["retry-after", "content-type", "location"].contains(header.name.lowercased()) {
                 headers.append(.init(header.name, .string(header.value)))
             }
-            var members: [JSONValue.Member] = [.init("id", .string(item.id)), .init("status", .int(response.status)), .init("headers", .object(headers))]
-            if !response.body.isEmpty { members.append(.init("body", JSONValue.parse(response.body) ?? .string(String(decoding: response.body, as: UTF8.self)))) }
+            var members: [JSONValue.Member] = [
+                .init("id", .string(item.id)), .init("status", .int(response.status)), .init("headers", .object(headers)),
+            ]
+            if !response.body.isEmpty {
+                members.append(.init("body", JSONValue.parse(response.body) ?? .string(String(decoding: response.body, as: UTF8.self))))
+            }
             return .object(members)
         }
         return exchange.json(200, .object(["responses": .array(responses)]))

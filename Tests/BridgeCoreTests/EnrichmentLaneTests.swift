@@ -1,8 +1,9 @@
-@testable import BridgeCore
 import BridgeStore
 import Foundation
 import Synchronization
 import Testing
+
+@testable import BridgeCore
 
 @Suite("Enrichment lanes", .timeLimit(.minutes(2)))
 struct EnrichmentLaneTests {
@@ -39,7 +40,8 @@ struct EnrichmentLaneTests {
         }
     }
 
-    @Test("stopping while an enrichment hangs: the waiting events stay journaled and are routed once at the next start; nothing routed is routed again")
+    @Test(
+        "stopping while an enrichment hangs: the waiting events stay journaled and are routed once at the next start; nothing routed is routed again")
     func stopWhileEnrichmentHangs() async throws {
         let directory = TemporaryDirectory()
         let path = directory.file("state.sqlite")

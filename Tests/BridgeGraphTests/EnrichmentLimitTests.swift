@@ -24,7 +24,10 @@ struct EnrichmentLimitTests {
     }
 
     static func targets(_ users: [SimulatedUser]) -> [String: GraphEnricher.Target] {
-        Dictionary(uniqueKeysWithValues: users.map { ($0.userPrincipalName, GraphEnricher.Target(resource: "users/\($0.userPrincipalName)/messages", select: ["subject"])) })
+        Dictionary(
+            uniqueKeysWithValues: users.map {
+                ($0.userPrincipalName, GraphEnricher.Target(resource: "users/\($0.userPrincipalName)/messages", select: ["subject"]))
+            })
     }
 
     /// Enriches every event at once; the results in the same order.
@@ -37,16 +40,22 @@ struct EnrichmentLimitTests {
         }
     }
 
-    @Test("a throttled mailbox holds up neither another subscription's events nor a lifecycle event; its own event follows with data once Graph lets it")
+    @Test(
+        "a throttled mailbox holds up neither another subscription's events nor a lifecycle event; its own event follows with data once Graph lets it"
+    )
     func throttledMailboxHoldsNobodyUp() async throws {
         let directory = TemporaryDirectory()
         let bob = SubscriptionManager.Declaration(
-            name: "bob", resource: "users/bob@contoso.com/mailFolders('Inbox')/messages", changeTypes: ["created"], expiration: nil, includeResourceData: false)
+            name: "bob", resource: "users/bob@contoso.com/mailFolders('Inbox')/messages", changeTypes: ["created"], expiration: nil,
+            includeResourceData: false)
         try await withSimulator { simulator in
             let http = CurlClient()
             let enricher = GraphEnricher(
                 graph: graphClient(for: simulator, http: http),
-                targets: ["inbox": .init(resource: BridgeUnderTest.inbox.resource, select: ["subject"]), "bob": .init(resource: bob.resource, select: ["subject"])],
+                targets: [
+                    "inbox": .init(resource: BridgeUnderTest.inbox.resource, select: ["subject"]),
+                    "bob": .init(resource: bob.resource, select: ["subject"]),
+                ],
                 logger: quiet)
             let collector = EventCollector()
             try await BridgeUnderTest.run(
@@ -154,11 +163,13 @@ struct EnrichmentLimitTests {
             let http = CurlClient()
             let users: [SimulatedUser] = [.alice, .bob, Self.carol]
             // One HTTP call at a time: while the first read is in flight, the others queue.
-            let enricher = GraphEnricher(graph: graphClient(for: simulator, http: http), targets: Self.targets(users), logger: quiet, concurrentCalls: 1)
+            let enricher = GraphEnricher(
+                graph: graphClient(for: simulator, http: http), targets: Self.targets(users), logger: quiet, concurrentCalls: 1)
             var events: [PendingEvent] = []
             for user in users {
                 for index in 0..<3 {
-                    let message = try simulator.createMessage(MessageContent(subject: "\(user.displayName) \(index)"), in: user.userPrincipalName).message
+                    let message = try simulator.createMessage(MessageContent(subject: "\(user.displayName) \(index)"), in: user.userPrincipalName)
+                        .message
                     events.append(Self.pending(message, of: user))
                 }
             }

@@ -306,8 +306,8 @@ struct LaneTable {
             }
             lanes[name] = lane.count == 0 && lane.leftBehind == nil ? nil : lane
         }
-        if held < window / 2 {
-            // Events left behind because the whole window was full are read again too.
+        if room * 2 >= window || room >= laneWindow {
+            // Events left behind because the whole window was full are read again once it has room.
             for (name, lane) in lanes where lane.leftBehind != nil && lane.count * 2 <= laneWindow {
                 readThrough = min(readThrough, lane.leftBehind! - 1)
                 lanes[name]?.leftBehind = nil
