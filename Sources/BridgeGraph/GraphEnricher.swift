@@ -1,7 +1,7 @@
 public import BridgeCore
 public import GraphClient
 public import Logging
-import Metrics
+public import Metrics
 
 /// `fetch:`: GETs the changed item with `$select` on the delivery side (never before the 202) and
 /// puts it in the event's `data`. Transient failures are retried a few times; when the item is
@@ -35,12 +35,18 @@ public struct GraphEnricher: EventEnricher {
     let logger: Logger
     let attempts: Int
     let reads: BatchedReads
+    let metrics: any MetricsFactory
 
     /// - Parameters:
     ///   - attempts: reads of one item before it is routed without `data` (throttling and server errors).
     ///   - perMailbox: reads of one mailbox in flight at once (Outlook allows 4).
     ///   - concurrentCalls: HTTP calls to Graph in flight at once (each a GET or a `$batch` of up to 20).
-    public init(graph: GraphClient, targets: [String: Target], logger: Logger, attempts: Int = 6, perMailbox: Int = 4, concurrentCalls: Int = 4) {
+    ///   - metrics: where `graph_bridge_enrichment_total` goes; the process's bootstrapped factory unless a test gives its own.
+    public init(
+        graph: GraphClient, targets: [String: Target], logger: Logger, attempts: Int = 6, perMailbox: Int = 4, concurrentCalls: Int = 4,
+        metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.metrics = metrics
         self.graph = graph
         self.targets = targets
         self.logger = logger
@@ -61,7 +67,7 @@ public struct GraphEnricher: EventEnricher {
         case .success(let inside):
             path = inside
         case .failure(let refusal):
-            Self.count("refused")
+            count("refused")
             logger.warning("not fetching: the notification's resource is outside the subscription's; routing the event without data", metadata: [
                 "bridge.resource": "\(resource)", "bridge.reason": "\(refusal.rawValue)",
             ])
@@ -79,10 +85,10 @@ public struct GraphEnricher: EventEnricher {
             switch outcome {
             case .item(let item):
                 event.data = item
-                Self.count("fetched")
+                count("fetched")
                 return event
             case .failed(let error) where error.kind == .notFound:
-                Self.count("gone")
+                count("gone")
                 logger.info("the changed item is gone; routing the event without data", metadata: ["bridge.request_id": "\(error.requestID ?? "-")"])
                 return event
             case .failed(let error):
@@ -99,7 +105,7 @@ public struct GraphEnricher: EventEnricher {
             }
             break
         }
-        Self.count("failed")
+        count("failed")
         logger.warning(
             "fetching the changed item failed; routing the event without data",
             metadata: ["error": "\(lastError.map { "\($0)" } ?? "-")", "bridge.request_id": "\(lastError?.requestID ?? "-")"])
@@ -107,8 +113,8 @@ public struct GraphEnricher: EventEnricher {
     }
 
     /// `graph_bridge_enrichment_total{outcome}`: fetched, gone, failed, refused.
-    static func count(_ outcome: String) {
-        Counter(label: "graph_bridge_enrichment_total", dimensions: [("outcome", outcome)]).increment()
+    func count(_ outcome: String) {
+        Counter(label: "graph_bridge_enrichment_total", dimensions: [("outcome", outcome)], factory: metrics).increment()
     }
 }
 

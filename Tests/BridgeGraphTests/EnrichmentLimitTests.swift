@@ -5,6 +5,7 @@ import CurlKit
 import Foundation
 import GraphClient
 import GraphSimulator
+import MetricsTestKit
 import Testing
 
 /// `fetch:` within Graph's limits, against the simulator: Outlook's 4 concurrent requests per
@@ -141,7 +142,9 @@ struct EnrichmentLimitTests {
     func fortyItemsOneMailbox() async throws {
         try await withSimulator { simulator in
             let http = CurlClient()
-            let enricher = GraphEnricher(graph: graphClient(for: simulator, http: http), targets: Self.targets([.alice]), logger: quiet)
+            let metrics = TestMetrics()
+            let enricher = GraphEnricher(
+                graph: graphClient(for: simulator, http: http), targets: Self.targets([.alice]), logger: quiet, metrics: metrics)
             var events: [PendingEvent] = []
             for index in 0..<40 {
                 let message = try simulator.createMessage(MessageContent(subject: "item \(index)"), in: "alice@contoso.com").message
@@ -152,6 +155,8 @@ struct EnrichmentLimitTests {
             let enriched = await Self.enrichAll(enricher, events)
             #expect(enriched.map { $0?.data?["subject"]?.stringValue } == (0..<40).map { "item \($0)" })
             #expect(simulator.peakConcurrentRequests(mailbox: "alice@contoso.com") == 4, "4 at once, not more")
+            #expect(metrics.counterTotal(label: "graph_bridge_enrichment_total", dimensions: [("outcome", "fetched")]) == 40)
+            #expect(metrics.counterTotal(label: "graph_bridge_enrichment_total") == 40)
             #expect(simulator.requests.filter { $0.status == 429 }.count == 0, "no read was refused for MailboxConcurrency")
             await http.shutdown()
         }
