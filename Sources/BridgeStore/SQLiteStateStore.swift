@@ -135,8 +135,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             // Routing state moves from a flag per event to one number: every event up to
             // `routed_through` is routed. The dispatcher routes in sequence order and commits a
             // batch at once, so the number says what the flag said without rewriting each event
-            // row and an index entry. `events.routed` stays, unused. Pruning walks the sequence,
-            // which follows arrival, instead of an index on received_at.
+            // row and an index entry. `events.routed` stays (it now flags events routed ahead of the
+            // mark, see `commitRouting`). Pruning walks the sequence, which follows arrival, instead
+            // of an index on received_at.
             try db.execute(sql: """
                 CREATE TABLE routing_state (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
