@@ -135,8 +135,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             // Routing state moves from a flag per event to one number: every event up to
             // `routed_through` is routed. The dispatcher routes in sequence order and commits a
             // batch at once, so the number says what the flag said without rewriting each event
-            // row and an index entry. `events.routed` stays, unused. Pruning walks the sequence,
-            // which follows arrival, instead of an index on received_at.
+            // row and an index entry. `events.routed` stays (it now flags events routed ahead of the
+            // mark, see `commitRouting`). Pruning walks the sequence, which follows arrival, instead
+            // of an index on received_at.
             try db.execute(sql: """
                 CREATE TABLE routing_state (
                     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -200,12 +201,17 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     // MARK: Routing
 
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
+        try await unroutedEvents(after: 0, limit: limit)
+    }
+
+    public func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
             let statement = try db.cachedStatement(sql: """
-                SELECT seq, body, attachment FROM events WHERE seq > (SELECT routed_through FROM routing_state) ORDER BY seq LIMIT ?
+                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT routed_through FROM routing_state)) AND routed = 0
+                ORDER BY seq LIMIT ?
                 """)
-            return try Row.fetchAll(statement, arguments: [limit]).map { row in
+            return try Row.fetchAll(statement, arguments: [sequence, limit]).map { row in
                 let body: String = row["body"]
                 let attachment: String? = row["attachment"]
                 return PendingEvent(
@@ -217,10 +223,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
-    /// `events` must be the batch `unroutedEvents` returned (the oldest unrouted, in order): the
-    /// routed-through mark moves to its last sequence number.
+    /// `events` may be any unrouted events, in any order. The routed-through mark moves past every
+    /// routed event up to the first one still unrouted; an event routed ahead of it (its
+    /// subscription's enrichment finished first) is flagged `routed = 1` instead, which the
+    /// queries above the mark skip. Routing in order, the usual case, writes no flag at all.
     public func commitRouting(_ events: [RoutedEvent]) async throws {
-        guard let last = events.map(\.sequence).max() else { return }
+        guard !events.isEmpty else { return }
         let rows = events.map { routed in
             (
                 sequence: routed.sequence,
@@ -241,8 +249,29 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                     try insert.execute(arguments: [row.sequence, sink, row.createdAt, now])
                 }
             }
-            try db.cachedStatement(sql: "UPDATE routing_state SET routed_through = MAX(routed_through, ?) WHERE id = 1").execute(arguments: [last])
+            try Self.advanceMark(db, past: Set(rows.map(\.sequence)))
         }
+    }
+
+    /// Moves the routed-through mark over `committed` and the events routed earlier out of order,
+    /// up to the first unrouted event; flags the committed events beyond it as routed.
+    private static func advanceMark(_ db: Database, past committed: Set<Int64>) throws {
+        let mark = try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0
+        var ahead = committed.filter { $0 > mark }
+        guard !ahead.isEmpty else { return }
+        var newMark = mark
+        let walk = try Row.fetchCursor(db.cachedStatement(sql: "SELECT seq, routed FROM events WHERE seq > ? ORDER BY seq"), arguments: [mark])
+        while let row = try walk.next() {
+            let sequence: Int64 = row["seq"]
+            let routed: Int = row["routed"]
+            guard ahead.remove(sequence) != nil || routed != 0 else { break }
+            newMark = sequence
+        }
+        if newMark > mark {
+            try db.cachedStatement(sql: "UPDATE routing_state SET routed_through = ? WHERE id = 1").execute(arguments: [newMark])
+        }
+        let flag = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
+        for sequence in ahead.sorted() { try flag.execute(arguments: [sequence]) }
     }
 
     // MARK: Deliveries
@@ -345,7 +374,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     public func unroutedCount() async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > (SELECT routed_through FROM routing_state)") ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > (SELECT routed_through FROM routing_state) AND routed = 0") ?? 0
         }
     }
 

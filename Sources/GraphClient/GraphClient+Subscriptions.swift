@@ -108,11 +108,16 @@ extension GraphClient {
 
     /// GETs a changed item (e.g. `Users/{id}/Messages/{id}`) with `$select`; returns Graph's JSON bytes.
     public func item(resource: String, select: [String]) async throws -> [UInt8] {
+        try await send("GET", Self.itemPath(resource: resource, select: select), operation: "get_item").body
+    }
+
+    /// The path `item(resource:select:)` reads: `/resource?$select=a,b`.
+    public static func itemPath(resource: String, select: [String]) -> String {
         var path = resource.hasPrefix("/") ? resource : "/" + resource
         if !select.isEmpty {
             path += (path.contains("?") ? "&" : "?") + "$select=" + select.map { FormEncoding.escape($0) }.joined(separator: ",")
         }
-        return try await send("GET", path, operation: "get_item").body
+        return path
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8]) throws -> T {

@@ -23,6 +23,13 @@ public final class GraphClient: Sendable {
         self.maxRetryWait = maxRetryWait
     }
 
+    /// The same client (endpoints, tokens, HTTP client), retrying throttling, server errors and
+    /// transport failures at most `maxRetries` times (0: never): for a caller that waits out
+    /// `Retry-After` on its own terms, without holding what it holds meanwhile.
+    public func retrying(atMost maxRetries: Int) -> GraphClient {
+        GraphClient(endpoints: endpoints, tokens: tokens, http: http, logger: logger, maxRetries: maxRetries, maxRetryWait: maxRetryWait)
+    }
+
     /// Sends a request to `path` (relative to the Graph base, e.g. `/subscriptions`) or to an
     /// absolute URL (`@odata.nextLink`); returns the 2xx response or throws `GraphError`.
     ///

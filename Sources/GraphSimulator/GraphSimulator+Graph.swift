@@ -39,7 +39,12 @@ extension GraphSimulator {
     func handleGraph(_ request: IncomingRequest, path: [String]) async -> OutgoingResponse {
         let requestID = Identifiers.guid()
         let exchange = GraphExchange(requestID: requestID, clientRequestID: request.header("client-request-id") ?? requestID)
-        var response = await routeGraph(request, path: path, exchange: exchange)
+        var response: OutgoingResponse
+        if path.count == 1, path[0].lowercased() == "$batch" {
+            response = await handleBatch(request, exchange: exchange)
+        } else {
+            response = await withinMailboxLimit(request, path: path, exchange: exchange) { await routeGraph(request, path: path, exchange: exchange) }
+        }
         response.headers += [
             ("request-id", exchange.requestID),
             ("client-request-id", exchange.clientRequestID),

@@ -24,6 +24,10 @@
 //   delegated tokens, with `$select`; `ErrorItemNotFound` for deleted messages. `POST .../sendMail`
 //   (202, the mail in each known recipient's Inbox and the sender's Sent Items; see
 //   GraphSimulator+SendMail.swift for what is simplified).
+// - Load: JSON `POST /v1.0/$batch` (1 to 20 requests, served concurrently, per-request `id`,
+//   `status`, `headers` with `Retry-After`, `body`); Outlook's 4 concurrent requests per mailbox
+//   (429 `MailboxConcurrency`, `Retry-After: 1`; a request inside a batch counts), with the peak
+//   recorded per mailbox, and a mailbox throttled on demand (GraphSimulator+Batch.swift).
 // - Delivery: notifications shaped like graph-vectors/notification-samples.json, batched per URL, POSTed
 //   with a 3 s timeout, retried after a refused connection, a timeout or a non-2xx with exponential
 //   backoff for 4 h (``graphRetrySchedule``; Graph publishes no intervals), each failure and each
@@ -84,6 +88,8 @@ public final class GraphSimulator: Service, Sendable {
     let readiness = Readiness()
     let requestLog = EventLog<RecordedRequest>()
     let deliveryLog = EventLog<DeliveryAttempt>()
+    /// Requests in flight per mailbox (Outlook's limit of 4), see GraphSimulator+Batch.swift.
+    let mailboxLoad = MailboxLoad()
 
     /// - Throws: ``CertificateError`` or a swift-crypto error when a configured PEM can't be read.
     public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "graph-simulator", factory: { _ in SwiftLogNoOpLogHandler() }))

@@ -201,6 +201,8 @@ public enum SimulatedEndpoint: String, Sendable, CaseIterable {
     case sendMail
     /// Every Graph (`/v1.0`) call.
     case anyGraph
+    /// `POST /$batch` itself (each request inside it meets its own endpoint's faults).
+    case batch
 }
 
 /// What an injected fault answers instead of the real response.

@@ -82,19 +82,28 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
     // MARK: Routing
 
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
+        try await unroutedEvents(after: 0, limit: limit)
+    }
+
+    public func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
         let rows = state.withLock { state in
-            let unrouted = state.events[state.firstIndex(after: state.routedThrough)...]
-            return Array(limit < 0 ? unrouted : unrouted.prefix(limit))
+            var unrouted: [StoredEvent] = []
+            for event in state.events[state.firstIndex(after: max(sequence, state.routedThrough))...] where !state.routedAhead.contains(event.sequence) {
+                if limit >= 0 && unrouted.count >= limit { break }
+                unrouted.append(event)
+            }
+            return unrouted
         }
         return try rows.map { row in
             PendingEvent(sequence: row.sequence, event: try Self.event(row.body), attachment: try row.attachment.map(Self.attachment))
         }
     }
 
-    /// `events` must be the batch `unroutedEvents` returned (the oldest unrouted, in order): the
-    /// routed-through mark moves to its last sequence number. New deliveries are due at `now()`.
+    /// As the SQLite store: `events` may be any unrouted events, in any order; the routed-through
+    /// mark moves past every routed event up to the first one still unrouted, and those routed
+    /// ahead of it are remembered apart. New deliveries are due at `now()`.
     public func commitRouting(_ events: [RoutedEvent]) async throws {
-        guard let last = events.map(\.sequence).max() else { return }
+        guard !events.isEmpty else { return }
         let rows = events.map { routed in
             (
                 sequence: routed.sequence,
@@ -121,7 +130,7 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
                     )
                 }
             }
-            state.routedThrough = max(state.routedThrough, last)
+            state.advanceMark(past: Set(rows.map(\.sequence)))
         }
     }
 
@@ -206,7 +215,7 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
     }
 
     public func unroutedCount() async throws -> Int {
-        state.withLock { state in state.events.count - state.firstIndex(after: state.routedThrough) }
+        state.withLock { state in state.events.count - state.firstIndex(after: state.routedThrough) - state.routedAhead.count }
     }
 
     public func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
@@ -364,6 +373,8 @@ private struct State: Sendable {
     var nextSequence: Int64 = 1
     /// Every event up to this sequence number is routed.
     var routedThrough: Int64 = 0
+    /// Events above `routedThrough` that are routed already (out of order).
+    var routedAhead: Set<Int64> = []
     var deliveries: [Int64: StoredDelivery] = [:]
     var nextDeliveryID: Int64 = 1
     /// Deduplication key to when it was last journaled (seconds since 1970).
@@ -380,6 +391,20 @@ private struct State: Sendable {
             if events[middle].sequence <= sequence { low = middle + 1 } else { high = middle }
         }
         return low
+    }
+
+    /// Moves `routedThrough` over `committed` and the events routed ahead, up to the first
+    /// unrouted event; remembers the committed events beyond it in `routedAhead`.
+    mutating func advanceMark(past committed: Set<Int64>) {
+        var ahead = committed.filter { $0 > routedThrough && index(of: $0) != nil }
+        var position = firstIndex(after: routedThrough)
+        while position < events.count {
+            let sequence = events[position].sequence
+            guard ahead.remove(sequence) != nil || routedAhead.remove(sequence) != nil else { break }
+            routedThrough = sequence
+            position += 1
+        }
+        routedAhead.formUnion(ahead)
     }
 
     /// Where the event with this sequence number is, if the store holds it.

@@ -4,6 +4,7 @@ import CurlKit
 import Foundation
 import GraphClient
 import GraphSimulator
+import MetricsTestKit
 import Synchronization
 import Testing
 
@@ -130,9 +131,11 @@ struct GraphClientIntegrationTests {
     func enrichment() async throws {
         try await withSimulator { simulator in
             let http = CurlClient()
+            let metrics = TestMetrics()
             let enricher = GraphEnricher(
                 graph: graphClient(for: simulator, http: http),
-                targets: ["inbox": .init(resource: "users/alice@contoso.com/mailFolders('Inbox')/messages", select: ["subject", "from"])], logger: quiet)
+                targets: ["inbox": .init(resource: "users/alice@contoso.com/mailFolders('Inbox')/messages", select: ["subject", "from"])], logger: quiet,
+                metrics: metrics)
             let change = try simulator.createMessage(MessageContent(subject: "Quarterly \"numbers\" ✓"), in: "alice@contoso.com")
             let resource = "Users/\(SimulatedUser.alice.id)/Messages/\(change.message.id)"
             func pending(_ changeType: String) -> PendingEvent {
@@ -161,9 +164,17 @@ struct GraphClientIntegrationTests {
             }
             #expect(simulator.requests.count == before, "no request left for a resource outside the subscription")
 
+            // A permanent failure: routed without data at once, counted as failed.
+            simulator.injectFault(.error(status: 403, code: "ErrorAccessDenied", message: "Access is denied."), on: .getMessage)
+            #expect(await enricher.enrich(pending("created"))?.data == nil)
+
             _ = try simulator.deleteMessage(id: change.message.id)
             let gone = await enricher.enrich(pending("updated"))
             #expect(gone?.data == nil)
+            func outcomes(_ outcome: String) -> Int64 {
+                metrics.counterTotal(label: "graph_bridge_enrichment_total", dimensions: [("outcome", outcome)])
+            }
+            #expect([outcomes("fetched"), outcomes("refused"), outcomes("gone"), outcomes("failed")] == [2, 4, 1, 1])
             await http.shutdown()
         }
     }

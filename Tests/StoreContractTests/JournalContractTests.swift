@@ -133,6 +133,46 @@ struct JournalContractTests {
         }
     }
 
+    @Test("events routed out of order: the mark stops at the first unrouted one, and the ones ahead are not routed again", arguments: StoreKind.allCases)
+    func outOfOrderRouting(kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let events = (0..<6).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
+            _ = try await store.journal(events.map { entry($0) })
+            let pending = try await store.unroutedEvents(limit: 6)
+            func routed(_ index: Int, sinks: [String] = ["a"]) -> RoutedEvent {
+                RoutedEvent(sequence: pending[index].sequence, event: pending[index].event, changed: false, sinks: sinks)
+            }
+            // Event 1 waits for its enrichment; 2, 4 and 3 (in that order) go ahead of it.
+            try await store.commitRouting([routed(2), routed(4)])
+            try await store.commitRouting([routed(3)])
+            #expect(try await store.unroutedEvents(limit: 10).map(\.event.id) == [events[0], events[1], events[5]].map(\.id))
+            #expect(try await store.unroutedEvents(limit: 2).map(\.event.id) == [events[0], events[1]].map(\.id))
+            #expect(try await store.unroutedEvents(after: pending[0].sequence, limit: 10).map(\.event.id) == [events[1], events[5]].map(\.id))
+            #expect(try await store.unroutedEvents(after: pending[1].sequence, limit: 10).map(\.event.id) == [events[5].id])
+            #expect(try await store.unroutedCount() == 3)
+            #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 3, dead: 0)])
+
+            // The oldest goes through: the mark stops at 1, which still waits.
+            try await store.commitRouting([routed(0)])
+            #expect(try await store.unroutedEvents(limit: 10).map(\.event.id) == [events[1], events[5]].map(\.id))
+            #expect(try await store.unroutedCount() == 2)
+
+            // 1 is routed at last: everything up to 4 is routed, 5 still waits, nothing was routed twice.
+            try await store.commitRouting([routed(1, sinks: ["a", "b"])])
+            #expect(try await store.unroutedEvents(limit: 10).map(\.event.id) == [events[5].id])
+            #expect(try await store.unroutedCount() == 1)
+            #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 5, dead: 0), "b": QueueDepth(pending: 1, dead: 0)])
+            let due = try await store.dueDeliveries(sink: "a", now: wallClock(plus: 1), limit: 10, excluding: [])
+            #expect(Set(due.map(\.event.id)) == Set(events.prefix(5).map(\.id)))
+
+            // Pruning keeps what is above the mark, and 5 is routed normally afterwards.
+            for delivery in due { try await store.recordSuccess(deliveryID: delivery.id) }
+            try await store.commitRouting([routed(5, sinks: [])])
+            #expect(try await store.unroutedCount() == 0)
+            #expect(try await store.unroutedEvents(limit: 10).isEmpty)
+        }
+    }
+
     @Test("a changed event replaces the journaled form; an unchanged one keeps it", arguments: StoreKind.allCases)
     func changedBodyReplaced(kind: StoreKind) async throws {
         try await kind.withStore { store in

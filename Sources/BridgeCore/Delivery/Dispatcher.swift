@@ -7,6 +7,16 @@ import Synchronization
 /// deliveries, all in one transaction per batch. Crash-safe: an event is routed exactly when its
 /// deliveries exist.
 ///
+/// Enrichment (``EventEnricher``: `fetch:`, rich notifications) never holds routing up: each event
+/// is enriched in its own task, and events go through in *lanes*, one per subscription (its
+/// lifecycle events in a lane of their own). A lane routes its events in arrival order, each once
+/// it and every earlier event of the lane are enriched; lanes do not wait for each other, so a
+/// slow or throttled mailbox delays only its own subscription. Routing is committed per ready
+/// lane prefix, out of arrival order across lanes (``StateStore/commitRouting(_:)``): an event
+/// still waiting for its fetch stays journaled and unrouted, so a crash loses nothing. At most
+/// `enrichmentWindow` events wait at once, and at most `laneWindow` of one lane; a lane past it
+/// is read again from the first event it left behind once it has drained to half.
+///
 /// Acknowledging comes first: while the listener is saturated and the bridge is behind (more than
 /// a batch of work waits: unrouted events plus queued deliveries), the dispatcher waits in 5 ms
 /// steps for up to `burstYield` before each batch, leaving the CPU to the requests (on two cores
@@ -27,12 +37,17 @@ final class Dispatcher: Sendable {
     let batchSize: Int
     let listenerLoad: ListenerLoad
     let burstYield: Duration
+    /// How many events may be held for enrichment at once.
+    let enrichmentWindow: Int
+    /// How many events of one lane may be held at once.
+    let laneWindow: Int
     private let stopping = Atomic<Bool>(false)
-    /// Rung by `stop()`: ends a routing whose enrichment still waits on Graph.
-    private let stopBell = Doorbell()
 
     init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], backlog: Backlog,
-         listenerLoad: ListenerLoad = ListenerLoad(), burstYield: Duration = .milliseconds(100), logger: Logger, batchSize: Int = 256) {
+         listenerLoad: ListenerLoad = ListenerLoad(), burstYield: Duration = .milliseconds(100), logger: Logger, batchSize: Int = 256,
+         enrichmentWindow: Int = 4096, laneWindow: Int = 512) {
+        self.enrichmentWindow = max(1, enrichmentWindow)
+        self.laneWindow = max(1, min(laneWindow, enrichmentWindow))
         self.listenerLoad = listenerLoad
         self.burstYield = burstYield
         self.backlog = backlog
@@ -48,27 +63,18 @@ final class Dispatcher: Sendable {
     func stop() {
         stopping.store(true, ordering: .relaxed)
         doorbell.ring()
-        stopBell.ring()
-    }
-
-    /// Routes `batch`, or returns nil when the bridge stops first. Enrichment reads Graph, which
-    /// may not answer for longer than a stop may take (SIGTERM: exit within 10 s): it is
-    /// cancelled then, and what it would have routed stays in the journal.
-    func routeUnlessStopped(_ batch: [PendingEvent]) async -> [RoutedEvent]? {
-        if enricher is NoEnrichment { return await route(batch) }
-        return await withTaskGroup(of: [RoutedEvent]?.self) { group in
-            group.addTask { await self.route(batch) }
-            group.addTask {
-                while !self.stopping.load(ordering: .relaxed) && !Task.isCancelled { await self.stopBell.wait(timeout: nil) }
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
     }
 
     func run() async {
+        if enricher is NoEnrichment {
+            await runInOrder()
+        } else {
+            await runInLanes()
+        }
+    }
+
+    /// Without enrichment: batches of the oldest unrouted events, routed and committed in order.
+    func runInOrder() async {
         var failures = 0
         while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
             do {
@@ -78,25 +84,8 @@ final class Dispatcher: Sendable {
                     await doorbell.wait(timeout: .seconds(10))
                     continue
                 }
-                // nil: the bridge is stopping and the batch's enrichment was cancelled; it stays
-                // journaled and unrouted, and is routed at the next start.
-                guard let routed = await routeUnlessStopped(batch) else { break }
-                try await store.commitRouting(routed)
-                backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
+                try await commit(batch.map { route($0, as: $0.event) })
                 failures = 0
-                var touched: Set<String> = []
-                for event in routed {
-                    touched.formUnion(event.sinks)
-                    if event.dropped {
-                        Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", "dropped")]).increment()
-                        continue
-                    }
-                    Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", event.sinks.isEmpty ? "no_route" : "yes")]).increment()
-                    if event.sinks.isEmpty {
-                        logger.info("no route matched the event", metadata: ["bridge.event": "\(event.event.id)", "bridge.subscription": "\(event.event.subscription.name)"])
-                    }
-                }
-                for sink in touched { sinkDoorbells[sink]?.ring() }
             } catch is CancellationError {
                 break  // the bridge is stopping (or a service failed to start)
             } catch {
@@ -126,34 +115,203 @@ final class Dispatcher: Sendable {
         return backlog.total * 2 >= limit
     }
 
-    /// Enriches up to 16 events at a time, keeping their order, then routes each. An event the
-    /// enricher drops is marked routed with no deliveries (its stored form stays as journaled).
-    func route(_ batch: [PendingEvent]) async -> [RoutedEvent] {
-        var events = [BridgeEvent?](repeating: nil, count: batch.count)
-        if enricher is NoEnrichment {
-            events = batch.map(\.event)
-        } else {
-            await withTaskGroup(of: (Int, BridgeEvent?).self) { group in
-                var next = 0
-                func addNext() {
-                    guard next < batch.count else { return }
-                    let index = next
-                    let pending = batch[index]
-                    group.addTask { (index, await self.enricher.enrich(pending)) }
-                    next += 1
-                }
-                for _ in 0..<16 { addNext() }
-                while let (index, event) = await group.next() {
-                    events[index] = event
-                    addNext()
-                }
+    /// Routes `pending` in its enriched form; nil (the enricher refused it) marks it routed with no
+    /// deliveries (its stored form stays as journaled).
+    func route(_ pending: PendingEvent, as event: BridgeEvent?) -> RoutedEvent {
+        guard let event else {
+            return RoutedEvent(sequence: pending.sequence, event: pending.event, changed: false, sinks: [], dropped: true)
+        }
+        return RoutedEvent(sequence: pending.sequence, event: event, changed: event != pending.event, sinks: router.route(event).sinks)
+    }
+
+    /// Records `routed` in the store, then counts it and wakes the sinks it reaches.
+    func commit(_ routed: [RoutedEvent]) async throws {
+        try await store.commitRouting(routed)
+        backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
+        var touched: Set<String> = []
+        for event in routed {
+            touched.formUnion(event.sinks)
+            if event.dropped {
+                Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", "dropped")]).increment()
+                continue
+            }
+            Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", event.sinks.isEmpty ? "no_route" : "yes")]).increment()
+            if event.sinks.isEmpty {
+                logger.info("no route matched the event", metadata: ["bridge.event": "\(event.event.id)", "bridge.subscription": "\(event.event.subscription.name)"])
             }
         }
-        return zip(batch, events).map { pending, event in
-            guard let event else {
-                return RoutedEvent(sequence: pending.sequence, event: pending.event, changed: false, sinks: [], dropped: true)
+        for sink in touched { sinkDoorbells[sink]?.ring() }
+    }
+
+    /// With enrichment: events in lanes (see the type's documentation). Each event's enrichment is
+    /// a child task; stopping cancels them, and what they would have routed stays journaled and
+    /// unrouted, routed at the next start.
+    func runInLanes() async {
+        let finished = EnrichedEvents()
+        await withDiscardingTaskGroup { group in
+            var lanes = LaneTable(window: enrichmentWindow, laneWindow: laneWindow)
+            var failures = 0
+            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                do {
+                    var readAny = false
+                    if lanes.room > 0 {
+                        await yieldToBurst()
+                        let fresh = try await store.unroutedEvents(after: lanes.readThrough, limit: min(batchSize, lanes.room))
+                        readAny = !fresh.isEmpty
+                        for pending in fresh where lanes.admit(pending, lane: Self.lane(of: pending.event)) {
+                            group.addTask {
+                                let event = await self.enricher.enrich(pending)
+                                // Cancelled: the bridge is stopping; what the enricher gave up on stays unrouted.
+                                if Task.isCancelled { return }
+                                finished.store(event, for: pending.sequence)
+                                self.doorbell.ring()
+                            }
+                        }
+                    }
+                    let ready = lanes.takeReady(finished.takeAll())
+                    if !ready.isEmpty {
+                        do {
+                            try await commit(ready.map { route($0.pending, as: $0.event) })
+                        } catch {
+                            lanes.putBack(ready)
+                            throw error
+                        }
+                        lanes.committed(ready)
+                    }
+                    failures = 0
+                    if ready.isEmpty && !readAny {
+                        await doorbell.wait(timeout: .seconds(10))
+                    }
+                } catch is CancellationError {
+                    break  // the bridge is stopping (or a service failed to start)
+                } catch {
+                    failures += 1
+                    logger.error("routing journaled events failed; will retry", metadata: ["error": "\(error)"])
+                    await doorbell.wait(timeout: .milliseconds(min(5_000, 100 << min(failures, 6))))
+                }
             }
-            return RoutedEvent(sequence: pending.sequence, event: event, changed: event != pending.event, sinks: router.route(event).sinks)
+            group.cancelAll()
+        }
+    }
+
+    /// The lane an event goes through: its subscription, its lifecycle events apart.
+    static func lane(of event: BridgeEvent) -> String {
+        event.isLifecycle ? "lifecycle\u{0}" + event.subscription.name : event.subscription.name
+    }
+}
+
+/// Enrichment results, handed from the enrichment tasks to the dispatcher's loop.
+final class EnrichedEvents: Sendable {
+    /// Sequence number to the enriched event (nil inside: the enricher refused it).
+    private let results = Mutex<[Int64: BridgeEvent?]>([:])
+
+    func store(_ event: BridgeEvent?, for sequence: Int64) {
+        results.withLock { $0[sequence] = .some(event) }
+    }
+
+    func takeAll() -> [Int64: BridgeEvent?] {
+        results.withLock { results in
+            defer { results.removeAll(keepingCapacity: true) }
+            return results
+        }
+    }
+}
+
+/// The dispatcher's lanes: which events it holds, in which order each lane must route them, and
+/// where to read on. A value the loop owns; tested without I/O.
+struct LaneTable {
+    struct Ready {
+        var pending: PendingEvent
+        var event: BridgeEvent?
+        var lane: String
+    }
+
+    private struct Lane {
+        var waiting: [PendingEvent] = []
+        var head = 0
+        /// The first event of this lane not taken in (the lane was full); read again from there.
+        var leftBehind: Int64?
+        var count: Int { waiting.count - head }
+    }
+
+    let window: Int
+    let laneWindow: Int
+    private var lanes: [String: Lane] = [:]
+    private var results: [Int64: BridgeEvent?] = [:]
+    /// The events taken in and not yet routed.
+    private var heldSequences: Set<Int64> = []
+    var held: Int { heldSequences.count }
+    /// The highest sequence number read: the store is read on after it.
+    private(set) var readThrough: Int64 = 0
+
+    init(window: Int, laneWindow: Int) {
+        self.window = window
+        self.laneWindow = laneWindow
+    }
+
+    /// How many more events may be taken in.
+    var room: Int { max(0, window - held) }
+
+    /// Takes `pending` into `lane`, or leaves it in the store when the lane is full or already left
+    /// an earlier event behind (its order must hold); returns whether it was taken.
+    mutating func admit(_ pending: PendingEvent, lane name: String) -> Bool {
+        readThrough = max(readThrough, pending.sequence)
+        if heldSequences.contains(pending.sequence) { return false }  // read again after a rewind
+        var lane = lanes[name] ?? Lane()
+        defer { lanes[name] = lane }
+        if lane.leftBehind != nil || lane.count >= laneWindow || held >= window {
+            lane.leftBehind = min(lane.leftBehind ?? pending.sequence, pending.sequence)
+            return false
+        }
+        lane.waiting.append(pending)
+        heldSequences.insert(pending.sequence)
+        return true
+    }
+
+    /// Records `finished` results and takes out every lane's enriched prefix, in lane order.
+    mutating func takeReady(_ finished: [Int64: BridgeEvent?]) -> [Ready] {
+        results.merge(finished) { _, new in new }
+        guard !results.isEmpty else { return [] }
+        var ready: [Ready] = []
+        for name in lanes.keys {
+            guard var lane = lanes[name] else { continue }
+            while lane.head < lane.waiting.count, let event = results.removeValue(forKey: lane.waiting[lane.head].sequence) {
+                ready.append(Ready(pending: lane.waiting[lane.head], event: event, lane: name))
+                lane.head += 1
+            }
+            lanes[name] = lane
+        }
+        return ready
+    }
+
+    /// `ready` could not be committed: it goes back to the head of its lanes, to be taken again.
+    mutating func putBack(_ ready: [Ready]) {
+        for item in ready.reversed() {
+            lanes[item.lane]?.head -= 1
+            results[item.pending.sequence] = .some(item.event)
+        }
+    }
+
+    /// `ready` is routed: drops it, and sends reading back to where a lane left events behind
+    /// once that lane has room again.
+    mutating func committed(_ ready: [Ready]) {
+        heldSequences.subtract(ready.map(\.pending.sequence))
+        for name in Set(ready.map(\.lane)) {
+            guard var lane = lanes[name] else { continue }
+            lane.waiting.removeFirst(lane.head)
+            lane.head = 0
+            if let behind = lane.leftBehind, lane.count * 2 <= laneWindow {
+                readThrough = min(readThrough, behind - 1)
+                lane.leftBehind = nil
+            }
+            lanes[name] = lane.count == 0 && lane.leftBehind == nil ? nil : lane
+        }
+        if room * 2 >= window || room >= laneWindow {
+            // Events left behind because the whole window was full are read again once it has room.
+            for (name, lane) in lanes where lane.leftBehind != nil && lane.count * 2 <= laneWindow {
+                readThrough = min(readThrough, lane.leftBehind! - 1)
+                lanes[name]?.leftBehind = nil
+            }
         }
     }
 }

@@ -167,10 +167,17 @@ public protocol StateStore: Sendable {
     /// Writes accepted notifications durably, deduplicating by key; one outcome per entry, in order.
     func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome]
 
-    /// Journaled events not yet routed, oldest first.
+    /// Journaled events not yet routed, oldest first (an event routed ahead of older ones is left out).
     func unroutedEvents(limit: Int) async throws -> [PendingEvent]
 
+    /// Journaled events not yet routed whose sequence number is above `sequence`, oldest first: the
+    /// dispatcher reads on from the last event it holds instead of reading those again.
+    func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent]
+
     /// Records routing results: stores each event's final form, creates its deliveries, marks it routed.
+    /// `events` may be any unrouted events in any order (the dispatcher commits a subscription's
+    /// events while another's still wait for enrichment): each is routed exactly when its
+    /// deliveries exist, and the events not in it stay unrouted, so a crash loses none.
     func commitRouting(_ events: [RoutedEvent]) async throws
 
     /// Pending deliveries for `sink` due at `now`, oldest first, leaving out `excluding` (in flight).
@@ -206,6 +213,12 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
+    /// Reads every unrouted event and keeps those after `sequence`: correct, not fast. The stores
+    /// of this package answer it with one query.
+    public func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        Array(try await unroutedEvents(limit: -1).lazy.filter { $0.sequence > sequence }.prefix(limit))
+    }
+
     /// The first `limit` dead letters, oldest first.
     public func deadLetters(limit: Int) async throws -> [DeadLetter] {
         try await deadLetters(.all, limit: limit).letters
