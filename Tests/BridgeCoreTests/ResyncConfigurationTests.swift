@@ -47,10 +47,10 @@ struct ResyncConfigurationTests {
     func unsupported() {
         let errors = ConfigurationTests.errors(Self.yaml(resource: "users/alice@contoso.com/messages"))
         #expect(errors.count == 1)
-        #expect(errors.first?.hasPrefix("bridge.yaml:12:13: subscription 'inbox': resync: delta needs the messages of one folder") == true)
+        #expect(errors.first?.hasPrefix("bridge.yaml:11:13: subscription 'inbox': resync: delta needs the messages of one folder") == true)
         let teams = ConfigurationTests.errors(Self.yaml(resource: "teams/getAllMessages"))
         #expect(teams == [
-            "bridge.yaml:12:13: subscription 'inbox': resync: delta is not supported for resource teams/getAllMessages: delta covers the messages of a folder, events, contacts, users, groups and drive items"
+            "bridge.yaml:11:13: subscription 'inbox': resync: delta is not supported for resource teams/getAllMessages: delta covers the messages of a folder, events, contacts, users, groups and drive items"
         ])
     }
 
@@ -78,7 +78,7 @@ struct ResyncConfigurationTests {
     func unknownMode() {
         let errors = ConfigurationTests.errors(Self.yaml(resource: "users", resync: "poll"))
         #expect(errors.count == 1)
-        #expect(errors.first?.hasPrefix("bridge.yaml:12:13: expected one of none, delta") == true)
+        #expect(errors.first?.hasPrefix("bridge.yaml:11:13: expected one of none, delta") == true)
     }
 
     @Test("delta paths: the resource and /delta; items named under the collection")

@@ -20,7 +20,7 @@ struct DeltaResyncTests {
     static let linkKey = "resync.deltaLink.inbox"
     static let mailbox = "alice@contoso.com"
 
-    /// The stored deltaLink once it differs from `previous` (the resync or baseline is then done:
+    /// The stored delta setting (deltaLink, resource, takenAt) once it differs from `previous` (the resync or baseline is then done:
     /// its events are journaled before the link is stored).
     static func storedLink(_ store: SQLiteStateStore, after previous: String?) async throws -> String {
         var link: String?
@@ -215,19 +215,21 @@ struct DeltaResyncTests {
 
             // Five hours ago, as far as the store knows.
             let link = try await Self.age(state, by: 5 * 3600)
+            let log = InMemoryLogHandler()
             try await BridgeUnderTest.run(
                 simulator: simulator, statePath: state, declarations: [Self.inbox], port: port,
-                engine: { collector.engine(store: $0, enricher: NoEnrichment()) }
+                engine: { collector.engine(store: $0, enricher: NoEnrichment()) }, logger: Logger(label: "test", factory: { _ in log })
             ) { bridge in
                 #expect(deltaCalls == 1, "only the baseline before the long outage")
                 _ = try await Self.storedLink(bridge.store, after: link)
                 let events = try await Self.sentinel(simulator, collector, expected: 2)
                 #expect(events.first?.resync == true && events.first?.resourceData?["id"]?.stringValue == lost.id)
+                #expect(log.entries.contains { $0.level == .warning && "\($0.message)".contains("down longer than Graph retries") })
             }
         }
     }
 
-    /// Moves the stored renewal, last notification and delta query `seconds` into the past; returns the stored deltaLink.
+    /// Moves the stored renewal, last notification and delta query `seconds` into the past; returns the stored delta setting.
     static func age(_ state: String, by seconds: TimeInterval) async throws -> String {
         let store = try SQLiteStateStore(path: state, logger: quiet)
         let old = Date().addingTimeInterval(-seconds)
@@ -238,7 +240,7 @@ struct DeltaResyncTests {
         var stored = try #require(try await StoredDeltaLink.load("inbox", from: store))
         stored.takenAt = old
         try await stored.save("inbox", to: store)
-        return stored.link
+        return try #require(try await store.setting(linkKey))
     }
 
     @Test("resync events are serialized with resync: true, other events without the field")
