@@ -155,6 +155,58 @@ struct DeltaResyncTests {
         }
     }
 
+    @Test("subscriptionRemoved: once the subscription is created again, what changed in between is replayed")
+    func resyncAfterRecreate() async throws {
+        let directory = TemporaryDirectory()
+        let collector = EventCollector()
+        try await withSimulator { simulator in
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [Self.inbox],
+                engine: { collector.engine(store: $0, enricher: NoEnrichment()) }
+            ) { bridge in
+                let baseline = try await Self.storedLink(bridge.store, after: nil)
+                let id = try #require(simulator.subscriptions.first?.id)
+                // Graph removes the subscription: nothing notifies until it exists again.
+                try simulator.sendLifecycleEvent(.subscriptionRemoved, subscriptionID: id)
+                let between = try simulator.createMessage(MessageContent(subject: "between"), in: Self.mailbox).message
+                #expect(try await eventually { simulator.subscriptions.contains { $0.id != id } })
+
+                _ = try await Self.storedLink(bridge.store, after: baseline)
+                let events = try await Self.sentinel(simulator, collector, expected: 3)
+                #expect(events[0].lifecycleEvent == "subscriptionRemoved")
+                let replacement = try #require(simulator.subscriptions.first?.id)
+                #expect(events[1].resync == true && events[1].resourceData?["id"]?.stringValue == between.id)
+                #expect(events[1].subscription.id == replacement)
+            }
+        }
+    }
+
+    @Test("reauthorizationRequired: after the reauthorize, the delta is followed")
+    func resyncAfterReauthorization() async throws {
+        let directory = TemporaryDirectory()
+        let collector = EventCollector()
+        try await withSimulator { simulator in
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [Self.inbox],
+                engine: { collector.engine(store: $0, enricher: NoEnrichment()) }
+            ) { bridge in
+                let baseline = try await Self.storedLink(bridge.store, after: nil)
+                let id = try #require(simulator.subscriptions.first?.id)
+                // Delivery paused before the bridge answered the challenge.
+                simulator.dropsNotifications = true
+                let paused = try simulator.createMessage(MessageContent(subject: "while paused"), in: Self.mailbox).message
+                simulator.dropsNotifications = false
+                try simulator.sendLifecycleEvent(.reauthorizationRequired, subscriptionID: id)
+                _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions/\(id)/reauthorize" && $0.status == 204 }
+
+                _ = try await Self.storedLink(bridge.store, after: baseline)
+                let events = try await Self.sentinel(simulator, collector, expected: 3)
+                #expect(events[0].lifecycleEvent == "reauthorizationRequired")
+                #expect(events[1].resync == true && events[1].resourceData?["id"]?.stringValue == paused.id)
+            }
+        }
+    }
+
     @Test("a resync over more items than a page follows every nextLink to the deltaLink")
     func resyncPages() async throws {
         let directory = TemporaryDirectory()
