@@ -260,9 +260,15 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private func nextDate(_ item: Tracked) -> Date {
         guard let record = item.record, record.graphID != nil else { return item.retryAt }
         if item.reauthorize || item.baselineDue || item.resyncReason != nil { return item.retryAt }
-        var next = renewalDate(item) ?? .distantFuture
-        if item.declaration.resync, let taken = item.deltaTakenAt { next = min(next, taken.addingTimeInterval(deltaRefresh.seconds)) }
+        guard var next = renewalDate(item) else { return item.retryAt }
+        if let refresh = refreshDate(item) { next = min(next, refresh) }
         return max(item.retryAt, next)
+    }
+
+    /// When a `resync: delta` subscription's deltaLink is next brought up to date while all is well.
+    private func refreshDate(_ item: Tracked) -> Date? {
+        guard item.declaration.resync, let taken = item.deltaTakenAt else { return nil }
+        return taken.addingTimeInterval(deltaRefresh.seconds)
     }
 
     /// When the subscription is to be renewed; nil when it has no expiry.
@@ -292,8 +298,11 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             } else if item.reauthorize {
                 try await reauthorize(&item, logger: logger)
                 if item.declaration.resync { item.resyncReason = item.resyncReason ?? "reauthorizationRequired" }
-            } else if item.declaration.resync, (renewalDate(item) ?? .distantFuture) > Date() {
-                // A resync or baseline due, or the hourly refresh that keeps the deltaLink recent.
+            } else if item.declaration.resync, item.baselineDue || item.resyncReason != nil || (refreshDate(item) ?? .distantFuture) <= Date(),
+                (renewalDate(item) ?? .distantPast) > Date()
+            {
+                // A resync or baseline due, or the hourly refresh that keeps the deltaLink recent
+                // (a renewal that is due goes first).
                 try await resync(&item, logger: logger)
             } else {
                 try await renew(&item, logger: logger)
@@ -311,7 +320,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         } catch {
             item.failures += 1
             let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
-            let wait = max(backoff, (error as? GraphError)?.retryAfter?.seconds ?? 0)
+            let retryAfter = (error as? GraphError)?.retryAfter ?? (error as? ResyncFailure)?.error.retryAfter
+            let wait = max(backoff, retryAfter?.seconds ?? 0)
             item.retryAt = Date().addingTimeInterval(wait)
             logger.error("subscription upkeep failed; will retry", metadata: [
                 "error": "\(Self.explain(error, declaration: item.declaration))", "bridge.retry_in": "\(Int(wait))s",

@@ -207,6 +207,31 @@ struct DeltaResyncTests {
         }
     }
 
+    @Test("the periodic refresh keeps the deltaLink recent and emits nothing for what Graph notified")
+    func refreshEmitsNoDuplicates() async throws {
+        let directory = TemporaryDirectory()
+        let collector = EventCollector()
+        try await withSimulator { simulator in
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [Self.inbox],
+                engine: { collector.engine(store: $0, enricher: NoEnrichment()) }, deltaRefresh: .seconds(3)
+            ) { bridge in
+                let baseline = try await Self.storedLink(bridge.store, after: nil)
+                let notified = try simulator.createMessage(MessageContent(subject: "notified"), in: Self.mailbox).message
+                #expect(await collector.wait(for: 1).count == 1)
+                try simulator.updateMessage(id: notified.id) { $0.isRead = true }
+                #expect(await collector.wait(for: 2).count == 2)
+                // The refresh sees both changes (one item, its current version): already delivered.
+                let refreshed = try await Self.storedLink(bridge.store, after: baseline)
+                let takenAt = try #require(try await StoredDeltaLink.load("inbox", from: bridge.store)?.takenAt)
+                #expect(takenAt > notified.lastModifiedDateTime)
+                #expect(refreshed.contains("$deltatoken="))
+                let events = try await Self.sentinel(simulator, collector, expected: 3)
+                #expect(!events.contains { $0.resync == true })
+            }
+        }
+    }
+
     @Test("a resync over more items than a page follows every nextLink to the deltaLink")
     func resyncPages() async throws {
         let directory = TemporaryDirectory()

@@ -64,7 +64,7 @@ struct BridgeUnderTest {
     /// Runs listener and manager until `body` returns; with `engine`, also the delivery side it builds on the store.
     static func run(
         simulator: GraphSimulator, statePath: String, declarations: [SubscriptionManager.Declaration] = [inbox], port: Int = 0,
-        engine makeEngine: ((SQLiteStateStore) -> DeliveryEngine)? = nil, logger: Logger = quiet,
+        engine makeEngine: ((SQLiteStateStore) -> DeliveryEngine)? = nil, logger: Logger = quiet, deltaRefresh: Duration = .seconds(3600),
         _ body: (BridgeUnderTest) async throws -> Void
     ) async throws {
         let http = CurlClient()
@@ -74,7 +74,8 @@ struct BridgeUnderTest {
         let readiness = ListenerReadiness()
         let manager = SubscriptionManager(
             declarations: declarations, graph: graphClient(for: simulator, http: http), store: store, directory: directory,
-            readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: logger, maxRetryDelay: .seconds(2))
+            readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: logger, maxRetryDelay: .seconds(2),
+            deltaRefresh: deltaRefresh)
         // As `run` does: delta resyncs journal their events and ring the dispatcher.
         manager.connectJournal(store, doorbell: engine?.journalDoorbell ?? Doorbell())
         let intake = NotificationIntake(directory: directory, store: store, doorbell: engine?.journalDoorbell ?? Doorbell(), lifecycleObserver: manager, logger: quiet)
