@@ -1,6 +1,7 @@
 import BridgeCore
 @testable import BridgeGraph
 import BridgeStore
+import CurlKit
 import Foundation
 import GraphClient
 import GraphSimulator
@@ -230,6 +231,34 @@ struct DeltaResyncTests {
                 #expect(!events.contains { $0.resync == true })
             }
         }
+    }
+
+    @Test("fetch: reads a resync event's item like a notified one")
+    func fetchEnrichesResyncEvents() async throws {
+        let directory = TemporaryDirectory()
+        let collector = EventCollector()
+        let http = CurlClient()
+        try await withSimulator { simulator in
+            let enricher = GraphEnricher(
+                graph: graphClient(for: simulator, http: http), targets: ["inbox": .init(resource: Self.inbox.resource, select: ["subject"])], logger: quiet)
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [Self.inbox],
+                engine: { collector.engine(store: $0, enricher: enricher) }
+            ) { bridge in
+                let baseline = try await Self.storedLink(bridge.store, after: nil)
+                let id = try #require(simulator.subscriptions.first?.id)
+                simulator.dropsNotifications = true
+                let missed = try simulator.createMessage(MessageContent(subject: "read by fetch"), in: Self.mailbox).message
+                simulator.dropsNotifications = false
+                try simulator.sendLifecycleEvent(.missed, subscriptionID: id)
+                _ = try await Self.storedLink(bridge.store, after: baseline)
+                let events = try await Self.sentinel(simulator, collector, expected: 3)
+                let resynced = try #require(events.first { $0.resync == true })
+                #expect(resynced.resourceData?["id"]?.stringValue == missed.id)
+                #expect(resynced.data?["subject"]?.stringValue == "read by fetch")
+            }
+        }
+        await http.shutdown()
     }
 
     @Test("a resync over more items than a page follows every nextLink to the deltaLink")
