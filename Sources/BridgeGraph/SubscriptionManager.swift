@@ -644,7 +644,10 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             directory.remove(subscriptionID: id)
         }
         if !keepRecord {
-            do { try await store.deleteSubscription(name: record.name) } catch {
+            do {
+                try await store.deleteSubscription(name: record.name)
+                try await store.setSetting(StoredDeltaLink.key(for: record.name), to: nil)  // its deltaLink, if it had one
+            } catch {
                 logger.error("could not forget the subscription record", metadata: ["error": "\(error)"])
             }
         }

@@ -233,6 +233,23 @@ struct DeltaResyncTests {
         }
     }
 
+    @Test("a subscription removed from the configuration takes its deltaLink with it")
+    func removedSubscriptionForgetsDeltaLink() async throws {
+        let directory = TemporaryDirectory()
+        try await withSimulator { simulator in
+            let state = directory.file("state.sqlite")
+            try await BridgeUnderTest.run(simulator: simulator, statePath: state, declarations: [Self.inbox]) { bridge in
+                _ = try await Self.storedLink(bridge.store, after: nil)
+            }
+            try await BridgeUnderTest.run(simulator: simulator, statePath: state, declarations: []) { bridge in
+                let forgotten = try await eventually { try await bridge.store.subscriptionRecords().isEmpty }
+                let link = try await bridge.store.setting(Self.linkKey)
+                #expect(forgotten)
+                #expect(link == nil)
+            }
+        }
+    }
+
     @Test("fetch: reads a resync event's item like a notified one")
     func fetchEnrichesResyncEvents() async throws {
         let directory = TemporaryDirectory()
