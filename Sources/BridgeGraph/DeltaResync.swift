@@ -3,11 +3,14 @@ import Foundation
 import GraphClient
 
 /// A subscription's delta state as the store keeps it (a setting keyed by the subscription's name):
-/// the last `@odata.deltaLink`, the resource it belongs to and when the query that produced it began.
+/// the last `@odata.deltaLink`, the resource it belongs to, when the query that produced it began,
+/// and why a resync is owed while one is (so a stop in the middle resumes it at the next start).
 struct StoredDeltaLink: Sendable, Hashable {
     var link: String
     var resource: String
     var takenAt: Date
+    /// The reason of a resync that was due and has not finished.
+    var pending: String?
 
     /// The setting's key for subscription `name`.
     static func key(for name: String) -> String { "resync.deltaLink." + name }
@@ -18,13 +21,14 @@ struct StoredDeltaLink: Sendable, Hashable {
             let link = object["link"]?.stringValue, let resource = object["resource"]?.stringValue,
             let takenAt = object["takenAt"]?.stringValue.flatMap(Timestamp.parse)
         else { return nil }
-        return StoredDeltaLink(link: link, resource: resource, takenAt: takenAt)
+        return StoredDeltaLink(link: link, resource: resource, takenAt: takenAt, pending: object["pending"]?.stringValue)
     }
 
     func save(_ name: String, to store: any SubscriptionStore) async throws {
-        let object: JSONObject = [
+        var object: JSONObject = [
             "link": .string(link), "resource": .string(resource), "takenAt": .string(Timestamp.format(takenAt)),
         ]
+        if let pending { object["pending"] = .string(pending) }
         try await store.setSetting(Self.key(for: name), to: String(decoding: JSONValue.object(object).serialized(), as: UTF8.self))
     }
 }

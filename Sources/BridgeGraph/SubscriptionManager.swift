@@ -396,6 +396,12 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             return
         }
         let reason = item.resyncReason ?? "refresh"
+        if reason != "refresh", stored.pending != reason {
+            // Owed until it finishes: a stop in the middle resumes it at the next start.
+            var owed = stored
+            owed.pending = reason
+            try await owed.save(declaration.name, to: store)
+        }
         let subscription = SubscriptionReference(name: declaration.name, id: graphID, resource: declaration.resource)
         let journal = resyncJournal.withLock { $0 }
         let startedAt = Date()
@@ -576,8 +582,14 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             }
             if let stored, stored.resource == item.declaration.resource {
                 item.deltaTakenAt = stored.takenAt
+                if let pending = stored.pending {
+                    logger.notice("a resync did not finish before the bridge stopped; following the delta again", metadata: [
+                        "bridge.subscription": "\(name)", "bridge.resync_reason": "\(pending)",
+                    ])
+                    item.resyncReason = pending
+                }
                 let lastAlive = [record.lastNotificationAt, record.renewedAt, stored.takenAt].compactMap { $0 }.max() ?? stored.takenAt
-                if now.timeIntervalSince(lastAlive) > Self.outageLimit {
+                if item.resyncReason == nil, now.timeIntervalSince(lastAlive) > Self.outageLimit {
                     logger.warning("the bridge was down longer than Graph retries notifications (4 h); following the delta to catch up", metadata: [
                         "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
                     ])

@@ -21,13 +21,14 @@ struct DeltaResyncTests {
     static let linkKey = "resync.deltaLink.inbox"
     static let mailbox = "alice@contoso.com"
 
-    /// The stored delta setting (deltaLink, resource, takenAt) once it differs from `previous` (the resync or baseline is then done:
-    /// its events are journaled before the link is stored).
+    /// The stored delta setting (deltaLink, resource, takenAt) once it differs from `previous` and
+    /// no resync is owed (the resync or baseline is then done: its events are journaled before
+    /// the link is stored).
     static func storedLink(_ store: SQLiteStateStore, after previous: String?) async throws -> String {
         var link: String?
         let changed = try await eventually {
             link = try await store.setting(linkKey)
-            return link != nil && link != previous
+            return link != nil && link != previous && link?.contains(#""pending""#) == false
         }
         try #require(changed, "no new deltaLink was stored")
         return try #require(link)
@@ -229,6 +230,41 @@ struct DeltaResyncTests {
                 #expect(refreshed.contains("$deltatoken="))
                 let events = try await Self.sentinel(simulator, collector, expected: 3)
                 #expect(!events.contains { $0.resync == true })
+            }
+        }
+    }
+
+    @Test("a resync cut short by a stop is resumed at the next start")
+    func interruptedResyncResumes() async throws {
+        let directory = TemporaryDirectory()
+        let collector = EventCollector()
+        let port = try closedLoopbackPort()
+        try await withSimulator { simulator in
+            let state = directory.file("state.sqlite")
+            var lost: SimulatedMessage?
+            try await BridgeUnderTest.run(simulator: simulator, statePath: state, declarations: [Self.inbox], port: port) { bridge in
+                let baseline = try await Self.storedLink(bridge.store, after: nil)
+                let id = try #require(simulator.subscriptions.first?.id)
+                // The resync's delta query hangs at Graph; the bridge is stopped meanwhile.
+                simulator.injectFault(.delay(.seconds(5)), on: .delta)
+                simulator.dropsNotifications = true
+                lost = try simulator.createMessage(MessageContent(subject: "lost"), in: Self.mailbox).message
+                simulator.dropsNotifications = false
+                try simulator.sendLifecycleEvent(.missed, subscriptionID: id)
+                let owed = try await eventually { try await bridge.store.setting(Self.linkKey)?.contains(#""pending":"missed""#) == true }
+                #expect(owed)
+                _ = baseline
+            }
+            simulator.clearFaults()
+            try await BridgeUnderTest.run(
+                simulator: simulator, statePath: state, declarations: [Self.inbox], port: port,
+                engine: { collector.engine(store: $0, enricher: NoEnrichment()) }
+            ) { bridge in
+                _ = try await Self.storedLink(bridge.store, after: nil)
+                // The `missed` journaled before the stop, the resumed resync's event, the sentinel.
+                let events = try await Self.sentinel(simulator, collector, expected: 3)
+                #expect(events[0].lifecycleEvent == "missed")
+                #expect(events[1].resync == true && events[1].resourceData?["id"]?.stringValue == lost?.id)
             }
         }
     }
