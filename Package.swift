@@ -334,6 +334,7 @@ let package = Package(
             dependencies: [
                 "BridgeGraph", "GraphClient", "GraphSimulator", "BridgeCore", "BridgeStore", "BridgeServer", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

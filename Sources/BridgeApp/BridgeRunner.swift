@@ -155,7 +155,8 @@ public enum BridgeRunner {
                 declarations: managed.map {
                     .init(name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
                           includeResourceData: $0.includeResourceData,
-                          encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) })
+                          encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
+                          resync: $0.resync == .delta)
                 },
                 graph: graph, store: store, directory: directory, readiness: readiness, publicURL: publicURL, logger: logger
             )
@@ -202,6 +203,8 @@ public enum BridgeRunner {
             backlog: backlog,
             logger: logger
         )
+        // Delta resyncs journal their events and ring the dispatcher, like the intake.
+        manager?.connectJournal(store, doorbell: engine.journalDoorbell)
         let intake = NotificationIntake(
             directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, load: engine.listenerLoad, logger: logger)
         let settings = configuration.server

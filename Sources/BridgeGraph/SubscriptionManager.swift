@@ -21,6 +21,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         public var includeResourceData: Bool
         /// Rich notifications: the certificate Graph encrypts for (base64 DER) and its id.
         public var encryption: Encryption?
+        /// `resync: delta`: keep a deltaLink and catch up after gaps (see ``DeltaResource`` for the resources).
+        public var resync: Bool
 
         /// `encryption:` as Graph takes it with the subscription.
         public struct Encryption: Sendable, Hashable {
@@ -35,7 +37,11 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             }
         }
 
-        public init(name: String, resource: String, changeTypes: [String], expiration: Duration?, includeResourceData: Bool, encryption: Encryption? = nil) {
+        public init(
+            name: String, resource: String, changeTypes: [String], expiration: Duration?, includeResourceData: Bool, encryption: Encryption? = nil,
+            resync: Bool = false
+        ) {
+            self.resync = resync
             self.name = name
             self.resource = resource
             self.changeTypes = changeTypes
@@ -62,6 +68,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private enum Request: Sendable {
         case reauthorize(graphID: String)
         case recreate(graphID: String)
+        /// `missed`: follow the delta.
+        case resync(graphID: String)
     }
 
     /// Per-subscription state, owned by the run loop.
@@ -71,6 +79,18 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         var failures = 0
         var retryAt = Date.distantPast
         var reauthorize = false
+        /// `resync: delta` only: a new deltaLink is to be taken without events (at create, or after a 410).
+        var baselineDue = false
+        /// `resync: delta` only: the delta is to be followed, one event per changed item; why.
+        var resyncReason: String?
+        /// When the stored deltaLink's query began (nil: none yet, or not known).
+        var deltaTakenAt: Date?
+    }
+
+    /// Where resync events go: the journal and the dispatcher's doorbell.
+    private struct ResyncJournal: Sendable {
+        var store: any StateStore
+        var doorbell: Doorbell
     }
 
     let declarations: [Declaration]
@@ -81,6 +101,9 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     let publicURL: @Sendable (Int) -> String
     let logger: Logger
     let maxRetryDelay: Duration
+    /// How often a `resync: delta` subscription follows the delta while all is well, so its
+    /// deltaLink stays within the 4 h in which notified changes are recognised as duplicates.
+    let deltaRefresh: Duration
     /// Graph calls for upkeep in flight at once (creates, renewals, reauthorizations).
     private let calls: CallLimit
     /// One per declared subscription: rung when a lifecycle request for it arrives.
@@ -88,6 +111,9 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// Lifecycle requests not yet taken by their subscription's keeper, by subscription name.
     private let requests = Mutex<[String: [Request]]>([:])
     private let started = Mutex(false)
+    private let resyncJournal = Mutex<ResyncJournal?>(nil)
+    /// How long the bridge may be down before a start resyncs: Graph retries a notification for 4 h.
+    static let outageLimit: TimeInterval = 4 * 3600
 
     /// - Parameter publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
     public init(
@@ -99,8 +125,10 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         publicURL: @escaping @Sendable (Int) -> String,
         logger: Logger,
         maxRetryDelay: Duration = .seconds(900),
-        maxConcurrentCalls: Int = 4
+        maxConcurrentCalls: Int = 4,
+        deltaRefresh: Duration = .seconds(3600)
     ) {
+        self.deltaRefresh = deltaRefresh
         self.declarations = declarations
         self.graph = graph
         self.store = store
@@ -111,6 +139,13 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         self.maxRetryDelay = maxRetryDelay
         self.calls = CallLimit(maxConcurrentCalls)
         self.doorbells = Dictionary(declarations.map { ($0.name, Doorbell()) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Gives the manager the journal its delta resyncs write to and the dispatcher's doorbell
+    /// (``DeliveryEngine/journalDoorbell``), rung after each page so resync events route at once.
+    /// Call it before ``run()``; without it, resyncs follow the delta but journal nothing.
+    public func connectJournal(_ store: any StateStore, doorbell: Doorbell) {
+        resyncJournal.withLock { $0 = ResyncJournal(store: store, doorbell: doorbell) }
     }
 
     /// Subscriptions whose records are ready (Graph id known): for `/healthz`.
@@ -125,7 +160,9 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             switch event.lifecycleEvent {
             case "reauthorizationRequired": request = .reauthorize(graphID: event.subscription.id)
             case "subscriptionRemoved": request = .recreate(graphID: event.subscription.id)
-            default: continue  // `missed` is routed like any event so a rule can alert on it.
+            // `missed` is also routed like any event, so a rule can alert on it.
+            case "missed": request = .resync(graphID: event.subscription.id)
+            default: continue
             }
             guard let doorbell = doorbells[name] else { continue }
             requests.withLock { $0[name, default: []].append(request) }
@@ -209,6 +246,11 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 directory.remove(subscriptionID: graphID)
                 item.record?.graphID = nil
                 item.retryAt = .distantPast
+            case .resync(let graphID):
+                guard item.declaration.resync, item.record?.graphID == graphID else { continue }
+                logger.warning("Graph missed notifications; following the delta to catch up", metadata: ["bridge.subscription": "\(name)"])
+                item.resyncReason = item.resyncReason ?? "missed"
+                item.retryAt = .distantPast
             }
         }
     }
@@ -216,22 +258,52 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private func isDue(_ item: Tracked, now: Date) -> Bool { nextDate(item) <= now }
 
     private func nextDate(_ item: Tracked) -> Date {
-        guard let record = item.record, record.graphID != nil, let expiration = record.expiration else { return item.retryAt }
-        if item.reauthorize { return item.retryAt }
-        let renewal = RenewalSchedule.renewalDate(
-            renewedAt: (record.renewedAt ?? Date()).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970)
-        return max(item.retryAt, Date(timeIntervalSince1970: renewal))
+        guard let record = item.record, record.graphID != nil else { return item.retryAt }
+        if item.reauthorize || item.baselineDue || item.resyncReason != nil { return item.retryAt }
+        guard var next = renewalDate(item) else { return item.retryAt }
+        if let refresh = refreshDate(item) { next = min(next, refresh) }
+        return max(item.retryAt, next)
     }
 
-    /// Does what one subscription needs now: create, reauthorize or renew.
+    /// When a `resync: delta` subscription's deltaLink is next brought up to date while all is well.
+    private func refreshDate(_ item: Tracked) -> Date? {
+        guard item.declaration.resync, let taken = item.deltaTakenAt else { return nil }
+        return taken.addingTimeInterval(deltaRefresh.seconds)
+    }
+
+    /// When the subscription is to be renewed; nil when it has no expiry.
+    private func renewalDate(_ item: Tracked) -> Date? {
+        guard let record = item.record, let expiration = record.expiration else { return nil }
+        return Date(timeIntervalSince1970: RenewalSchedule.renewalDate(
+            renewedAt: (record.renewedAt ?? Date()).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970))
+    }
+
+    /// Does what one subscription needs now: create, reauthorize, renew, or follow the delta.
     private func work(on item: inout Tracked, notificationURL: String, lifecycleURL: String) async {
         var logger = self.logger
         logger[metadataKey: "bridge.subscription"] = "\(item.declaration.name)"
         do {
             if item.record?.graphID == nil {
+                let recreating = item.record != nil
                 try await create(&item, notificationURL: notificationURL, lifecycleURL: lifecycleURL, logger: logger)
+                if item.declaration.resync {
+                    // A first create takes the baseline; a recreate catches up on what fell between
+                    // the two subscriptions (the deltaLink outlives them).
+                    if recreating, try await StoredDeltaLink.load(item.declaration.name, from: store)?.resource == item.declaration.resource {
+                        item.resyncReason = item.resyncReason ?? "recreated"
+                    } else {
+                        item.baselineDue = true
+                    }
+                }
             } else if item.reauthorize {
                 try await reauthorize(&item, logger: logger)
+                if item.declaration.resync { item.resyncReason = item.resyncReason ?? "reauthorizationRequired" }
+            } else if item.declaration.resync, item.baselineDue || item.resyncReason != nil || (refreshDate(item) ?? .distantFuture) <= Date(),
+                (renewalDate(item) ?? .distantPast) > Date()
+            {
+                // A resync or baseline due, or the hourly refresh that keeps the deltaLink recent
+                // (a renewal that is due goes first).
+                try await resync(&item, logger: logger)
             } else {
                 try await renew(&item, logger: logger)
             }
@@ -249,7 +321,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             item.failures += 1
             Counter(label: "graph_bridge_subscription_upkeep_failures_total", dimensions: [("subscription", item.declaration.name)]).increment()
             let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
-            let wait = max(backoff, (error as? GraphError)?.retryAfter?.seconds ?? 0)
+            let retryAfter = (error as? GraphError)?.retryAfter ?? (error as? ResyncFailure)?.error.retryAfter
+            let wait = max(backoff, retryAfter?.seconds ?? 0)
             item.retryAt = Date().addingTimeInterval(wait)
             logger.error("subscription upkeep failed; will retry", metadata: [
                 "error": "\(Self.explain(error, declaration: item.declaration))", "bridge.retry_in": "\(Int(wait))s",
@@ -309,6 +382,93 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         item.record = record
         recordExpiry(record)
         logger.info("renewed Graph subscription", metadata: ["bridge.graph_id": "\(id)", "bridge.expires": "\(subscription.expirationDateTime)"])
+    }
+
+    // MARK: Delta resync
+
+    /// Takes a new baseline or follows the delta from the stored deltaLink, journaling one event
+    /// per changed item; a `410` (the delta state is gone) takes a new baseline and says so.
+    private func resync(_ item: inout Tracked, logger: Logger) async throws {
+        let declaration = item.declaration
+        guard let graphID = item.record?.graphID else { return }
+        let stored = try await StoredDeltaLink.load(declaration.name, from: store)
+        guard let stored, stored.resource == declaration.resource, !item.baselineDue else {
+            try await takeBaseline(&item, logger: logger)
+            return
+        }
+        let reason = item.resyncReason ?? "refresh"
+        if reason != "refresh", stored.pending != reason {
+            // Owed until it finishes: a stop in the middle resumes it at the next start.
+            var owed = stored
+            owed.pending = reason
+            try await owed.save(declaration.name, to: store)
+        }
+        let subscription = SubscriptionReference(name: declaration.name, id: graphID, resource: declaration.resource)
+        let journal = resyncJournal.withLock { $0 }
+        let startedAt = Date()
+        var emitted = 0
+        var duplicates = 0
+        let link: String
+        do {
+            link = try await DeltaResync.follow(graph, from: stored.link) { items in
+                let now = Date()
+                // Only the change types the subscription asks Graph for.
+                let entries = items.compactMap {
+                    DeltaResync.entry(for: $0, subscription: subscription, declaredResource: declaration.resource, since: stored.takenAt, now: now)
+                }.filter { declaration.changeTypes.contains($0.event.changeType ?? "") }
+                guard !entries.isEmpty, let journal else { return }
+                let outcomes = try await journal.store.journal(entries)
+                let journaled = outcomes.filter { $0 == .journaled }.count
+                emitted += journaled
+                duplicates += outcomes.count - journaled
+                if journaled > 0 {
+                    Counter(label: "graph_bridge_resync_events_total", dimensions: [("subscription", declaration.name)]).increment(by: Int64(journaled))
+                    journal.doorbell.ring()
+                }
+            }
+        } catch let error as GraphError where error.isDeltaStateLost {
+            logger.warning("Graph no longer has the delta state (410 SyncStateNotFound); taking a new baseline: changes since the last deltaLink may have been missed", metadata: [
+                "bridge.resync_reason": "\(reason)", "bridge.graph_code": "\(error.code ?? "-")", "bridge.request_id": "\(error.requestID ?? "-")",
+            ])
+            try await takeBaseline(&item, logger: logger)
+            return
+        } catch let error as GraphError {
+            throw ResyncFailure(error: error)
+        }
+        try await StoredDeltaLink(link: link, resource: declaration.resource, takenAt: startedAt).save(declaration.name, to: store)
+        item.resyncReason = nil
+        item.deltaTakenAt = startedAt
+        if journal == nil, reason != "refresh" {
+            logger.warning("followed the delta but has no journal to write resync events to")
+        }
+        let level: Logger.Level = reason == "refresh" && emitted == 0 ? .debug : .notice
+        logger.log(level: level, "followed the delta (resync)", metadata: [
+            "bridge.resync_reason": "\(reason)", "bridge.resync_events": "\(emitted)", "bridge.resync_duplicates": "\(duplicates)",
+        ])
+    }
+
+    /// Follows a delta query from the start, emitting nothing, and stores its deltaLink.
+    private func takeBaseline(_ item: inout Tracked, logger: Logger) async throws {
+        let declaration = item.declaration
+        let startedAt = Date()
+        var items = 0
+        let link: String
+        do {
+            link = try await DeltaResync.follow(graph, from: DeltaResource.deltaPath(for: declaration.resource)) { items += $0.count }
+        } catch let error as GraphError {
+            throw ResyncFailure(error: error)
+        }
+        try await StoredDeltaLink(link: link, resource: declaration.resource, takenAt: startedAt).save(declaration.name, to: store)
+        item.baselineDue = false
+        item.resyncReason = nil
+        item.deltaTakenAt = startedAt
+        logger.info("took a delta baseline (no events for what was already there)", metadata: ["bridge.items": "\(items)"])
+    }
+
+    /// A delta query failed: retried with backoff like any upkeep failure (never read as "the subscription is gone").
+    struct ResyncFailure: Error, CustomStringConvertible {
+        var error: GraphError
+        var description: String { "delta query failed: \(error)" }
     }
 
     private func reauthorize(_ item: inout Tracked, logger: Logger) async throws {
@@ -399,11 +559,48 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             tracked[record.name] = item
         }
         if Task.isCancelled { return }
+        await planResyncs(&tracked)
         // Known: every stored subscription (managed or receive-only) and every one the listener accepts.
         let known = Set(records.compactMap { $0.graphID?.lowercased() }).union(directory.all.map { $0.id.lowercased() })
         // A record still waiting for its id is adopted by the create (Graph answers 409), not deleted.
         let awaited = Set(tracked.values.compactMap { $0.record }.filter { $0.graphID == nil }.map { $0.resource.lowercased() })
         await deleteOrphans(notificationURL: notificationURL, known: known, awaited: awaited)
+    }
+
+    /// At start, for each reused `resync: delta` subscription: a baseline when no deltaLink is
+    /// stored for its resource; a resync when the bridge was down longer than Graph retries
+    /// (its last notification, renewal and delta query all older than 4 h).
+    private func planResyncs(_ tracked: inout [String: Tracked]) async {
+        let now = Date()
+        for (name, var item) in tracked where item.declaration.resync {
+            guard let record = item.record, record.graphID != nil else { continue }  // a create comes first
+            let stored: StoredDeltaLink?
+            do {
+                stored = try await StoredDeltaLink.load(name, from: store)
+            } catch {
+                logger.error("cannot read the stored deltaLink; taking a new baseline", metadata: ["bridge.subscription": "\(name)", "error": "\(error)"])
+                stored = nil
+            }
+            if let stored, stored.resource == item.declaration.resource {
+                item.deltaTakenAt = stored.takenAt
+                if let pending = stored.pending {
+                    logger.notice("a resync did not finish before the bridge stopped; following the delta again", metadata: [
+                        "bridge.subscription": "\(name)", "bridge.resync_reason": "\(pending)",
+                    ])
+                    item.resyncReason = pending
+                }
+                let lastAlive = [record.lastNotificationAt, record.renewedAt, stored.takenAt].compactMap { $0 }.max() ?? stored.takenAt
+                if item.resyncReason == nil, now.timeIntervalSince(lastAlive) > Self.outageLimit {
+                    logger.warning("the bridge was down longer than Graph retries notifications (4 h); following the delta to catch up", metadata: [
+                        "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
+                    ])
+                    item.resyncReason = "outage"
+                }
+            } else {
+                item.baselineDue = true
+            }
+            tracked[name] = item
+        }
     }
 
     /// Deletes the subscriptions at Graph that notify this bridge (`notificationURL`) and that it
@@ -460,7 +657,10 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             directory.remove(subscriptionID: id)
         }
         if !keepRecord {
-            do { try await store.deleteSubscription(name: record.name) } catch {
+            do {
+                try await store.deleteSubscription(name: record.name)
+                try await store.setSetting(StoredDeltaLink.key(for: record.name), to: nil)  // its deltaLink, if it had one
+            } catch {
                 logger.error("could not forget the subscription record", metadata: ["error": "\(error)"])
             }
         }

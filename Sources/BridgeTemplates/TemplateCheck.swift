@@ -2,7 +2,7 @@
 enum TemplateNames {
     /// The event's top-level members (SPEC section 6), in their order.
     static let eventMembers = [
-        "id", "receivedAt", "subscription", "changeType", "lifecycleEvent", "resource", "resourceData", "tenantId", "data",
+        "id", "receivedAt", "subscription", "changeType", "lifecycleEvent", "resource", "resourceData", "tenantId", "data", "resync",
     ]
     /// The section that turns its content into a JSON string literal (JSON and text templates).
     static let jsonSection = "json"

@@ -152,6 +152,7 @@ extension GraphSimulator {
 
     /// Builds and queues change notifications for `message`; returns the subscriptions notified.
     func notify(_ message: SimulatedMessage, change: ChangeType) -> [String] {
+        guard recordDeltaChange(message, change: change) else { return [] }  // notifications dropped
         let matching = subscriptions.filter { subscription($0, matches: message, change: change) }
         let resource = "Users/\(message.userID)/Messages/\(message.id)"
         var items: [(url: String, subscriptionID: String, item: JSONValue, rich: Bool)] = []

@@ -65,6 +65,7 @@ extension GraphSimulator {
             case createSubscription, listSubscriptions
             case getSubscription(String), updateSubscription(String), deleteSubscription(String), reauthorize(String)
             case message(ResourcePath)
+            case delta(ResourcePath)
             case sendMail(ResourcePath)
             case methodNotAllowed
             case notFound(String)
@@ -85,6 +86,8 @@ extension GraphSimulator {
             let resource = ResourcePath(path.joined(separator: "/"))
             if let (_, rest) = resource.mailbox, rest.count == 1, rest.first == "sendmail" || rest.first == "microsoft.graph.sendmail" {
                 route = method == "POST" ? .sendMail(resource) : .methodNotAllowed
+            } else if Self.deltaCollection(resource) != nil {
+                route = method == "GET" ? .delta(resource) : .methodNotAllowed
             } else if resource.mailbox != nil, resource.segments.count >= 3, resource.segments[resource.segments.count - 2] == "messages" {
                 route = method == "GET" ? .message(resource) : .methodNotAllowed
             } else {
@@ -100,6 +103,7 @@ extension GraphSimulator {
         case .deleteSubscription: endpoint = .deleteSubscription
         case .reauthorize: endpoint = .reauthorizeSubscription
         case .message: endpoint = .getMessage
+        case .delta: endpoint = .delta
         case .sendMail: endpoint = .sendMail
         case .methodNotAllowed, .notFound: endpoint = .anyGraph
         }
@@ -140,6 +144,7 @@ extension GraphSimulator {
         case .deleteSubscription(let id): return deleteSubscription(id, caller: caller, exchange: exchange)
         case .reauthorize(let id): return reauthorizeSubscription(id, caller: caller, exchange: exchange)
         case .message(let resource): return getMessage(resource, request: request, caller: caller, exchange: exchange)
+        case .delta(let resource): return messageDelta(resource, request: request, caller: caller, exchange: exchange)
         case .sendMail(let resource): return sendMail(resource, request: request, caller: caller, exchange: exchange)
         case .methodNotAllowed:
             return exchange.error(405, code: "Request_BadRequest", message: "Specified HTTP method is not allowed for the request target.")

@@ -52,7 +52,8 @@
 // - A duplicate (409) is the same creator, the same set of change types and the same resource path.
 // - `validationTokens` and access tokens name the real Microsoft issuers (`sts.windows.net`,
 //   `login.microsoftonline.com`) but are signed with the simulator's key, published in its JWKS.
-// - No throttling of slow endpoints, no delivery pause on reauthorization, no delta queries; quotas
+// - Delta queries on messages only (GraphSimulator+Delta.swift says what is simplified).
+// - No throttling of slow endpoints, no delivery pause on reauthorization; quotas
 //   are one number; every timing is configurable so tests run in seconds.
 
 import CurlKit

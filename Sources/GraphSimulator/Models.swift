@@ -197,6 +197,8 @@ public enum SimulatedEndpoint: String, Sendable, CaseIterable {
     case token, deviceCode
     case createSubscription, listSubscriptions, getSubscription, updateSubscription, deleteSubscription, reauthorizeSubscription
     case getMessage
+    /// `GET .../messages/delta`.
+    case delta
     /// `POST {mailbox}/sendMail`.
     case sendMail
     /// Every Graph (`/v1.0`) call.

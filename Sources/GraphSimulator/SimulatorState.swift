@@ -26,6 +26,8 @@ struct SimulatorState: Sendable {
 
     var subscriptions: [String: SimulatedSubscription] = [:]
     var messages: [String: SimulatedMessage] = [:]
+    /// Message changes for delta queries (GraphSimulator+Delta.swift).
+    var delta = DeltaLog()
 
     var faults: [SimulatedEndpoint: [Fault]] = [:]
 

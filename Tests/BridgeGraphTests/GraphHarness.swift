@@ -64,7 +64,7 @@ struct BridgeUnderTest {
     /// Runs listener and manager until `body` returns; with `engine`, also the delivery side it builds on the store.
     static func run(
         simulator: GraphSimulator, statePath: String, declarations: [SubscriptionManager.Declaration] = [inbox], port: Int = 0,
-        engine makeEngine: ((SQLiteStateStore) -> DeliveryEngine)? = nil,
+        engine makeEngine: ((SQLiteStateStore) -> DeliveryEngine)? = nil, logger: Logger = quiet, deltaRefresh: Duration = .seconds(3600),
         _ body: (BridgeUnderTest) async throws -> Void
     ) async throws {
         let http = CurlClient()
@@ -74,7 +74,10 @@ struct BridgeUnderTest {
         let readiness = ListenerReadiness()
         let manager = SubscriptionManager(
             declarations: declarations, graph: graphClient(for: simulator, http: http), store: store, directory: directory,
-            readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: quiet, maxRetryDelay: .seconds(2))
+            readiness: readiness, publicURL: { "http://127.0.0.1:\($0)" }, logger: logger, maxRetryDelay: .seconds(2),
+            deltaRefresh: deltaRefresh)
+        // As `run` does: delta resyncs journal their events and ring the dispatcher.
+        manager.connectJournal(store, doorbell: engine?.journalDoorbell ?? Doorbell())
         let intake = NotificationIntake(directory: directory, store: store, doorbell: engine?.journalDoorbell ?? Doorbell(), lifecycleObserver: manager, logger: quiet)
         let server = BridgeServer(configuration: .init(host: "127.0.0.1", port: port, maxBodyBytes: 1 << 20), intake: intake, health: NoHealthCheck(), metrics: nil, logger: quiet)
         // As `run` does: the stored subscriptions are known before the listener opens.

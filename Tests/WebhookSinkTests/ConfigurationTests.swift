@@ -135,7 +135,7 @@ struct WebhookConfigurationTests {
             """)
         #expect(
             lines == [
-                "bridge.yaml:11:11: invalid template: unknown name 'dat' in {{dat.subject}} (did you mean 'data.subject'?); an event's top-level names are id, receivedAt, subscription, changeType, lifecycleEvent, resource, resourceData, tenantId, data (template line 1, column 11)"
+                "bridge.yaml:11:11: invalid template: unknown name 'dat' in {{dat.subject}} (did you mean 'data.subject'?); an event's top-level names are id, receivedAt, subscription, changeType, lifecycleEvent, resource, resourceData, tenantId, data, resync (template line 1, column 11)"
             ])
         let syntax = Self.errors(
             """

@@ -6,6 +6,11 @@ public struct SubscriptionDeclaration: Sendable, Decodable {
         case created, updated, deleted
     }
 
+    /// How changes Graph could not notify are caught up with.
+    public enum Resync: String, Sendable, CaseIterable, ConfigEnum {
+        case none, delta
+    }
+
     public struct Encryption: Sendable, Decodable {
         public var certificate: ConfigPath
         public var key: ConfigPath
@@ -22,6 +27,8 @@ public struct SubscriptionDeclaration: Sendable, Decodable {
     public var fetch: [String]?
     public var includeResourceData: Bool
     public var encryption: Encryption?
+    /// `resync: delta`: catch up with Graph's delta query after gaps (SPEC section 8); `none` (the default) does not.
+    public var resync: Resync
     /// Receive-only: Graph's subscription id.
     public var id: String?
     /// Receive-only: the secret the subscription was created with.
@@ -30,7 +37,7 @@ public struct SubscriptionDeclaration: Sendable, Decodable {
     public var mark: ConfigMark?
 
     enum CodingKeys: String, CodingKey {
-        case name, manage, resource, changeTypes, expiration, fetch, includeResourceData, encryption, id, clientState
+        case name, manage, resource, changeTypes, expiration, fetch, includeResourceData, encryption, id, clientState, resync
     }
 
     public init(from decoder: any Decoder) throws {
@@ -46,6 +53,7 @@ public struct SubscriptionDeclaration: Sendable, Decodable {
         encryption = try container.decodeIfPresent(Encryption.self, forKey: .encryption)
         id = try container.decodeIfPresent(String.self, forKey: .id)
         clientState = try container.decodeIfPresent(String.self, forKey: .clientState)
+        resync = try container.decodeIfPresent(Resync.self, forKey: .resync) ?? .none
 
         guard !name.isEmpty else { throw decoder.configError("a subscription needs a non-empty name") }
         if manage {
@@ -61,7 +69,14 @@ public struct SubscriptionDeclaration: Sendable, Decodable {
             if includeResourceData, encryption == nil {
                 throw decoder.configError("subscription '\(name)': includeResourceData: true needs encryption: { certificate, key, id }")
             }
+            if resync == .delta, let problem = DeltaResource.problem(resource) {
+                throw try container.superDecoder(forKey: .resync).configError("subscription '\(name)': resync: delta \(problem)")
+            }
         } else {
+            if resync == .delta {
+                throw try container.superDecoder(forKey: .resync).configError(
+                    "receive-only subscription '\(name)': resync: delta needs a managed subscription (the bridge keeps its deltaLink from the create on)")
+            }
             guard let id, !id.isEmpty else {
                 throw decoder.configError("receive-only subscription '\(name)' needs id: (its Graph subscription id)")
             }

@@ -34,6 +34,9 @@ public struct BridgeEvent: Sendable, Hashable {
     public var changeType: String?
     /// `reauthorizationRequired`, `subscriptionRemoved` or `missed`; only on lifecycle events.
     public var lifecycleEvent: String?
+    /// True on an event a delta resync made (SPEC section 8): no Graph notification behind it.
+    /// Nil otherwise; serialized only when true.
+    public var resync: Bool?
     public var resource: String?
     public var resourceData: JSONValue?
     public var tenantId: String?
@@ -46,6 +49,7 @@ public struct BridgeEvent: Sendable, Hashable {
         subscription: SubscriptionReference,
         changeType: String? = nil,
         lifecycleEvent: String? = nil,
+        resync: Bool? = nil,
         resource: String? = nil,
         resourceData: JSONValue? = nil,
         tenantId: String? = nil,
@@ -56,6 +60,7 @@ public struct BridgeEvent: Sendable, Hashable {
         self.subscription = subscription
         self.changeType = changeType
         self.lifecycleEvent = lifecycleEvent
+        self.resync = resync == true ? true : nil
         self.resource = resource
         self.resourceData = resourceData
         self.tenantId = tenantId
@@ -75,6 +80,7 @@ public struct BridgeEvent: Sendable, Hashable {
         ]
         if let changeType { object["changeType"] = .string(changeType) }
         if let lifecycleEvent { object["lifecycleEvent"] = .string(lifecycleEvent) }
+        if resync == true { object["resync"] = .bool(true) }
         if let resource { object["resource"] = .string(resource) }
         if let resourceData { object["resourceData"] = resourceData }
         if let tenantId { object["tenantId"] = .string(tenantId) }
@@ -101,6 +107,7 @@ public struct BridgeEvent: Sendable, Hashable {
             subscription: SubscriptionReference(name: name, id: subscriptionID, resource: subscription["resource"]?.stringValue),
             changeType: object["changeType"]?.stringValue,
             lifecycleEvent: object["lifecycleEvent"]?.stringValue,
+            resync: object["resync"] == .bool(true) ? true : nil,
             resource: object["resource"]?.stringValue,
             resourceData: object["resourceData"],
             tenantId: object["tenantId"]?.stringValue,

@@ -204,6 +204,25 @@ public final class NotificationIntake: Sendable {
         counter.increment()
     }
 
+    /// The key Graph's duplicates share: the subscription's name (the same across a recreate),
+    /// the kind of change (`deleted`, or `changed` for `created` and `updated` alike: one version
+    /// of an item is one change, and a delta resync can only guess which of the two it was), the
+    /// item (the last segment of `resource`, so `Users/{guid}/Messages/{m}` from Graph and
+    /// `users/{upn}/mailFolders/inbox/messages/{m}` from a delta resync name the same item) and
+    /// the etag (left out for `deleted`: an item is deleted once, and a delta's `@removed` has
+    /// none). A delta resync builds its events' keys here too, so a change Graph also notified is
+    /// delivered once.
+    public static func deduplicationKey(subscription: String, changeType: String, resource: String, etag: String) -> String {
+        var item = Substring(resource.split(separator: "/").last ?? "")
+        // `Messages('AAMk...')`: the id inside.
+        if let open = item.firstIndex(of: "("), item.hasSuffix(")") {
+            item = item[item.index(after: open)..<item.index(before: item.endIndex)]
+            if item.hasPrefix("'"), item.hasSuffix("'"), item.count >= 2 { item = item.dropFirst().dropLast() }
+        }
+        let deleted = changeType == "deleted"
+        return [subscription, deleted ? "deleted" : "changed", String(item), deleted ? "" : etag].joined(separator: "\u{1F}")
+    }
+
     /// Builds the event (SPEC section 6) and its deduplication key from an authenticated item.
     ///
     /// - Parameter validationTokens: the POST's `validationTokens` when any item of it carries
@@ -221,8 +240,8 @@ public final class NotificationIntake: Sendable {
             tenantId: item.tenantId
         )
         var key: String?
-        if let changeType = item.changeType, let etag = item.etag {
-            key = [item.subscriptionId.lowercased(), changeType, item.resource ?? "", etag].joined(separator: "\u{1F}")
+        if let changeType = item.changeType, item.etag != nil || changeType == "deleted" {
+            key = deduplicationKey(subscription: subscription.name, changeType: changeType, resource: item.resource ?? "", etag: item.etag ?? "")
         }
         var attachment: JSONValue?
         if let validationTokens, !item.isLifecycle {
