@@ -393,6 +393,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
             SELECT d.id, d.sink, d.attempts, d.last_error, d.created_at, d.dead_at, e.id, e.subscription
             FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE
             """)
+        page.append(" ")
         Self.condition(selection, table: "d", into: &page)
         page.append(" ORDER BY d.id LIMIT ")
         page.bind(max(0, limit))

@@ -49,7 +49,7 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             try await body(InMemoryStateStore(now: now))
         case .postgres:
             guard let server = try PostgresServer.shared() else {
-                try Test.cancel(PostgresServer.unavailableReason)
+                try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason))
             }
             let database = try server.createDatabase()
             let location = try PostgresLocation.parse(server.url(database: database))
