@@ -11,11 +11,11 @@ struct StateURLConfigurationTests {
         ConfigurationTests.minimal + "state:\n" + lines.map { "  " + $0 + "\n" }.joined()
     }
 
-    @Test("a full URL is read into its parts; the password comes from the environment and never shows in its description")
+    @Test("a full URL is read into its parts; the password comes from the environment, percent-decoded, and never shows in its description")
     func parsed() throws {
         let configuration = try ConfigurationTests.load(
             Self.yaml("url: postgres://bridge:${PG_PASSWORD}@db.example.net:6543/graph_bridge?sslmode=verify-full"),
-            environment: ["PG_PASSWORD": "s3cret/pass"]
+            environment: ["PG_PASSWORD": "s3cret%2Fpass"]
         ).get()
         let url = try #require(configuration.state.url)
         #expect(url == PostgresLocation(host: "db.example.net", port: 6543, user: "bridge", password: "s3cret/pass", database: "graph_bridge", tls: .verifyFull))
