@@ -50,6 +50,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         self.client = client
         runTask = Task { await client.run() }
         do {
+            try await Self.probe(location, logger: logger)
             try await migrate()
         } catch {
             runTask.cancel()
@@ -65,22 +66,55 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     deinit { runTask.cancel() }
 
+    /// One connection, opened and closed, before the pool: the pool retries a server it cannot
+    /// reach for a minute before a query fails; this fails at once, with the server's reason
+    /// (refused, no such database, authentication failed).
+    private static func probe(_ location: PostgresLocation, logger: Logger) async throws {
+        var configuration =
+            if let socket = location.socketPath {
+                PostgresConnection.Configuration(unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
+            } else {
+                PostgresConnection.Configuration(
+                    host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,
+                    tls: try connectionTLS(location))
+            }
+        configuration.options.connectTimeout = .seconds(10)
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try? await connection.close()
+        } catch let error as PSQLError {
+            throw PostgresStoreError(error, location: location)
+        } catch {
+            throw PostgresStoreError("PostgreSQL at \(location): \(error)")
+        }
+    }
+
+    private static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+        guard let configuration = tlsConfiguration(location) else { return .disable }
+        return .require(try NIOSSLContext(configuration: configuration))
+    }
+
     private static func tls(_ location: PostgresLocation) throws -> PostgresClient.Configuration.TLS {
+        guard let configuration = tlsConfiguration(location) else { return .disable }
+        return .require(configuration)
+    }
+
+    /// TLS per `sslmode`: none for `disable`; `require` encrypts without checking the certificate;
+    /// `verify-full` checks it against `sslrootcert` (or the system's roots) and the host name.
+    private static func tlsConfiguration(_ location: PostgresLocation) -> TLSConfiguration? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
         switch location.tls {
         case .disable:
-            return .disable
+            return nil
         case .require:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
-            return .require(configuration)
         case .verifyFull:
-            var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .fullVerification
             if let path = location.rootCertificatePath {
                 configuration.trustRoots = .file(path)
             }
-            return .require(configuration)
         }
+        return configuration
     }
 
     // MARK: Schema

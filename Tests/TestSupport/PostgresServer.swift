@@ -105,6 +105,11 @@ public final class PostgresServer: Sendable {
         return name
     }
 
+    /// Runs `sql` in `database` with `psql` (stops at the first error, which it throws).
+    public func psql(database: String, _ sql: String) throws {
+        try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database], as: nil)
+    }
+
     /// The `state.url` of `database` on this server.
     public func url(database: String) -> String {
         "postgres://\(user)@localhost/\(database)?host=\(socketDirectory)&port=\(port)&sslmode=disable"
