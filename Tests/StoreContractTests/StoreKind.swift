@@ -27,6 +27,10 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     var testDescription: String { rawValue }
 
+    /// The kinds that can run here: `.postgres` only where the PostgreSQL binaries are (a
+    /// cancelled test case would show as passed; `PostgresStoreTests` says why they are missing).
+    static var allCases: [StoreKind] { PostgresServer.binariesPresent ? [.sqlite, .memory, .postgres] : [.sqlite, .memory] }
+
     /// Whether the store dates what it stamps itself (new deliveries, retried dead letters) with the
     /// clock `withStore(now:)` gives it. The SQLite store still reads the wall clock.
     var injectsClock: Bool {

@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// PostgreSQL refuses to run as root: then the server runs as the `postgres` user (`runuser -u
 /// postgres --`) in a folder that user owns. The binaries come from `GRAPH_BRIDGE_PG_BIN` or
-/// the Debian location of PostgreSQL 15 (`/usr/lib/postgresql/15/bin`, package `postgresql-15`).
+/// else the Debian location of PostgreSQL 15 (`/usr/lib/postgresql/15/bin`, package `postgresql-15`).
 public final class PostgresServer: Sendable {
     /// The folder of the Unix socket (also the `host=` of a `state.url`).
     public let socketDirectory: String
@@ -54,13 +54,17 @@ public final class PostgresServer: Sendable {
         }
     }
 
+    /// Whether the PostgreSQL binaries are there (then `shared()` starts a server or throws).
+    public static var binariesPresent: Bool { binaryDirectory() != nil }
+
     /// Why `shared()` returns nil, for the skip message.
     public static var unavailableReason: String {
         "PostgreSQL tests skipped: no initdb/pg_ctl in \(candidates.joined(separator: " or ")) (install postgresql-15, or set GRAPH_BRIDGE_PG_BIN)"
     }
 
     private static var candidates: [String] {
-        [ProcessInfo.processInfo.environment["GRAPH_BRIDGE_PG_BIN"], "/usr/lib/postgresql/15/bin"].compactMap { $0 }
+        // GRAPH_BRIDGE_PG_BIN, when set, is the only place looked at.
+        ProcessInfo.processInfo.environment["GRAPH_BRIDGE_PG_BIN"].map { [$0] } ?? ["/usr/lib/postgresql/15/bin"]
     }
 
     private static func binaryDirectory() -> String? {
