@@ -31,6 +31,8 @@ struct StateURLConfigurationTests {
             try ConfigurationTests.load(Self.yaml("url: postgres://bridge@localhost/graph?host=/run/postgresql&port=5433")).get().state.url)
         #expect(socket.socketPath == "/run/postgresql/.s.PGSQL.5433")
         #expect(socket.tls == .disable)
+        let hostless = try #require(try ConfigurationTests.load(Self.yaml("url: postgres://bridge@/graph?host=/run/postgresql")).get().state.url)
+        #expect(hostless.socketPath == "/run/postgresql/.s.PGSQL.5432")
     }
 
     @Test("a URL that cannot work is an error at its value", arguments: [

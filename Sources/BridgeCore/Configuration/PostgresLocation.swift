@@ -54,9 +54,7 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         guard scheme == "postgres" || scheme == "postgresql" else {
             throw PostgresLocationError("has the scheme \(scheme):, expected postgres: or postgresql:")
         }
-        guard let host = components.host, !host.isEmpty else {
-            throw PostgresLocationError("names no host (expected postgres://user:password@host:port/database)")
-        }
+        let host = components.host ?? ""
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty, !database.contains("/") else {
             throw PostgresLocationError("names no database (expected postgres://user:password@host:port/database)")
@@ -102,6 +100,9 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
             guard FileManager.default.isReadableFile(atPath: rootCertificate) else {
                 throw PostgresLocationError("has sslrootcert=\(rootCertificate), which is not a readable file")
             }
+        }
+        guard !host.isEmpty || socketDirectory != nil else {
+            throw PostgresLocationError("names no host (expected postgres://user:password@host:port/database)")
         }
         if socketDirectory != nil {
             // PostgreSQL offers no TLS on its Unix socket.
