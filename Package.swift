@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        // state.url: the PostgreSQL store (PostgresStore). A first build with it takes minutes.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // MARK: System libraries (headers only; typed shims for variadic C calls)
@@ -114,6 +116,18 @@ let package = Package(
                 "BridgeCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The same StateStore & SubscriptionStore in PostgreSQL (state.url): one database shared by replicas.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "BridgeCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -198,6 +212,7 @@ let package = Package(
                 "BridgeConfig",
                 "BridgeCore",
                 "BridgeStore",
+                "PostgresStore",
                 "BridgeServer",
                 "BridgeGraph",
                 "GraphClient",
@@ -264,7 +279,10 @@ let package = Package(
         // One store contract, run against every StateStore implementation (StoreKind).
         .testTarget(
             name: "StoreContractTests",
-            dependencies: ["BridgeCore", "BridgeStore", "InMemoryStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BridgeCore", "BridgeStore", "InMemoryStore", "PostgresStore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

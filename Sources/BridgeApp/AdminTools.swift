@@ -10,10 +10,19 @@ public import Logging
 public enum SubscriptionLister {
     /// Needs only the `state:` settings; never creates the state file.
     public static func lines(state: StateSettings) async throws -> [String] {
-        let empty = ["no subscriptions in \(state.path) yet (they are recorded when the bridge runs)"]
-        guard FileManager.default.fileExists(atPath: state.path) else { return empty }
-        let store = try SQLiteStateStore(path: state.path, logger: Logger(label: "graph-bridge.subscriptions"))
-        let records = try await store.subscriptionRecords()
+        let place = state.url.map { "\($0)" } ?? state.path
+        let empty = ["no subscriptions in \(place) yet (they are recorded when the bridge runs)"]
+        guard let opened = try await OpenedStore.open(state, onlyIfPresent: true, logger: Logger(label: "graph-bridge.subscriptions")) else {
+            return empty
+        }
+        let records: [SubscriptionRecord]
+        do {
+            records = try await opened.store.subscriptionRecords()
+        } catch {
+            await opened.shutdown()
+            throw error
+        }
+        await opened.shutdown()
         guard !records.isEmpty else { return empty }
         let header = ["NAME", "GRAPH ID", "RESOURCE", "EXPIRES", "LAST NOTIFICATION"]
         let rows = records.map { record in
@@ -38,18 +47,20 @@ public enum DelegatedLogin {
     public static func run(configuration: BridgeConfiguration, print: @Sendable (String) -> Void, logger: Logger) async throws {
         guard let settings = configuration.graph else { throw StartupError("\(configuration.file): login needs a graph: section") }
         guard settings.delegated else { throw StartupError("\(configuration.file): login is for graph.delegated: true; this configuration signs in as the app") }
-        let store = try SQLiteStateStore(path: configuration.state.path, logger: logger)
+        let opened = try await OpenedStore.open(configuration.state, logger: logger)!
         let http = CurlClient()
         do {
-            try await signIn(settings: settings, store: store, http: http, configuration: configuration, print: print, logger: logger)
+            try await signIn(settings: settings, store: opened.store, http: http, configuration: configuration, print: print, logger: logger)
         } catch {
             await http.shutdown()
+            await opened.shutdown()
             throw error
         }
         await http.shutdown()
+        await opened.shutdown()
     }
 
-    private static func signIn(settings: GraphSettings, store: SQLiteStateStore, http: CurlClient, configuration: BridgeConfiguration,
+    private static func signIn(settings: GraphSettings, store: any SubscriptionStore, http: CurlClient, configuration: BridgeConfiguration,
                                print: @Sendable (String) -> Void, logger: Logger) async throws {
         let endpoints = GraphSetup.endpoints(settings)
         let flow = DeviceCodeFlow(
@@ -61,6 +72,7 @@ public enum DelegatedLogin {
             throw StartupError("sign-in worked but no refresh token came back: the app registration must allow public client flows and offline_access")
         }
         try await StoredRefreshToken(store: store).saveRefreshToken(refresh)
-        print("Signed in. The refresh token is stored in \(configuration.state.path) (mode 0600); the bridge renews it by itself.")
+        print(configuration.state.url.map { "Signed in. The refresh token is stored in \($0); the bridge renews it by itself." }
+            ?? "Signed in. The refresh token is stored in \(configuration.state.path) (mode 0600); the bridge renews it by itself.")
     }
 }

@@ -61,16 +61,20 @@ public enum BridgeRunner {
         }
         let registry = metricsRegistry
 
-        // One bridge per state file: a second one would route and renew everything twice.
-        let stateLock: StateFileLock
-        let store: SQLiteStateStore
+        // One bridge per state file: a second one would route and renew everything twice. On
+        // PostgreSQL (state.url) there is no file to lock; this version still expects one bridge
+        // per database (one router, one subscription manager).
+        let stateLock: StateFileLock?
+        let opened: OpenedStore
+        let statePlace = configuration.state.url.map { "\($0)" } ?? configuration.state.path
         do {
-            stateLock = try StateFileLock(path: configuration.state.path)
-            store = try SQLiteStateStore(path: configuration.state.path, logger: logger)
+            stateLock = configuration.state.url == nil ? try StateFileLock(path: configuration.state.path) : nil
+            opened = try await OpenedStore.open(configuration.state, logger: logger)!
         } catch {
-            throw StartupError("cannot open the state store \(configuration.state.path): \(error)")
+            throw StartupError("cannot open the state store \(statePlace): \(error)")
         }
         defer { withExtendedLifetime(stateLock) {} }
+        let store = opened.store
         // One client for Graph and every HTTP sink. Its per-host connection cap must never bind
         // before the sinks' own `concurrency`: webhooks on one host would otherwise share the cap,
         // and one that hangs would hold up the others there (promise: no sink blocks another).
@@ -128,7 +132,7 @@ public enum BridgeRunner {
         do {
             storedManaged = try await store.subscriptionRecords().filter(\.managed)
         } catch {
-            throw StartupError("cannot read the stored subscriptions from \(configuration.state.path): \(error)")
+            throw StartupError("cannot read the stored subscriptions from \(statePlace): \(error)")
         }
         if configuration.graph == nil {
             for record in storedManaged {
@@ -165,7 +169,7 @@ public enum BridgeRunner {
             do {
                 try await manager?.admitStoredSubscriptions()
             } catch {
-                throw StartupError("cannot read the stored subscriptions from \(configuration.state.path): \(error)")
+                throw StartupError("cannot read the stored subscriptions from \(statePlace): \(error)")
             }
             let targets = Dictionary(uniqueKeysWithValues: managed.compactMap { declaration in
                 declaration.fetch.map { (declaration.name, GraphEnricher.Target(resource: declaration.resource ?? "", select: $0)) }
@@ -191,7 +195,7 @@ public enum BridgeRunner {
                 ])
             }
         } catch {
-            throw StartupError("cannot update the deliveries of removed sinks in \(configuration.state.path): \(error)")
+            throw StartupError("cannot update the deliveries of removed sinks in \(statePlace): \(error)")
         }
         let backlog = Backlog(limit: configuration.state.maxQueuedDeliveries)
         let engine = DeliveryEngine(
@@ -222,7 +226,7 @@ public enum BridgeRunner {
         )
         logger.info("starting", metadata: [
             "bridge.config": "\(configuration.file)",
-            "bridge.state": "\(configuration.state.path)",
+            "bridge.state": "\(statePlace)",
             "bridge.subscriptions": "\(configuration.subscriptions.count)",
             "bridge.sinks": "\(configuration.sinks.map(\.name).joined(separator: ","))",
         ])
@@ -255,9 +259,11 @@ public enum BridgeRunner {
         } catch {
             // A service that could not start (a listener whose port is taken) cancelled the rest.
             await httpClient.shutdown()
+            await opened.shutdown()
             throw error
         }
         await httpClient.shutdown()
+        await opened.shutdown()
         logger.info("stopped")
     }
 }
@@ -282,7 +288,7 @@ struct ConcurrentServices: Service {
 /// - `/readyz` (admin): the store takes a write, and every managed subscription has a Graph id
 ///   confirmed by the subscription manager and has not expired.
 struct StoreHealth: HealthCheck {
-    let store: SQLiteStateStore
+    let store: BridgeStateStore
     let intake: NotificationIntake
     let manager: SubscriptionManager?
     /// The managed subscriptions of the configuration.

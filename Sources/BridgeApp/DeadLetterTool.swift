@@ -7,12 +7,14 @@ import Logging
 /// The store side of `graph-bridge dead-letters`. It needs only the `state:` settings, and never
 /// creates a state file: with none there yet, there is nothing to list, retry or purge.
 public struct DeadLetterTool {
-    let store: SQLiteStateStore?
+    let store: BridgeStateStore?
 
-    public init(state: StateSettings) throws {
-        store =
-            FileManager.default.fileExists(atPath: state.path)
-            ? try SQLiteStateStore(path: state.path, logger: Logger(label: "graph-bridge.dead-letters")) : nil
+    private init(store: BridgeStateStore?) { self.store = store }
+
+    /// The tool on the store `state` names (SQLite or PostgreSQL). The PostgreSQL store's
+    /// connections stay open until the process ends: each command makes one tool.
+    public static func open(state: StateSettings) async throws -> DeadLetterTool {
+        DeadLetterTool(store: try await OpenedStore.open(state, onlyIfPresent: true, logger: Logger(label: "graph-bridge.dead-letters"))?.store)
     }
 
     /// The first `limit` dead letters of `selection`, oldest first, and how many match in all.

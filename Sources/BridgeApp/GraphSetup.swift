@@ -29,7 +29,7 @@ enum GraphSetup {
     /// Delegated sign-in asks for Graph's default scope and a refresh token.
     static func delegatedScopes(_ endpoints: GraphEndpoints) -> String { "offline_access \(endpoints.defaultScope)" }
 
-    static func client(settings: GraphSettings, store: SQLiteStateStore, http: CurlClient, logger: Logger) throws -> GraphClient {
+    static func client(settings: GraphSettings, store: any SubscriptionStore, http: CurlClient, logger: Logger) throws -> GraphClient {
         let endpoints = endpoints(settings)
         let tokens: any AccessTokenProvider
         if let secret = settings.clientSecret {

@@ -23,12 +23,19 @@ public enum RouteTester {
         public var line: String
     }
 
-    /// Reads the managed subscriptions from the state file when there is one (never creating it), then ``describe(body:configuration:stored:now:)``.
+    /// Reads the managed subscriptions from the state store when there is one (never creating a state file), then ``describe(body:configuration:stored:now:)``.
     public static func run(body: [UInt8], configuration: BridgeConfiguration, now: Date = Date()) async throws -> [Outcome] {
         var stored: [SubscriptionRecord] = []
-        if configuration.subscriptions.contains(where: \.manage), FileManager.default.fileExists(atPath: configuration.state.path) {
-            let store = try SQLiteStateStore(path: configuration.state.path, logger: Logger(label: "graph-bridge.routes-test"))
-            stored = try await store.subscriptionRecords()
+        if configuration.subscriptions.contains(where: \.manage),
+            let opened = try await OpenedStore.open(configuration.state, onlyIfPresent: true, logger: Logger(label: "graph-bridge.routes-test"))
+        {
+            do {
+                stored = try await opened.store.subscriptionRecords()
+            } catch {
+                await opened.shutdown()
+                throw error
+            }
+            await opened.shutdown()
         }
         return try describe(body: body, configuration: configuration, stored: stored, now: now)
     }

@@ -5,7 +5,7 @@ import BridgeStore
 /// The status page's data from the state store: subscriptions (never their clientState),
 /// events waiting to be routed, per-sink queues and dead letters, the latest events.
 struct StoreStatus: StatusProvider {
-    let store: SQLiteStateStore
+    let store: BridgeStateStore
     let sinkNames: [String]
 
     func status() async -> JSONValue {

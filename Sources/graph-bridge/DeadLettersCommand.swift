@@ -63,7 +63,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let tool = try DeadLetterTool(state: config.loadState())
+            let tool = try await DeadLetterTool.open(state: config.loadState())
             _ = log.bootstrap(defaultLevel: .warning)
             let page = try await tool.list(filter.selection(), limit: limit == 0 ? Int.max : limit)
             if page.total == 0 {
@@ -94,7 +94,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let tool = try DeadLetterTool(state: config.loadState())
+            let tool = try await DeadLetterTool.open(state: config.loadState())
             _ = log.bootstrap(defaultLevel: .warning)
             let selection = DeadLetterSelection(ids: ids.isEmpty ? nil : ids, sink: sink)
             // Dead letters of a sink since removed from the file wait in the queue until a sink of that name is back: say so.
@@ -136,7 +136,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let tool = try DeadLetterTool(state: config.loadState())
+            let tool = try await DeadLetterTool.open(state: config.loadState())
             _ = log.bootstrap(defaultLevel: .warning)
             let selection = filter.selection(ids: ids.isEmpty ? nil : ids)
             do {

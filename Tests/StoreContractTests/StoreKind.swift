@@ -3,35 +3,40 @@ import BridgeStore
 import Foundation
 import InMemoryStore
 import Logging
+import PostgresStore
 import Synchronization
 import Testing
+import TestSupport
 
 /// What the contract needs of a store: the two protocols, and a look at the events it holds (to
 /// see what pruning kept). Each implementation conforms here.
-protocol ContractStore: StateStore, SubscriptionStore {
-    /// How many events the store holds, routed or not.
-    func eventCount() async throws -> Int
-    /// The most recent events, newest first.
-    func recentEvents(limit: Int) async throws -> [BridgeEvent]
-}
+protocol ContractStore: StateStore, SubscriptionStore, StoreInspection {}
 
 extension SQLiteStateStore: ContractStore {}
 extension InMemoryStateStore: ContractStore {}
+extension PostgresStateStore: ContractStore {}
 
 /// Every store implementation the contract runs against. A new one joins with a case here and a
 /// branch in `withStore` that hands the test a new, empty store and removes it afterwards.
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case memory
+    /// A fresh database per test on the process's PostgreSQL server (`PostgresServer`); the
+    /// tests of this kind are skipped, with a message, where the PostgreSQL binaries are missing.
+    case postgres
 
     var testDescription: String { rawValue }
+
+    /// The kinds that can run here: `.postgres` only where the PostgreSQL binaries are (a
+    /// cancelled test case would show as passed; `PostgresStoreTests` says why they are missing).
+    static var allCases: [StoreKind] { PostgresServer.binariesPresent ? [.sqlite, .memory, .postgres] : [.sqlite, .memory] }
 
     /// Whether the store dates what it stamps itself (new deliveries, retried dead letters) with the
     /// clock `withStore(now:)` gives it. The SQLite store still reads the wall clock.
     var injectsClock: Bool {
         switch self {
         case .sqlite: return false
-        case .memory: return true
+        case .memory, .postgres: return true
         }
     }
 
@@ -46,6 +51,20 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             try await body(try SQLiteStateStore(path: directory + "/state.sqlite", logger: quietLogger))
         case .memory:
             try await body(InMemoryStateStore(now: now))
+        case .postgres:
+            guard let server = try PostgresServer.shared() else {
+                try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason))
+            }
+            let database = try server.createDatabase()
+            let location = try PostgresLocation.parse(server.url(database: database))
+            let store = try await PostgresStateStore(location: location, logger: quietLogger, now: now)
+            do {
+                try await body(store)
+            } catch {
+                await store.shutdown()
+                throw error
+            }
+            await store.shutdown()
         }
     }
 

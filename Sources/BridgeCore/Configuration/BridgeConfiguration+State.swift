@@ -45,6 +45,7 @@ extension BridgeConfiguration {
         if !unknown.isEmpty { throw ConfigErrors(errors: unknown) }
         return StateSettings(
             path: keys?.path?.path ?? document.directory + "/bridge-state.sqlite",
+            url: keys?.url,
             retention: keys?.retention?.duration ?? .seconds(3600),
             maxQueuedDeliveries: keys?.maxQueuedDeliveries ?? StateSettings.defaultMaxQueuedDeliveries
         )

@@ -103,6 +103,7 @@ private struct Loader {
         let stateKeys = sections.state.map { node in attempt { try decoder.decode(StateSettings.Keys.self, from: node.node) } } ?? nil
         let state = StateSettings(
             path: stateKeys?.path?.path ?? document.directory + "/bridge-state.sqlite",
+            url: stateKeys?.url,
             retention: stateKeys?.retention?.duration ?? .seconds(3600),
             maxQueuedDeliveries: stateKeys?.maxQueuedDeliveries ?? StateSettings.defaultMaxQueuedDeliveries
         )

@@ -243,8 +243,10 @@ struct SecureURL: Decodable {
 
 /// `state:`: where the journal, the delivery queue and the subscription records live.
 public struct StateSettings: Sendable {
-    /// Absolute path of the SQLite file.
+    /// Absolute path of the SQLite file (unused when `url` is set).
     public var path: String
+    /// `state.url`: the PostgreSQL database that holds the state instead of the SQLite file.
+    public var url: PostgresLocation?
     /// How long a fully delivered event stays in the store (for the status page and replays).
     public var retention: Duration
     /// Beyond this many waiting deliveries (and unrouted events), new notifications get 503.
@@ -252,8 +254,9 @@ public struct StateSettings: Sendable {
 
     public static let defaultMaxQueuedDeliveries = 1_000_000
 
-    public init(path: String, retention: Duration = .seconds(3600), maxQueuedDeliveries: Int = defaultMaxQueuedDeliveries) {
+    public init(path: String, url: PostgresLocation? = nil, retention: Duration = .seconds(3600), maxQueuedDeliveries: Int = defaultMaxQueuedDeliveries) {
         self.path = path
+        self.url = url
         self.retention = retention
         self.maxQueuedDeliveries = maxQueuedDeliveries
     }
@@ -261,14 +264,25 @@ public struct StateSettings: Sendable {
     /// The keys as written; the loader supplies the default path next to the config file.
     struct Keys: Decodable {
         var path: ConfigPath?
+        var url: PostgresLocation?
         var retention: ConfigDuration?
         var maxQueuedDeliveries: Int?
 
-        enum CodingKeys: String, CodingKey { case path, retention, maxQueuedDeliveries }
+        enum CodingKeys: String, CodingKey { case path, url, retention, maxQueuedDeliveries }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             path = try container.decodeIfPresent(ConfigPath.self, forKey: .path)
+            if let text = try container.decodeIfPresent(String.self, forKey: .url) {
+                do {
+                    url = try PostgresLocation.parse(text)
+                } catch {
+                    throw try container.superDecoder(forKey: .url).configError(error.description)
+                }
+                if path != nil {
+                    throw try container.superDecoder(forKey: .url).configError("state.url and state.path are alternatives (PostgreSQL or the SQLite file): give one of them")
+                }
+            }
             retention = try container.decodeIfPresent(ConfigDuration.self, forKey: .retention)
             maxQueuedDeliveries = try container.decodeIfPresent(Int.self, forKey: .maxQueuedDeliveries)
             if let maxQueuedDeliveries, maxQueuedDeliveries < 1 {

@@ -1,0 +1,158 @@
+import Foundation
+import Synchronization
+
+/// A real PostgreSQL server for the tests of one test process: `initdb` in a temporary folder,
+/// then `pg_ctl start`, listening only on a Unix socket in that private folder (no TCP port, so
+/// nothing to race for). Started on first use, stopped when the process exits. Each test asks
+/// for a database of its own (`createDatabase()`).
+///
+/// PostgreSQL refuses to run as root: then the server runs as the `postgres` user (`runuser -u
+/// postgres --`) in a folder that user owns. The binaries come from `GRAPH_BRIDGE_PG_BIN` or
+/// else the Debian location of PostgreSQL 15 (`/usr/lib/postgresql/15/bin`, package `postgresql-15`).
+public final class PostgresServer: Sendable {
+    /// The folder of the Unix socket (also the `host=` of a `state.url`).
+    public let socketDirectory: String
+    /// The socket's port number (it names the socket file; nothing listens on TCP).
+    public let port: Int
+    /// The superuser `initdb` made; it logs in without a password over the socket (trust).
+    public let user = "graph_bridge"
+    private let binDirectory: String
+    private let dataDirectory: String
+    private let folder: String
+    private let runAs: String?
+    private let databases = Atomic<Int>(0)
+
+    /// Why the server is not available: the binaries are missing (skip) or it failed to start.
+    public struct Unavailable: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    private static let state = Mutex<Result<PostgresServer, Unavailable>?>(nil)
+
+    /// The process's server, started on the first call; nil when the PostgreSQL binaries are
+    /// missing (the reason is in `unavailableReason`). Throws when they are there but fail.
+    public static func shared() throws -> PostgresServer? {
+        let result = state.withLock { state -> Result<PostgresServer, Unavailable> in
+            if let state { return state }
+            let result: Result<PostgresServer, Unavailable>
+            do {
+                result = .success(try PostgresServer())
+            } catch let error as Unavailable {
+                result = .failure(error)
+            } catch {
+                result = .failure(Unavailable(description: "\(error)"))
+            }
+            state = result
+            if case .success = result { atexit { PostgresServer.stopShared() } }
+            return result
+        }
+        switch result {
+        case .success(let server): return server
+        case .failure(let error):
+            if binaryDirectory() == nil { return nil }
+            throw error
+        }
+    }
+
+    /// Whether the PostgreSQL binaries are there (then `shared()` starts a server or throws).
+    public static var binariesPresent: Bool { binaryDirectory() != nil }
+
+    /// Why `shared()` returns nil, for the skip message.
+    public static var unavailableReason: String {
+        "PostgreSQL tests skipped: no initdb/pg_ctl in \(candidates.joined(separator: " or ")) (install postgresql-15, or set GRAPH_BRIDGE_PG_BIN)"
+    }
+
+    private static var candidates: [String] {
+        // GRAPH_BRIDGE_PG_BIN, when set, is the only place looked at.
+        ProcessInfo.processInfo.environment["GRAPH_BRIDGE_PG_BIN"].map { [$0] } ?? ["/usr/lib/postgresql/15/bin"]
+    }
+
+    private static func binaryDirectory() -> String? {
+        candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") && FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") }
+    }
+
+    private init() throws {
+        guard let bin = Self.binaryDirectory() else { throw Unavailable(description: Self.unavailableReason) }
+        binDirectory = bin
+        runAs = getuid() == 0 ? "postgres" : nil
+        // Short: a Unix socket path has room for about 100 bytes.
+        folder = "/tmp/gb-pg-\(UUID().uuidString.prefix(8))"
+        dataDirectory = folder + "/data"
+        socketDirectory = folder + "/socket"
+        port = 5432
+        try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if let runAs {
+            for path in [folder, socketDirectory] {
+                try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: path)
+            }
+        }
+        try runServerTool("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        // fsync stays on: the store's durability is part of what the tests run against.
+        try runServerTool("pg_ctl", [
+            "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
+            "-o", "-c listen_addresses='' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200",
+            "start",
+        ])
+    }
+
+    /// Stops the server (fast shutdown) and removes its folder.
+    private static func stopShared() {
+        guard case .success(let server)? = state.withLock({ $0 }) else { return }
+        try? server.runServerTool("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"])
+        try? FileManager.default.removeItem(atPath: server.folder)
+    }
+
+    /// A new, empty database; returns its name.
+    public func createDatabase() throws -> String {
+        let name = "test_\(getpid())_\(databases.add(1, ordering: .relaxed).newValue)"
+        try run(binDirectory + "/createdb", ["-h", socketDirectory, "-p", "\(port)", "-U", user, name], as: nil)
+        return name
+    }
+
+    /// Runs `sql` in `database` with `psql` (stops at the first error, which it throws).
+    public func psql(database: String, _ sql: String) throws {
+        try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database], as: nil)
+    }
+
+    /// The `state.url` of `database` on this server.
+    public func url(database: String) -> String {
+        "postgres://\(user)@localhost/\(database)?host=\(socketDirectory)&port=\(port)&sslmode=disable"
+    }
+
+    /// The server's log, for a failure message.
+    public var log: String { (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? "" }
+
+    private func runServerTool(_ tool: String, _ arguments: [String]) throws {
+        try run(binDirectory + "/" + tool, arguments, as: runAs)
+    }
+
+    private func run(_ executable: String, _ arguments: [String], as user: String?) throws {
+        // In the server's folder (`env -C`): the postgres user may not enter the test's own.
+        let argv = ["/usr/bin/env", "-C", folder] + (user.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + [executable] + arguments
+        // Output to a file, not a pipe: the server `pg_ctl start` leaves running would hold a pipe
+        // open. posix_spawn and waitpid rather than Foundation's Process, whose exit monitoring
+        // missed the exit of runuser here (it stayed a zombie, waitUntilExit never returned).
+        let outputPath = folder + "/tool-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else {
+            throw Unavailable(description: "cannot start \(argv[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        // WIFEXITED and WEXITSTATUS by hand (macros Swift does not import).
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw Unavailable(description: "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        }
+    }
+}
