@@ -108,22 +108,7 @@ extension GraphSimulator {
         guard request.method == "POST" else {
             return exchange.error(405, code: "Request_BadRequest", message: "Specified HTTP method is not allowed for the request target.")
         }
-        if let fault = state.withLock({ $0.takeFault(for: .batch, isGraph: false) }) {
-            switch fault {
-            case .tooManyRequests(let seconds):
-                return exchange.error(
-                    429, code: "TooManyRequests", message: "Too many requests, please retry after \(seconds) seconds.",
-                    headers: [("Retry-After", String(seconds))])
-            case .serviceUnavailable(let seconds):
-                return exchange.error(
-                    503, code: "ServiceUnavailable", message: "The service is temporarily unavailable. Please retry later.",
-                    headers: seconds.map { [("Retry-After", String($0))] } ?? [])
-            case .error(let status, let code, let message):
-                return exchange.error(status, code: code, message: message)
-            case .delay(let duration):
-                try? await Task.sleep(for: duration)
-            }
-        }
+        if let response = await faultResponse(for: .batch, isGraph: false, exchange: exchange) { return response }
         guard let document = JSONValue.parse(request.body), let requests = document["requests"]?.arrayValue else {
             return exchange.error(400, code: "BadRequest", message: "Invalid batch payload format.")
         }

@@ -107,22 +107,7 @@ extension GraphSimulator {
         case .sendMail: endpoint = .sendMail
         case .methodNotAllowed, .notFound: endpoint = .anyGraph
         }
-        if let fault = state.withLock({ $0.takeFault(for: endpoint, isGraph: true) }) {
-            switch fault {
-            case .tooManyRequests(let seconds):
-                return exchange.error(
-                    429, code: "TooManyRequests", message: "Too many requests, please retry after \(seconds) seconds.",
-                    headers: [("Retry-After", String(seconds))])
-            case .serviceUnavailable(let seconds):
-                return exchange.error(
-                    503, code: "ServiceUnavailable", message: "The service is temporarily unavailable. Please retry later.",
-                    headers: seconds.map { [("Retry-After", String($0))] } ?? [])
-            case .error(let status, let code, let message):
-                return exchange.error(status, code: code, message: message)
-            case .delay(let duration):
-                try? await Task.sleep(for: duration)
-            }
-        }
+        if let response = await faultResponse(for: endpoint, isGraph: true, exchange: exchange) { return response }
         let caller: Caller
         switch authenticate(request) {
         case .success(let authenticated): caller = authenticated
@@ -173,5 +158,55 @@ extension GraphSimulator {
         }
         guard grant.expiresAt > Date() else { return .failure("Lifetime validation failed, the token is expired.") }
         return .success(Caller(userID: grant.userID))
+    }
+}
+
+/// Graph's refusal of a request, as the answer to send.
+struct GraphRefusal: Error {
+    let response: OutgoingResponse
+}
+
+extension GraphSimulator {
+    /// The answer an injected fault gives instead of the real one; nil when there is none (or it
+    /// only delayed the call).
+    func faultResponse(for endpoint: SimulatedEndpoint, isGraph: Bool, exchange: GraphExchange) async -> OutgoingResponse? {
+        guard let fault = state.withLock({ $0.takeFault(for: endpoint, isGraph: isGraph) }) else { return nil }
+        switch fault {
+        case .tooManyRequests(let seconds):
+            return exchange.error(
+                429, code: "TooManyRequests", message: "Too many requests, please retry after \(seconds) seconds.",
+                headers: [("Retry-After", String(seconds))])
+        case .serviceUnavailable(let seconds):
+            return exchange.error(
+                503, code: "ServiceUnavailable", message: "The service is temporarily unavailable. Please retry later.",
+                headers: seconds.map { [("Retry-After", String($0))] } ?? [])
+        case .error(let status, let code, let message):
+            return exchange.error(status, code: code, message: message)
+        case .delay(let duration):
+            try? await Task.sleep(for: duration)
+            return nil
+        }
+    }
+
+    /// The user whose mailbox `target` names, as Graph resolves it for mail calls: `/me` only with
+    /// a delegated token, an unknown user 404, and a delegated caller only in its own mailbox.
+    func mailboxOwner(_ target: ResourcePath.MailboxTarget, caller: Caller, exchange: GraphExchange) -> Result<SimulatedUser, GraphRefusal> {
+        let owner: SimulatedUser
+        switch target {
+        case .me:
+            guard let userID = caller.userID, let found = user(matching: userID) else {
+                return .failure(GraphRefusal(response: exchange.error(400, code: "BadRequest", message: "/me request is only valid with delegated authentication flow.")))
+            }
+            owner = found
+        case .user(let idOrUPN):
+            guard let found = user(matching: idOrUPN) else {
+                return .failure(GraphRefusal(response: exchange.error(404, code: "ErrorInvalidUser", message: "The requested user '\(idOrUPN)' is invalid.")))
+            }
+            owner = found
+        }
+        if let callerID = caller.userID, callerID != owner.id {
+            return .failure(GraphRefusal(response: exchange.error(403, code: "ErrorAccessDenied", message: "Access is denied. Check credentials and try again.")))
+        }
+        return .success(owner)
     }
 }

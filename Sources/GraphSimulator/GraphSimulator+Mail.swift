@@ -93,20 +93,9 @@ extension GraphSimulator {
             return exchange.error(400, code: "BadRequest", message: "Resource not found for the segment 'messages'.")
         }
         let user: SimulatedUser
-        switch target {
-        case .me:
-            guard let userID = caller.userID, let found = self.user(matching: userID) else {
-                return exchange.error(400, code: "BadRequest", message: "/me request is only valid with delegated authentication flow.")
-            }
-            user = found
-        case .user(let idOrUPN):
-            guard let found = self.user(matching: idOrUPN) else {
-                return exchange.error(404, code: "ErrorInvalidUser", message: "The requested user '\(idOrUPN)' is invalid.")
-            }
-            user = found
-        }
-        if let callerID = caller.userID, callerID != user.id {
-            return exchange.error(403, code: "ErrorAccessDenied", message: "Access is denied. Check credentials and try again.")
+        switch mailboxOwner(target, caller: caller, exchange: exchange) {
+        case .success(let found): user = found
+        case .failure(let refusal): return refusal.response
         }
         let parts = Array(rest)
         var folder: String?

@@ -62,20 +62,9 @@ extension GraphSimulator {
             return exchange.error(400, code: "BadRequest", message: "Resource not found for the segment 'sendMail'.")
         }
         let sender: SimulatedUser
-        switch target {
-        case .me:
-            guard let userID = caller.userID, let found = user(matching: userID) else {
-                return exchange.error(400, code: "BadRequest", message: "/me request is only valid with delegated authentication flow.")
-            }
-            sender = found
-        case .user(let idOrUPN):
-            guard let found = user(matching: idOrUPN) else {
-                return exchange.error(404, code: "ErrorInvalidUser", message: "The requested user '\(idOrUPN)' is invalid.")
-            }
-            sender = found
-        }
-        if let callerID = caller.userID, callerID != sender.id {
-            return exchange.error(403, code: "ErrorAccessDenied", message: "Access is denied. Check credentials and try again.")
+        switch mailboxOwner(target, caller: caller, exchange: exchange) {
+        case .success(let found): sender = found
+        case .failure(let refusal): return refusal.response
         }
         switch Self.parseSendMail(request.body) {
         case .failure(let problem):
