@@ -202,3 +202,28 @@ func jsonLines(_ path: String) -> [String] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
     return text.split(separator: "\n").map(String.init)
 }
+
+/// What `graph-bridge simulator` prints at start: the values a `bridge.yaml` for it needs.
+struct SimulatorBanner {
+    var authorityURL: String
+    var tenant: String
+    var clientID: String
+    var clientSecret: String
+
+    /// Waits for the whole banner of `simulator` (its last line names the mailboxes).
+    init(of simulator: BridgeProcess) async throws {
+        guard await simulator.waitForOutput(containing: "mailboxes:") != nil else {
+            throw ProcessFailure("the simulator printed no banner: \(simulator.log)")
+        }
+        func value(_ key: String) throws -> String {
+            guard let value = simulator.output.split(separator: "\n").first(where: { $0.contains(key) })?.split(separator: " ").last else {
+                throw ProcessFailure("no \(key) in the simulator's banner: \(simulator.output)")
+            }
+            return String(value)
+        }
+        authorityURL = try value("authorityUrl:")
+        tenant = try value("tenant:")
+        clientID = try value("clientId:")
+        clientSecret = try value("clientSecret:")
+    }
+}

@@ -11,11 +11,8 @@ struct DelegatedLoginTests {
     func loginThenRun() async throws {
         let directory = TemporaryDirectory()
         let simulator = try BridgeProcess(["simulator", "--approve-device-codes", "--mail-every", "0.3", "--log-format", "json"], directory: directory.path)
-        let banner = try #require(await simulator.waitForOutput(containing: "baseUrl:"), "the simulator printed no URLs: \(simulator.log)")
-        _ = banner
-        let authority = try #require(simulator.output.split(separator: "\n").first { $0.contains("authorityUrl:") }?.split(separator: " ").last.map(String.init))
-        let tenant = try #require(simulator.output.split(separator: "\n").first { $0.contains("tenant:") }?.split(separator: " ").last.map(String.init))
-        let clientId = try #require(simulator.output.split(separator: "\n").first { $0.contains("clientId:") }?.split(separator: " ").last.map(String.init))
+        let banner = try await SimulatorBanner(of: simulator)
+        let (authority, tenant, clientId) = (banner.authorityURL, banner.tenant, banner.clientID)
         let port = try closedLoopbackPort()
         directory.write("bridge.yaml", """
             graph:

@@ -9,10 +9,6 @@ import Testing
 /// Graph (here: a Graph that never answers) is accepted and routed, not dropped as unknown.
 @Suite("restart window")
 struct RestartWindowTests {
-    static func bannerValue(_ output: String, _ key: String) -> String? {
-        output.split(separator: "\n").first { $0.contains(key) }?.split(separator: " ").last.map(String.init)
-    }
-
     static func config(tenant: String, clientId: String, secret: String, graph: String, listen: Int, publicPort: Int, fetch: Bool = false) -> String {
         """
         graph:
@@ -60,12 +56,8 @@ struct RestartWindowTests {
     func storedSubscriptionAcceptedBeforeReconcile() async throws {
         let directory = TemporaryDirectory()
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
-        _ = try #require(await simulator.waitForOutput(containing: "mailboxes:"), "the simulator printed no banner: \(simulator.log)")
-        let banner = simulator.output
-        let authority = try #require(Self.bannerValue(banner, "authorityUrl:"))
-        let tenant = try #require(Self.bannerValue(banner, "tenant:"))
-        let clientId = try #require(Self.bannerValue(banner, "clientId:"))
-        let secret = try #require(Self.bannerValue(banner, "clientSecret:"))
+        let banner = try await SimulatorBanner(of: simulator)
+        let (authority, tenant, clientId, secret) = (banner.authorityURL, banner.tenant, banner.clientID, banner.clientSecret)
         let publicPort = try closedLoopbackPort()
 
         // First run: the subscription is created (the simulator validates the live listener).

@@ -49,12 +49,8 @@ struct ResyncTests {
     func baselineThroughTheBinary() async throws {
         let directory = TemporaryDirectory()
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
-        _ = try #require(await simulator.waitForOutput(containing: "mailboxes:"), "the simulator printed no banner: \(simulator.log)")
-        let banner = simulator.output
-        let authority = try #require(RestartWindowTests.bannerValue(banner, "authorityUrl:"))
-        let tenant = try #require(RestartWindowTests.bannerValue(banner, "tenant:"))
-        let clientId = try #require(RestartWindowTests.bannerValue(banner, "clientId:"))
-        let secret = try #require(RestartWindowTests.bannerValue(banner, "clientSecret:"))
+        let banner = try await SimulatorBanner(of: simulator)
+        let (authority, tenant, clientId, secret) = (banner.authorityURL, banner.tenant, banner.clientID, banner.clientSecret)
         let simulatorPort = try #require(authority.split(separator: ":").last.map(String.init))
         let port = try closedLoopbackPort()
         directory.write("bridge.yaml", Self.config(
