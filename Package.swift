@@ -266,14 +266,15 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
-        // Shared test helpers: the loopback receiver processes the integration tests talk to.
+        // What the test targets share: temporary folders, the one polling wait, the loopback
+        // receivers and servers (HTTP, SMTP, PostgreSQL), raw connections, throwaway certificates.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         // C, never linked into anything: the end-to-end tests preload it into the child bridge.
         .target(name: "FaultInjection", path: "Tests/FaultInjection", linkerSettings: [.linkedLibrary("dl")]),
         .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore"],
+            dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         // One store contract, run against every StateStore implementation (StoreKind).
@@ -297,7 +298,7 @@ let package = Package(
         .testTarget(
             name: "SinkTests",
             dependencies: [
-                "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit",
+                "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -369,7 +370,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeAppTests",
-            dependencies: ["BridgeApp", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BridgeApp", "BridgeCore", "BridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

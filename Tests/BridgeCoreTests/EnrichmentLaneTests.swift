@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import BridgeCore
+import TestSupport
 
 @Suite("Enrichment lanes", .timeLimit(.minutes(2)))
 struct EnrichmentLaneTests {

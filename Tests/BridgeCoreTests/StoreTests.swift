@@ -3,6 +3,7 @@ import BridgeCore
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 
 @Suite("SQLite state store")
 struct StoreTests {

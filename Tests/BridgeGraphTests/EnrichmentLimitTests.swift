@@ -7,6 +7,7 @@ import GraphClient
 import GraphSimulator
 import MetricsTestKit
 import Testing
+import TestSupport
 
 /// `fetch:` within Graph's limits, against the simulator: Outlook's 4 concurrent requests per
 /// mailbox, JSON `$batch`, and `Retry-After` on whole and inner answers.

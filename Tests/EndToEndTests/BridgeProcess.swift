@@ -176,27 +176,6 @@ func runToCompletion(_ arguments: [String], directory: String, environment: [Str
     }
 }
 
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-e2e-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-    func write(_ name: String, _ text: String) { _ = FileManager.default.createFile(atPath: file(name), contents: Data(text.utf8)) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Polls a condition that only a file shows (no event to await) until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(15), _ condition: () throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try await Task.sleep(for: .milliseconds(25))
-    }
-    return try condition()
-}
-
 /// The JSON Lines of a file sink (empty when the file does not exist yet).
 func jsonLines(_ path: String) -> [String] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }

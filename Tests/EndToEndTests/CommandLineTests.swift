@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// SPEC section 3: `--help` on every command, and `--log-format` and `--log-level` on every one.
 @Suite("command line")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `graph-bridge demo`: the simulator and the bridge in one process. A simulated mail becomes a
 /// Graph notification, the bridge fetches the mail's fields, and the file sink line has them.

@@ -1,6 +1,7 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// The real executable, a temp `bridge.yaml`, loopback HTTP, the file sink's lines.
 @Suite("end to end", .serialized)

@@ -1,6 +1,7 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// What a sender of notifications can do to the real binary's log and files (issue 11, points 5 and 9).
 @Suite("end to end: logs and files a sender cannot abuse", .serialized)

@@ -4,6 +4,7 @@ import CurlKit
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 /// The commands an operator runs beside the bridge, through the real binary: `routes test` against
 /// the running intake, `--expect`, `check`'s output, the read-only commands without secrets, and

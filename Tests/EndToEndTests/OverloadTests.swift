@@ -1,6 +1,7 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// `state.maxQueuedDeliveries`: when every sink is down, the durable queue grows to the bound and
 /// then Graph gets 503 (it retries), instead of the queue growing without end.

@@ -1,6 +1,7 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// The state folder on a small tmpfs that the test fills up: the bridge must
 /// answer 503 (Graph retries) rather than acknowledge what is not on disk, stay up, and recover

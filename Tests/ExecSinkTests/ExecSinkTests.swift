@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Testing
 
 @testable import ExecSink
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc

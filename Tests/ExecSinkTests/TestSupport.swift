@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 
 @testable import ExecSink
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -150,18 +151,7 @@ struct RecordingLogHandler: LogHandler {
 
 // MARK: Files
 
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() {
-        let made = FileManager.default.temporaryDirectory.path + "/exec-sink-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true)
-        // The plugin reports its cwd resolved; compare like with like.
-        path = URL(fileURLWithPath: made).resolvingSymlinksInPath().path
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
+extension TemporaryDirectory {
     /// Writes an executable script.
     @discardableResult
     func script(_ name: String, _ text: String) -> String {
@@ -169,8 +159,6 @@ final class TemporaryDirectory: Sendable {
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755])
         return path
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 enum Paths {

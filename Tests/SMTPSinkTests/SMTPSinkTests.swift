@@ -62,7 +62,7 @@ func mailEvent(subject: String = "„Quartalszahlen“ \"Q3\" 📈 — bitte pr�
 
 /// Loads `yaml` (a whole `bridge.yaml`) with only the smtp sink registered and builds its first sink.
 func loadSink(
-    _ yaml: String, in folder: ScratchFolder, environment: [String: String] = [:], context: SinkContext
+    _ yaml: String, in folder: TemporaryDirectory, environment: [String: String] = [:], context: SinkContext
 ) throws -> any Sink {
     let file = folder.file("bridge.yaml")
     _ = FileManager.default.createFile(atPath: file, contents: Data(yaml.utf8))
@@ -93,7 +93,7 @@ struct SMTPSinkTests {
 
     @Test("the received message: decoded subject, headers, text then html, exact bodies, Bcc only in the envelope")
     func fullMessage() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         try await withSMTPServer { (server) async throws in
             let client = CurlClient()
             let yaml = """
@@ -168,7 +168,7 @@ struct SMTPSinkTests {
 
     @Test("STARTTLS with caFile (relative to the config) and AUTH with the password from the environment")
     func starttlsAndAuth() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--starttls", certificate.cert, certificate.key, "--auth", "bridge@example.com:pa55 w0rd"]) {
             (server) async throws in
@@ -205,7 +205,7 @@ struct SMTPSinkTests {
 
     @Test("insecureSkipVerify: delivers to an unknown certificate, and says so loudly at start")
     func insecureSkipVerify() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--implicit-tls", certificate.cert, certificate.key]) { (server) async throws in
             let client = CurlClient()
@@ -234,7 +234,7 @@ struct SMTPSinkTests {
 
     @Test("tls: starttls against a server that offers no STARTTLS: permanent, nothing sent in the clear")
     func noStarttls() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--starttls", certificate.cert, certificate.key, "--no-starttls", "--auth", "u:p"]) {
             (server) async throws in
