@@ -268,7 +268,12 @@ let package = Package(
         .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
         // What the test targets share: temporary folders, the one polling wait, the loopback
         // receivers and servers (HTTP, SMTP, PostgreSQL), raw connections, throwaway certificates.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         // C, never linked into anything: the end-to-end tests preload it into the child bridge.
         .target(name: "FaultInjection", path: "Tests/FaultInjection", linkerSettings: [.linkedLibrary("dl")]),
         .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),

@@ -195,7 +195,7 @@ struct ExecSinkTests {
 
     @Test("cancelling the service (not a graceful shutdown) stops the plugin too")
     func cancellation() async throws {
-        let log = LogRecorder()
+        let log = LogCapture()
         let sink = ExecSink(
             name: "plugin", configuration: .init(command: testPlugin()),
             context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient), supervision: .fast)
@@ -372,7 +372,7 @@ struct ExecSinkTests {
 
     @Test("deliveries wait briefly for the first start instead of failing")
     func waitsForStart() async throws {
-        let log = LogRecorder()
+        let log = LogCapture()
         var supervision = ExecSink.Supervision.fast
         supervision.startWait = .seconds(20)  // the service may get a thread late on a loaded machine
         let sink = ExecSink(

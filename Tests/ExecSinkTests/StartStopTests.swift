@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @testable import ExecSink
@@ -195,7 +196,7 @@ struct TestWaitTests {
 
     @Test("waiting for a log line ends as soon as the waiting task is cancelled, not at its timeout")
     func logWaitCancelled() async throws {
-        let log = LogRecorder()
+        let log = LogCapture()
         let waiter = Task { await log.wait(timeout: .seconds(30)) { $0.message == "a line that never comes" }.count }
         let started = ContinuousClock.now
         waiter.cancel()

@@ -5,43 +5,8 @@ import CurlKit
 import Foundation
 import Logging
 import SMTPSink
-import Synchronization
 import TestSupport
 import Testing
-
-/// Collects log entries so a test can check what was (and wasn't) logged.
-final class LogRecorder: Sendable {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var text: String
-    }
-
-    let entries = Mutex<[Entry]>([])
-
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(recorder: self) }
-    }
-
-    var all: [Entry] { entries.withLock { $0 } }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var metadataProvider: Logger.MetadataProvider?
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            let text = "\(event.message) \(merged.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))"
-            recorder.entries.withLock { $0.append(Entry(level: event.level, text: text)) }
-        }
-    }
-}
 
 /// A new-mail event whose subject has non-ASCII letters, quotes and an emoji.
 func mailEvent(subject: String = "„Quartalszahlen“ \"Q3\" 📈 — bitte prüfen") -> BridgeEvent {
@@ -173,7 +138,7 @@ struct SMTPSinkTests {
         try await withSMTPServer(["--starttls", certificate.cert, certificate.key, "--auth", "bridge@example.com:pa55 w0rd"]) {
             (server) async throws in
             let client = CurlClient()
-            let logs = LogRecorder()
+            let logs = LogCapture()
             let yaml = """
                 sinks:
                   mail:
@@ -189,7 +154,7 @@ struct SMTPSinkTests {
                 """
             let sink = try loadSink(
                 yaml, in: folder, environment: ["SMTP_PASSWORD": "pa55 w0rd"],
-                context: SinkContext(logger: logs.logger, httpClient: client))
+                context: SinkContext(logger: logs.logger(), httpClient: client))
             try await sink.deliver(mailEvent(), attempt: firstAttempt)
             let messages = try server.messages()
             try #require(messages.count == 1)
@@ -198,7 +163,7 @@ struct SMTPSinkTests {
             #expect(messages[0].parsed.rawHeader("Subject") == "Plain ASCII subject for inbox")
             #expect(messages[0].parsed.content_type == "text/plain")
             #expect(messages[0].parsed.parts?.first?.content.map(unixLines) == "Just text: „Quartalszahlen“ \"Q3\" 📈 — bitte prüfen")
-            #expect(!logs.all.contains { $0.text.contains("pa55") }, "the password is never logged")
+            #expect(!logs.entries.contains { "\($0)".contains("pa55") }, "the password is never logged")
             await client.shutdown()
         }
     }
@@ -209,7 +174,7 @@ struct SMTPSinkTests {
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--implicit-tls", certificate.cert, certificate.key]) { (server) async throws in
             let client = CurlClient()
-            let logs = LogRecorder()
+            let logs = LogCapture()
             let yaml = """
                 sinks:
                   mail:
@@ -219,8 +184,8 @@ struct SMTPSinkTests {
                     from: bridge@example.com
                     to: [ops@example.com]
                 """
-            let sink = try loadSink(yaml, in: folder, context: SinkContext(logger: logs.logger, httpClient: client))
-            #expect(logs.all.contains { $0.level == .warning && $0.text.contains("insecureSkipVerify") })
+            let sink = try loadSink(yaml, in: folder, context: SinkContext(logger: logs.logger(), httpClient: client))
+            #expect(logs.entries.contains { $0.level == .warning && "\($0)".contains("insecureSkipVerify") })
             try await sink.deliver(mailEvent(), attempt: firstAttempt)
             let messages = try server.messages()
             try #require(messages.count == 1)
