@@ -77,7 +77,7 @@ struct SubscriptionCleanupTests {
 }
 
 /// Upkeep of different subscriptions runs side by side.
-@Suite("concurrent upkeep", .timeLimit(.minutes(2)))
+@Suite("concurrent upkeep", .timeLimit(.minutes(5)), .machine(.exclusive))
 struct ConcurrentUpkeepTests {
     @Test("a create that hangs at Graph does not hold up another subscription's create")
     func slowCreateDelaysNoOther() async throws {

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// HTTPS against the receiver with a throwaway self-signed certificate for 127.0.0.1.
-@Suite struct CurlClientTLSTests {
+@Suite(.machine(.processes)) struct CurlClientTLSTests {
     @Test func verificationFollowsTLSOptions() async throws {
         let folder = TemporaryDirectory(prefix: "curlkit-tls")
         let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")

@@ -11,7 +11,7 @@ import TestSupport
     import Glibc
 #endif
 
-@Suite("exec sink: a real plugin process", .timeLimit(.minutes(1)))
+@Suite("exec sink: a real plugin process", .timeLimit(.minutes(5)), .machine(.processes))
 struct ExecSinkTests {
     @Test("ok, retry and drop answers become success, a retryable error and a permanent one")
     func statuses() async throws {

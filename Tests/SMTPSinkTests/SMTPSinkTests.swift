@@ -42,7 +42,7 @@ func quietContext(_ client: CurlClient) -> SinkContext {
 
 let firstAttempt = DeliveryAttempt(number: 1, deliveryID: 1)
 
-@Suite("smtp sink against aiosmtpd")
+@Suite("smtp sink against aiosmtpd", .machine(.processes))
 struct SMTPSinkTests {
     static let subjectTemplate = "Neue Mail von {{data.from.emailAddress.name}}: {{data.subject}}"
     static let textTemplate = """

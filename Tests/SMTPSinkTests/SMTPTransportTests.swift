@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `CurlClient.sendMail` against a real SMTP server (aiosmtpd, `Tests/Support/smtp_server.py`).
-@Suite("CurlKit SMTP transfer")
+@Suite("CurlKit SMTP transfer", .machine(.processes))
 struct SMTPTransportTests {
     /// A small CRLF message whose body has the lines libcurl must dot-stuff.
     static let message = Array(
