@@ -265,7 +265,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig", "TestSupport"], swiftSettings: swiftSettings),
         // What the test targets share: temporary folders, the one polling wait, the loopback
         // receivers and servers (HTTP, SMTP, PostgreSQL), raw connections, throwaway certificates.
         .target(
@@ -343,7 +343,7 @@ let package = Package(
         .testTarget(
             name: "GraphSimulatorTests",
             dependencies: [
-                "GraphSimulator", "CurlKit",
+                "GraphSimulator", "CurlKit", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
