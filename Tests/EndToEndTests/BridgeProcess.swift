@@ -149,10 +149,11 @@ struct ProcessFailure: Error, CustomStringConvertible {
 }
 
 /// Runs a command to completion and returns (status, stdout, stderr): this process's environment,
-/// less `removing`, plus `environment`.
-func runToCompletion(_ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = []) async throws
-    -> (Int32, String, String)
-{
+/// less `removing`, plus `environment`. With `killAfter`, a command still running then is
+/// SIGKILLed (status 9): for commands that must end by themselves (a `run` that must refuse).
+func runToCompletion(
+    _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = nil
+) async throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
     process.arguments = arguments
@@ -166,6 +167,13 @@ func runToCompletion(_ arguments: [String], directory: String, environment: [Str
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
     try process.run()
+    let guardTask = killAfter.map { limit in
+        Task {
+            try await Task.sleep(for: limit)
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+    defer { guardTask?.cancel() }
     return await withCheckedContinuation { continuation in
         DispatchQueue.global().async {
             let stdout = out.fileHandleForReading.readDataToEndOfFile()
