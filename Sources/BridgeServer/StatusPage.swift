@@ -135,14 +135,25 @@ enum StatusPage {
       }
       nodes.push(line(left, h, w, h, '#999'), line(left, 4, left, h, '#999'), label(2, 12, String(top)), label(2, h, '0'));
       nodes.push(label(left, h + 16, '-60 min'), label(w - 30, h + 16, 'now'));
-      for (const [key, color] of [['notifications', '#3366cc'], ['deliveries', '#1b7f3b'], ['failures', '#b00020']]) {
-        const p = document.createElementNS(ns, 'polyline');
-        p.setAttribute('fill', 'none'); p.setAttribute('stroke', color); p.setAttribute('stroke-width', '1.5');
-        p.setAttribute('points', c[key].map((v, i) => (left + (i + 0.5) * step).toFixed(1) + ',' + (h - v / top * (h - 6)).toFixed(1)).join(' '));
-        p.dataset.series = key;
-        p.dataset.total = String(c[key].reduce((a, b) => a + b, 0));
-        nodes.push(p);
-      }
+      // Three thin bars per minute: notifications, deliveries, failed attempts.
+      const bar = Math.max(1, (step - 2) / 3);
+      [['notifications', '#3366cc'], ['deliveries', '#1b7f3b'], ['failures', '#b00020']].forEach(([key, color], k) => {
+        const group = document.createElementNS(ns, 'g');
+        group.setAttribute('fill', color);
+        group.dataset.series = key;
+        group.dataset.total = String(c[key].reduce((a, b) => a + b, 0));
+        c[key].forEach((v, i) => {
+          if (!v) return;
+          const r = document.createElementNS(ns, 'rect'), height = Math.max(1, v / top * (h - 6));
+          r.setAttribute('x', (left + i * step + 1 + k * bar).toFixed(1)); r.setAttribute('width', bar.toFixed(1));
+          r.setAttribute('y', (h - height).toFixed(1)); r.setAttribute('height', height.toFixed(1));
+          const tip = document.createElementNS(ns, 'title');
+          tip.textContent = v + ' ' + key + ', ' + (MINUTES - 1 - i) + ' min ago';
+          r.appendChild(tip);
+          group.appendChild(r);
+        });
+        nodes.push(group);
+      });
       svg.replaceChildren(...nodes);
     }
     function count(key) {

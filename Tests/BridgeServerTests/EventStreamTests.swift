@@ -49,7 +49,7 @@ struct EventStreamTests {
 
         /// The `id:` lines, in order.
         var ids: [Int64] {
-            text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4).trimmingCharacters(in: .whitespaces)) }
+            text.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4).trimmingCharacters(in: .whitespaces)) }
         }
     }
 
@@ -104,17 +104,27 @@ struct EventStreamTests {
             let resumed = try await Self.open(live, headers: ["Last-Event-ID: \(ids[0])"])
             #expect(await resumed.read(until: #""id":"c""#), "\(resumed.text)")
             #expect(resumed.ids == Array(ids.dropFirst()))
-            let afterSnapshot = resumed.text.components(separatedBy: "event: snapshot").last ?? ""
+            // What follows the snapshot (which lists the feed's recent events itself).
+            let snapshot = try #require(resumed.text.range(of: "event: snapshot\n"))
+            let snapshotEnd = try #require(resumed.text.range(of: "\n\n", range: snapshot.upperBound..<resumed.text.endIndex))
+            let afterSnapshot = resumed.text[snapshotEnd.upperBound...]
             #expect(!afterSnapshot.contains(#""id":"a""#) && afterSnapshot.contains(#""id":"b""#), "\(resumed.text)")
             resumed.connection.close()
-
-            // The feed never saw what came before it (an earlier run of the bridge): the store has it.
+        }
+        // A feed that began after the event arrived (the bridge restarted since): the store still has it.
+        let later = ActivityFeed(now: { Date().addingTimeInterval(60) })
+        try await ListenerTests.withListener(admin: Self.admin, events: { store in .init(feed: later, history: store) }) { live in
             #expect(try await live.post("/notifications", body: ListenerTests.body(ListenerTests.item(etag: "stored"))).status == 202)
             let stored = try #require(try await live.store.recentEvents(limit: 1).first)
             let old = try await Self.open(live, headers: ["Last-Event-ID: \(stored.receivedAtMilliseconds * 1000 - 1)"])
             #expect(await old.read(until: #""replayed":true"#), "\(old.text)")
             #expect(old.text.contains(#""id":"\#(stored.id)""#))
             old.connection.close()
+            // Nothing after the last one it saw: nothing replayed.
+            let current = try await Self.open(live, headers: ["Last-Event-ID: \(stored.receivedAtMilliseconds * 1000 + 1000)"])
+            #expect(await current.read(until: "event: snapshot\n"))
+            #expect(!current.text.contains("replayed"))
+            current.connection.close()
         }
     }
 

@@ -60,7 +60,7 @@ struct StatusPageBrowserTests {
             #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("P", n)) == 202)
         }
         _ = try await browser.wait("document.querySelectorAll('#events tbody tr').length >= 6")
-        _ = try await browser.wait("Number(document.querySelector('polyline[data-series=\"notifications\"]').dataset.total) >= 6")
+        _ = try await browser.wait("Number(document.querySelector('g[data-series=\"notifications\"]').dataset.total) >= 6")
         _ = try await browser.wait("Number(document.querySelector('#sinks tr[data-sink=\"broken\"] td.dead').textContent) >= 6")
         _ = try await browser.wait("document.querySelectorAll('#events span[data-outcome=\"success\"]').length >= 6")
         #expect(try await browser.evaluate("document.querySelector('#subscriptions').textContent.includes('audit-feed')") as? Bool == true)
