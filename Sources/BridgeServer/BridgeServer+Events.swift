@@ -16,7 +16,10 @@ extension BridgeServer {
         /// At most one `status` message (queues, dead letters, subscriptions from the store) per this interval, after activity.
         public var statusInterval: Duration
 
-        public init(feed: ActivityFeed, history: (any StoreInspection)? = nil, keepAlive: Duration = .seconds(15), statusInterval: Duration = .milliseconds(500)) {
+        public init(
+            feed: ActivityFeed, history: (any StoreInspection)? = nil, keepAlive: Duration = .seconds(15),
+            statusInterval: Duration = .milliseconds(500)
+        ) {
             self.feed = feed
             self.history = history
             self.keepAlive = keepAlive
@@ -50,7 +53,7 @@ extension BridgeServer {
                         let refresh = Doorbell()
                         group.addTask {
                             var opening = "retry: 2000\n\n"
-                            opening += Self.sse(name: "snapshot", id: nil, data: await Self.snapshot(status: status, feed: stream.feed))
+                            opening += Self.sse(name: "snapshot", id: nil, data: await Self.snapshot(status: status, feed: subscription.snapshot))
                             if let missed = subscription.missed {
                                 for entry in missed { opening += Self.sse(entry) }
                             } else if let history = stream.history, let lastEventID {
@@ -74,7 +77,8 @@ extension BridgeServer {
                                 while !Task.isCancelled {
                                     await refresh.wait(timeout: nil)
                                     if Task.isCancelled { break }
-                                    mail.yield(ByteBuffer(string: Self.sse(name: "status", id: nil, data: Self.withoutRecentEvents(await status.status()))))
+                                    mail.yield(
+                                        ByteBuffer(string: Self.sse(name: "status", id: nil, data: Self.withoutRecentEvents(await status.status()))))
                                     try await Task.sleep(for: stream.statusInterval)
                                 }
                             }
@@ -93,14 +97,15 @@ extension BridgeServer {
         )
     }
 
-    /// The first message: the status (as `/status.json` has it, less its recent events) and the feed's snapshot.
-    static func snapshot(status: (any StatusProvider)?, feed: ActivityFeed) async -> JSONValue {
+    /// The first message: the status (as `/status.json` has it, less its recent events) and the
+    /// feed's snapshot, taken as the subscription began (so no entry is both in it and sent live).
+    static func snapshot(status: (any StatusProvider)?, feed: JSONValue) async -> JSONValue {
         var object = JSONObject()
         object["now"] = .string(Timestamp.format(Date()))
         if let status, case .object(let members) = withoutRecentEvents(await status.status()) {
             for member in members.members { object[member.key] = member.value }
         }
-        if case .object(let members) = feed.snapshot() {
+        if case .object(let members) = feed {
             for member in members.members { object[member.key] = member.value }
         }
         return .object(object)

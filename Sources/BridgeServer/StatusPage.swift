@@ -38,7 +38,9 @@ enum StatusPage {
     <table id="events"><thead><tr><th>received</th><th>subscription</th><th>change</th><th>resource</th><th>sinks and outcome</th></tr></thead><tbody></tbody></table>
     <script>
     'use strict';
-    const model = { subscriptions: [], sinks: new Map(), events: [], chart: null, skew: 0, unrouted: 0 };
+    const model = { subscriptions: [], sinks: new Map(), events: [], chart: null, skew: 0, unrouted: 0, through: 0 };
+    // What a reconnection sends again after its snapshot is already counted in the snapshot.
+    function seen(m) { return m.lastEventId !== '' && Number(m.lastEventId) <= model.through; }
     const MINUTES = 60;
 
     function el(tag, text, className) {
@@ -174,6 +176,7 @@ enum StatusPage {
     source.addEventListener('snapshot', m => {
       const s = JSON.parse(m.data);
       model.skew = Date.parse(s.now) - Date.now();
+      model.through = Number(s.lastEventId);
       model.sinks = new Map();
       applyStatus(s);
       for (const a of s.sinkActivity ?? []) Object.assign(sink(a.name), a);
@@ -185,6 +188,7 @@ enum StatusPage {
     });
     source.addEventListener('routed', m => {
       const e = JSON.parse(m.data);
+      if (!e.replayed && seen(m)) return;
       e.outcomes = {};
       e.sinks = e.sinks ?? [];
       model.events = [e].concat(model.events.filter(x => x.id !== e.id)).slice(0, 100);
@@ -192,6 +196,7 @@ enum StatusPage {
       renderEvents(); renderChart();
     });
     source.addEventListener('delivery', m => {
+      if (seen(m)) return;
       const d = JSON.parse(m.data);
       const e = model.events.find(x => x.id === d.event);
       if (e) e.outcomes[d.sink] = d;
@@ -201,6 +206,7 @@ enum StatusPage {
       renderEvents(); renderSinks(); renderChart();
     });
     source.addEventListener('subscription', m => {
+      if (seen(m)) return;
       const x = JSON.parse(m.data);
       const found = model.subscriptions.find(s => s.name === x.name);
       if (found) {

@@ -39,7 +39,8 @@ struct EventStreamTests {
         func read(until wanted: String, timeout: Duration = .seconds(15)) async -> Bool {
             let deadline = ContinuousClock.now + timeout
             while !text.contains(wanted) {
-                guard ContinuousClock.now < deadline, case .bytes(let bytes) = await connection.receive(timeout: deadline - ContinuousClock.now) else {
+                guard ContinuousClock.now < deadline, case .bytes(let bytes) = await connection.receive(timeout: deadline - ContinuousClock.now)
+                else {
                     return false
                 }
                 text += String(decoding: bytes, as: UTF8.self)
@@ -49,7 +50,9 @@ struct EventStreamTests {
 
         /// The `id:` lines, in order.
         var ids: [Int64] {
-            text.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("id: ") }.compactMap { Int64($0.dropFirst(4).trimmingCharacters(in: .whitespaces)) }
+            text.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("id: ") }.compactMap {
+                Int64($0.dropFirst(4).trimmingCharacters(in: .whitespaces))
+            }
         }
     }
 
@@ -62,7 +65,8 @@ struct EventStreamTests {
         ) { live in
             let stream = try await Self.open(live)
             #expect(await stream.read(until: "event: snapshot\n"), "\(stream.text)")
-            #expect(stream.text.contains("Content-Type: text/event-stream") || stream.text.contains("content-type: text/event-stream"), "\(stream.text)")
+            #expect(
+                stream.text.contains("Content-Type: text/event-stream") || stream.text.contains("content-type: text/event-stream"), "\(stream.text)")
             #expect(stream.text.contains("retry: 2000\n"))
             // The snapshot holds the status and the events the feed kept, without their data.
             #expect(await stream.read(until: #""marker":true"#), "\(stream.text)")
@@ -83,6 +87,25 @@ struct EventStreamTests {
             stream.connection.close()
             // The stream ends with its client: the feed forgets the subscriber.
             #expect(try await eventually { feed.subscriberCount == 0 })
+        }
+    }
+
+    @Test("an open stream outlives server.idleTimeout and server.requestTimeout: it is an answer in progress, not an idle client")
+    func outlivesTimeouts() async throws {
+        let feed = ActivityFeed()
+        let limits = ConnectionLimits(idleTimeout: .milliseconds(200), requestTimeout: .milliseconds(200), maxConnections: 16)
+        try await ListenerTests.withListener(limits: limits, admin: Self.admin, events: { _ in .init(feed: feed, keepAlive: .milliseconds(300)) }) {
+            live in
+            let stream = try await Self.open(live)
+            #expect(await stream.read(until: "event: snapshot\n"))
+            // Three keep-alives: 900 ms, several times either timeout.
+            for _ in 1...3 {
+                #expect(await stream.read(until: ": keep-alive\n\n"), "\(stream.text)")
+                stream.text = stream.text.replacingOccurrences(of: ": keep-alive", with: ": seen")
+            }
+            feed.record(.routed(Self.event("late"), sinks: []))
+            #expect(await stream.read(until: #""id":"late""#), "\(stream.text)")
+            stream.connection.close()
         }
     }
 
@@ -147,9 +170,10 @@ struct EventStreamTests {
             #expect(page.bodyText.contains(#"<form method="post" action="login">"#) && !page.bodyText.contains(secret))
 
             func login(_ token: String) async throws -> CurlKit.HTTPResponse {
-                try await live.client.execute(HTTPRequest(
-                    method: "POST", url: base + "/login", headers: [("Content-Type", "application/x-www-form-urlencoded")],
-                    body: Array("token=\(token.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)".utf8)))
+                try await live.client.execute(
+                    HTTPRequest(
+                        method: "POST", url: base + "/login", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                        body: Array("token=\(token.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)".utf8)))
             }
             let wrong = try await login("guess")
             #expect(wrong.status == 401 && wrong.bodyText.contains("not the admin token") && wrong.header("Set-Cookie") == nil)

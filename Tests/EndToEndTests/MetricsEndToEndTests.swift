@@ -59,7 +59,8 @@ struct MetricsEndToEndTests {
         """
     }
 
-    @Test("each SPEC section 11 metric moves with its traffic; the expiry gauge is removed when Graph removes the subscription and comes back with it")
+    @Test(
+        "each SPEC section 11 metric moves with its traffic; the expiry gauge is removed when Graph removes the subscription and comes back with it")
     func everyMetric() async throws {
         try await Self.withSimulator { simulator in
             let directory = TemporaryDirectory()
@@ -90,8 +91,13 @@ struct MetricsEndToEndTests {
                     && Self.sample($0, "graph_bridge_graph_requests_total", ["operation": "create_subscription", "status": "400"]) ?? 0 >= 1
                     && Self.sample($0, "graph_bridge_graph_requests_total", ["operation": "create_subscription", "status": "201"]) ?? 0 >= 1
             }
-            try await scrape("the expiry gauge") { Self.sample($0, "graph_bridge_subscription_expiry_timestamp_seconds", ["subscription": "inbox"]) != nil }
-            #expect(abs(value("graph_bridge_subscription_expiry_timestamp_seconds", ["subscription": "inbox"]) - subscription.expirationDateTime.timeIntervalSince1970) < 2)
+            try await scrape("the expiry gauge") {
+                Self.sample($0, "graph_bridge_subscription_expiry_timestamp_seconds", ["subscription": "inbox"]) != nil
+            }
+            #expect(
+                abs(
+                    value("graph_bridge_subscription_expiry_timestamp_seconds", ["subscription": "inbox"])
+                        - subscription.expirationDateTime.timeIntervalSince1970) < 2)
 
             // A new mail: Graph notifies, the bridge fetches it (enrichment) and routes it.
             try simulator.createMessage(MessageContent(subject: "metrics mail"), in: "alice@contoso.com")
@@ -116,7 +122,8 @@ struct MetricsEndToEndTests {
             // plugin that exits (restarted).
             let publicPort = try await bridge.port()
             #expect(try await EndToEndTests.post(client, port: publicPort, body: EndToEndTests.notification("X", 1)) == 202)
-            let forged = String(decoding: EndToEndTests.notification("X", 2), as: UTF8.self).replacingOccurrences(of: "secretClientValue", with: "forged")
+            let forged = String(decoding: EndToEndTests.notification("X", 2), as: UTF8.self).replacingOccurrences(
+                of: "secretClientValue", with: "forged")
             #expect(try await EndToEndTests.post(client, port: publicPort, body: Array(forged.utf8)) == 202)
             try await scrape("notifications, acknowledgements and deliveries") {
                 Self.sample($0, "graph_bridge_notifications_total", ["subscription": "audit-feed", "outcome": "accepted"]) ?? 0 >= 1
@@ -153,7 +160,10 @@ struct MetricsEndToEndTests {
             }
             let recreated = try #require(simulator.subscriptions.first { $0.resource.contains("alice") })
             #expect(recreated.id != subscription.id)
-            #expect(abs(value("graph_bridge_subscription_expiry_timestamp_seconds", ["subscription": "inbox"]) - recreated.expirationDateTime.timeIntervalSince1970) < 2)
+            #expect(
+                abs(
+                    value("graph_bridge_subscription_expiry_timestamp_seconds", ["subscription": "inbox"])
+                        - recreated.expirationDateTime.timeIntervalSince1970) < 2)
 
             await client.shutdown()
             let stopped = await bridge.terminate(within: .seconds(10))

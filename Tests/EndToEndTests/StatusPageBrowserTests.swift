@@ -11,7 +11,9 @@ import Testing
 struct StatusPageBrowserTests {
     @Test(
         "sign in, post notifications: rows appear without a reload, the failing sink's dead letters rise, the chart counts; SIGTERM still stops in time",
-        .enabled(if: BrowserSession.chromium != nil, "chromium is not installed (scripts/install-deps installs it): the status page was not tried in a browser")
+        .enabled(
+            if: BrowserSession.chromium != nil,
+            "chromium is not installed (scripts/install-deps installs it): the status page was not tried in a browser")
     )
     func livePage() async throws {
         let directory = TemporaryDirectory()
@@ -26,7 +28,8 @@ struct StatusPageBrowserTests {
                         type: webhook
                         url: http://127.0.0.1:\(try closedLoopbackPort())/hook
                         retry: { initialBackoff: 100ms, maxBackoff: 200ms, maxAge: 500ms }
-                    """)
+                    """
+            )
             .replacingOccurrences(of: "  - to: [audit]", with: "  - to: [audit, broken]")
         let bridge = try ListenerEndToEndTests.start(directory, config: config, environment: ["ADMIN_TOKEN": token])
         let port = try await bridge.port()

@@ -58,6 +58,8 @@ public final class ActivityFeed: ActivityObserver, Sendable {
         public var missed: [Entry]?
         /// Every entry from now on, until the subscriber falls too far behind or stops listening.
         public var live: AsyncStream<Entry>
+        /// ``ActivityFeed/snapshot()`` as of the moment `live` begins.
+        public var snapshot: JSONValue
     }
 
     /// How many routed events the page lists.
@@ -121,7 +123,7 @@ public final class ActivityFeed: ActivityObserver, Sendable {
 
     public func record(_ activity: Activity) {
         let at = now()
-        let subscribers = state.withLock { state -> [(Int, AsyncStream<Entry>.Continuation, Entry)] in
+        let behind = state.withLock { state -> [AsyncStream<Entry>.Continuation] in
             let id = max(state.lastID + 1, Int64(at.timeIntervalSince1970 * 1_000_000))
             state.lastID = id
             let entry = Entry(id: id, at: at, activity: activity)
@@ -132,46 +134,42 @@ public final class ActivityFeed: ActivityObserver, Sendable {
                 state.entries.removeFirst(excess)
             }
             Self.summarise(entry, into: &state)
-            return state.subscribers.map { ($0.key, $0.value, entry) }
-        }
-        for (key, continuation, entry) in subscribers {
-            if case .dropped = continuation.yield(entry) {
-                // Too far behind: end its stream; the client reconnects with its Last-Event-ID.
-                continuation.finish()
-                _ = state.withLock { $0.subscribers.removeValue(forKey: key) }
+            // Yielded under the lock, so every subscriber gets the entries in id order.
+            var behind: [AsyncStream<Entry>.Continuation] = []
+            for (key, continuation) in state.subscribers {
+                if case .dropped = continuation.yield(entry) {
+                    state.subscribers[key] = nil
+                    behind.append(continuation)
+                }
             }
+            return behind
         }
+        // Too far behind: its stream ends; the client reconnects with its Last-Event-ID.
+        for continuation in behind { continuation.finish() }
     }
 
     /// Subscribes, atomically with reading what was missed since `lastEventID` (nil: nothing missed).
     public func subscribe(after lastEventID: Int64? = nil) -> Subscription {
         let (stream, continuation) = AsyncStream<Entry>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
-        let (key, missed) = state.withLock { state -> (Int, [Entry]?) in
+        let minute = Self.minute(of: now())
+        let (key, missed, snapshot) = state.withLock { state -> (Int, [Entry]?, JSONValue) in
             state.nextSubscriber += 1
             state.subscribers[state.nextSubscriber] = continuation
-            guard let lastEventID else { return (state.nextSubscriber, []) }
+            let snapshot = Self.snapshot(of: state, minute: minute)
+            guard let lastEventID else { return (state.nextSubscriber, [], snapshot) }
             // Held when nothing after it was evicted and it is not from before this feed began
             // (what happened then, in an earlier process, the feed never saw).
             let covered = lastEventID >= max(state.evictedThrough, startID)
-            return (state.nextSubscriber, covered ? state.entries.filter { $0.id > lastEventID } : nil)
+            return (state.nextSubscriber, covered ? state.entries.filter { $0.id > lastEventID } : nil, snapshot)
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) }
         }
-        return Subscription(missed: missed, live: stream)
+        return Subscription(missed: missed, live: stream, snapshot: snapshot)
     }
 
     /// How many subscribers listen now.
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
-
-    /// Ends every subscriber's stream (the listener is stopping).
-    public func finishAll() {
-        let continuations = state.withLock { state in
-            defer { state.subscribers.removeAll() }
-            return Array(state.subscribers.values)
-        }
-        for continuation in continuations { continuation.finish() }
-    }
 
     // MARK: What the page shows first
 
@@ -179,26 +177,31 @@ public final class ActivityFeed: ActivityObserver, Sendable {
     /// activity, and the per-minute chart of the last hour, as JSON.
     public func snapshot() -> JSONValue {
         let current = Self.minute(of: now())
-        return state.withLock { state in
-            var object = JSONObject()
-            object["lastEventId"] = .string(String(state.lastID))
-            object["events"] = .array(state.recent.reversed().map { Self.json($0) })
-            object["sinkActivity"] = .array(state.sinks.keys.sorted().map { name in
+        return state.withLock { Self.snapshot(of: $0, minute: current) }
+    }
+
+    private static func snapshot(of state: State, minute current: Int64) -> JSONValue {
+        var object = JSONObject()
+        object["lastEventId"] = .string(String(state.lastID))
+        object["events"] = .array(state.recent.reversed().map { Self.json($0) })
+        object["sinkActivity"] = .array(
+            state.sinks.keys.sorted().map { name in
                 let sink = state.sinks[name]!
-                var entry: JSONObject = ["name": .string(name), "delivered": .number(String(sink.delivered)), "failures": .number(String(sink.failures))]
+                var entry: JSONObject = [
+                    "name": .string(name), "delivered": .number(String(sink.delivered)), "failures": .number(String(sink.failures)),
+                ]
                 if let error = sink.lastError { entry["lastError"] = .string(error) }
                 if let at = sink.lastErrorAt { entry["lastErrorAt"] = .string(Timestamp.format(at)) }
                 return .object(entry)
             })
-            let range = (current - Int64(Self.chartMinutes) + 1)...current
-            object["chart"] = .object([
-                "firstMinute": .string(Timestamp.format(Date(timeIntervalSince1970: Double(range.lowerBound * 60)))),
-                "notifications": .array(range.map { .number(String(state.minutes[$0]?.notifications ?? 0)) }),
-                "deliveries": .array(range.map { .number(String(state.minutes[$0]?.deliveries ?? 0)) }),
-                "failures": .array(range.map { .number(String(state.minutes[$0]?.failures ?? 0)) }),
-            ])
-            return .object(object)
-        }
+        let range = (current - Int64(Self.chartMinutes) + 1)...current
+        object["chart"] = .object([
+            "firstMinute": .string(Timestamp.format(Date(timeIntervalSince1970: Double(range.lowerBound * 60)))),
+            "notifications": .array(range.map { .number(String(state.minutes[$0]?.notifications ?? 0)) }),
+            "deliveries": .array(range.map { .number(String(state.minutes[$0]?.deliveries ?? 0)) }),
+            "failures": .array(range.map { .number(String(state.minutes[$0]?.failures ?? 0)) }),
+        ])
+        return .object(object)
     }
 
     private static func minute(of date: Date) -> Int64 { Int64((date.timeIntervalSince1970 / 60).rounded(.down)) }
@@ -237,12 +240,14 @@ public final class ActivityFeed: ActivityObserver, Sendable {
         var object = summary(recent.event)
         object["sinks"] = .array(recent.sinks.map { .string($0) })
         if recent.dropped { object["dropped"] = .bool(true) }
-        object["outcomes"] = .object(JSONObject(recent.outcomes.keys.sorted().map { sink in
-            let outcome = recent.outcomes[sink]!
-            var entry: JSONObject = ["outcome": .string(outcome.outcome), "attempt": .number(String(outcome.attempt))]
-            if let error = outcome.error { entry["error"] = .string(error) }
-            return JSONObject.Member(key: sink, value: .object(entry))
-        }))
+        object["outcomes"] = .object(
+            JSONObject(
+                recent.outcomes.keys.sorted().map { sink in
+                    let outcome = recent.outcomes[sink]!
+                    var entry: JSONObject = ["outcome": .string(outcome.outcome), "attempt": .number(String(outcome.attempt))]
+                    if let error = outcome.error { entry["error"] = .string(error) }
+                    return JSONObject.Member(key: sink, value: .object(entry))
+                }))
         return .object(object)
     }
 
