@@ -19,7 +19,7 @@ enum StatusPage {
       th { background: #f4f4f4; }
       .bad { color: #b00020; font-weight: 600; } .muted { color: #777; } .ok { color: #1b7f3b; } .warn { color: #a15c00; }
       #state.live { color: #1b7f3b; } #state.down { color: #b00020; }
-      .sink { display: inline-block; margin-right: .6em; white-space: nowrap; }
+      .sink { display: inline-block; margin-right: .6em; white-space: nowrap; } .time { white-space: nowrap; }
       svg text { font: 11px system-ui, sans-serif; fill: #555; }
       .legend span { margin-right: 1.2em; } .swatch { display: inline-block; width: .8em; height: .8em; margin-right: .3em; vertical-align: -1px; }
     </style>
@@ -54,6 +54,12 @@ enum StatusPage {
       for (const cell of cells) tr.appendChild(cell instanceof Node ? cell : el('td', cell));
       return tr;
     }
+    // An ISO time without its milliseconds, on one line; the full value is the tooltip.
+    function time(iso) {
+      const td = el('td', iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-', 'time');
+      if (iso) td.title = iso;
+      return td;
+    }
     function countdown(expires) {
       if (!expires) return el('td', '-');
       const left = Date.parse(expires) - (Date.now() + model.skew);
@@ -64,7 +70,7 @@ enum StatusPage {
     }
     function renderSubscriptions() {
       document.querySelector('#subscriptions tbody').replaceChildren(...model.subscriptions.map(x => {
-        const tr = row([x.name, x.id ?? (x.managed === false ? '' : '(being created)'), x.resource ?? '', x.expires ?? '-', countdown(x.expires), x.lastNotification ?? 'never']);
+        const tr = row([x.name, x.id ?? (x.managed === false ? '' : '(being created)'), x.resource ?? '', time(x.expires), countdown(x.expires), x.lastNotification ? time(x.lastNotification) : 'never']);
         tr.dataset.subscription = x.name;
         return tr;
       }));
@@ -103,7 +109,7 @@ enum StatusPage {
           span.dataset.outcome = o ? o.outcome : 'queued';
           sinks.appendChild(span);
         }
-        const tr = row([e.receivedAt, e.subscription?.name ?? '', e.changeType ?? ('lifecycle: ' + e.lifecycleEvent) + (e.resync ? ' (resync)' : ''), e.resource ?? '', sinks]);
+        const tr = row([time(e.receivedAt), e.subscription?.name ?? '', e.changeType ?? ('lifecycle: ' + e.lifecycleEvent) + (e.resync ? ' (resync)' : ''), e.resource ?? '', sinks]);
         tr.dataset.eventId = e.id;
         return tr;
       }));
