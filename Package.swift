@@ -150,6 +150,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -199,6 +200,7 @@ let package = Package(
             dependencies: [
                 "BridgeCore", "BridgeConfig",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Sinks/Exec",
@@ -381,7 +383,11 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             // BridgeStore: some tests prepare a state file through the store API (dead letters, stored subscriptions).
-            dependencies: ["CurlKit", "TestSupport", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            // GraphSimulator: the metrics test runs Graph in-process to send lifecycle events and inject faults.
+            dependencies: [
+                "CurlKit", "TestSupport", "BridgeCore", "BridgeStore", "GraphSimulator", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

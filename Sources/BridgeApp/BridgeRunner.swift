@@ -120,6 +120,8 @@ public enum BridgeRunner {
             try? await store.deleteSubscription(name: stale.name)  // left the file: forget it
         }
         let readiness = ListenerReadiness()
+        // What the status page and `/events` show live: routing, delivery outcomes, subscription changes.
+        let activity = ActivityFeed()
 
         // Rich notifications: the key pairs Graph encrypts for, and the enricher that checks and decrypts.
         let encryptionKeys = try RichNotificationSetup.keys(configuration)
@@ -167,7 +169,7 @@ public enum BridgeRunner {
                           encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
                           resync: $0.resync == .delta)
                 },
-                graph: graph, store: store, directory: directory, readiness: readiness, publicURL: publicURL, logger: logger
+                graph: graph, store: store, directory: directory, readiness: readiness, publicURL: publicURL, logger: logger, activity: activity
             )
             // Before the listener opens: a notification for a stored subscription is accepted
             // however long the reconcile with Graph takes (Graph replays its backlog at once).
@@ -210,7 +212,8 @@ public enum BridgeRunner {
             enricher: enricher,
             retention: configuration.state.retention,
             backlog: backlog,
-            logger: logger
+            logger: logger,
+            activity: activity
         )
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
@@ -227,6 +230,7 @@ public enum BridgeRunner {
             health: StoreHealth(store: store, intake: intake, manager: manager, managedNames: managed.map(\.name)),
             metrics: registry,
             status: StoreStatus(store: store, sinkNames: configuration.sinks.map(\.name)),
+            events: .init(feed: activity, history: store),
             logger: logger
         )
         logger.info("starting", metadata: [

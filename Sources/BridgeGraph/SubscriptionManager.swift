@@ -104,6 +104,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// How often a `resync: delta` subscription follows the delta while all is well, so its
     /// deltaLink stays within the 4 h in which notified changes are recognised as duplicates.
     let deltaRefresh: Duration
+    /// Told of every create, renewal and removal (the admin listener's `/events`).
+    let activity: (any ActivityObserver)?
     /// Graph calls for upkeep in flight at once (creates, renewals, reauthorizations).
     private let calls: CallLimit
     /// One per declared subscription: rung when a lifecycle request for it arrives.
@@ -126,8 +128,10 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         logger: Logger,
         maxRetryDelay: Duration = .seconds(900),
         maxConcurrentCalls: Int = 4,
-        deltaRefresh: Duration = .seconds(3600)
+        deltaRefresh: Duration = .seconds(3600),
+        activity: (any ActivityObserver)? = nil
     ) {
+        self.activity = activity
         self.deltaRefresh = deltaRefresh
         self.declarations = declarations
         self.graph = graph
@@ -245,6 +249,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 logger.warning("Graph removed the subscription; creating it again", metadata: ["bridge.subscription": "\(name)"])
                 directory.remove(subscriptionID: graphID)
                 item.record?.graphID = nil
+                forgetExpiry(name)
                 item.retryAt = .distantPast
             case .resync(let graphID):
                 guard item.declaration.resync, item.record?.graphID == graphID else { continue }
@@ -313,6 +318,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             logger.warning("Graph no longer has the subscription; creating it again", metadata: ["bridge.graph_id": "\(item.record?.graphID ?? "-")"])
             if let id = item.record?.graphID { directory.remove(subscriptionID: id) }
             item.record?.graphID = nil
+            forgetExpiry(item.declaration.name)
             item.reauthorize = false
             item.retryAt = .distantPast
         } catch where Task.isCancelled {
@@ -369,6 +375,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         item.record = record
         directory.upsert(SubscriptionEntry(name: declaration.name, id: subscription.id, resource: declaration.resource, clientState: record.clientState))
         recordExpiry(record)
+        activity?.record(.subscription(name: declaration.name, change: .created, graphID: subscription.id, expires: record.expiration))
         logger.notice("created Graph subscription", metadata: ["bridge.graph_id": "\(subscription.id)", "bridge.expires": "\(subscription.expirationDateTime)"])
     }
 
@@ -381,6 +388,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         try await store.saveSubscription(record)
         item.record = record
         recordExpiry(record)
+        activity?.record(.subscription(name: record.name, change: .renewed, graphID: id, expires: record.expiration))
         logger.info("renewed Graph subscription", metadata: ["bridge.graph_id": "\(id)", "bridge.expires": "\(subscription.expirationDateTime)"])
     }
 
@@ -656,6 +664,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             }
             directory.remove(subscriptionID: id)
         }
+        forgetExpiry(record.name)
         if !keepRecord {
             do {
                 try await store.deleteSubscription(name: record.name)
@@ -669,6 +678,13 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private func recordExpiry(_ record: SubscriptionRecord) {
         guard let expiration = record.expiration else { return }
         Gauge(label: "graph_bridge_subscription_expiry_timestamp_seconds", dimensions: [("subscription", record.name)]).record(expiration.timeIntervalSince1970)
+    }
+
+    /// The subscription is gone (at Graph, or from the configuration): its expiry gauge goes too,
+    /// and the status page hears of it.
+    private func forgetExpiry(_ name: String) {
+        Gauge(label: "graph_bridge_subscription_expiry_timestamp_seconds", dimensions: [("subscription", name)]).destroy()
+        activity?.record(.subscription(name: name, change: .removed))
     }
 
     /// 64 random characters from a URL-safe alphabet (Graph allows 128).

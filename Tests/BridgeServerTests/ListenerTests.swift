@@ -45,7 +45,7 @@ struct ListenerTests {
     static func withListener(
         maxBodyBytes: Int = 64 * 1024, tls: ServerTLS? = nil, caFile: String? = nil, limits: ConnectionLimits = .default,
         admin: BridgeServer.Configuration.Admin? = nil, health: any HealthCheck = AlwaysHealthy(), status: (any StatusProvider)? = nil,
-        _ body: (Live) async throws -> Void
+        events: ((SQLiteStateStore) -> BridgeServer.EventStream)? = nil, _ body: (Live) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/graph-bridge-listener-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -63,6 +63,7 @@ struct ListenerTests {
             health: health,
             metrics: nil,
             status: status,
+            events: events?(store),
             logger: logger
         )
         let port = OneShot<Int>()

@@ -41,7 +41,8 @@ public final class DeliveryEngine: Service {
         backlog: Backlog = Backlog(limit: nil),
         listenerLoad: ListenerLoad = ListenerLoad(),
         burstYield: Duration = .milliseconds(100),
-        logger: Logger
+        logger: Logger,
+        activity: (any ActivityObserver)? = nil
     ) {
         self.store = store
         self.listenerLoad = listenerLoad
@@ -57,7 +58,8 @@ public final class DeliveryEngine: Service {
                 concurrency: entry.configuration.concurrency,
                 logger: logger,
                 shutdownGrace: shutdownGrace,
-                backlog: backlog
+                backlog: backlog,
+                activity: activity
             )
         }
         let doorbell = Doorbell()
@@ -71,7 +73,8 @@ public final class DeliveryEngine: Service {
             backlog: backlog,
             listenerLoad: listenerLoad,
             burstYield: burstYield,
-            logger: logger
+            logger: logger,
+            activity: activity
         )
     }
 
