@@ -9,7 +9,7 @@ import Testing
 /// Every metric of SPEC section 11, scraped from `/metrics` of a real `graph-bridge run` after the
 /// traffic that moves it. Graph is the simulator, in this process, so the test can refuse a create,
 /// miss notifications, and send lifecycle events.
-@Suite("metrics end to end", .serialized)
+@Suite("metrics end to end", .serialized, .machine(.processes))
 struct MetricsEndToEndTests {
     static let plugin = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Support/plugins/test-plugin.py").path

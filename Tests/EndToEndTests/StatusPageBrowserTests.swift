@@ -7,7 +7,7 @@ import Testing
 /// The status page of a real `graph-bridge run`, in a real headless Chromium driven over its
 /// DevTools protocol (`Tests/Support/cdp_browser.py`): signed in with the admin token's form, it
 /// shows a notification's row and each sink's outcome as they happen, without a reload.
-@Suite("status page in a browser", .serialized)
+@Suite("status page in a browser", .serialized, .machine(.processes))
 struct StatusPageBrowserTests {
     @Test(
         "sign in, post notifications: rows appear without a reload, the failing sink's dead letters rise, the chart counts; SIGTERM still stops in time",
