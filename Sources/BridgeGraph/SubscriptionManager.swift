@@ -50,12 +50,18 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             self.encryption = encryption
         }
 
-        /// Whether a subscription Graph has matches this declaration's rich-notification settings.
-        /// Fields Graph left out count as matching (older answers omit them).
-        func richSettingsMatch(_ subscription: GraphSubscription) -> Bool {
-            if let included = subscription.includeResourceData, included != includeResourceData { return false }
-            if includeResourceData, let id = subscription.encryptionCertificateId, id != encryption?.id { return false }
-            return true
+        /// Whether a subscription Graph has matches this declaration's `includeResourceData`; a
+        /// change needs a new subscription. Left out by Graph counts as matching (older answers omit it).
+        func resourceDataMatches(_ subscription: GraphSubscription) -> Bool {
+            guard let included = subscription.includeResourceData else { return true }
+            return included == includeResourceData
+        }
+
+        /// Whether a rich subscription Graph has still encrypts for another certificate than the
+        /// declared one (its `encryptionCertificateId` differs): a PATCH moves it (key rotation).
+        func certificateChanged(_ subscription: GraphSubscription) -> Bool {
+            guard includeResourceData, let encryption, let id = subscription.encryptionCertificateId else { return false }
+            return id != encryption.id
         }
 
         /// The lifetime to ask for: the configured one, capped at Graph's maximum for the resource.
@@ -79,6 +85,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         var failures = 0
         var retryAt = Date.distantPast
         var reauthorize = false
+        /// Graph still encrypts for an earlier certificate: PATCH the declared one (key rotation).
+        var certificateDue = false
         /// `resync: delta` only: a new deltaLink is to be taken without events (at create, or after a 410).
         var baselineDue = false
         /// `resync: delta` only: the delta is to be followed, one event per changed item; why.
@@ -94,7 +102,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     }
 
     let declarations: [Declaration]
-    let graph: GraphClient
+    let graph: any SubscriptionGraph
     let store: any SubscriptionStore
     let directory: SubscriptionDirectory
     let readiness: ListenerReadiness
@@ -118,7 +126,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// - Parameter publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
     public init(
         declarations: [Declaration],
-        graph: GraphClient,
+        graph: any SubscriptionGraph,
         store: any SubscriptionStore,
         directory: SubscriptionDirectory,
         readiness: ListenerReadiness,
@@ -259,7 +267,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
 
     private func nextDate(_ item: Tracked) -> Date {
         guard let record = item.record, record.graphID != nil else { return item.retryAt }
-        if item.reauthorize || item.baselineDue || item.resyncReason != nil { return item.retryAt }
+        if item.reauthorize || item.certificateDue || item.baselineDue || item.resyncReason != nil { return item.retryAt }
         guard var next = renewalDate(item) else { return item.retryAt }
         if let refresh = refreshDate(item) { next = min(next, refresh) }
         return max(item.retryAt, next)
@@ -295,6 +303,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                         item.baselineDue = true
                     }
                 }
+            } else if item.certificateDue {
+                try await updateCertificate(&item, logger: logger)
             } else if item.reauthorize {
                 try await reauthorize(&item, logger: logger)
                 if item.declaration.resync { item.resyncReason = item.resyncReason ?? "reauthorizationRequired" }
@@ -314,6 +324,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             if let id = item.record?.graphID { directory.remove(subscriptionID: id) }
             item.record?.graphID = nil
             item.reauthorize = false
+            item.certificateDue = false
             item.retryAt = .distantPast
         } catch where Task.isCancelled {
             return  // stopping: not a failure; the next start picks up from the store
@@ -360,7 +371,12 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 $0.resource.caseInsensitiveCompare(declaration.resource) == .orderedSame && $0.notificationUrl == notificationURL
             }) else { throw error }
             logger.warning("Graph already has this subscription (409); adopting it with the stored clientState", metadata: ["bridge.graph_id": "\(existing.id)"])
-            subscription = try await graph.renewSubscription(id: existing.id, until: expiration)
+            if declaration.certificateChanged(existing), let encryption = declaration.encryption {
+                subscription = try await graph.updateEncryptionCertificate(
+                    id: existing.id, certificate: encryption.certificate, certificateID: encryption.id, until: expiration)
+            } else {
+                subscription = try await graph.renewSubscription(id: existing.id, until: expiration)
+            }
         }
         record.graphID = subscription.id
         record.expiration = subscription.expiration ?? expiration
@@ -381,7 +397,33 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         try await store.saveSubscription(record)
         item.record = record
         recordExpiry(record)
+        // Graph still encrypting for another certificate (a start that could not check): move it next.
+        if item.declaration.certificateChanged(subscription) { item.certificateDue = true }
         logger.info("renewed Graph subscription", metadata: ["bridge.graph_id": "\(id)", "bridge.expires": "\(subscription.expirationDateTime)"])
+    }
+
+    /// Key rotation: moves the subscription to the declared certificate (`encryptionCertificate`
+    /// and `encryptionCertificateId`) and renews it in the same PATCH, keeping its id, clientState
+    /// and deltaLink. Items Graph encrypted before still name the old id: `encryption.previous`
+    /// decrypts them.
+    private func updateCertificate(_ item: inout Tracked, logger: Logger) async throws {
+        guard var record = item.record, let id = record.graphID, let encryption = item.declaration.encryption else {
+            item.certificateDue = false
+            return
+        }
+        let now = Date()
+        let lifetime = item.declaration.lifetime.seconds
+        let subscription = try await graph.updateEncryptionCertificate(
+            id: id, certificate: encryption.certificate, certificateID: encryption.id, until: now.addingTimeInterval(lifetime))
+        record.expiration = subscription.expiration ?? now.addingTimeInterval(lifetime)
+        record.renewedAt = now
+        try await store.saveSubscription(record)
+        item.record = record
+        item.certificateDue = false
+        recordExpiry(record)
+        logger.notice("moved the Graph subscription to the new encryption certificate", metadata: [
+            "bridge.graph_id": "\(id)", "bridge.encryption_id": "\(encryption.id)", "bridge.expires": "\(subscription.expirationDateTime)",
+        ])
     }
 
     // MARK: Delta resync
@@ -532,12 +574,19 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             if let id = record.graphID {
                 do {
                     let existing = try await graph.subscription(id: id)
-                    guard item.declaration.richSettingsMatch(existing) else {
-                        // includeResourceData or the certificate id changed: Graph must get the new certificate.
-                        logger.notice("rich-notification settings changed in the configuration; replacing the subscription", metadata: ["bridge.subscription": "\(record.name)"])
+                    guard item.declaration.resourceDataMatches(existing) else {
+                        // includeResourceData changed: Graph takes it only with a new subscription.
+                        logger.notice("includeResourceData changed in the configuration; replacing the subscription", metadata: ["bridge.subscription": "\(record.name)"])
                         item.record = await replacement(for: record)
                         tracked[record.name] = item
                         continue
+                    }
+                    if item.declaration.certificateChanged(existing) {
+                        // A new encryption key: the keeper PATCHes the certificate onto this subscription.
+                        logger.notice("the encryption certificate changed in the configuration; moving the subscription to it", metadata: [
+                            "bridge.subscription": "\(record.name)", "bridge.encryption_id": "\(item.declaration.encryption?.id ?? "-")",
+                        ])
+                        item.certificateDue = true
                     }
                     item.record?.expiration = existing.expiration ?? record.expiration
                     directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
