@@ -16,6 +16,8 @@ final class InMemoryGraph: SubscriptionGraph {
 
     /// One call as the manager made it, and Graph's answer.
     struct Call: Sendable {
+        /// Its place among all calls, from 0.
+        var index = 0
         var operation: Operation
         /// The subscription id the call named (or created); nil for list and delta.
         var id: String?
@@ -145,10 +147,9 @@ final class InMemoryGraph: SubscriptionGraph {
     func waitForCalls(_ count: Int, timeout: Duration = .seconds(10), where predicate: @escaping @Sendable (Call) -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while calls.filter(predicate).count < count {
-            let seen = calls.filter(predicate).count
-            _ = try await waitForCall(timeout: deadline - ContinuousClock.now) { call in
-                predicate(call) && self.calls.filter(predicate).count > seen
-            }
+            let next = calls.count
+            // (Predicates run under the lock: they must not read `calls`.)
+            _ = try await waitForCall(timeout: deadline - ContinuousClock.now) { call in call.index >= next && predicate(call) }
         }
     }
 
@@ -302,20 +303,21 @@ final class InMemoryGraph: SubscriptionGraph {
                 return .failure(Self.error(500, .serverError, "InternalServerError", "\(error)"))
             }
         }
-        let call: Call
+        var call: Call
         switch outcome {
         case .success(let (answeredID, _)):
             call = Call(operation: operation, id: answeredID ?? id, status: operation == .create ? 201 : 200, request: request, certificateID: certificateID)
         case .failure(let error):
             call = Call(operation: operation, id: id, status: error.status, request: request, certificateID: certificateID)
         }
-        let waiters = state.withLock { state in
+        let (waiters, recorded) = state.withLock { state in
+            call.index = state.calls.count
             state.calls.append(call)
             let ready = state.callWaiters.filter { $0.predicate(call) }
             state.callWaiters.removeAll { $0.predicate(call) }
-            return ready.map(\.continuation)
+            return (ready.map(\.continuation), call)
         }
-        for waiter in waiters { waiter.resume(returning: call) }
+        for waiter in waiters { waiter.resume(returning: recorded) }
         return try outcome.get().1
     }
 

@@ -197,6 +197,8 @@ struct SubscriptionManagerDecisionTests {
             await lifecycle("reauthorizationRequired", id: id)
             _ = try await graph.waitForCall { $0.operation == .renew && $0.id == id && $0.status == 200 }
 
+            // Graph removed it, then said so.
+            graph.forget(id: id)
             await lifecycle("subscriptionRemoved", id: "some-older-subscription")
             await lifecycle("subscriptionRemoved", id: id)
             let replacement = try await graph.waitForCall { $0.operation == .create && $0.status == 201 && $0.id != id }
@@ -332,9 +334,14 @@ struct SubscriptionManagerDecisionTests {
         }
         #expect(graph.calls(.create).count == 1)
 
+        // Graph drops the subscription between the start's GET and the PATCH.
         let id = try #require(graph.subscriptions.first?.subscription.id)
-        graph.fail(.updateCertificate, with: InMemoryGraph.error(404, .notFound, "ResourceNotFound", "gone"))
+        graph.hold(.updateCertificate)
+        let before = graph.calls.count
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-3")]) { _, _, _ in
+            _ = try await graph.waitForCall { $0.operation == .get && $0.id == id && $0.status == 200 && $0.index >= before }
+            graph.forget(id: id)
+            graph.release(.updateCertificate)
             _ = try await graph.waitForCall { $0.operation == .updateCertificate && $0.status == 404 }
             let created = try await graph.waitForCall { $0.operation == .create && $0.status == 201 && $0.id != id }
             #expect(created.request?.encryptionCertificateID == "enc-3" && created.request?.encryptionCertificate == "CERT-enc-3")
