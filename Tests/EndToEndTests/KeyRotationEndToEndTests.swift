@@ -134,4 +134,36 @@ struct KeyRotationEndToEndTests {
         simulator.signal(SIGTERM)
         #expect(await simulator.waitForExit() == 0)
     }
+
+    @Test("check loads the previous key pairs like the current one: a bad one fails positioned at its entry, a readable key is warned about")
+    func checkLoadsPreviousKeys() async throws {
+        let directory = TemporaryDirectory()
+        try await runCommand([
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory.file("enc-new.key"),
+            "-out", directory.file("enc-new.pem"), "-days", "1", "-subj", "/CN=graph-bridge-enc-new",
+        ])
+        #expect(chmod(directory.file("enc-new.key"), 0o600) == 0)
+        directory.write("enc-old.pem", "not a certificate\n")
+        directory.write("enc-old.key", "not a key\n")
+        #expect(chmod(directory.file("enc-old.key"), 0o600) == 0)
+        let graph = Graph(authority: "http://127.0.0.1:9", tenant: "contoso.onmicrosoft.com", clientID: "11111111-2222-3333-4444-555555555555", secret: "s")
+        directory.write("bridge.yaml", Self.config(graph: graph, port: 8080, current: "enc-new", previous: ["enc-old"]))
+        let bad = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path)
+        #expect(bad.0 == 1)
+        // Line 23: the previous entry; positioned at its certificate.
+        #expect(
+            bad.2.range(of: #"bridge.yaml:23:\d+: subscription 'inbox': encryption: previous key 'enc-old':"#, options: .regularExpression) != nil,
+            "\(bad.2)")
+
+        // A good previous pair whose key others can read: check passes and warns, as for the current key.
+        try await runCommand([
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory.file("enc-old.key"),
+            "-out", directory.file("enc-old.pem"), "-days", "1", "-subj", "/CN=graph-bridge-enc-old",
+        ])
+        #expect(chmod(directory.file("enc-old.key"), 0o644) == 0)
+        let warned = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path)
+        #expect(warned.0 == 0, "\(warned.2)")
+        #expect(warned.2.contains("warning: subscription 'inbox': encryption.previous 'enc-old' key"), "\(warned.2)")
+    }
+
 }
