@@ -109,6 +109,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     let publicURL: @Sendable (Int) -> String
     let logger: Logger
     let maxRetryDelay: Duration
+    /// Dates for decisions and the keepers' waits.
+    let clock: any UpkeepClock
     /// How often a `resync: delta` subscription follows the delta while all is well, so its
     /// deltaLink stays within the 4 h in which notified changes are recognised as duplicates.
     let deltaRefresh: Duration
@@ -123,7 +125,9 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// How long the bridge may be down before a start resyncs: Graph retries a notification for 4 h.
     static let outageLimit: TimeInterval = 4 * 3600
 
-    /// - Parameter publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
+    /// - Parameters:
+    ///   - publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
+    ///   - clock: the dates renewals, retries and resyncs are decided by, and the keepers' waits; tests move their own forward.
     public init(
         declarations: [Declaration],
         graph: any SubscriptionGraph,
@@ -134,8 +138,10 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         logger: Logger,
         maxRetryDelay: Duration = .seconds(900),
         maxConcurrentCalls: Int = 4,
-        deltaRefresh: Duration = .seconds(3600)
+        deltaRefresh: Duration = .seconds(3600),
+        clock: any UpkeepClock = SystemUpkeepClock()
     ) {
+        self.clock = clock
         self.deltaRefresh = deltaRefresh
         self.declarations = declarations
         self.graph = graph
@@ -224,7 +230,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         guard let doorbell = doorbells[name] else { return }
         while !Task.isCancelled {
             applyRequests(to: &item)
-            let now = Date()
+            let now = clock.now
             if item.retryAt <= now, isDue(item, now: now) {
                 do {
                     try await calls.run { await self.work(on: &item, notificationURL: notificationURL, lifecycleURL: lifecycleURL) }
@@ -234,7 +240,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 continue
             }
             let wait = max(0.05, min(3600, nextDate(item).timeIntervalSince(now)))
-            await doorbell.wait(timeout: .milliseconds(Int64(wait * 1000)))
+            await clock.sleep(for: .milliseconds(Int64(wait * 1000)), orUntilRung: doorbell)
         }
     }
 
@@ -283,7 +289,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private func renewalDate(_ item: Tracked) -> Date? {
         guard let record = item.record, let expiration = record.expiration else { return nil }
         return Date(timeIntervalSince1970: RenewalSchedule.renewalDate(
-            renewedAt: (record.renewedAt ?? Date()).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970))
+            renewedAt: (record.renewedAt ?? clock.now).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970))
     }
 
     /// Does what one subscription needs now: create, reauthorize, renew, or follow the delta.
@@ -308,8 +314,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             } else if item.reauthorize {
                 try await reauthorize(&item, logger: logger)
                 if item.declaration.resync { item.resyncReason = item.resyncReason ?? "reauthorizationRequired" }
-            } else if item.declaration.resync, item.baselineDue || item.resyncReason != nil || (refreshDate(item) ?? .distantFuture) <= Date(),
-                (renewalDate(item) ?? .distantPast) > Date()
+            } else if item.declaration.resync, item.baselineDue || item.resyncReason != nil || (refreshDate(item) ?? .distantFuture) <= clock.now,
+                (renewalDate(item) ?? .distantPast) > clock.now
             {
                 // A resync or baseline due, or the hourly refresh that keeps the deltaLink recent
                 // (a renewal that is due goes first).
@@ -334,7 +340,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
             let retryAfter = (error as? GraphError)?.retryAfter ?? (error as? ResyncFailure)?.error.retryAfter
             let wait = max(backoff, retryAfter?.seconds ?? 0)
-            item.retryAt = Date().addingTimeInterval(wait)
+            item.retryAt = clock.now.addingTimeInterval(wait)
             logger.error("subscription upkeep failed; will retry", metadata: [
                 "error": "\(Self.explain(error, declaration: item.declaration))", "bridge.retry_in": "\(Int(wait))s",
             ])
@@ -356,7 +362,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         // Graph may notify before its answer to the create reaches us (or when it never does).
         directory.expect(name: declaration.name, resource: declaration.resource, clientState: record.clientState)
 
-        let now = Date()
+        let now = clock.now
         let expiration = now.addingTimeInterval(declaration.lifetime.seconds)
         let subscription: GraphSubscription
         do {
@@ -390,7 +396,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
 
     private func renew(_ item: inout Tracked, logger: Logger) async throws {
         guard var record = item.record, let id = record.graphID else { return }
-        let now = Date()
+        let now = clock.now
         let subscription = try await graph.renewSubscription(id: id, until: now.addingTimeInterval(item.declaration.lifetime.seconds))
         record.expiration = subscription.expiration ?? now.addingTimeInterval(item.declaration.lifetime.seconds)
         record.renewedAt = now
@@ -411,7 +417,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             item.certificateDue = false
             return
         }
-        let now = Date()
+        let now = clock.now
         let lifetime = item.declaration.lifetime.seconds
         let subscription = try await graph.updateEncryptionCertificate(
             id: id, certificate: encryption.certificate, certificateID: encryption.id, until: now.addingTimeInterval(lifetime))
@@ -447,13 +453,13 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         }
         let subscription = SubscriptionReference(name: declaration.name, id: graphID, resource: declaration.resource)
         let journal = resyncJournal.withLock { $0 }
-        let startedAt = Date()
+        let startedAt = clock.now
         var emitted = 0
         var duplicates = 0
         let link: String
         do {
             link = try await DeltaResync.follow(graph, from: stored.link) { items in
-                let now = Date()
+                let now = self.clock.now
                 // Only the change types the subscription asks Graph for.
                 let entries = items.compactMap {
                     DeltaResync.entry(for: $0, subscription: subscription, declaredResource: declaration.resource, since: stored.takenAt, now: now)
@@ -492,7 +498,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// Follows a delta query from the start, emitting nothing, and stores its deltaLink.
     private func takeBaseline(_ item: inout Tracked, logger: Logger) async throws {
         let declaration = item.declaration
-        let startedAt = Date()
+        let startedAt = clock.now
         var items = 0
         let link: String
         do {
@@ -601,7 +607,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 } catch {
                     // Graph unreachable: keep accepting its notifications; the renewal will find out.
                     directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
-                    item.retryAt = Date().addingTimeInterval(30)
+                    item.retryAt = clock.now.addingTimeInterval(30)
                     logger.warning("cannot check stored subscription with Graph; keeping it", metadata: ["bridge.subscription": "\(record.name)", "error": "\(error)"])
                 }
             }
@@ -620,7 +626,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// stored for its resource; a resync when the bridge was down longer than Graph retries
     /// (its last notification, renewal and delta query all older than 4 h).
     private func planResyncs(_ tracked: inout [String: Tracked]) async {
-        let now = Date()
+        let now = clock.now
         for (name, var item) in tracked where item.declaration.resync {
             guard let record = item.record, record.graphID != nil else { continue }  // a create comes first
             let stored: StoredDeltaLink?

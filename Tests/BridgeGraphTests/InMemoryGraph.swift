@@ -51,8 +51,11 @@ final class InMemoryGraph: SubscriptionGraph {
     private let state = Mutex(State())
     /// Caps every lifetime below Graph's maximum (a test that wants renewals soon).
     let maxLifetime: TimeInterval?
+    /// Graph's idea of now: expiry is checked against it (a test clock moves it).
+    let now: @Sendable () -> Date
 
-    init(maxLifetime: Duration? = nil) {
+    init(maxLifetime: Duration? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.now = now
         self.maxLifetime = maxLifetime.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
     }
 
@@ -61,7 +64,7 @@ final class InMemoryGraph: SubscriptionGraph {
     /// The subscriptions Graph has now (unexpired), in creation order.
     var subscriptions: [Stored] {
         state.withLock { state in
-            state.order.compactMap { state.subscriptions[$0] }.filter { $0.expiration > Date() }
+            state.order.compactMap { state.subscriptions[$0] }.filter { $0.expiration > self.now() }
         }
     }
 
@@ -163,7 +166,7 @@ final class InMemoryGraph: SubscriptionGraph {
             if request.includeResourceData, request.encryptionCertificate?.isEmpty ?? true || request.encryptionCertificateID?.isEmpty ?? true {
                 throw Self.error(400, .badRequest, "InvalidRequest", "A valid encryptionCertificate is required when includeResourceData is true.")
             }
-            let now = Date()
+            let now = self.now()
             if let existing = state.order.compactMap({ state.subscriptions[$0] }).first(where: {
                 $0.expiration > now && $0.subscription.resource.lowercased() == request.resource.lowercased()
                     && $0.subscription.changeType == request.changeTypes.joined(separator: ",")
@@ -178,12 +181,12 @@ final class InMemoryGraph: SubscriptionGraph {
     }
 
     func subscription(id: String) async throws -> GraphSubscription {
-        try await call(.get, id: id) { state in (id, try Self.existing(id, in: &state).subscription) }
+        try await call(.get, id: id) { state in (id, try self.existing(id, in: &state).subscription) }
     }
 
     func listSubscriptions() async throws -> [GraphSubscription] {
         try await call(.list, id: nil) { state in
-            let now = Date()
+            let now = self.now()
             // A list never returns clientState.
             return (nil, state.order.compactMap { state.subscriptions[$0] }.filter { $0.expiration > now }.map {
                 var subscription = $0.subscription
@@ -195,7 +198,7 @@ final class InMemoryGraph: SubscriptionGraph {
 
     func renewSubscription(id: String, until expiration: Date) async throws -> GraphSubscription {
         try await call(.renew, id: id) { state in
-            var stored = try Self.existing(id, in: &state)
+            var stored = try self.existing(id, in: &state)
             if let problem = self.expirationProblem(expiration, resource: stored.subscription.resource, rich: stored.subscription.includeResourceData ?? false) {
                 throw problem
             }
@@ -210,7 +213,7 @@ final class InMemoryGraph: SubscriptionGraph {
         -> GraphSubscription
     {
         try await call(.updateCertificate, id: id, certificateID: certificateID) { state in
-            var stored = try Self.existing(id, in: &state)
+            var stored = try self.existing(id, in: &state)
             guard stored.subscription.includeResourceData == true else {
                 throw Self.error(400, .badRequest, "InvalidRequest", "encryptionCertificate applies only to a subscription with includeResourceData set to true.")
             }
@@ -229,7 +232,7 @@ final class InMemoryGraph: SubscriptionGraph {
 
     func reauthorizeSubscription(id: String) async throws {
         try await call(.reauthorize, id: id) { state in
-            var stored = try Self.existing(id, in: &state)
+            var stored = try self.existing(id, in: &state)
             stored.reauthorizations += 1
             state.subscriptions[id] = stored
             return (id, ())
@@ -238,7 +241,7 @@ final class InMemoryGraph: SubscriptionGraph {
 
     func deleteSubscription(id: String) async throws {
         try await call(.delete, id: id) { state in
-            _ = try Self.existing(id, in: &state)
+            _ = try self.existing(id, in: &state)
             state.subscriptions[id] = nil
             return (id, ())
         }
@@ -321,15 +324,15 @@ final class InMemoryGraph: SubscriptionGraph {
         return try outcome.get().1
     }
 
-    private static func existing(_ id: String, in state: inout State) throws -> Stored {
-        guard let stored = state.subscriptions[id], stored.expiration > Date() else {
-            throw error(404, .notFound, "ResourceNotFound", "The object was not found. Subscription '\(id)' does not exist or has expired.")
+    private func existing(_ id: String, in state: inout State) throws -> Stored {
+        guard let stored = state.subscriptions[id], stored.expiration > now() else {
+            throw Self.error(404, .notFound, "ResourceNotFound", "The object was not found. Subscription '\(id)' does not exist or has expired.")
         }
         return stored
     }
 
     private func expirationProblem(_ expiration: Date, resource: String, rich: Bool) -> GraphError? {
-        let now = Date()
+        let now = self.now()
         guard expiration > now else {
             return Self.error(400, .badRequest, "InvalidRequest", "Subscription expiration can only be in the future.")
         }

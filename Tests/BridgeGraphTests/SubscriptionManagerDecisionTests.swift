@@ -20,14 +20,14 @@ struct SubscriptionManagerDecisionTests {
     /// The manager on `graph` and a state file until `body` returns; "listening" at once.
     static func run(
         graph: InMemoryGraph, statePath: String, declarations: [SubscriptionManager.Declaration] = [BridgeUnderTest.inbox],
-        _ body: (SQLiteStateStore, SubscriptionManager, SubscriptionDirectory) async throws -> Void
+        clock: any UpkeepClock = SystemUpkeepClock(), _ body: (SQLiteStateStore, SubscriptionManager, SubscriptionDirectory) async throws -> Void
     ) async throws {
         let store = try SQLiteStateStore(path: statePath, logger: quiet)
         let directory = SubscriptionDirectory()
         let readiness = ListenerReadiness()
         let manager = SubscriptionManager(
             declarations: declarations, graph: graph, store: store, directory: directory, readiness: readiness,
-            publicURL: { _ in "https://bridge.example.test" }, logger: quiet, maxRetryDelay: .seconds(1))
+            publicURL: { _ in "https://bridge.example.test" }, logger: quiet, maxRetryDelay: .seconds(900), clock: clock)
         try await manager.admitStoredSubscriptions()
         readiness.markListening(port: 443)
         let group = ServiceGroup(configuration: .init(services: [.init(service: manager)], logger: quiet))
@@ -130,29 +130,18 @@ struct SubscriptionManagerDecisionTests {
 
     // MARK: Renew and recreate
 
-    @Test("renews (PATCH) before expiry, again and again, the same subscription")
-    func renews() async throws {
-        let directory = TemporaryDirectory()
-        let graph = InMemoryGraph(maxLifetime: .seconds(2))
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [BridgeUnderTest.inbox(lifetime: .seconds(2))]) {
-            _, _, _ in
-            let created = try await graph.waitForCall { $0.operation == .create && $0.status == 201 }
-            try await graph.waitForCalls(2) { $0.operation == .renew && $0.status == 200 && $0.id == created.id }
-            #expect(graph.subscriptions.count == 1, "never lapsed: a renewal came before each expiry")
-        }
-        #expect(graph.calls(.create).count == 1)
-    }
-
     @Test("a 404 on renewal recreates the subscription and swaps it in the directory")
     func recreatesAfterNotFound() async throws {
         let directory = TemporaryDirectory()
-        let graph = InMemoryGraph(maxLifetime: .seconds(2))
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [BridgeUnderTest.inbox(lifetime: .seconds(2))]) {
-            store, _, subscriptions in
+        let clock = ManualUpkeepClock()
+        let graph = InMemoryGraph(now: { clock.now })
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), clock: clock) { store, _, subscriptions in
             let created = try await graph.waitForCall { $0.operation == .create && $0.status == 201 }
             let old = try #require(created.id)
+            try await clock.waitForSleeps(1)
             graph.forget(id: old)
-            _ = try await graph.waitForCall { $0.operation == .renew && $0.status == 404 }
+            try await clock.advance(by: .seconds(4230 * 60 / 2 + 1))
+            #expect(graph.calls(.renew).map(\.status) == [404])
             let again = try await graph.waitForCall { $0.operation == .create && $0.status == 201 && $0.id != old }
             let new = try #require(again.id)
             #expect(try await eventually { subscriptions.entry(forSubscriptionID: new) != nil })
@@ -164,11 +153,17 @@ struct SubscriptionManagerDecisionTests {
     @Test("a refused create (400) is retried with backoff until Graph takes it")
     func createRetried() async throws {
         let directory = TemporaryDirectory()
-        let graph = InMemoryGraph()
+        let clock = ManualUpkeepClock()
+        let graph = InMemoryGraph(now: { clock.now })
         graph.fail(.create, with: InMemoryGraph.error(400, .badRequest, "InvalidRequest", "Subscription validation request failed."), times: 2)
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, _ in
-            let created = try await graph.waitForCall(timeout: .seconds(15)) { $0.operation == .create && $0.status == 201 }
-            #expect(graph.calls(.create).map(\.status) == [400, 400, 201])
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), clock: clock) { store, _, _ in
+            _ = try await graph.waitForCall { $0.operation == .create && $0.status == 400 }
+            try await clock.waitForSleeps(1)
+            try await clock.advance(by: .milliseconds(2100))
+            #expect(graph.calls(.create).map(\.status) == [400, 400], "again after 2 s")
+            try await clock.advance(by: .milliseconds(4100))
+            #expect(graph.calls(.create).map(\.status) == [400, 400, 201], "and after 4 s")
+            let created = try #require(graph.calls(.create).last)
             #expect(try await eventually { try await Self.storedID(store) == created.id })
         }
     }
@@ -322,15 +317,19 @@ struct SubscriptionManagerDecisionTests {
     @Test("a failed certificate PATCH is retried (503); a 404 on it creates the subscription again with the new certificate")
     func certificateMoveFailures() async throws {
         let directory = TemporaryDirectory()
-        let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")]) { store, _, _ in
+        let clock = ManualUpkeepClock()
+        let graph = InMemoryGraph(now: { clock.now })
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")], clock: clock) { store, _, _ in
             let done = try await eventually { try await Self.storedID(store) != nil }
             #expect(done)
         }
         graph.fail(.updateCertificate, with: InMemoryGraph.error(503, .serverError, "ServiceUnavailable", "try later"))
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-2")]) { _, _, _ in
-            try await graph.waitForCalls(1) { $0.operation == .updateCertificate && $0.status == 503 }
-            _ = try await graph.waitForCall(timeout: .seconds(15)) { $0.operation == .updateCertificate && $0.status == 200 }
+        let sleeps = clock.sleeps
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-2")], clock: clock) { _, _, _ in
+            _ = try await graph.waitForCall { $0.operation == .updateCertificate && $0.status == 503 }
+            try await clock.waitForSleeps(sleeps + 1)
+            try await clock.advance(by: .milliseconds(2100))
+            #expect(graph.calls(.updateCertificate).map(\.status) == [503, 200], "retried after the backoff")
         }
         #expect(graph.calls(.create).count == 1)
 
@@ -338,7 +337,7 @@ struct SubscriptionManagerDecisionTests {
         let id = try #require(graph.subscriptions.first?.subscription.id)
         graph.hold(.updateCertificate)
         let before = graph.calls.count
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-3")]) { _, _, _ in
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-3")], clock: clock) { _, _, _ in
             _ = try await graph.waitForCall { $0.operation == .get && $0.id == id && $0.status == 200 && $0.index >= before }
             graph.forget(id: id)
             graph.release(.updateCertificate)
