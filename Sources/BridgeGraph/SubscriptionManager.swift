@@ -551,23 +551,17 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 logger.error("cannot read the stored deltaLink; taking a new baseline", metadata: ["bridge.subscription": "\(name)", "error": "\(error)"])
                 stored = nil
             }
-            if let stored, stored.resource == item.declaration.resource {
-                item.deltaTakenAt = stored.takenAt
-                if let pending = stored.pending {
-                    logger.notice("a resync did not finish before the bridge stopped; following the delta again", metadata: [
-                        "bridge.subscription": "\(name)", "bridge.resync_reason": "\(pending)",
-                    ])
-                    item.resyncReason = pending
-                }
-                let lastAlive = [record.lastNotificationAt, record.renewedAt, stored.takenAt].compactMap { $0 }.max() ?? stored.takenAt
-                if item.resyncReason == nil, now.timeIntervalSince(lastAlive) > Self.outageLimit {
-                    logger.warning("the bridge was down longer than Graph retries notifications (4 h); following the delta to catch up", metadata: [
-                        "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
-                    ])
-                    item.resyncReason = "outage"
-                }
-            } else {
-                item.baselineDue = true
+            switch item.planStartResync(stored: stored, now: now, outageLimit: Self.outageLimit) {
+            case .none, .baseline:
+                break
+            case .resume(let pending):
+                logger.notice("a resync did not finish before the bridge stopped; following the delta again", metadata: [
+                    "bridge.subscription": "\(name)", "bridge.resync_reason": "\(pending)",
+                ])
+            case .outage(let lastAlive):
+                logger.warning("the bridge was down longer than Graph retries notifications (4 h); following the delta to catch up", metadata: [
+                    "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
+                ])
             }
             tracked[name] = item
         }

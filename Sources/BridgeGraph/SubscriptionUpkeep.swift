@@ -233,6 +233,39 @@ struct SubscriptionUpkeep: Sendable {
 
     // MARK: Start
 
+    /// What a start found for a reused `resync: delta` subscription.
+    enum StartResync: Sendable, Equatable {
+        /// A deltaLink for this resource, recent enough: nothing owed.
+        case none
+        /// No deltaLink for this resource: a baseline is taken (no events).
+        case baseline
+        /// A resync was under way when the bridge stopped: followed again for `reason`.
+        case resume(reason: String)
+        /// The bridge was down longer than Graph retries (no notification, renewal or delta query since `lastSeen`): the delta is followed.
+        case outage(lastSeen: Date)
+    }
+
+    /// At start, for a reused `resync: delta` subscription (Graph's id known): what the stored
+    /// deltaLink means. Another resource's deltaLink counts as none.
+    mutating func planStartResync(stored: StoredDeltaLink?, now: Date, outageLimit: TimeInterval) -> StartResync {
+        guard declaration.resync, let record, record.graphID != nil else { return .none }
+        guard let stored, stored.resource == declaration.resource else {
+            baselineDue = true
+            return .baseline
+        }
+        deltaTakenAt = stored.takenAt
+        if let pending = stored.pending {
+            resyncReason = pending
+            return .resume(reason: pending)
+        }
+        let lastAlive = [record.lastNotificationAt, record.renewedAt, stored.takenAt].compactMap { $0 }.max() ?? stored.takenAt
+        if resyncReason == nil, now.timeIntervalSince(lastAlive) > outageLimit {
+            resyncReason = "outage"
+            return .outage(lastSeen: lastAlive)
+        }
+        return .none
+    }
+
     /// How a start treats `stored` (a managed record): ``StartDecision``.
     static func start(stored: SubscriptionRecord, declaration: SubscriptionManager.Declaration?, notificationURL: String) -> StartDecision {
         guard let declaration else { return .retire }

@@ -220,4 +220,44 @@ struct SubscriptionUpkeepTests {
                 == .updateCertificate)
         #expect(SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true]), against: Self.rich("enc-2")) == .reuse)
     }
+
+    @Test("start with resync: delta: no deltaLink (or another resource's) takes a baseline; an unfinished resync resumes; over 4 h without a sign of life resyncs; a short stop does not")
+    func startResync() {
+        func upkeep(lastNotification: Date? = nil) -> SubscriptionUpkeep {
+            var record = Self.record()
+            record.lastNotificationAt = lastNotification
+            return SubscriptionUpkeep(declaration: Self.mailWithResync, record: record)
+        }
+        let limit: TimeInterval = 4 * 3600
+        var none = upkeep()
+        #expect(none.planStartResync(stored: nil, now: Self.t0, outageLimit: limit) == .baseline)
+        #expect(none.baselineDue && none.next(now: Self.t0) == .resync)
+
+        var other = upkeep()
+        let otherLink = StoredDeltaLink(link: "l", resource: "users/bob@contoso.com/mailFolders('Inbox')/messages", takenAt: Self.t0)
+        #expect(other.planStartResync(stored: otherLink, now: Self.t0, outageLimit: limit) == .baseline)
+
+        let link = StoredDeltaLink(link: "l", resource: Self.mail.resource, takenAt: Self.t0)
+        var short = upkeep()
+        #expect(short.planStartResync(stored: link, now: Self.t0.addingTimeInterval(limit - 1), outageLimit: limit) == .none)
+        #expect(short.deltaTakenAt == Self.t0 && short.resyncReason == nil)
+
+        var down = upkeep()
+        #expect(down.planStartResync(stored: link, now: Self.t0.addingTimeInterval(limit + 1), outageLimit: limit) == .outage(lastSeen: Self.t0))
+        #expect(down.resyncReason == "outage")
+
+        // A notification since the deltaLink counts as a sign of life.
+        var recent = upkeep(lastNotification: Self.t0.addingTimeInterval(3600))
+        #expect(recent.planStartResync(stored: link, now: Self.t0.addingTimeInterval(limit + 1), outageLimit: limit) == .none)
+
+        var unfinished = upkeep()
+        var pending = link
+        pending.pending = "missed"
+        #expect(unfinished.planStartResync(stored: pending, now: Self.t0.addingTimeInterval(limit + 1), outageLimit: limit) == .resume(reason: "missed"))
+        #expect(unfinished.resyncReason == "missed")
+
+        var plain = SubscriptionUpkeep(declaration: Self.mail, record: Self.record())
+        #expect(plain.planStartResync(stored: nil, now: Self.t0, outageLimit: limit) == .none, "without resync: delta, nothing")
+    }
+
 }
