@@ -128,8 +128,9 @@ struct SubscriptionUpkeep: Sendable {
     /// When the subscription is to be renewed (``RenewalSchedule``); nil when it has no expiry.
     func renewalDate(now: Date) -> Date? {
         guard let record, let expiration = record.expiration else { return nil }
-        return Date(timeIntervalSince1970: RenewalSchedule.renewalDate(
-            renewedAt: (record.renewedAt ?? now).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970))
+        return Date(
+            timeIntervalSince1970: RenewalSchedule.renewalDate(
+                renewedAt: (record.renewedAt ?? now).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970))
     }
 
     // MARK: Lifecycle requests
@@ -269,7 +270,8 @@ struct SubscriptionUpkeep: Sendable {
     /// How a start treats `stored` (a managed record): ``StartDecision``.
     static func start(stored: SubscriptionRecord, declaration: SubscriptionManager.Declaration?, notificationURL: String) -> StartDecision {
         guard let declaration else { return .retire }
-        let sameDefinition = stored.resource == declaration.resource
+        let sameDefinition =
+            stored.resource == declaration.resource
             && stored.changeTypes == declaration.changeTypes.joined(separator: ",")
             && stored.notificationURL == notificationURL
         guard sameDefinition else { return .replace }

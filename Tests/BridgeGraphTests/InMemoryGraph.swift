@@ -1,7 +1,8 @@
-@testable import BridgeGraph
 import Foundation
 import GraphClient
 import Synchronization
+
+@testable import BridgeGraph
 
 /// Microsoft Graph's subscription API in memory, behaving as graph-protocol.md sections 1 and 4
 /// say, for testing the ``SubscriptionManager``'s decisions without a simulator process or a
@@ -171,7 +172,8 @@ final class InMemoryGraph: SubscriptionGraph {
                 $0.expiration > now && $0.subscription.resource.lowercased() == request.resource.lowercased()
                     && $0.subscription.changeType == request.changeTypes.joined(separator: ",")
             }) {
-                throw Self.error(409, .conflict, "Conflict", "Subscription Id \(existing.subscription.id) already exists for the requested combination")
+                throw Self.error(
+                    409, .conflict, "Conflict", "Subscription Id \(existing.subscription.id) already exists for the requested combination")
             }
             let id = UUID().uuidString.lowercased()
             state.subscriptions[id] = Self.stored(id: id, request)
@@ -188,18 +190,23 @@ final class InMemoryGraph: SubscriptionGraph {
         try await call(.list, id: nil) { state in
             let now = self.now()
             // A list never returns clientState.
-            return (nil, state.order.compactMap { state.subscriptions[$0] }.filter { $0.expiration > now }.map {
-                var subscription = $0.subscription
-                subscription.clientState = nil
-                return subscription
-            })
+            return (
+                nil,
+                state.order.compactMap { state.subscriptions[$0] }.filter { $0.expiration > now }.map {
+                    var subscription = $0.subscription
+                    subscription.clientState = nil
+                    return subscription
+                }
+            )
         }
     }
 
     func renewSubscription(id: String, until expiration: Date) async throws -> GraphSubscription {
         try await call(.renew, id: id) { state in
             var stored = try self.existing(id, in: &state)
-            if let problem = self.expirationProblem(expiration, resource: stored.subscription.resource, rich: stored.subscription.includeResourceData ?? false) {
+            if let problem = self.expirationProblem(
+                expiration, resource: stored.subscription.resource, rich: stored.subscription.includeResourceData ?? false)
+            {
                 throw problem
             }
             stored.expiration = expiration
@@ -215,7 +222,8 @@ final class InMemoryGraph: SubscriptionGraph {
         try await call(.updateCertificate, id: id, certificateID: certificateID) { state in
             var stored = try self.existing(id, in: &state)
             guard stored.subscription.includeResourceData == true else {
-                throw Self.error(400, .badRequest, "InvalidRequest", "encryptionCertificate applies only to a subscription with includeResourceData set to true.")
+                throw Self.error(
+                    400, .badRequest, "InvalidRequest", "encryptionCertificate applies only to a subscription with includeResourceData set to true.")
             }
             guard !certificate.isEmpty, !certificateID.isEmpty, certificateID.count <= 128 else {
                 throw Self.error(400, .badRequest, "InvalidRequest", "encryptionCertificate and encryptionCertificateId must not be empty.")
@@ -309,7 +317,8 @@ final class InMemoryGraph: SubscriptionGraph {
         var call: Call
         switch outcome {
         case .success(let (answeredID, _)):
-            call = Call(operation: operation, id: answeredID ?? id, status: operation == .create ? 201 : 200, request: request, certificateID: certificateID)
+            call = Call(
+                operation: operation, id: answeredID ?? id, status: operation == .create ? 201 : 200, request: request, certificateID: certificateID)
         case .failure(let error):
             call = Call(operation: operation, id: id, status: error.status, request: request, certificateID: certificateID)
         }

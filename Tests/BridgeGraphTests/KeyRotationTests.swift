@@ -1,5 +1,4 @@
 import BridgeCore
-@testable import BridgeGraph
 import BridgeStore
 import CurlKit
 import Foundation
@@ -8,6 +7,8 @@ import GraphSimulator
 import MetricsTestKit
 import TestSupport
 import Testing
+
+@testable import BridgeGraph
 
 /// The real rich-notification fixture (Microsoft's .NET SDK tests) beside the checkout.
 let richVectorDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -72,18 +73,23 @@ struct KeyRotationTests {
             #expect(decrypted?.data?["etag"]?.stringValue == "1625126194597")
             #expect(
                 metrics.counterTotal(
-                    label: "graph_bridge_rich_notifications_decrypted_total", dimensions: [("subscription", "teams"), ("encryption_id", "custom-id-for-testing")])
+                    label: "graph_bridge_rich_notifications_decrypted_total",
+                    dimensions: [("subscription", "teams"), ("encryption_id", "custom-id-for-testing")])
                     == 1, "counted under the key that decrypted it")
 
             let unknown = await rotated.enrich(PendingEvent(sequence: 2, event: Self.event(), attachment: attachment(id: "enc-2025")))
             #expect(unknown == nil)
-            #expect(metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "unknown_certificate_id")]) == 1)
+            #expect(
+                metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "unknown_certificate_id")]) == 1
+            )
 
             let currentOnly = RichNotificationEnricher(
                 validator: RichNotificationTests.validator(for: simulator, http: http), decryptor: RichContentDecryptor(keys: [current]),
                 logger: quiet, metrics: metrics)
             #expect(await currentOnly.enrich(PendingEvent(sequence: 3, event: Self.event(), attachment: attachment())) == nil)
-            #expect(metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "unknown_certificate_id")]) == 2)
+            #expect(
+                metrics.counterTotal(label: "graph_bridge_rich_notifications_rejected_total", dimensions: [("reason", "unknown_certificate_id")]) == 2
+            )
             await http.shutdown()
         }
     }
@@ -125,7 +131,9 @@ struct KeyRotationTests {
                 simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [Self.declaration(new)], port: port,
                 engine: { collector.engine(store: $0, enricher: enricher) }
             ) { bridge in
-                let patch = try await simulator.waitForRequest { $0.method == "PATCH" && $0.path == "/v1.0/subscriptions/\(subscription.id)" && $0.status == 200 }
+                let patch = try await simulator.waitForRequest {
+                    $0.method == "PATCH" && $0.path == "/v1.0/subscriptions/\(subscription.id)" && $0.status == 200
+                }
                 let sent = try #require(BridgeCore.JSONParser.parse(patch.body).objectValue)
                 #expect(sent["encryptionCertificate"]?.stringValue == new.certificateBase64)
                 #expect(sent["encryptionCertificateId"]?.stringValue == "enc-2027")
@@ -152,10 +160,14 @@ struct KeyRotationTests {
             #expect(!simulator.requests.contains { $0.method == "DELETE" })
             #expect(simulator.requests.filter { $0.method == "PATCH" && $0.bodyText.contains("encryptionCertificate") }.count == 1)
             #expect(
-                metrics.counterTotal(label: "graph_bridge_rich_notifications_decrypted_total", dimensions: [("subscription", "inbox-rich"), ("encryption_id", "enc-2026")])
+                metrics.counterTotal(
+                    label: "graph_bridge_rich_notifications_decrypted_total",
+                    dimensions: [("subscription", "inbox-rich"), ("encryption_id", "enc-2026")])
                     == 2, "before the rotation, and the late retry")
             #expect(
-                metrics.counterTotal(label: "graph_bridge_rich_notifications_decrypted_total", dimensions: [("subscription", "inbox-rich"), ("encryption_id", "enc-2027")])
+                metrics.counterTotal(
+                    label: "graph_bridge_rich_notifications_decrypted_total",
+                    dimensions: [("subscription", "inbox-rich"), ("encryption_id", "enc-2027")])
                     == 1)
             await http.shutdown()
         }

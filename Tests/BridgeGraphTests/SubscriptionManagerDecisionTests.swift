@@ -1,10 +1,11 @@
 import BridgeCore
-@testable import BridgeGraph
 import BridgeStore
 import Foundation
 import GraphClient
 import ServiceLifecycle
 import Testing
+
+@testable import BridgeGraph
 
 /// The subscription manager with an in-memory Graph (``InMemoryGraph``): no simulator process,
 /// no listener. The manager's decisions (reuse, create, renew, recreate, reauthorize, delete,
@@ -15,7 +16,8 @@ import Testing
 struct SubscriptionManagerDecisionTests {
     static let notificationURL = "https://bridge.example.test/notifications"
     static let bobInbox = SubscriptionManager.Declaration(
-        name: "bob", resource: "users/bob@contoso.com/mailFolders('Inbox')/messages", changeTypes: ["created"], expiration: nil, includeResourceData: false)
+        name: "bob", resource: "users/bob@contoso.com/mailFolders('Inbox')/messages", changeTypes: ["created"], expiration: nil,
+        includeResourceData: false)
 
     /// The manager on `graph` and a state file until `body` returns; "listening" at once.
     static func run(
@@ -170,7 +172,9 @@ struct SubscriptionManagerDecisionTests {
 
     // MARK: Lifecycle requests
 
-    @Test("reauthorizationRequired reauthorizes; a refused reauthorize renews instead; subscriptionRemoved recreates; a request for an old id is ignored")
+    @Test(
+        "reauthorizationRequired reauthorizes; a refused reauthorize renews instead; subscriptionRemoved recreates; a request for an old id is ignored"
+    )
     func lifecycleRequests() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
@@ -228,12 +232,15 @@ struct SubscriptionManagerDecisionTests {
         let graph = InMemoryGraph()
         let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quiet)
         let declaration = BridgeUnderTest.inbox
-        try await store.saveSubscription(SubscriptionRecord(
-            name: "inbox", graphID: nil, resource: declaration.resource, changeTypes: "created", clientState: "stored-secret",
-            notificationURL: Self.notificationURL, expiration: nil, renewedAt: nil, managed: true))
-        let existing = graph.add(SubscriptionRequest(
-            resource: declaration.resource, changeTypes: ["created"], notificationURL: Self.notificationURL,
-            lifecycleNotificationURL: "https://bridge.example.test/lifecycle", expiration: Date().addingTimeInterval(3600), clientState: "stored-secret"))
+        try await store.saveSubscription(
+            SubscriptionRecord(
+                name: "inbox", graphID: nil, resource: declaration.resource, changeTypes: "created", clientState: "stored-secret",
+                notificationURL: Self.notificationURL, expiration: nil, renewedAt: nil, managed: true))
+        let existing = graph.add(
+            SubscriptionRequest(
+                resource: declaration.resource, changeTypes: ["created"], notificationURL: Self.notificationURL,
+                lifecycleNotificationURL: "https://bridge.example.test/lifecycle", expiration: Date().addingTimeInterval(3600),
+                clientState: "stored-secret"))
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, subscriptions in
             _ = try await graph.waitForCall { $0.operation == .create && $0.status == 409 }
             _ = try await graph.waitForCall { $0.operation == .renew && $0.id == existing && $0.status == 200 }
@@ -295,7 +302,8 @@ struct SubscriptionManagerDecisionTests {
         }
         let id = try #require(graph.subscriptions.first?.subscription.id)
         #expect(graph.subscriptions.first?.encryptionCertificate == "CERT-enc-1")
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-2")]) { _, manager, subscriptions in
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-2")]) {
+            _, manager, subscriptions in
             let moved = try await graph.waitForCall { $0.operation == .updateCertificate && $0.status == 200 }
             #expect(moved.id == id && moved.certificateID == "enc-2")
             #expect(subscriptions.entry(forSubscriptionID: id) != nil, "kept receiving throughout")
@@ -319,7 +327,8 @@ struct SubscriptionManagerDecisionTests {
         let directory = TemporaryDirectory()
         let clock = ManualUpkeepClock()
         let graph = InMemoryGraph(now: { clock.now })
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")], clock: clock) { store, _, _ in
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")], clock: clock) {
+            store, _, _ in
             let done = try await eventually { try await Self.storedID(store) != nil }
             #expect(done)
         }

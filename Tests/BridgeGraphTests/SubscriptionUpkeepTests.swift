@@ -1,8 +1,9 @@
 import BridgeCore
-@testable import BridgeGraph
 import Foundation
 import GraphClient
 import Testing
+
+@testable import BridgeGraph
 
 /// ``SubscriptionUpkeep``, the subscription manager's decisions as a value: every transition,
 /// no I/O, no waiting.
@@ -24,7 +25,9 @@ struct SubscriptionUpkeepTests {
     }
 
     /// A record Graph answered with `id`, created at `at` for `lifetime`.
-    static func record(id: String? = "sub-1", at: Date = t0, lifetime: TimeInterval = 4230 * 60, resource: String = mail.resource) -> SubscriptionRecord {
+    static func record(id: String? = "sub-1", at: Date = t0, lifetime: TimeInterval = 4230 * 60, resource: String = mail.resource)
+        -> SubscriptionRecord
+    {
         SubscriptionRecord(
             name: "inbox", graphID: id, resource: resource, changeTypes: "created", clientState: "secret", notificationURL: url,
             expiration: id == nil ? nil : at.addingTimeInterval(lifetime), renewedAt: id == nil ? nil : at, managed: true)
@@ -70,7 +73,9 @@ struct SubscriptionUpkeepTests {
         #expect(upkeep.next(now: Self.t0) == .wait(until: Self.t0.addingTimeInterval(2)))
         #expect(upkeep.next(now: Self.t0.addingTimeInterval(2)) == .create(recreating: false))
         #expect(upkeep.failed(now: Self.t0, retryAfter: nil, maxRetryDelay: .seconds(900)) == 4)
-        #expect(upkeep.failed(now: Self.t0, retryAfter: .seconds(1), maxRetryDelay: .seconds(900)) == 8, "a shorter Retry-After does not shorten the backoff")
+        #expect(
+            upkeep.failed(now: Self.t0, retryAfter: .seconds(1), maxRetryDelay: .seconds(900)) == 8,
+            "a shorter Retry-After does not shorten the backoff")
         #expect(upkeep.failed(now: Self.t0, retryAfter: .seconds(120), maxRetryDelay: .seconds(900)) == 120)
         for _ in 0..<20 { upkeep.failed(now: Self.t0, retryAfter: nil, maxRetryDelay: .seconds(900)) }
         #expect(upkeep.failed(now: Self.t0, retryAfter: nil, maxRetryDelay: .seconds(900)) == 900, "capped")
@@ -87,7 +92,8 @@ struct SubscriptionUpkeepTests {
         #expect(upkeep.next(now: half.addingTimeInterval(2)) == .renew)
     }
 
-    @Test("404 on a call: the subscription is lost, its id returned for the listener, pending reauthorize and certificate moves dropped, a create due")
+    @Test(
+        "404 on a call: the subscription is lost, its id returned for the listener, pending reauthorize and certificate moves dropped, a create due")
     func lost() {
         var upkeep = SubscriptionUpkeep(declaration: Self.rich("enc-2"), record: Self.record())
         upkeep.certificateDue = true
@@ -195,16 +201,21 @@ struct SubscriptionUpkeepTests {
 
     // MARK: start
 
-    @Test("start: a record no longer declared is retired; a changed resource, change types or URL replaced; one without Graph's id awaits its create; else checked")
+    @Test(
+        "start: a record no longer declared is retired; a changed resource, change types or URL replaced; one without Graph's id awaits its create; else checked"
+    )
     func startDecisions() {
         let record = Self.record()
         #expect(SubscriptionUpkeep.start(stored: record, declaration: nil, notificationURL: Self.url) == .retire)
         #expect(SubscriptionUpkeep.start(stored: record, declaration: Self.mail, notificationURL: Self.url) == .check)
-        #expect(SubscriptionUpkeep.start(stored: record, declaration: Self.mail, notificationURL: "https://moved.example.test/notifications") == .replace)
+        #expect(
+            SubscriptionUpkeep.start(stored: record, declaration: Self.mail, notificationURL: "https://moved.example.test/notifications") == .replace)
         var otherTypes = Self.mail
         otherTypes.changeTypes = ["created", "updated"]
         #expect(SubscriptionUpkeep.start(stored: record, declaration: otherTypes, notificationURL: Self.url) == .replace)
-        #expect(SubscriptionUpkeep.start(stored: Self.record(resource: "users/bob@contoso.com/messages"), declaration: Self.mail, notificationURL: Self.url) == .replace)
+        #expect(
+            SubscriptionUpkeep.start(
+                stored: Self.record(resource: "users/bob@contoso.com/messages"), declaration: Self.mail, notificationURL: Self.url) == .replace)
         #expect(SubscriptionUpkeep.start(stored: Self.record(id: nil), declaration: Self.mail, notificationURL: Self.url) == .awaitCreate)
     }
 
@@ -212,16 +223,22 @@ struct SubscriptionUpkeepTests {
     func graphChecks() throws {
         #expect(SubscriptionUpkeep.check(try Self.graph([:]), against: Self.mail) == .reuse)
         #expect(SubscriptionUpkeep.check(try Self.graph(["includeResourceData": false]), against: Self.mail) == .reuse)
-        #expect(SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true, "encryptionCertificateId": "enc-1"]), against: Self.mail) == .replace)
+        #expect(
+            SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true, "encryptionCertificateId": "enc-1"]), against: Self.mail)
+                == .replace)
         #expect(SubscriptionUpkeep.check(try Self.graph(["includeResourceData": false]), against: Self.rich("enc-1")) == .replace)
-        #expect(SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true, "encryptionCertificateId": "enc-1"]), against: Self.rich("enc-1")) == .reuse)
+        #expect(
+            SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true, "encryptionCertificateId": "enc-1"]), against: Self.rich("enc-1"))
+                == .reuse)
         #expect(
             SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true, "encryptionCertificateId": "enc-1"]), against: Self.rich("enc-2"))
                 == .updateCertificate)
         #expect(SubscriptionUpkeep.check(try Self.graph(["includeResourceData": true]), against: Self.rich("enc-2")) == .reuse)
     }
 
-    @Test("start with resync: delta: no deltaLink (or another resource's) takes a baseline; an unfinished resync resumes; over 4 h without a sign of life resyncs; a short stop does not")
+    @Test(
+        "start with resync: delta: no deltaLink (or another resource's) takes a baseline; an unfinished resync resumes; over 4 h without a sign of life resyncs; a short stop does not"
+    )
     func startResync() {
         func upkeep(lastNotification: Date? = nil) -> SubscriptionUpkeep {
             var record = Self.record()
@@ -253,7 +270,8 @@ struct SubscriptionUpkeepTests {
         var unfinished = upkeep()
         var pending = link
         pending.pending = "missed"
-        #expect(unfinished.planStartResync(stored: pending, now: Self.t0.addingTimeInterval(limit + 1), outageLimit: limit) == .resume(reason: "missed"))
+        #expect(
+            unfinished.planStartResync(stored: pending, now: Self.t0.addingTimeInterval(limit + 1), outageLimit: limit) == .resume(reason: "missed"))
         #expect(unfinished.resyncReason == "missed")
 
         var plain = SubscriptionUpkeep(declaration: Self.mail, record: Self.record())

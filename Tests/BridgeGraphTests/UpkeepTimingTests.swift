@@ -1,10 +1,11 @@
 import BridgeCore
-@testable import BridgeGraph
 import BridgeStore
 import Foundation
 import GraphClient
 import ServiceLifecycle
 import Testing
+
+@testable import BridgeGraph
 
 /// When the subscription manager acts, with time moved by the test (``ManualUpkeepClock``) and an
 /// in-memory Graph on the same clock: renewals a day and a half apart, retry backoff and

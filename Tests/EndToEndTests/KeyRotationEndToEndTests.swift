@@ -17,9 +17,13 @@ struct KeyRotationEndToEndTests {
     }
 
     static func config(graph: Graph, port: Int, current: String, previous: [String]) -> String {
-        let previousLines = previous.isEmpty ? "" : "\n      previous:\n" + previous.map {
-            "        - { certificate: \($0).pem, key: \($0).key, id: \($0) }"
-        }.joined(separator: "\n")
+        let previousLines =
+            previous.isEmpty
+            ? ""
+            : "\n      previous:\n"
+                + previous.map {
+                    "        - { certificate: \($0).pem, key: \($0).key, id: \($0) }"
+                }.joined(separator: "\n")
         return """
             graph:
               tenant: \(graph.tenant)
@@ -67,7 +71,9 @@ struct KeyRotationEndToEndTests {
         return nil
     }
 
-    @Test("restart with the new key current and the old one previous: one PATCH, no recreate; an old-key notification still decrypts, new ones use the new key")
+    @Test(
+        "restart with the new key current and the old one previous: one PATCH, no recreate; an old-key notification still decrypts, new ones use the new key"
+    )
     func rotateByRestart() async throws {
         let directory = TemporaryDirectory()
         for id in ["enc-old", "enc-new"] {
@@ -146,7 +152,8 @@ struct KeyRotationEndToEndTests {
         directory.write("enc-old.pem", "not a certificate\n")
         directory.write("enc-old.key", "not a key\n")
         #expect(chmod(directory.file("enc-old.key"), 0o600) == 0)
-        let graph = Graph(authority: "http://127.0.0.1:9", tenant: "contoso.onmicrosoft.com", clientID: "11111111-2222-3333-4444-555555555555", secret: "s")
+        let graph = Graph(
+            authority: "http://127.0.0.1:9", tenant: "contoso.onmicrosoft.com", clientID: "11111111-2222-3333-4444-555555555555", secret: "s")
         directory.write("bridge.yaml", Self.config(graph: graph, port: 8080, current: "enc-new", previous: ["enc-old"]))
         let bad = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path)
         #expect(bad.0 == 1)

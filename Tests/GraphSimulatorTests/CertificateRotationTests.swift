@@ -61,7 +61,9 @@ struct CertificateRotationTests {
         }
     }
 
-    @Test("a certificate that is not an RSA X.509, an id over 128 characters, and a certificate on a subscription without includeResourceData are refused")
+    @Test(
+        "a certificate that is not an RSA X.509, an id over 128 characters, and a certificate on a subscription without includeResourceData are refused"
+    )
     func patchRefusals() async throws {
         let certificate = try SelfSignedCertificate.generate(commonName: "rotation")
         try await Harness.withSimulator { live in
@@ -70,7 +72,8 @@ struct CertificateRotationTests {
             let expiry = JSONValue.string(GraphDate.subscriptionFormat(Date().addingTimeInterval(3600)))
             let garbage = try await live.call(
                 "PATCH", "/subscriptions/\(rich)", token: token,
-                json: .object(["expirationDateTime": expiry, "encryptionCertificate": "bm90IGEgY2VydGlmaWNhdGU=", "encryptionCertificateId": "enc-2"]))
+                json: .object(["expirationDateTime": expiry, "encryptionCertificate": "bm90IGEgY2VydGlmaWNhdGU=", "encryptionCertificateId": "enc-2"])
+            )
             #expect(garbage.status == 400)
             let longID = try await live.call(
                 "PATCH", "/subscriptions/\(rich)", token: token,
@@ -78,7 +81,8 @@ struct CertificateRotationTests {
             #expect(longID.status == 400)
             #expect(live.simulator.subscriptions.first { $0.id == rich }?.encryptionCertificateID == "enc-1", "nothing changed")
 
-            let plain = try await live.createSubscription(token: token, live.subscriptionBody(resource: "users/bob@contoso.com/messages", path: "/plain"))
+            let plain = try await live.createSubscription(
+                token: token, live.subscriptionBody(resource: "users/bob@contoso.com/messages", path: "/plain"))
             let onPlain = try await live.call(
                 "PATCH", "/subscriptions/\(plain)", token: token,
                 json: .object([
