@@ -85,6 +85,7 @@ enum RichNotificationSetup {
             policy: .init(audiences: [graph.clientId], tenant: graph.tenant, authority: endpoints.authority),
             keys: AuthoritySigningKeys(http: http, endpoints: endpoints, tenant: graph.tenant)
         )
-        return RichNotificationEnricher(validator: validator, decryptor: RichContentDecryptor(keys: Array(keys.values) + (try previousKeys(configuration))), logger: logger)
+        let decryptor = RichContentDecryptor(keys: Array(keys.values) + (try previousKeys(configuration)))
+        return RichNotificationEnricher(validator: validator, decryptor: decryptor, logger: logger)
     }
 }

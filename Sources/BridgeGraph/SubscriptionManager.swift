@@ -170,7 +170,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         // each call, and a create cut short is found again at the next start (its clientState
         // was stored first; Graph's 409 leads to adopting it).
         try? await cancelWhenGracefulShutdown {
-            var tracked = Dictionary(uniqueKeysWithValues: self.declarations.map { ($0.name, Tracked(declaration: $0, deltaRefresh: self.deltaRefresh)) })
+            var tracked = Dictionary(
+                uniqueKeysWithValues: self.declarations.map { ($0.name, Tracked(declaration: $0, deltaRefresh: self.deltaRefresh)) })
             await self.reconcile(&tracked, notificationURL: notificationURL)
             guard !Task.isCancelled else { return }
             self.started.withLock { $0 = true }
@@ -497,7 +498,9 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                     let check = SubscriptionUpkeep.check(existing, against: item.declaration)
                     guard check != .replace else {
                         // includeResourceData changed: Graph takes it only with a new subscription.
-                        logger.notice("includeResourceData changed in the configuration; replacing the subscription", metadata: ["bridge.subscription": "\(record.name)"])
+                        logger.notice(
+                            "includeResourceData changed in the configuration; replacing the subscription",
+                            metadata: ["bridge.subscription": "\(record.name)"])
                         item.record = await replacement(for: record)
                         tracked[record.name] = item
                         continue
