@@ -375,4 +375,36 @@ struct SubscriptionManagerDecisionTests {
         #expect(graph.calls(.updateCertificate).isEmpty)
         #expect(graph.subscriptions.count == 1)
     }
+
+    // MARK: resync: delta
+
+    @Test("resync: delta: the create takes a baseline (every page); after missed, a 410 from Graph takes a new baseline instead")
+    func deltaBaselineAnd410() async throws {
+        let directory = TemporaryDirectory()
+        let graph = InMemoryGraph()
+        var declaration = BridgeUnderTest.inbox
+        declaration.resync = true
+        let start = DeltaResource.deltaPath(for: declaration.resource)
+        graph.setDeltaPage(start, body: #"{"value": [{"id": "m1"}], "@odata.nextLink": "page-2"}"#)
+        graph.setDeltaPage("page-2", body: #"{"value": [{"id": "m2"}], "@odata.deltaLink": "link-1"}"#)
+        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [declaration]) { store, manager, _ in
+            let created = try await graph.waitForCall { $0.operation == .create && $0.status == 201 }
+            try await graph.waitForCalls(2) { $0.operation == .delta && $0.status == 200 }
+            let baseline = try await eventually { try await store.setting("resync.deltaLink.inbox")?.contains("link-1") == true }
+            #expect(baseline, "the baseline's deltaLink is stored")
+            #expect(try await store.unroutedEvents(limit: 10).isEmpty, "a baseline emits nothing")
+
+            // Graph forgot the delta state: link-1 answers 410.
+            await manager.lifecycleEventsJournaled([
+                BridgeEvent(
+                    id: EventID.make(at: Date()), receivedAt: Date(),
+                    subscription: SubscriptionReference(name: "inbox", id: try #require(created.id), resource: nil),
+                    changeType: nil, lifecycleEvent: "missed", resource: nil, resourceData: nil, tenantId: nil)
+            ])
+            _ = try await graph.waitForCall { $0.operation == .delta && $0.status == 410 }
+            try await graph.waitForCalls(4) { $0.operation == .delta && $0.status == 200 }
+            #expect(graph.calls(.delta).map(\.status) == [200, 200, 410, 200, 200], "a new baseline from the start, all pages")
+        }
+    }
+
 }
