@@ -43,7 +43,7 @@ enum DeltaResync {
 
     /// Follows `start` through every `@odata.nextLink` to the `@odata.deltaLink`, handing each
     /// page's `value` to `page` as it arrives; returns the deltaLink.
-    static func follow(_ graph: GraphClient, from start: String, page: ([JSONValue]) async throws -> Void) async throws -> String {
+    static func follow(_ graph: any SubscriptionGraph, from start: String, page: ([JSONValue]) async throws -> Void) async throws -> String {
         var next = start
         var pages = 0
         while true {

@@ -278,10 +278,13 @@ struct DeltaResyncTests {
                 _ = try await Self.storedLink(bridge.store, after: nil)
             }
             try await BridgeUnderTest.run(simulator: simulator, statePath: state, declarations: []) { bridge in
-                let forgotten = try await eventually { try await bridge.store.subscriptionRecords().isEmpty }
-                let link = try await bridge.store.setting(Self.linkKey)
-                #expect(forgotten)
-                #expect(link == nil)
+                // The record goes first, then its deltaLink: wait for both.
+                let forgotten = try await eventually {
+                    let records = try await bridge.store.subscriptionRecords()
+                    let link = try await bridge.store.setting(Self.linkKey)
+                    return records.isEmpty && link == nil
+                }
+                #expect(forgotten, "record and deltaLink both gone")
             }
         }
     }

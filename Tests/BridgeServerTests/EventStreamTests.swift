@@ -93,12 +93,14 @@ struct EventStreamTests {
     @Test("an open stream outlives server.idleTimeout and server.requestTimeout: it is an answer in progress, not an idle client")
     func outlivesTimeouts() async throws {
         let feed = ActivityFeed()
-        let limits = ConnectionLimits(idleTimeout: .milliseconds(200), requestTimeout: .milliseconds(200), maxConnections: 16)
-        try await ListenerTests.withListener(limits: limits, admin: Self.admin, events: { _ in .init(feed: feed, keepAlive: .milliseconds(300)) }) {
+        // Timeouts long enough that a busy machine still gets the request in; the stream then
+        // outlives them several times over.
+        let limits = ConnectionLimits(idleTimeout: .seconds(1), requestTimeout: .seconds(1), maxConnections: 16)
+        try await ListenerTests.withListener(limits: limits, admin: Self.admin, events: { _ in .init(feed: feed, keepAlive: .milliseconds(1_200)) }) {
             live in
             let stream = try await Self.open(live)
             #expect(await stream.read(until: "event: snapshot\n"))
-            // Three keep-alives: 900 ms, several times either timeout.
+            // Three keep-alives: 3.6 s, several times either timeout.
             for _ in 1...3 {
                 #expect(await stream.read(until: ": keep-alive\n\n"), "\(stream.text)")
                 stream.text = stream.text.replacingOccurrences(of: ": keep-alive", with: ": seen")
