@@ -369,7 +369,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeAppTests",
-            dependencies: ["BridgeApp", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BridgeApp", "BridgeConfig", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
