@@ -5,6 +5,7 @@ import BridgeStore
 import Foundation
 import GraphClient
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// What one configuration builds and a `SIGHUP` replaces: the sinks and their services, the
@@ -150,6 +151,16 @@ struct BridgeGeneration {
             try await runtime.retireRemovedSinks(keeping: configuration.sinks)
         } catch {
             throw StartupError("cannot update the deliveries of removed sinks in \(runtime.statePlace): \(error)")
+        }
+        // The engine keeps the queue gauges of its own sinks only: a removed sink's would stay at
+        // their last values. Its queue is empty now, and its dead letters are what the store holds.
+        let kept = Set(configuration.sinks.map(\.name))
+        let removed = (previous?.sinks ?? []).map(\.name).filter { !kept.contains($0) }
+        if !removed.isEmpty, let depths = try? await store.queueDepths() {
+            for name in removed {
+                Gauge(label: "graph_bridge_queue_depth", dimensions: [("sink", name)]).record(0)
+                Gauge(label: "graph_bridge_dead_letters", dimensions: [("sink", name)]).record(depths[name]?.dead ?? 0)
+            }
         }
     }
 }

@@ -119,6 +119,7 @@ struct ReloadTests {
             #expect(!rows.contains { row in eventID(3).map { row.contains("event=\($0)") } ?? true }, "\(list.1)")
             let metrics = try await Self.metrics(client, admin: admin)
             #expect(metrics.contains(#"graph_bridge_deliveries_total{sink="hook",outcome="success"} 1"#) || metrics.contains(#"graph_bridge_deliveries_total{outcome="success",sink="hook"} 1"#), "the delivery in flight finished: \(metrics)")
+            #expect(metrics.contains(#"graph_bridge_dead_letters{sink="hook"} 2"#) && metrics.contains(#"graph_bridge_queue_depth{sink="hook"} 0"#), "\(metrics)")
             #expect(try receiver.recordedRequests().filter { $0.path == "/hook" }.count == 3, "nothing more went to the removed sink")
             #expect(!bridge.log.contains("stay queued for the next start"), "the reload waited for the delivery in flight: \(bridge.log)")
 
