@@ -48,7 +48,8 @@ struct BridgeGeneration {
             var sinkLogger = logger
             sinkLogger[metadataKey: "bridge.sink"] = "\(sink.name)"
             do {
-                sinkEntries.append(.init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger, httpClient: httpClient))))
+                sinkEntries.append(
+                    .init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger, httpClient: httpClient))))
             } catch {
                 throw StartupError("sink '\(sink.name)' could not start: \(error)")
             }
@@ -87,24 +88,27 @@ struct BridgeGeneration {
             }
             manager = SubscriptionManager(
                 declarations: managed.map {
-                    .init(name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
-                          includeResourceData: $0.includeResourceData,
-                          encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
-                          resync: $0.resync == .delta)
+                    .init(
+                        name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
+                        includeResourceData: $0.includeResourceData,
+                        encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
+                        resync: $0.resync == .delta)
                 },
                 graph: graph, store: store, directory: runtime.directory, readiness: runtime.readiness, publicURL: publicURL, logger: logger
             )
-            let targets = Dictionary(uniqueKeysWithValues: managed.compactMap { declaration in
-                declaration.fetch.map { (declaration.name, GraphEnricher.Target(resource: declaration.resource ?? "", select: $0)) }
-            })
+            let targets = Dictionary(
+                uniqueKeysWithValues: managed.compactMap { declaration in
+                    declaration.fetch.map { (declaration.name, GraphEnricher.Target(resource: declaration.resource ?? "", select: $0)) }
+                })
             // After the rich enricher: `fetch:` leaves an event alone once it has decrypted `data`.
             if !targets.isEmpty { enrichers.append(GraphEnricher(graph: graph, targets: targets, logger: logger)) }
         }
-        let enricher: any EventEnricher = switch enrichers.count {
-        case 0: NoEnrichment()
-        case 1: enrichers[0]
-        default: EnricherChain(enrichers)
-        }
+        let enricher: any EventEnricher =
+            switch enrichers.count {
+            case 0: NoEnrichment()
+            case 1: enrichers[0]
+            default: EnricherChain(enrichers)
+            }
 
         let engine = DeliveryEngine(
             store: store,
@@ -133,10 +137,12 @@ struct BridgeGeneration {
         await runtime.admitReceiveOnly(configuration, previous: previous?.receiveOnlyEntries ?? [])
         if configuration.graph == nil {
             for record in (try? await store.subscriptionRecords().filter(\.managed)) ?? [] {
-                logger.warning("a subscription the bridge managed left the configuration with graph:; it cannot be deleted at Graph and expires there by itself", metadata: [
-                    "bridge.subscription": "\(record.name)", "bridge.graph_id": "\(record.graphID ?? "-")",
-                    "bridge.expires": "\(record.expiration.map { "\($0)" } ?? "-")",
-                ])
+                logger.warning(
+                    "a subscription the bridge managed left the configuration with graph:; it cannot be deleted at Graph and expires there by itself",
+                    metadata: [
+                        "bridge.subscription": "\(record.name)", "bridge.graph_id": "\(record.graphID ?? "-")",
+                        "bridge.expires": "\(record.expiration.map { "\($0)" } ?? "-")",
+                    ])
                 try? await store.deleteSubscription(name: record.name)
             }
         }

@@ -89,11 +89,14 @@ final class BridgeRuntime: Sendable {
             for entry in entries {
                 group.addTask {
                     do {
-                        try await store.saveSubscription(SubscriptionRecord(
-                            name: entry.name, graphID: entry.id, resource: entry.resource ?? "", changeTypes: "", clientState: entry.clientState,
-                            notificationURL: "", expiration: nil, renewedAt: nil, managed: false))
+                        try await store.saveSubscription(
+                            SubscriptionRecord(
+                                name: entry.name, graphID: entry.id, resource: entry.resource ?? "", changeTypes: "", clientState: entry.clientState,
+                                notificationURL: "", expiration: nil, renewedAt: nil, managed: false))
                     } catch {
-                        logger.warning("could not record a receive-only subscription in the state file", metadata: ["bridge.subscription": "\(entry.name)", "error": "\(error)"])
+                        logger.warning(
+                            "could not record a receive-only subscription in the state file",
+                            metadata: ["bridge.subscription": "\(entry.name)", "error": "\(error)"])
                     }
                 }
             }
@@ -109,11 +112,14 @@ final class BridgeRuntime: Sendable {
     /// counts toward the backlog limit or keeps its events from being pruned. Returns the count by sink.
     @discardableResult
     func retireRemovedSinks(keeping sinks: [ConfiguredSink]) async throws -> [String: Int] {
-        let retired = try await store.retireDeliveries(exceptFor: Set(sinks.map(\.name)), error: "the sink was removed from the configuration", at: Date())
+        let retired = try await store.retireDeliveries(
+            exceptFor: Set(sinks.map(\.name)), error: "the sink was removed from the configuration", at: Date())
         for (sink, count) in retired.sorted(by: { $0.key < $1.key }) {
-            logger.warning("a sink was removed from the configuration: its queued deliveries are now dead letters", metadata: [
-                "bridge.sink": "\(sink)", "bridge.deliveries": "\(count)",
-            ])
+            logger.warning(
+                "a sink was removed from the configuration: its queued deliveries are now dead letters",
+                metadata: [
+                    "bridge.sink": "\(sink)", "bridge.deliveries": "\(count)",
+                ])
         }
         return retired
     }

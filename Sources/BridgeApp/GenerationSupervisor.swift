@@ -126,9 +126,11 @@ final class GenerationSupervisor: Service {
             for problem in error.errors {
                 logger.error("\(problem.description)", metadata: ["bridge.config": "\(file)"])
             }
-            logger.error("the configuration file is invalid; the running configuration is kept", metadata: [
-                "bridge.config": "\(file)", "bridge.errors": "\(error.errors.count)",
-            ])
+            logger.error(
+                "the configuration file is invalid; the running configuration is kept",
+                metadata: [
+                    "bridge.config": "\(file)", "bridge.errors": "\(error.errors.count)",
+                ])
             Self.count("invalid")
             return nil
         }
@@ -137,21 +139,27 @@ final class GenerationSupervisor: Service {
         }
         let restartOnly = ConfigurationChanges.restartOnlyKeys(started: started, new: document.root)
         if !restartOnly.isEmpty {
-            logger.warning("these keys changed but need a restart; they keep their running values until then", metadata: [
-                "bridge.config": "\(file)", "bridge.restart_needed": "\(restartOnly.joined(separator: ","))",
-            ])
+            logger.warning(
+                "these keys changed but need a restart; they keep their running values until then",
+                metadata: [
+                    "bridge.config": "\(file)", "bridge.restart_needed": "\(restartOnly.joined(separator: ","))",
+                ])
         }
         let lanes = configuration.sinks.reduce(0) { $0 + $1.concurrency }
         if lanes + 16 > runtime.hostConnectionCap {
-            logger.notice("the sinks' concurrency grew past the HTTP client's per-host connection cap set at start; webhooks on one host may share connections until a restart", metadata: [
-                "bridge.cap": "\(runtime.hostConnectionCap)",
-            ])
+            logger.notice(
+                "the sinks' concurrency grew past the HTTP client's per-host connection cap set at start; webhooks on one host may share connections until a restart",
+                metadata: [
+                    "bridge.cap": "\(runtime.hostConnectionCap)"
+                ])
         }
         let generation: BridgeGeneration
         do {
             generation = try await BridgeGeneration.make(configuration: configuration, runtime: runtime, options: options, logger: logger)
         } catch {
-            logger.error("the new configuration could not start; the running configuration is kept", metadata: ["bridge.config": "\(file)", "error": "\(error)"])
+            logger.error(
+                "the new configuration could not start; the running configuration is kept",
+                metadata: ["bridge.config": "\(file)", "error": "\(error)"])
             Self.count("failed")
             return nil
         }

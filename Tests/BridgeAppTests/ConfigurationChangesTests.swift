@@ -1,7 +1,8 @@
-@testable import BridgeApp
 import BridgeConfig
 import Foundation
 import Testing
+
+@testable import BridgeApp
 
 /// What a reload reports as changed, from two YAML trees: no I/O.
 @Suite("configuration changes")
@@ -42,7 +43,9 @@ struct ConfigurationChangesTests {
             .replacingOccurrences(of: "  chat: { type: webhook, url: \"https://chat.example.com/hook\" }", with: "  console: { type: stdout }")
             .replacingOccurrences(of: "path: audit.jsonl", with: "path: audit2.jsonl")
             .replacingOccurrences(of: "changeTypes: [created]", with: "changeTypes: [created, updated]")
-            .replacingOccurrences(of: "  - { name: feed, manage: false, id: abc, clientState: x }", with: "  - { name: sent, resource: \"users/a/sent\" }")
+            .replacingOccurrences(
+                of: "  - { name: feed, manage: false, id: abc, clientState: x }", with: "  - { name: sent, resource: \"users/a/sent\" }"
+            )
             .replacingOccurrences(of: "to: [audit, chat]", with: "to: [audit, console]")
             .replacingOccurrences(of: "initialBackoff: 1s", with: "initialBackoff: 2s")
             .replacingOccurrences(of: "https://bridge.example.com", with: "https://other.example.com")

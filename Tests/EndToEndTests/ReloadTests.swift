@@ -9,7 +9,8 @@ import Testing
 @Suite("reload on SIGHUP", .timeLimit(.minutes(3)))
 struct ReloadTests {
     static func start(_ directory: TemporaryDirectory) async throws -> (BridgeProcess, port: Int, admin: Int) {
-        let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         return (bridge, try await bridge.port(), try await bridge.adminPort())
     }
 
@@ -38,8 +39,12 @@ struct ReloadTests {
         directory.write(
             "bridge.yaml",
             EndToEndTests.config()
-                .replacingOccurrences(of: "  audit: { type: file, path: audit.jsonl }", with: "  audit: { type: file, path: audit.jsonl }\n  second: { type: file, path: second.jsonl }")
-                .replacingOccurrences(of: "  - to: [audit]", with: "  - match: { changeType: created }\n    to: [second]\n    continue: true\n  - to: [audit]"))
+                .replacingOccurrences(
+                    of: "  audit: { type: file, path: audit.jsonl }",
+                    with: "  audit: { type: file, path: audit.jsonl }\n  second: { type: file, path: second.jsonl }"
+                )
+                .replacingOccurrences(
+                    of: "  - to: [audit]", with: "  - match: { changeType: created }\n    to: [second]\n    continue: true\n  - to: [audit]"))
         // The reload is asked for in the middle of a stream of notifications.
         for n in 6...60 {
             if n == 10 { bridge.signal(SIGHUP) }
@@ -50,14 +55,19 @@ struct ReloadTests {
         #expect(!reloaded.contains("sinks_removed") && !reloaded.contains("subscriptions_"), "\(reloaded)")
         for n in 61...65 { #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("reload", n)) == 202) }
         #expect(try await eventually { Set(Self.delivered("reload", directory, "second.jsonl")).isSuperset(of: 61...65) }, "\(bridge.log)")
-        #expect(try await eventually { Set(Self.delivered("reload", directory, "audit.jsonl")) == Set(1...65) }, "every notification reached audit: \(bridge.log)")
+        #expect(
+            try await eventually { Set(Self.delivered("reload", directory, "audit.jsonl")) == Set(1...65) },
+            "every notification reached audit: \(bridge.log)")
         #expect(Self.delivered("reload", directory, "audit.jsonl").count == 65, "each once")
 
         // The route changes: created events go to second only.
         directory.write(
             "bridge.yaml",
             EndToEndTests.config()
-                .replacingOccurrences(of: "  audit: { type: file, path: audit.jsonl }", with: "  audit: { type: file, path: audit.jsonl }\n  second: { type: file, path: second.jsonl }")
+                .replacingOccurrences(
+                    of: "  audit: { type: file, path: audit.jsonl }",
+                    with: "  audit: { type: file, path: audit.jsonl }\n  second: { type: file, path: second.jsonl }"
+                )
                 .replacingOccurrences(of: "  - to: [audit]", with: "  - to: [second]"))
         bridge.signal(SIGHUP)
         #expect(try await Self.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
@@ -81,14 +91,16 @@ struct ReloadTests {
             let client = CurlClient()
             // Two failures (retried in an hour: they stay queued), then an answer that takes 3 s: in flight during the reload.
             let script = #"{"path": "/hook", "responses": [{"status": 500}, {"status": 500}, {"status": 200, "delay_ms": 3000}]}"#
-            #expect(try await client.execute(HTTPRequest(method: "POST", url: receiver.url("/_control/script"), body: Array(script.utf8))).status == 200)
+            #expect(
+                try await client.execute(HTTPRequest(method: "POST", url: receiver.url("/_control/script"), body: Array(script.utf8))).status == 200)
             let withHook = EndToEndTests.config()
                 .replacingOccurrences(
                     of: "  audit: { type: file, path: audit.jsonl }",
                     with: """
                           audit: { type: file, path: audit.jsonl }
                           hook: { type: webhook, url: "\(receiver.url("/hook"))", timeout: 10s, concurrency: 1, retry: { initialBackoff: 1h, maxBackoff: 1h } }
-                        """)
+                        """
+                )
                 .replacingOccurrences(of: "to: [audit]", with: "to: [audit, hook]")
             directory.write("bridge.yaml", withHook)
             let (bridge, port, admin) = try await Self.start(directory)
@@ -109,17 +121,26 @@ struct ReloadTests {
             #expect(retired.contains(#""bridge.sink":"hook""#) && retired.contains(#""bridge.deliveries":"2""#), "\(retired)")
 
             // The dead letters are gone-1 and gone-2, under the old name; gone-3 was delivered.
-            let events = try jsonLines(directory.file("audit.jsonl")).map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            let events = try jsonLines(directory.file("audit.jsonl")).map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
             func eventID(_ n: Int) -> String? { events.first { ($0["resource"] as? String)?.hasSuffix("/gone-\(n)") == true }?["id"] as? String }
-            let list = try await runToCompletion(["dead-letters", "list", "--config", "bridge.yaml", "--sink", "hook"], directory: directory.path, environment: EndToEndTests.environment)
+            let list = try await runToCompletion(
+                ["dead-letters", "list", "--config", "bridge.yaml", "--sink", "hook"], directory: directory.path,
+                environment: EndToEndTests.environment)
             #expect(list.0 == 0, "\(list.2)")
             let rows = list.1.split(separator: "\n").filter { $0.contains("sink=hook") && $0.contains("the sink was removed from the configuration") }
             #expect(rows.count == 2, "\(list.1)")
             for n in 1...2 { #expect(rows.contains { row in eventID(n).map { row.contains("event=\($0)") } ?? false }, "gone-\(n): \(list.1)") }
             #expect(!rows.contains { row in eventID(3).map { row.contains("event=\($0)") } ?? true }, "\(list.1)")
             let metrics = try await Self.metrics(client, admin: admin)
-            #expect(metrics.contains(#"graph_bridge_deliveries_total{sink="hook",outcome="success"} 1"#) || metrics.contains(#"graph_bridge_deliveries_total{outcome="success",sink="hook"} 1"#), "the delivery in flight finished: \(metrics)")
-            #expect(metrics.contains(#"graph_bridge_dead_letters{sink="hook"} 2"#) && metrics.contains(#"graph_bridge_queue_depth{sink="hook"} 0"#), "\(metrics)")
+            #expect(
+                metrics.contains(#"graph_bridge_deliveries_total{sink="hook",outcome="success"} 1"#)
+                    || metrics.contains(#"graph_bridge_deliveries_total{outcome="success",sink="hook"} 1"#),
+                "the delivery in flight finished: \(metrics)")
+            #expect(
+                metrics.contains(#"graph_bridge_dead_letters{sink="hook"} 2"#) && metrics.contains(#"graph_bridge_queue_depth{sink="hook"} 0"#),
+                "\(metrics)")
             #expect(try receiver.recordedRequests().filter { $0.path == "/hook" }.count == 3, "nothing more went to the removed sink")
             #expect(!bridge.log.contains("stay queued for the next start"), "the reload waited for the delivery in flight: \(bridge.log)")
 
@@ -132,7 +153,9 @@ struct ReloadTests {
         }
     }
 
-    @Test("an invalid file is refused with FILE:LINE:COL and the running configuration keeps working; a restart-only key says so while the rest reloads")
+    @Test(
+        "an invalid file is refused with FILE:LINE:COL and the running configuration keeps working; a restart-only key says so while the rest reloads"
+    )
     func invalidAndRestartOnly() async throws {
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", EndToEndTests.config())
@@ -145,7 +168,9 @@ struct ReloadTests {
         #expect(refused.contains(#""bridge.errors":"1""#), "\(refused)")
         #expect(bridge.hasLog { $0.contains("bridge.yaml:18:17: route sends to undefined sink 'nowhere'") }, "\(bridge.log)")
         #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("kept", 1)) == 202)
-        #expect(try await eventually { Self.delivered("kept", directory, "audit.jsonl") == [1] }, "the running configuration still delivers: \(bridge.log)")
+        #expect(
+            try await eventually { Self.delivered("kept", directory, "audit.jsonl") == [1] },
+            "the running configuration still delivers: \(bridge.log)")
         #expect(try await Self.metrics(client, admin: admin).contains(#"graph_bridge_config_reloads_total{outcome="invalid"} 1"#))
 
         // server.listen needs a restart; the new sink and route apply anyway.
@@ -154,14 +179,18 @@ struct ReloadTests {
             "bridge.yaml",
             EndToEndTests.config()
                 .replacingOccurrences(of: "listen: 127.0.0.1:0\n  maxBodyBytes", with: "listen: 127.0.0.1:\(other)\n  maxBodyBytes")
-                .replacingOccurrences(of: "  audit: { type: file, path: audit.jsonl }", with: "  audit: { type: file, path: audit.jsonl }\n  extra: { type: file, path: extra.jsonl }")
+                .replacingOccurrences(
+                    of: "  audit: { type: file, path: audit.jsonl }",
+                    with: "  audit: { type: file, path: audit.jsonl }\n  extra: { type: file, path: extra.jsonl }"
+                )
                 .replacingOccurrences(of: "  - to: [audit]", with: "  - to: [audit, extra]"))
         bridge.signal(SIGHUP)
         let restart = try #require(await bridge.waitForLog(containing: "need a restart"), "\(bridge.log)")
         #expect(restart.contains(#""bridge.restart_needed":"server.listen""#), "\(restart)")
         let reloaded = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
         #expect(reloaded.contains(#""bridge.sinks_added":"extra""#), "\(reloaded)")
-        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("kept", 2)) == 202, "still on the port it started with")
+        #expect(
+            try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("kept", 2)) == 202, "still on the port it started with")
         #expect(try await eventually { Self.delivered("kept", directory, "extra.jsonl") == [2] }, "\(bridge.log)")
 
         await client.shutdown()
@@ -215,9 +244,13 @@ struct ReloadTests {
         let added = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
         #expect(added.contains(#""bridge.subscriptions_added":"bob""#), "\(added)")
         #expect(try await Self.awaitLog(bridge, "created Graph subscription", count: 2), "\(bridge.log)")
-        #expect(await bridge.waitForLog(containing: "reusing Graph subscription")?.contains(#""bridge.subscription":"alice""#) == true, "\(bridge.log)")
+        #expect(
+            await bridge.waitForLog(containing: "reusing Graph subscription")?.contains(#""bridge.subscription":"alice""#) == true, "\(bridge.log)")
         let both = try await graph.subscriptions()
-        #expect(Set(both.map(\.resource)) == ["users/alice@contoso.com/mailFolders('Inbox')/messages", "users/bob@contoso.com/mailFolders('Inbox')/messages"])
+        #expect(
+            Set(both.map(\.resource)) == [
+                "users/alice@contoso.com/mailFolders('Inbox')/messages", "users/bob@contoso.com/mailFolders('Inbox')/messages",
+            ])
         #expect(both.first { $0.resource.contains("alice") }?.id == first.first?.id, "alice's subscription was kept")
 
         // alice is removed: deleted at Graph; a mail to bob still arrives.
@@ -228,7 +261,8 @@ struct ReloadTests {
         #expect(deleted.contains(#""bridge.subscription":"alice""#), "\(deleted)")
         let left = try await graph.subscriptions()
         #expect(left.map(\.resource) == ["users/bob@contoso.com/mailFolders('Inbox')/messages"], "\(left)")
-        let mail = try await runToCompletion(["simulator", "mail", "--port", simulatorPort, "--to", "bob@contoso.com", "--from", "alice@contoso.com"], directory: directory.path)
+        let mail = try await runToCompletion(
+            ["simulator", "mail", "--port", simulatorPort, "--to", "bob@contoso.com", "--from", "alice@contoso.com"], directory: directory.path)
         #expect(mail.0 == 0, "\(mail.1)\(mail.2)")
         #expect(try await eventually { jsonLines(directory.file("audit.jsonl")).contains { $0.contains("\"name\":\"bob\"") } }, "\(bridge.log)")
 
@@ -262,14 +296,18 @@ struct SimulatedGraph {
     }
 
     private func subscriptions(_ client: CurlClient) async throws -> [Subscription] {
-        let form = "client_id=\(banner.clientID)&client_secret=\(banner.clientSecret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        let form =
+            "client_id=\(banner.clientID)&client_secret=\(banner.clientSecret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
             + "&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&grant_type=client_credentials"
         let tokenResponse = try await client.execute(
             HTTPRequest(
                 method: "POST", url: "\(banner.authorityURL)/\(banner.tenant)/oauth2/v2.0/token",
                 headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(form.utf8)))
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"] as? String, "\(tokenResponse.bodyText)")
-        let listed = try await client.execute(HTTPRequest(url: "\(banner.authorityURL)/v1.0/subscriptions", headers: [("Authorization", "Bearer \(token)")]))
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"] as? String,
+            "\(tokenResponse.bodyText)")
+        let listed = try await client.execute(
+            HTTPRequest(url: "\(banner.authorityURL)/v1.0/subscriptions", headers: [("Authorization", "Bearer \(token)")]))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(listed.body)) as? [String: Any], "\(listed.bodyText)")
         let value = try #require(object["value"] as? [[String: Any]], "\(listed.bodyText)")
         return value.compactMap { item in
