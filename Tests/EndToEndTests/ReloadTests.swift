@@ -198,6 +198,59 @@ struct ReloadTests {
         #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
     }
 
+    @Test("a receive-only subscription added by SIGHUP is accepted at once; one removed is dropped as unknown and forgotten")
+    func receiveOnlySubscriptions() async throws {
+        let directory = TemporaryDirectory()
+        let secondID = "2f105c7d-2dc5-4530-97cd-4e7ae6534c02"
+        let second = """
+              - name: second-feed
+                manage: false
+                id: \(secondID)
+                clientState: second-secret
+
+            """
+        func item(_ id: String, _ clientState: String, _ n: Int) -> [UInt8] {
+            Array(
+                #"{"value":[{"subscriptionId":"\#(id)","clientState":"\#(clientState)","changeType":"created","resource":"Users/1/Messages/feeds-\#(n)"}]}"#
+                    .utf8)
+        }
+        directory.write("bridge.yaml", EndToEndTests.config())
+        let (bridge, port, admin) = try await Self.start(directory)
+        let client = CurlClient()
+        #expect(try await EndToEndTests.post(client, port: port, body: item(secondID, "second-secret", 1)) == 202)
+
+        directory.write("bridge.yaml", EndToEndTests.config().replacingOccurrences(of: "sinks:\n", with: second + "sinks:\n"))
+        bridge.signal(SIGHUP)
+        let added = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
+        #expect(added.contains(#""bridge.subscriptions_added":"second-feed""#), "\(added)")
+        #expect(try await EndToEndTests.post(client, port: port, body: item(secondID, "second-secret", 2)) == 202)
+        #expect(
+            try await eventually { Self.delivered("feeds", directory, "audit.jsonl") == [2] }, "only the one posted after the reload: \(bridge.log)")
+
+        // audit-feed leaves the file: its notifications are dropped, and the state file forgets it.
+        let onlySecond = EndToEndTests.config().replacingOccurrences(of: "sinks:\n", with: second + "sinks:\n")
+            .replacingOccurrences(
+                of: "  - name: audit-feed\n    manage: false\n    id: \(EndToEndTests.subscriptionID)\n    clientState: ${FEED_STATE}\n", with: "")
+        #expect(!onlySecond.contains("audit-feed"))
+        directory.write("bridge.yaml", onlySecond)
+        bridge.signal(SIGHUP)
+        #expect(try await Self.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
+        #expect(bridge.hasLog { $0.contains(#""bridge.subscriptions_removed":"audit-feed""#) }, "\(bridge.log)")
+        #expect(try await EndToEndTests.post(client, port: port, body: item(EndToEndTests.subscriptionID, "secretClientValue", 3)) == 202)
+        #expect(try await EndToEndTests.post(client, port: port, body: item(secondID, "second-secret", 4)) == 202)
+        #expect(try await eventually { Self.delivered("feeds", directory, "audit.jsonl").contains(4) }, "\(bridge.log)")
+        #expect(Self.delivered("feeds", directory, "audit.jsonl") == [2, 4], "the removed subscription's notification was dropped")
+        let metrics = try await Self.metrics(client, admin: admin)
+        #expect(metrics.contains(#"graph_bridge_notifications_total{subscription="unknown",outcome="unknown_subscription"} 2"#), "\(metrics)")
+        let listing = try await runToCompletion(
+            ["subscriptions", "--config", "bridge.yaml"], directory: directory.path, environment: EndToEndTests.environment)
+        #expect(listing.0 == 0 && listing.1.contains("second-feed") && !listing.1.contains("audit-feed"), "\(listing.1)\(listing.2)")
+
+        await client.shutdown()
+        let stopped = await bridge.terminate(within: .seconds(10))
+        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+    }
+
     @Test("a managed subscription added by SIGHUP is created at Graph and one removed is deleted there; the one kept is reused")
     func managedSubscriptions() async throws {
         let directory = TemporaryDirectory()
