@@ -150,6 +150,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -199,6 +200,7 @@ let package = Package(
             dependencies: [
                 "BridgeCore", "BridgeConfig",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Sinks/Exec",
@@ -265,15 +267,21 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig"], swiftSettings: swiftSettings),
-        // Shared test helpers: the loopback receiver processes the integration tests talk to.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig", "TestSupport"], swiftSettings: swiftSettings),
+        // What the test targets share: temporary folders, the one polling wait, the loopback
+        // receivers and servers (HTTP, SMTP, PostgreSQL), raw connections, throwaway certificates.
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         // C, never linked into anything: the end-to-end tests preload it into the child bridge.
         .target(name: "FaultInjection", path: "Tests/FaultInjection", linkerSettings: [.linkedLibrary("dl")]),
         .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore"],
+            dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         // One store contract, run against every StateStore implementation (StoreKind).
@@ -297,7 +305,7 @@ let package = Package(
         .testTarget(
             name: "SinkTests",
             dependencies: [
-                "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit",
+                "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -337,7 +345,7 @@ let package = Package(
         .testTarget(
             name: "GraphSimulatorTests",
             dependencies: [
-                "GraphSimulator", "CurlKit",
+                "GraphSimulator", "CurlKit", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -369,13 +377,17 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeAppTests",
-            dependencies: ["BridgeApp", "BridgeConfig", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BridgeApp", "BridgeConfig", "BridgeCore", "BridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EndToEndTests",
             // BridgeStore: some tests prepare a state file through the store API (dead letters, stored subscriptions).
-            dependencies: ["CurlKit", "TestSupport", "BridgeCore", "BridgeStore", .product(name: "Logging", package: "swift-log")],
+            // GraphSimulator: the metrics test runs Graph in-process to send lifecycle events and inject faults.
+            dependencies: [
+                "CurlKit", "TestSupport", "BridgeCore", "BridgeStore", "GraphSimulator", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

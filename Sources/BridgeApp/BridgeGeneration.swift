@@ -94,7 +94,8 @@ struct BridgeGeneration {
                         encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
                         resync: $0.resync == .delta)
                 },
-                graph: graph, store: store, directory: runtime.directory, readiness: runtime.readiness, publicURL: publicURL, logger: logger
+                graph: graph, store: store, directory: runtime.directory, readiness: runtime.readiness, publicURL: publicURL, logger: logger,
+                activity: runtime.activity
             )
             let targets = Dictionary(
                 uniqueKeysWithValues: managed.compactMap { declaration in
@@ -119,7 +120,8 @@ struct BridgeGeneration {
             backlog: runtime.backlog,
             listenerLoad: runtime.listenerLoad,
             journalDoorbell: runtime.journalDoorbell,
-            logger: logger
+            logger: logger,
+            activity: runtime.activity
         )
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)

@@ -17,9 +17,14 @@ public struct StartupError: Error, CustomStringConvertible {
 
 /// Builds the running bridge from a configuration and runs it until SIGTERM or SIGINT.
 public enum BridgeRunner {
-    /// Loads and checks a configuration: the same checks for `check` and `run`.
+    /// Loads and checks a configuration: the same checks for `check` and `run` (and every other
+    /// command that reads the whole file). Besides the YAML, the key and certificate files it names
+    /// must load (``FileChecks``), each problem at its `FILE:LINE:COL`.
     public static func loadConfiguration(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigErrors) -> BridgeConfiguration {
-        try BridgeConfiguration.load(path: path, registry: SinkCatalog.registry, environment: environment)
+        let configuration = try BridgeConfiguration.load(path: path, registry: SinkCatalog.registry, environment: environment)
+        let problems = FileChecks.problems(in: configuration)
+        guard problems.isEmpty else { throw ConfigErrors(problems) }
+        return configuration
     }
 
     /// Bootstraps the metrics backend once per process and returns its registry.
@@ -92,6 +97,7 @@ public enum BridgeRunner {
             health: StoreHealth(store: store, intake: runtime.intake, current: runtime.current),
             metrics: registry,
             status: StoreStatus(store: store, current: runtime.current),
+            events: .init(feed: runtime.activity, history: store),
             logger: logger
         )
         logger.info("starting", metadata: [

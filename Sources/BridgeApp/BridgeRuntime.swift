@@ -32,6 +32,9 @@ final class BridgeRuntime: Sendable {
     let listenerLoad = ListenerLoad()
     /// The running generation as the intake, `/healthz` and the status page see it.
     let current = CurrentGeneration()
+    /// What the status page and `/events` show live: routing, delivery outcomes, subscription
+    /// changes. One for the process: a reload's new engine and manager report to it too.
+    let activity = ActivityFeed()
     let intake: NotificationIntake
     let logger: Logger
 

@@ -31,10 +31,13 @@ public enum FileChecks {
         let before = problems.count
         for declaration in configuration.subscriptions {
             guard let encryption = declaration.encryption else { continue }
-            do {
-                _ = try RichNotificationSetup.key(encryption)
-            } catch {
-                problem(encryption.certificate, "subscription '\(declaration.name)': encryption: \(error)")
+            for (index, pair) in encryption.keyPairs.enumerated() {
+                do {
+                    _ = try RichNotificationSetup.key(pair)
+                } catch {
+                    let which = index == 0 ? "encryption:" : "encryption: previous key '\(pair.id)':"
+                    problem(pair.certificate, "subscription '\(declaration.name)': \(which) \(error)")
+                }
             }
         }
         if problems.count == before {
@@ -56,6 +59,9 @@ public enum FileChecks {
         if let certificate = configuration.graph?.certificate { keys.append(("graph.certificate.key", certificate.key)) }
         for declaration in configuration.subscriptions {
             if let encryption = declaration.encryption { keys.append(("subscription '\(declaration.name)': encryption.key", encryption.key)) }
+            for pair in declaration.encryption?.previous ?? [] {
+                keys.append(("subscription '\(declaration.name)': encryption.previous '\(pair.id)' key", pair.key))
+            }
         }
         return keys.compactMap { entry in
             var info = stat()

@@ -181,12 +181,10 @@ final class GenerationSupervisor: Service {
         Self.count("applied")
     }
 
-    /// Loads the file with the checks `check` makes (``BridgeRunner/loadConfiguration(path:environment:)``,
-    /// then the files it names), and its YAML tree to compare with the running one.
+    /// Loads the file with the checks `check` makes (``BridgeRunner/loadConfiguration(path:environment:)``:
+    /// the YAML and the files it names), and its YAML tree to compare with the running one.
     static func load(path: String) throws(ConfigErrors) -> (ConfigDocument, BridgeConfiguration) {
         let configuration = try BridgeRunner.loadConfiguration(path: path)
-        let problems = FileChecks.problems(in: configuration)
-        if !problems.isEmpty { throw ConfigErrors(errors: problems) }
         do {
             return (try ConfigDocument.load(path: path), configuration)
         } catch {

@@ -43,7 +43,7 @@ enum DeltaResync {
 
     /// Follows `start` through every `@odata.nextLink` to the `@odata.deltaLink`, handing each
     /// page's `value` to `page` as it arrives; returns the deltaLink.
-    static func follow(_ graph: GraphClient, from start: String, page: ([JSONValue]) async throws -> Void) async throws -> String {
+    static func follow(_ graph: any SubscriptionGraph, from start: String, page: ([JSONValue]) async throws -> Void) async throws -> String {
         var next = start
         var pages = 0
         while true {
@@ -66,8 +66,13 @@ enum DeltaResync {
     }
 
     /// The journal entry for one item of a delta answer: `deleted` for `@removed`; `created` when
-    /// the item's `createdDateTime` is after `since` (when the query that gave the deltaLink
-    /// began); `updated` otherwise. Nil for an item without `id`.
+    /// the item's `createdDateTime` is not before the second of `since` (when the query that gave
+    /// the deltaLink began); `updated` otherwise. Nil for an item without `id`.
+    ///
+    /// Graph gives `createdDateTime` in whole seconds, `since` has milliseconds: a mail created in
+    /// the same second after the baseline would otherwise count as `updated`, and a subscription
+    /// with `changeTypes: [created]` would miss it. An item created in that second just before the
+    /// baseline and changed later is called `created` instead: an alert too many, not one lost.
     static func entry(
         for item: JSONValue, subscription: SubscriptionReference, declaredResource: String, since: Date, now: Date
     ) -> JournalEntry? {
@@ -76,7 +81,7 @@ enum DeltaResync {
         if object["@removed"] != nil {
             changeType = "deleted"
         } else if let created = object["createdDateTime"]?.stringValue.flatMap(GraphDate.parse),
-            created > since
+            created >= Date(timeIntervalSince1970: since.timeIntervalSince1970.rounded(.down))
         {
             changeType = "created"
         } else {

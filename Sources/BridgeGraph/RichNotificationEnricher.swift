@@ -37,14 +37,17 @@ public struct RichNotificationEnricher: EventEnricher {
         do throws(RichNotificationError) {
             try await validator.validate(tokens.compactMap(\.stringValue))
             if let content = attachment["encryptedContent"] {
-                let plaintext = try decryptor.decrypt(try Self.encryptedContent(content))
+                let encrypted = try Self.encryptedContent(content)
+                let plaintext = try decryptor.decrypt(encrypted)
                 do {
                     event.data = try JSONParser.parse(plaintext, maxDepth: 128)
                 } catch {
                     throw .notJSON(error.description)
                 }
                 Counter(
-                    label: "graph_bridge_rich_notifications_decrypted_total", dimensions: [("subscription", event.subscription.name)],
+                    // By key too: once a rotated-away id stops counting, its `previous:` key pair can go.
+                    label: "graph_bridge_rich_notifications_decrypted_total",
+                    dimensions: [("subscription", event.subscription.name), ("encryption_id", encrypted.encryptionCertificateId)],
                     factory: metrics
                 )
                 .increment()

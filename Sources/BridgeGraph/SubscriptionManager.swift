@@ -1,6 +1,6 @@
 public import BridgeCore
 import Foundation
-public import GraphClient
+import GraphClient
 public import Logging
 import Metrics
 public import ServiceLifecycle
@@ -50,14 +50,6 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             self.encryption = encryption
         }
 
-        /// Whether a subscription Graph has matches this declaration's rich-notification settings.
-        /// Fields Graph left out count as matching (older answers omit them).
-        func richSettingsMatch(_ subscription: GraphSubscription) -> Bool {
-            if let included = subscription.includeResourceData, included != includeResourceData { return false }
-            if includeResourceData, let id = subscription.encryptionCertificateId, id != encryption?.id { return false }
-            return true
-        }
-
         /// The lifetime to ask for: the configured one, capped at Graph's maximum for the resource.
         var lifetime: Duration {
             let maximum = ResourceLifetime.maximum(for: resource, includeResourceData: includeResourceData)
@@ -65,27 +57,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         }
     }
 
-    private enum Request: Sendable {
-        case reauthorize(graphID: String)
-        case recreate(graphID: String)
-        /// `missed`: follow the delta.
-        case resync(graphID: String)
-    }
-
-    /// Per-subscription state, owned by the run loop.
-    private struct Tracked {
-        var declaration: Declaration
-        var record: SubscriptionRecord?
-        var failures = 0
-        var retryAt = Date.distantPast
-        var reauthorize = false
-        /// `resync: delta` only: a new deltaLink is to be taken without events (at create, or after a 410).
-        var baselineDue = false
-        /// `resync: delta` only: the delta is to be followed, one event per changed item; why.
-        var resyncReason: String?
-        /// When the stored deltaLink's query began (nil: none yet, or not known).
-        var deltaTakenAt: Date?
-    }
+    /// Per-subscription state, owned by its keeper: the decisions of ``SubscriptionUpkeep``.
+    private typealias Tracked = SubscriptionUpkeep
 
     /// Where resync events go: the journal and the dispatcher's doorbell.
     private struct ResyncJournal: Sendable {
@@ -94,31 +67,37 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     }
 
     let declarations: [Declaration]
-    let graph: GraphClient
+    let graph: any SubscriptionGraph
     let store: any SubscriptionStore
     let directory: SubscriptionDirectory
     let readiness: ListenerReadiness
     let publicURL: @Sendable (Int) -> String
     let logger: Logger
     let maxRetryDelay: Duration
+    /// Dates for decisions and the keepers' waits.
+    let clock: any UpkeepClock
     /// How often a `resync: delta` subscription follows the delta while all is well, so its
     /// deltaLink stays within the 4 h in which notified changes are recognised as duplicates.
     let deltaRefresh: Duration
+    /// Told of every create, renewal and removal (the admin listener's `/events`).
+    let activity: (any ActivityObserver)?
     /// Graph calls for upkeep in flight at once (creates, renewals, reauthorizations).
     private let calls: CallLimit
     /// One per declared subscription: rung when a lifecycle request for it arrives.
     private let doorbells: [String: Doorbell]
     /// Lifecycle requests not yet taken by their subscription's keeper, by subscription name.
-    private let requests = Mutex<[String: [Request]]>([:])
+    private let requests = Mutex<[String: [SubscriptionUpkeep.LifecycleRequest]]>([:])
     private let started = Mutex(false)
     private let resyncJournal = Mutex<ResyncJournal?>(nil)
     /// How long the bridge may be down before a start resyncs: Graph retries a notification for 4 h.
     static let outageLimit: TimeInterval = 4 * 3600
 
-    /// - Parameter publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
+    /// - Parameters:
+    ///   - publicURL: the URL Graph reaches the listener at, given the bound port (`server.publicUrl`, or the loopback URL in `demo`).
+    ///   - clock: the dates renewals, retries and resyncs are decided by, and the keepers' waits; tests move their own forward.
     public init(
         declarations: [Declaration],
-        graph: GraphClient,
+        graph: any SubscriptionGraph,
         store: any SubscriptionStore,
         directory: SubscriptionDirectory,
         readiness: ListenerReadiness,
@@ -126,8 +105,12 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         logger: Logger,
         maxRetryDelay: Duration = .seconds(900),
         maxConcurrentCalls: Int = 4,
-        deltaRefresh: Duration = .seconds(3600)
+        deltaRefresh: Duration = .seconds(3600),
+        activity: (any ActivityObserver)? = nil,
+        clock: any UpkeepClock = SystemUpkeepClock()
     ) {
+        self.activity = activity
+        self.clock = clock
         self.deltaRefresh = deltaRefresh
         self.declarations = declarations
         self.graph = graph
@@ -156,12 +139,12 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     public func lifecycleEventsJournaled(_ events: [BridgeEvent]) async {
         for event in events {
             let name = event.subscription.name
-            let request: Request
+            let request: SubscriptionUpkeep.LifecycleRequest
             switch event.lifecycleEvent {
-            case "reauthorizationRequired": request = .reauthorize(graphID: event.subscription.id)
-            case "subscriptionRemoved": request = .recreate(graphID: event.subscription.id)
+            case "reauthorizationRequired": request = .reauthorizationRequired(graphID: event.subscription.id)
+            case "subscriptionRemoved": request = .subscriptionRemoved(graphID: event.subscription.id)
             // `missed` is also routed like any event, so a rule can alert on it.
-            case "missed": request = .resync(graphID: event.subscription.id)
+            case "missed": request = .missed(graphID: event.subscription.id)
             default: continue
             }
             guard let doorbell = doorbells[name] else { continue }
@@ -191,7 +174,8 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         // each call, and a create cut short is found again at the next start (its clientState
         // was stored first; Graph's 409 leads to adopting it).
         try? await cancelWhenGracefulShutdown {
-            var tracked = Dictionary(uniqueKeysWithValues: self.declarations.map { ($0.name, Tracked(declaration: $0)) })
+            var tracked = Dictionary(
+                uniqueKeysWithValues: self.declarations.map { ($0.name, Tracked(declaration: $0, deltaRefresh: self.deltaRefresh)) })
             await self.reconcile(&tracked, notificationURL: notificationURL)
             guard !Task.isCancelled else { return }
             self.started.withLock { $0 = true }
@@ -216,17 +200,18 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         guard let doorbell = doorbells[name] else { return }
         while !Task.isCancelled {
             applyRequests(to: &item)
-            let now = Date()
-            if item.retryAt <= now, isDue(item, now: now) {
-                do {
-                    try await calls.run { await self.work(on: &item, notificationURL: notificationURL, lifecycleURL: lifecycleURL) }
-                } catch {
-                    return  // cancelled while waiting for a turn
-                }
+            let now = clock.now
+            let action = item.next(now: now)
+            if case .wait(let until) = action {
+                let wait = max(0.05, min(3600, until.timeIntervalSince(now)))
+                await clock.sleep(for: .milliseconds(Int64(wait * 1000)), orUntilRung: doorbell)
                 continue
             }
-            let wait = max(0.05, min(3600, nextDate(item).timeIntervalSince(now)))
-            await doorbell.wait(timeout: .milliseconds(Int64(wait * 1000)))
+            do {
+                try await calls.run { await self.perform(action, on: &item, notificationURL: notificationURL, lifecycleURL: lifecycleURL) }
+            } catch {
+                return  // cancelled while waiting for a turn
+            }
         }
     }
 
@@ -234,103 +219,64 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         let name = item.declaration.name
         let pending = requests.withLock { $0.removeValue(forKey: name) ?? [] }
         for request in pending {
-            switch request {
-            case .reauthorize(let graphID):
-                guard item.record?.graphID == graphID else { continue }
-                item.reauthorize = true
-                item.retryAt = .distantPast
+            switch item.apply(request) {
+            case .ignored:
+                break
+            case .reauthorize:
                 logger.info("Graph asks to reauthorize the subscription", metadata: ["bridge.subscription": "\(name)"])
             case .recreate(let graphID):
-                guard item.record?.graphID == graphID else { continue }
                 logger.warning("Graph removed the subscription; creating it again", metadata: ["bridge.subscription": "\(name)"])
                 directory.remove(subscriptionID: graphID)
-                item.record?.graphID = nil
-                item.retryAt = .distantPast
-            case .resync(let graphID):
-                guard item.declaration.resync, item.record?.graphID == graphID else { continue }
+                forgetExpiry(name)
+            case .resync:
                 logger.warning("Graph missed notifications; following the delta to catch up", metadata: ["bridge.subscription": "\(name)"])
-                item.resyncReason = item.resyncReason ?? "missed"
-                item.retryAt = .distantPast
             }
         }
     }
 
-    private func isDue(_ item: Tracked, now: Date) -> Bool { nextDate(item) <= now }
-
-    private func nextDate(_ item: Tracked) -> Date {
-        guard let record = item.record, record.graphID != nil else { return item.retryAt }
-        if item.reauthorize || item.baselineDue || item.resyncReason != nil { return item.retryAt }
-        guard var next = renewalDate(item) else { return item.retryAt }
-        if let refresh = refreshDate(item) { next = min(next, refresh) }
-        return max(item.retryAt, next)
-    }
-
-    /// When a `resync: delta` subscription's deltaLink is next brought up to date while all is well.
-    private func refreshDate(_ item: Tracked) -> Date? {
-        guard item.declaration.resync, let taken = item.deltaTakenAt else { return nil }
-        return taken.addingTimeInterval(deltaRefresh.seconds)
-    }
-
-    /// When the subscription is to be renewed; nil when it has no expiry.
-    private func renewalDate(_ item: Tracked) -> Date? {
-        guard let record = item.record, let expiration = record.expiration else { return nil }
-        return Date(timeIntervalSince1970: RenewalSchedule.renewalDate(
-            renewedAt: (record.renewedAt ?? Date()).timeIntervalSince1970, expiration: expiration.timeIntervalSince1970))
-    }
-
-    /// Does what one subscription needs now: create, reauthorize, renew, or follow the delta.
-    private func work(on item: inout Tracked, notificationURL: String, lifecycleURL: String) async {
+    /// Performs `action` (never `.wait`) and reports the outcome to `item`.
+    private func perform(_ action: SubscriptionUpkeep.Action, on item: inout Tracked, notificationURL: String, lifecycleURL: String) async {
         var logger = self.logger
         logger[metadataKey: "bridge.subscription"] = "\(item.declaration.name)"
         do {
-            if item.record?.graphID == nil {
-                let recreating = item.record != nil
-                try await create(&item, notificationURL: notificationURL, lifecycleURL: lifecycleURL, logger: logger)
-                if item.declaration.resync {
-                    // A first create takes the baseline; a recreate catches up on what fell between
-                    // the two subscriptions (the deltaLink outlives them).
-                    if recreating, try await StoredDeltaLink.load(item.declaration.name, from: store)?.resource == item.declaration.resource {
-                        item.resyncReason = item.resyncReason ?? "recreated"
-                    } else {
-                        item.baselineDue = true
-                    }
+            switch action {
+            case .wait:
+                return
+            case .create(let recreating):
+                let record = try await create(&item, notificationURL: notificationURL, lifecycleURL: lifecycleURL, logger: logger)
+                var deltaLinkKept = false
+                if item.declaration.resync, recreating {
+                    // The deltaLink outlives the subscription: a recreate catches up on what fell between the two.
+                    deltaLinkKept = try await StoredDeltaLink.load(item.declaration.name, from: store)?.resource == item.declaration.resource
                 }
-            } else if item.reauthorize {
+                item.created(record, recreating: recreating, deltaLinkKept: deltaLinkKept)
+            case .updateCertificate:
+                try await updateCertificate(&item, logger: logger)
+            case .reauthorize:
                 try await reauthorize(&item, logger: logger)
-                if item.declaration.resync { item.resyncReason = item.resyncReason ?? "reauthorizationRequired" }
-            } else if item.declaration.resync, item.baselineDue || item.resyncReason != nil || (refreshDate(item) ?? .distantFuture) <= Date(),
-                (renewalDate(item) ?? .distantPast) > Date()
-            {
-                // A resync or baseline due, or the hourly refresh that keeps the deltaLink recent
-                // (a renewal that is due goes first).
+            case .resync:
                 try await resync(&item, logger: logger)
-            } else {
+            case .renew:
                 try await renew(&item, logger: logger)
             }
-            item.failures = 0
-            item.retryAt = .distantPast
-        } catch let error as GraphError where error.kind == .notFound && item.record?.graphID != nil {
-            logger.warning("Graph no longer has the subscription; creating it again", metadata: ["bridge.graph_id": "\(item.record?.graphID ?? "-")"])
-            if let id = item.record?.graphID { directory.remove(subscriptionID: id) }
-            item.record?.graphID = nil
-            item.reauthorize = false
-            item.retryAt = .distantPast
+        } catch let error as GraphError where error.kind == .notFound && item.graphID != nil {
+            logger.warning("Graph no longer has the subscription; creating it again", metadata: ["bridge.graph_id": "\(item.graphID ?? "-")"])
+            if let id = item.lost() { directory.remove(subscriptionID: id) }
+            forgetExpiry(item.declaration.name)
         } catch where Task.isCancelled {
             return  // stopping: not a failure; the next start picks up from the store
         } catch {
-            item.failures += 1
             Counter(label: "graph_bridge_subscription_upkeep_failures_total", dimensions: [("subscription", item.declaration.name)]).increment()
-            let backoff = min(maxRetryDelay.seconds, pow(2, Double(min(item.failures, 12))))
             let retryAfter = (error as? GraphError)?.retryAfter ?? (error as? ResyncFailure)?.error.retryAfter
-            let wait = max(backoff, retryAfter?.seconds ?? 0)
-            item.retryAt = Date().addingTimeInterval(wait)
+            let wait = item.failed(now: clock.now, retryAfter: retryAfter, maxRetryDelay: maxRetryDelay)
             logger.error("subscription upkeep failed; will retry", metadata: [
                 "error": "\(Self.explain(error, declaration: item.declaration))", "bridge.retry_in": "\(Int(wait))s",
             ])
         }
     }
 
-    private func create(_ item: inout Tracked, notificationURL: String, lifecycleURL: String, logger: Logger) async throws {
+    /// Creates the subscription (or adopts the one Graph already has after a 409); returns its record.
+    private func create(_ item: inout Tracked, notificationURL: String, lifecycleURL: String, logger: Logger) async throws -> SubscriptionRecord {
         let declaration = item.declaration
         // The clientState is stored before Graph hears of it, so a crash after Graph's answer
         // still leaves a subscription whose notifications can be verified (and adopted on 409).
@@ -345,7 +291,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         // Graph may notify before its answer to the create reaches us (or when it never does).
         directory.expect(name: declaration.name, resource: declaration.resource, clientState: record.clientState)
 
-        let now = Date()
+        let now = clock.now
         let expiration = now.addingTimeInterval(declaration.lifetime.seconds)
         let subscription: GraphSubscription
         do {
@@ -360,28 +306,59 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 $0.resource.caseInsensitiveCompare(declaration.resource) == .orderedSame && $0.notificationUrl == notificationURL
             }) else { throw error }
             logger.warning("Graph already has this subscription (409); adopting it with the stored clientState", metadata: ["bridge.graph_id": "\(existing.id)"])
-            subscription = try await graph.renewSubscription(id: existing.id, until: expiration)
+            if SubscriptionUpkeep.check(existing, against: declaration) == .updateCertificate, let encryption = declaration.encryption {
+                subscription = try await graph.updateEncryptionCertificate(
+                    id: existing.id, certificate: encryption.certificate, certificateID: encryption.id, until: expiration)
+            } else {
+                subscription = try await graph.renewSubscription(id: existing.id, until: expiration)
+            }
         }
         record.graphID = subscription.id
         record.expiration = subscription.expiration ?? expiration
         record.renewedAt = now
         try await store.saveSubscription(record)
-        item.record = record
         directory.upsert(SubscriptionEntry(name: declaration.name, id: subscription.id, resource: declaration.resource, clientState: record.clientState))
         recordExpiry(record)
+        activity?.record(.subscription(name: declaration.name, change: .created, graphID: subscription.id, expires: record.expiration))
         logger.notice("created Graph subscription", metadata: ["bridge.graph_id": "\(subscription.id)", "bridge.expires": "\(subscription.expirationDateTime)"])
+        return record
     }
 
     private func renew(_ item: inout Tracked, logger: Logger) async throws {
         guard var record = item.record, let id = record.graphID else { return }
-        let now = Date()
+        let now = clock.now
         let subscription = try await graph.renewSubscription(id: id, until: now.addingTimeInterval(item.declaration.lifetime.seconds))
         record.expiration = subscription.expiration ?? now.addingTimeInterval(item.declaration.lifetime.seconds)
         record.renewedAt = now
         try await store.saveSubscription(record)
-        item.record = record
+        item.renewed(record, graphCertificateID: subscription.encryptionCertificateId)
         recordExpiry(record)
+        activity?.record(.subscription(name: record.name, change: .renewed, graphID: id, expires: record.expiration))
         logger.info("renewed Graph subscription", metadata: ["bridge.graph_id": "\(id)", "bridge.expires": "\(subscription.expirationDateTime)"])
+    }
+
+    /// Key rotation: moves the subscription to the declared certificate (`encryptionCertificate`
+    /// and `encryptionCertificateId`) and renews it in the same PATCH, keeping its id, clientState
+    /// and deltaLink. Items Graph encrypted before still name the old id: `encryption.previous`
+    /// decrypts them.
+    private func updateCertificate(_ item: inout Tracked, logger: Logger) async throws {
+        guard var record = item.record, let id = record.graphID, let encryption = item.declaration.encryption else {
+            item.certificateDue = false
+            return
+        }
+        let now = clock.now
+        let lifetime = item.declaration.lifetime.seconds
+        let subscription = try await graph.updateEncryptionCertificate(
+            id: id, certificate: encryption.certificate, certificateID: encryption.id, until: now.addingTimeInterval(lifetime))
+        record.expiration = subscription.expiration ?? now.addingTimeInterval(lifetime)
+        record.renewedAt = now
+        try await store.saveSubscription(record)
+        item.certificateUpdated(record)
+        recordExpiry(record)
+        activity?.record(.subscription(name: record.name, change: .renewed, graphID: record.graphID, expires: record.expiration))
+        logger.notice("moved the Graph subscription to the new encryption certificate", metadata: [
+            "bridge.graph_id": "\(id)", "bridge.encryption_id": "\(encryption.id)", "bridge.expires": "\(subscription.expirationDateTime)",
+        ])
     }
 
     // MARK: Delta resync
@@ -405,13 +382,13 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         }
         let subscription = SubscriptionReference(name: declaration.name, id: graphID, resource: declaration.resource)
         let journal = resyncJournal.withLock { $0 }
-        let startedAt = Date()
+        let startedAt = clock.now
         var emitted = 0
         var duplicates = 0
         let link: String
         do {
             link = try await DeltaResync.follow(graph, from: stored.link) { items in
-                let now = Date()
+                let now = self.clock.now
                 // Only the change types the subscription asks Graph for.
                 let entries = items.compactMap {
                     DeltaResync.entry(for: $0, subscription: subscription, declaredResource: declaration.resource, since: stored.takenAt, now: now)
@@ -436,8 +413,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             throw ResyncFailure(error: error)
         }
         try await StoredDeltaLink(link: link, resource: declaration.resource, takenAt: startedAt).save(declaration.name, to: store)
-        item.resyncReason = nil
-        item.deltaTakenAt = startedAt
+        item.resynced(takenAt: startedAt)
         if journal == nil, reason != "refresh" {
             logger.warning("followed the delta but has no journal to write resync events to")
         }
@@ -450,7 +426,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// Follows a delta query from the start, emitting nothing, and stores its deltaLink.
     private func takeBaseline(_ item: inout Tracked, logger: Logger) async throws {
         let declaration = item.declaration
-        let startedAt = Date()
+        let startedAt = clock.now
         var items = 0
         let link: String
         do {
@@ -459,9 +435,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             throw ResyncFailure(error: error)
         }
         try await StoredDeltaLink(link: link, resource: declaration.resource, takenAt: startedAt).save(declaration.name, to: store)
-        item.baselineDue = false
-        item.resyncReason = nil
-        item.deltaTakenAt = startedAt
+        item.resynced(takenAt: startedAt)
         logger.info("took a delta baseline (no events for what was already there)", metadata: ["bridge.items": "\(items)"])
     }
 
@@ -480,7 +454,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             logger.warning("reauthorize failed; renewing instead (a renewal reauthorizes too)", metadata: ["error": "\(error)"])
             try await renew(&item, logger: logger)
         }
-        item.reauthorize = false
+        item.reauthorized()
     }
 
     // MARK: Start-up
@@ -515,29 +489,37 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         }
         for record in records where record.managed {
             if Task.isCancelled { return }  // stopping
-            guard var item = tracked[record.name] else {
+            let decision = SubscriptionUpkeep.start(stored: record, declaration: tracked[record.name]?.declaration, notificationURL: notificationURL)
+            guard decision != .retire, var item = tracked[record.name] else {
                 await retire(record)
                 continue
             }
-            let sameDefinition = record.resource == item.declaration.resource
-                && record.changeTypes == item.declaration.changeTypes.joined(separator: ",")
-                && record.notificationURL == notificationURL
-            guard sameDefinition else {
+            guard decision != .replace else {
                 logger.notice("subscription changed in the configuration; replacing it", metadata: ["bridge.subscription": "\(record.name)"])
                 item.record = await replacement(for: record)
                 tracked[record.name] = item
                 continue
             }
             item.record = record
-            if let id = record.graphID {
+            if decision == .check, let id = record.graphID {
                 do {
                     let existing = try await graph.subscription(id: id)
-                    guard item.declaration.richSettingsMatch(existing) else {
-                        // includeResourceData or the certificate id changed: Graph must get the new certificate.
-                        logger.notice("rich-notification settings changed in the configuration; replacing the subscription", metadata: ["bridge.subscription": "\(record.name)"])
+                    let check = SubscriptionUpkeep.check(existing, against: item.declaration)
+                    guard check != .replace else {
+                        // includeResourceData changed: Graph takes it only with a new subscription.
+                        logger.notice(
+                            "includeResourceData changed in the configuration; replacing the subscription",
+                            metadata: ["bridge.subscription": "\(record.name)"])
                         item.record = await replacement(for: record)
                         tracked[record.name] = item
                         continue
+                    }
+                    if check == .updateCertificate {
+                        // A new encryption key: the keeper PATCHes the certificate onto this subscription.
+                        logger.notice("the encryption certificate changed in the configuration; moving the subscription to it", metadata: [
+                            "bridge.subscription": "\(record.name)", "bridge.encryption_id": "\(item.declaration.encryption?.id ?? "-")",
+                        ])
+                        item.certificateDue = true
                     }
                     item.record?.expiration = existing.expiration ?? record.expiration
                     directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
@@ -552,7 +534,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 } catch {
                     // Graph unreachable: keep accepting its notifications; the renewal will find out.
                     directory.upsert(SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState))
-                    item.retryAt = Date().addingTimeInterval(30)
+                    item.retryAt = clock.now.addingTimeInterval(30)
                     logger.warning("cannot check stored subscription with Graph; keeping it", metadata: ["bridge.subscription": "\(record.name)", "error": "\(error)"])
                 }
             }
@@ -571,7 +553,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     /// stored for its resource; a resync when the bridge was down longer than Graph retries
     /// (its last notification, renewal and delta query all older than 4 h).
     private func planResyncs(_ tracked: inout [String: Tracked]) async {
-        let now = Date()
+        let now = clock.now
         for (name, var item) in tracked where item.declaration.resync {
             guard let record = item.record, record.graphID != nil else { continue }  // a create comes first
             let stored: StoredDeltaLink?
@@ -581,23 +563,17 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                 logger.error("cannot read the stored deltaLink; taking a new baseline", metadata: ["bridge.subscription": "\(name)", "error": "\(error)"])
                 stored = nil
             }
-            if let stored, stored.resource == item.declaration.resource {
-                item.deltaTakenAt = stored.takenAt
-                if let pending = stored.pending {
-                    logger.notice("a resync did not finish before the bridge stopped; following the delta again", metadata: [
-                        "bridge.subscription": "\(name)", "bridge.resync_reason": "\(pending)",
-                    ])
-                    item.resyncReason = pending
-                }
-                let lastAlive = [record.lastNotificationAt, record.renewedAt, stored.takenAt].compactMap { $0 }.max() ?? stored.takenAt
-                if item.resyncReason == nil, now.timeIntervalSince(lastAlive) > Self.outageLimit {
-                    logger.warning("the bridge was down longer than Graph retries notifications (4 h); following the delta to catch up", metadata: [
-                        "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
-                    ])
-                    item.resyncReason = "outage"
-                }
-            } else {
-                item.baselineDue = true
+            switch item.planStartResync(stored: stored, now: now, outageLimit: Self.outageLimit) {
+            case .none, .baseline:
+                break
+            case .resume(let pending):
+                logger.notice("a resync did not finish before the bridge stopped; following the delta again", metadata: [
+                    "bridge.subscription": "\(name)", "bridge.resync_reason": "\(pending)",
+                ])
+            case .outage(let lastAlive):
+                logger.warning("the bridge was down longer than Graph retries notifications (4 h); following the delta to catch up", metadata: [
+                    "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
+                ])
             }
             tracked[name] = item
         }
@@ -656,6 +632,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             }
             directory.remove(subscriptionID: id)
         }
+        forgetExpiry(record.name)
         if !keepRecord {
             do {
                 try await store.deleteSubscription(name: record.name)
@@ -669,6 +646,13 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private func recordExpiry(_ record: SubscriptionRecord) {
         guard let expiration = record.expiration else { return }
         Gauge(label: "graph_bridge_subscription_expiry_timestamp_seconds", dimensions: [("subscription", record.name)]).record(expiration.timeIntervalSince1970)
+    }
+
+    /// The subscription is gone (at Graph, or from the configuration): its expiry gauge goes too,
+    /// and the status page hears of it.
+    private func forgetExpiry(_ name: String) {
+        Gauge(label: "graph_bridge_subscription_expiry_timestamp_seconds", dimensions: [("subscription", name)]).destroy()
+        activity?.record(.subscription(name: name, change: .removed))
     }
 
     /// 64 random characters from a URL-safe alphabet (Graph allows 128).

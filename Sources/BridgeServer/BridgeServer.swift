@@ -81,6 +81,8 @@ public struct BridgeServer: Sendable {
     let health: any HealthCheck
     let metrics: PrometheusCollectorRegistry?
     let status: (any StatusProvider)?
+    /// The admin listener's `/events` and the live status page; nil: `/events` is 404.
+    let events: EventStream?
     let logger: Logger
     /// Made once: a metric handle per request would cost a registry lookup on the 202 path.
     let ackTimers: [NotificationIntake.Endpoint: Timer]
@@ -88,7 +90,8 @@ public struct BridgeServer: Sendable {
     let publicListener = ListenerFlag()
 
     public init(configuration: Configuration, intake: NotificationIntake, health: any HealthCheck, metrics: PrometheusCollectorRegistry?,
-                status: (any StatusProvider)? = nil, logger: Logger) {
+                status: (any StatusProvider)? = nil, events: EventStream? = nil, logger: Logger) {
+        self.events = events
         self.configuration = configuration
         self.intake = intake
         self.health = health

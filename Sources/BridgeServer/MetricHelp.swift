@@ -29,7 +29,7 @@ public enum MetricHelp {
         "graph_bridge_resync_events_total": "Events made by a delta resync, by subscription.",
         "graph_bridge_routing_yield_seconds_total": "Time routing held back for a saturated listener, in seconds.",
         "graph_bridge_events_routed_total": "Events routed (yes), matched by no route (no_route), or dropped before routing (dropped).",
-        "graph_bridge_rich_notifications_decrypted_total": "Rich notifications whose tokens passed and whose content became data, by subscription.",
+        "graph_bridge_rich_notifications_decrypted_total": "Rich notifications whose tokens passed and whose content became data, by subscription and encryption id (the key that decrypted it).",
         "graph_bridge_rich_notifications_undecrypted_total": "Rich notifications routed without data because they could not be checked, by reason.",
         "graph_bridge_rich_notifications_rejected_total": "Rich notifications dropped after the 202 because a check failed, by reason.",
         "graph_bridge_config_reloads_total":

@@ -35,7 +35,8 @@ final class Checkpointer: Sendable {
     /// The store's pool: RESTART checkpoints run on its writer.
     private let writer: DatabasePool
     private let queue = DispatchQueue(label: "graph-bridge.state.checkpoint", qos: .utility)
-    private let interval: DispatchTimeInterval
+    /// Time between rounds; nil: rounds run only when `round()` is called (tests drive them).
+    private let interval: DispatchTimeInterval?
     private let walPath: String
     private let walSizeLimit: Int
     private let restartFrames: Int
@@ -44,7 +45,7 @@ final class Checkpointer: Sendable {
     /// The WAL's frame count after the previous round (-1: none yet); only the queue touches it.
     private let previousFrames = Mutex(-1)
 
-    init(path: String, writer: DatabasePool, walSizeLimit: Int, restartFrames: Int = 8192, interval: DispatchTimeInterval = .milliseconds(200), logger: Logger) throws {
+    init(path: String, writer: DatabasePool, walSizeLimit: Int, restartFrames: Int = 8192, interval: DispatchTimeInterval? = .milliseconds(200), logger: Logger) throws {
         var configuration = Configuration()
         configuration.label = "graph-bridge.state.checkpoint"
         configuration.busyMode = .timeout(1)
@@ -67,7 +68,14 @@ final class Checkpointer: Sendable {
         queue.sync {}
     }
 
+    /// One round now, on the checkpoint queue, as the timer runs it: a PASSIVE checkpoint, then a
+    /// TRUNCATE when the store was quiet since the last round, or a RESTART past `restartFrames`.
+    func round() {
+        queue.sync { checkpoint() }
+    }
+
     private func schedule() {
+        guard let interval else { return }
         queue.asyncAfter(deadline: .now() + interval) { [weak self] in
             guard let self, !self.stopped.load(ordering: .acquiring) else { return }
             self.checkpoint()

@@ -23,7 +23,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         try self.init(path: path, walSizeLimit: Self.walSizeLimit, logger: logger)
     }
 
-    init(path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, logger: Logger) throws {
+    /// `checkpointInterval` nil: the checkpointer runs a round only when `checkpointRound()` is called.
+    init(path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, checkpointInterval: DispatchTimeInterval? = .milliseconds(200), logger: Logger) throws {
         self.path = path
         self.logger = logger
         try Self.createPrivately(path)
@@ -49,7 +50,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
         try Self.migrator.migrate(pool)
         committer = GroupCommitter(pool: pool)
-        checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, logger: logger)
+        checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
         checkpointer.start()
     }
 
@@ -548,6 +549,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// many of them are in the database file afterwards.
     public func checkpoint() async throws -> (walFrames: Int, copied: Int) {
         try checkpointer.checkpointNow()
+    }
+
+    /// One round of the checkpointer now, as its timer runs them (for tests that drive it).
+    func checkpointRound() {
+        checkpointer.round()
     }
 
     /// The writer connection's journal mode and `synchronous` level (`wal` and 2 = FULL: every

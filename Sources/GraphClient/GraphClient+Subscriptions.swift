@@ -98,6 +98,22 @@ extension GraphClient {
         return try decode(GraphSubscription.self, try await send("PATCH", "/subscriptions/\(id)", operation: "renew_subscription", json: body).body)
     }
 
+    /// Moves a rich-notification subscription to another encryption certificate (key rotation,
+    /// graph-protocol 5.3), renewing it until `expiration` in the same PATCH: Graph wants
+    /// `expirationDateTime` in every subscription PATCH. Counted as operation `update_encryption_certificate`.
+    /// - Parameters:
+    ///   - certificate: `encryptionCertificate`, base64 of the certificate's DER.
+    ///   - certificateID: `encryptionCertificateId`, the label Graph echoes in each encrypted item.
+    public func updateEncryptionCertificate(id: String, certificate: String, certificateID: String, until expiration: Date) async throws
+        -> GraphSubscription
+    {
+        let body = Array(try JSONSerialization.data(withJSONObject: [
+            "expirationDateTime": GraphDate.format(expiration), "encryptionCertificate": certificate, "encryptionCertificateId": certificateID,
+        ]))
+        return try decode(
+            GraphSubscription.self, try await send("PATCH", "/subscriptions/\(id)", operation: "update_encryption_certificate", json: body).body)
+    }
+
     public func reauthorizeSubscription(id: String) async throws {
         _ = try await send("POST", "/subscriptions/\(id)/reauthorize", operation: "reauthorize_subscription", json: [])
     }

@@ -325,6 +325,36 @@ extension GraphSimulator {
                 400, code: "InvalidRequest",
                 message: "lifecycleNotificationUrl can only be set when the subscription is created; delete the subscription and create it again.")
         }
+        // Key rotation (graph-protocol 5.3): a rich subscription moves to a new certificate by
+        // PATCHing `encryptionCertificate` and `encryptionCertificateId`, usually with the renewal.
+        // A partial update: a field left out keeps its value. Later notifications are encrypted for
+        // the new certificate; those already queued keep the one they were made with.
+        let newCertificate = body.member(caseInsensitive: "encryptionCertificate").flatMap { $0.isNull ? nil : $0.stringValue }
+        let newCertificateID = body.member(caseInsensitive: "encryptionCertificateId").flatMap { $0.isNull ? nil : $0.stringValue }
+        if newCertificate != nil || newCertificateID != nil {
+            guard subscription.includeResourceData else {
+                return exchange.error(
+                    400, code: "InvalidRequest",
+                    message: "encryptionCertificate and encryptionCertificateId apply only to a subscription with includeResourceData set to true.")
+            }
+            if let newCertificateID {
+                guard !newCertificateID.isEmpty, newCertificateID.count <= 128 else {
+                    return exchange.error(
+                        400, code: "InvalidRequest", message: "encryptionCertificateId must be 1 to 128 characters.")
+                }
+                subscription.encryptionCertificateID = newCertificateID
+            }
+            if let newCertificate {
+                guard let der = Data(base64Encoded: newCertificate), let certificate = try? RegisteredCertificate(der: Array(der)),
+                    (2048...4096).contains(certificate.publicKey.keySizeInBits)
+                else {
+                    return exchange.error(
+                        400, code: "InvalidRequest",
+                        message: "The encryptionCertificate is not a valid base64-encoded X.509 certificate with an RSA public key of 2048 to 4096 bits.")
+                }
+                subscription.encryptionCertificate = newCertificate
+            }
+        }
         if let expirationText {
             guard let expiration = GraphDate.parse(expirationText) else {
                 return exchange.error(

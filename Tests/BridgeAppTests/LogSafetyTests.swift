@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// The lines a `BridgeLogHandler` wrote, as written (each ends in one newline).
 final class LineCollector: Sendable {
@@ -23,15 +24,6 @@ final class ManualClock: Sendable {
     private let current = Mutex(ContinuousClock.now)
     var now: ContinuousClock.Instant { current.withLock { $0 } }
     func advance(by duration: Duration) { current.withLock { $0 += duration } }
-}
-
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-app-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 @Suite("logs cannot be flooded or forged from outside")

@@ -2,6 +2,7 @@
 import BridgeStore
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Routing yields to a saturated listener", .timeLimit(.minutes(1)))
 struct BurstYieldTests {

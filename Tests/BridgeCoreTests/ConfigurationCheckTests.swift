@@ -2,6 +2,7 @@ import BridgeConfig
 import BridgeCore
 import Foundation
 import Testing
+import TestSupport
 
 /// What `check` (and `run`) refuse beyond the schema: match keys that name no field of the event,
 /// one error for a wrong sink type; and the `state:`-only reading of the read-only commands.

@@ -2,6 +2,7 @@ import BridgeConfig
 import BridgeCore
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("bridge.yaml loading")
 struct ConfigurationTests {

@@ -4,6 +4,7 @@ import Foundation
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TestSupport
 
 @Suite("Delivery engine", .timeLimit(.minutes(2)))
 struct EngineTests {

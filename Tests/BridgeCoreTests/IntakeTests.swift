@@ -2,6 +2,7 @@ import BridgeCore
 import BridgeStore
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Notification intake")
 struct IntakeTests {

@@ -5,21 +5,6 @@ import Foundation
 import Logging
 import Synchronization
 
-/// A fresh folder under the system temp dir, removed when the value is dropped by the test.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() {
-        let base = FileManager.default.temporaryDirectory.path
-        path = "\(base)/graph-bridge-test-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 let quietLogger: Logger = {
     var logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     logger.logLevel = .critical
@@ -125,12 +110,3 @@ final class Recorder: Sendable {
     }
 }
 
-/// Polls `condition` until it holds (for state only visible in the store); fails after `timeout`.
-func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}

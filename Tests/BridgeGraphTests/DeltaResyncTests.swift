@@ -110,9 +110,11 @@ struct DeltaResyncTests {
                 var byID: [String: BridgeEvent] = [:]
                 for event in resynced { byID[try #require(event.resourceData?["id"]?.stringValue)] = event }
                 #expect(Set(byID.keys) == [missed.id, read.id, gone.id])
-                let missedCreated = missed.createdDateTime.timeIntervalSince1970.rounded(.down) > takenAt.timeIntervalSince1970
-                #expect(byID[missed.id]?.changeType == (missedCreated ? "created" : "updated"))
-                #expect(byID[read.id]?.changeType == "updated")
+                #expect(byID[missed.id]?.changeType == "created", "created after the baseline, in its second or later")
+                // Graph's createdDateTime has whole seconds: a mail created in the baseline's own
+                // second (this test is that fast) cannot be told from one created after it.
+                let readInBaselineSecond = read.createdDateTime.timeIntervalSince1970.rounded(.down) >= takenAt.timeIntervalSince1970.rounded(.down)
+                #expect(byID[read.id]?.changeType == (readInBaselineSecond ? "created" : "updated"))
                 #expect(byID[gone.id]?.changeType == "deleted")
                 #expect(byID[read.id]?.resource == "users/alice@contoso.com/mailFolders('Inbox')/messages/\(read.id)")
                 #expect(byID[read.id]?.resourceData?["@odata.etag"]?.stringValue == simulator.messages.first { $0.id == read.id }?.etag)
@@ -278,10 +280,13 @@ struct DeltaResyncTests {
                 _ = try await Self.storedLink(bridge.store, after: nil)
             }
             try await BridgeUnderTest.run(simulator: simulator, statePath: state, declarations: []) { bridge in
-                let forgotten = try await eventually { try await bridge.store.subscriptionRecords().isEmpty }
-                let link = try await bridge.store.setting(Self.linkKey)
-                #expect(forgotten)
-                #expect(link == nil)
+                // The record goes first, then its deltaLink: wait for both.
+                let forgotten = try await eventually {
+                    let records = try await bridge.store.subscriptionRecords()
+                    let link = try await bridge.store.setting(Self.linkKey)
+                    return records.isEmpty && link == nil
+                }
+                #expect(forgotten, "record and deltaLink both gone")
             }
         }
     }
@@ -427,5 +432,18 @@ struct DeltaResyncTests {
         #expect(deletion.event.changeType == "deleted")
         #expect(deletion.deduplicationKey == NotificationIntake.deduplicationKey(
             subscription: "inbox", changeType: "deleted", resource: "Users('0f7e')/Messages('AAMkX=')", etag: "W/\"8\""))
+    }
+
+    @Test("an item created in the same second as the baseline, after it, is created: Graph's createdDateTime has whole seconds")
+    func createdInTheBaselineSecond() throws {
+        let reference = SubscriptionReference(name: "inbox", id: "sub", resource: "users/a/messages")
+        let since = Date(timeIntervalSince1970: 1_796_551_205.750)  // 2026-12-06T10:00:05.750Z
+        func changeType(created: String) throws -> String? {
+            let item: BridgeCore.JSONValue = .object(["@odata.etag": .string("W/\"1\""), "id": .string("m"), "createdDateTime": .string(created)])
+            return try #require(DeltaResync.entry(for: item, subscription: reference, declaredResource: reference.resource!, since: since, now: since)).event.changeType
+        }
+        #expect(try changeType(created: "2026-12-06T10:00:05Z") == "created", "the baseline's own second")
+        #expect(try changeType(created: "2026-12-06T10:00:06Z") == "created")
+        #expect(try changeType(created: "2026-12-06T10:00:04Z") == "updated", "a second before the baseline: it was there already")
     }
 }

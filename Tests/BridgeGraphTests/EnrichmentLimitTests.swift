@@ -7,6 +7,7 @@ import GraphClient
 import GraphSimulator
 import MetricsTestKit
 import Testing
+import TestSupport
 
 /// `fetch:` within Graph's limits, against the simulator: Outlook's 4 concurrent requests per
 /// mailbox, JSON `$batch`, and `Retry-After` on whole and inner answers.
@@ -71,17 +72,17 @@ struct EnrichmentLimitTests {
                 _ = try simulator.createMessage(MessageContent(subject: "for alice"), in: "alice@contoso.com")
                 _ = try await simulator.waitForRequest { $0.status == 429 && $0.path.contains("alice@contoso.com") }
 
-                let started = ContinuousClock.now
+                // Alice's mailbox stays throttled until the test lifts it: whatever flows now
+                // flowed past her waiting read, however slow the machine (the wait is only a guard).
                 _ = try simulator.createMessage(MessageContent(subject: "for bob"), in: "bob@contoso.com")
                 _ = try simulator.sendLifecycleEvent(.missed, subscriptionID: alicesID)
-                let flowed = await collector.wait(for: 2, timeout: .seconds(5))
-                #expect(ContinuousClock.now - started < .seconds(1), "the other subscription and the lifecycle event flowed within a second")
-                #expect(flowed.count == 2)
+                let flowed = await collector.wait(for: 2, timeout: .seconds(60))
+                #expect(flowed.count == 2, "the other subscription and the lifecycle event flowed while alice's read waited")
                 #expect(flowed.contains { $0.subscription.name == "bob" && $0.data?["subject"]?.stringValue == "for bob" })
                 #expect(flowed.contains { $0.subscription.name == "inbox" && $0.lifecycleEvent == "missed" })
 
                 simulator.throttleMailbox("alice@contoso.com", retryAfter: nil)
-                let all = await collector.wait(for: 3, timeout: .seconds(20))
+                let all = await collector.wait(for: 3, timeout: .seconds(60))
                 #expect(all.last?.subscription.name == "inbox")
                 #expect(all.last?.data?["subject"]?.stringValue == "for alice", "fetched after the Retry-After, not routed without data")
             }

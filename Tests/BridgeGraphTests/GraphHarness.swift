@@ -107,26 +107,6 @@ struct NoHealthCheck: HealthCheck {
     func problems() async -> [String: String] { [:] }
 }
 
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-graph-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Waits for a state change that only polling can see (the manager's own records); fails after `timeout`.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
 /// A refresh-token store in memory.
 final class MemoryRefreshTokens: RefreshTokenStorage {
     let token = Mutex<String?>(nil)

@@ -50,17 +50,16 @@ struct RestartWindowTests {
         try await store.saveSubscription(SubscriptionRecord(
             name: "gone", graphID: "gone-id", resource: "users/bob@contoso.com/messages", changeTypes: "created", clientState: "other",
             notificationURL: "http://127.0.0.1:1/notifications", expiration: nil, renewedAt: nil, managed: true))
-        try await withSimulator { simulator in
-            let http = CurlClient()
-            let directory = SubscriptionDirectory()
-            let manager = SubscriptionManager(
-                declarations: [BridgeUnderTest.inbox], graph: graphClient(for: simulator, http: http), store: store, directory: directory,
-                readiness: ListenerReadiness(), publicURL: { "http://127.0.0.1:\($0)" }, logger: quiet)
-            try await manager.admitStoredSubscriptions()
-            #expect(directory.entry(forSubscriptionID: "new-id", clientState: "stored-secret")?.name == "inbox")
-            #expect(directory.entry(forSubscriptionID: "new-id", clientState: "wrong") == nil)
-            #expect(directory.entry(forSubscriptionID: "gone-id") == nil, "a subscription no longer declared is not admitted")
-            await http.shutdown()
-        }
+        // No Graph call happens before the listener opens: an in-memory Graph records none.
+        let graph = InMemoryGraph()
+        let subscriptions = SubscriptionDirectory()
+        let manager = SubscriptionManager(
+            declarations: [BridgeUnderTest.inbox], graph: graph, store: store, directory: subscriptions,
+            readiness: ListenerReadiness(), publicURL: { "http://127.0.0.1:\($0)" }, logger: quiet)
+        try await manager.admitStoredSubscriptions()
+        #expect(subscriptions.entry(forSubscriptionID: "new-id", clientState: "stored-secret")?.name == "inbox")
+        #expect(subscriptions.entry(forSubscriptionID: "new-id", clientState: "wrong") == nil)
+        #expect(subscriptions.entry(forSubscriptionID: "gone-id") == nil, "a subscription no longer declared is not admitted")
+        #expect(graph.calls.isEmpty)
     }
 }

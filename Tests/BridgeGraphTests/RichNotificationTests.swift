@@ -168,34 +168,6 @@ struct RichNotificationTests {
         }
     }
 
-    @Test("a restart with the same encryption id reuses the subscription; a new id replaces it with the new certificate")
-    func certificateRotation() async throws {
-        let directory = TemporaryDirectory()
-        let port = try closedLoopbackPort()
-        func declaration(id: String) throws -> SubscriptionManager.Declaration {
-            let certificate = try SelfSignedCertificate.generate(commonName: "rotation-\(id)")
-            let key = try RichContentKey(id: id, certificatePEM: certificate.certificatePEM, privateKeyPEM: certificate.privateKeyPEM)
-            return SubscriptionManager.Declaration(
-                name: "inbox-rich", resource: "users/alice@contoso.com/mailFolders('Inbox')/messages?$select=subject", changeTypes: ["created"],
-                expiration: nil, includeResourceData: true, encryption: .init(certificate: key.certificateBase64, id: id))
-        }
-        let first = try declaration(id: "enc-1")
-        let second = try declaration(id: "enc-2")
-        try await withSimulator { simulator in
-            for (declaration, expectedPosts) in [(first, 1), (first, 1), (second, 2)] {
-                try await BridgeUnderTest.run(
-                    simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [declaration], port: port
-                ) { (bridge: BridgeUnderTest) async throws in
-                    #expect(try await eventually { bridge.manager.isReady && SubscriptionManagerTests.posts(simulator).count == expectedPosts })
-                    #expect(try await eventually { simulator.subscriptions.first?.encryptionCertificateID == declaration.encryption?.id })
-                }
-            }
-            #expect(simulator.subscriptions.count == 1, "the old subscription was deleted")
-            #expect(simulator.subscriptions.first?.encryptionCertificate == second.encryption?.certificate)
-            #expect(simulator.requests.filter { $0.method == "DELETE" }.count == 1)
-        }
-    }
-
     /// The POST `body` with its first item's etag replaced, `change` applied to that item, and optionally other `validationTokens`.
     static func rewrite(_ body: [UInt8], etag: String, tokens: [String]? = nil, _ change: (inout JSONObject) throws -> Void) throws -> [UInt8] {
         var root = try #require(try BridgeCore.JSONParser.parse(body).objectValue)

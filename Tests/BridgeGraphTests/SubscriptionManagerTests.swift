@@ -8,7 +8,9 @@ import TestSupport
 import Testing
 
 /// The subscription manager against the Graph simulator, with the real listener answering
-/// Graph's validation handshakes and notifications.
+/// Graph's validation handshakes and notifications: the end-to-end paths. The manager's decisions
+/// (reuse, recreate, delete, adopt, retry, concurrency) are tested against an in-memory Graph in
+/// ``SubscriptionManagerDecisionTests``.
 @Suite("subscription manager", .timeLimit(.minutes(3)))
 struct SubscriptionManagerTests {
     static func posts(_ simulator: GraphSimulator) -> [RecordedRequest] {
@@ -40,26 +42,6 @@ struct SubscriptionManagerTests {
         }
     }
 
-    @Test("a restart reuses the stored subscription: a GET, no second create")
-    func reuses() async throws {
-        let directory = TemporaryDirectory()
-        let port = try closedLoopbackPort()  // the same public URL across restarts, as in production
-        try await withSimulator { simulator in
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
-                let stored = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID != nil }
-                #expect(stored)
-            }
-            let id = try #require(simulator.subscriptions.first?.id)
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
-                _ = try await simulator.waitForRequest { $0.method == "GET" && $0.path == "/v1.0/subscriptions/\(id)" }
-                #expect(try await eventually { bridge.manager.isReady })
-                #expect(bridge.subscriptions.entry(forSubscriptionID: id) != nil)
-            }
-            #expect(Self.posts(simulator).count == 1)
-            #expect(simulator.subscriptions.map(\.id) == [id])
-        }
-    }
-
     @Test("renews (PATCH) before expiry, again and again")
     func renews() async throws {
         let directory = TemporaryDirectory()
@@ -74,24 +56,6 @@ struct SubscriptionManagerTests {
                 #expect(simulator.subscriptions.count == 1)
             }
             #expect(Self.posts(simulator).count == 1)
-        }
-    }
-
-    @Test("a 404 on renewal recreates the subscription")
-    func recreatesAfterNotFound() async throws {
-        let directory = TemporaryDirectory()
-        try await withSimulator({ $0.maxSubscriptionLifetime = .seconds(3) }) { simulator in
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [BridgeUnderTest.inbox(lifetime: .seconds(3))]) { bridge in
-                _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
-                let old = try #require(simulator.subscriptions.first?.id)
-                #expect(simulator.forgetSubscription(id: old))
-                _ = try await simulator.waitForRequest(timeout: .seconds(20)) { $0.method == "PATCH" && $0.status == 404 }
-                #expect(try await eventually { Self.posts(simulator).filter { $0.status == 201 }.count == 2 })
-                let new = try #require(simulator.subscriptions.first?.id)
-                #expect(new != old)
-                #expect(try await eventually { bridge.subscriptions.entry(forSubscriptionID: new) != nil })
-                #expect(bridge.subscriptions.entry(forSubscriptionID: old) == nil)
-            }
         }
     }
 
@@ -121,60 +85,6 @@ struct SubscriptionManagerTests {
         }
     }
 
-    @Test("a subscription removed from the configuration is deleted from Graph on the next start")
-    func deletesRemoved() async throws {
-        let directory = TemporaryDirectory()
-        let port = try closedLoopbackPort()
-        try await withSimulator { simulator in
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
-                let stored = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID != nil }
-                #expect(stored)
-            }
-            let id = try #require(simulator.subscriptions.first?.id)
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), declarations: [], port: port) { bridge in
-                _ = try await simulator.waitForRequest { $0.method == "DELETE" && $0.path == "/v1.0/subscriptions/\(id)" && $0.status == 204 }
-                #expect(try await eventually { try await bridge.store.subscriptionRecords().isEmpty })
-            }
-            #expect(simulator.subscriptions.isEmpty)
-        }
-    }
-
-    @Test("a failed handshake is reported and retried, never a crash")
-    func handshakeFailureRetried() async throws {
-        let directory = TemporaryDirectory()
-        try await withSimulator { simulator in
-            simulator.injectFault(.error(status: 400, code: "InvalidRequest", message: "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."), on: .createSubscription, count: 1)
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite")) { bridge in
-                _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 400 }
-                _ = try await simulator.waitForRequest(timeout: .seconds(20)) { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 201 }
-                #expect(try await eventually { try await bridge.store.subscriptionRecords().first?.graphID != nil })
-            }
-        }
-    }
-
-    @Test("409 on create (Graph made it, the bridge died before recording the id): adopt it, no duplicate")
-    func adoptsOnConflict() async throws {
-        let directory = TemporaryDirectory()
-        let port = try closedLoopbackPort()
-        try await withSimulator { simulator in
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
-                let stored = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID != nil }
-                #expect(stored)
-                // The crash window: the clientState was stored, Graph's id was not.
-                var record = try #require(try await bridge.store.subscriptionRecords().first)
-                record.graphID = nil
-                try await bridge.store.saveSubscription(record)
-            }
-            let existing = try #require(simulator.subscriptions.first)
-            try await BridgeUnderTest.run(simulator: simulator, statePath: directory.file("state.sqlite"), port: port) { bridge in
-                _ = try await simulator.waitForRequest { $0.method == "POST" && $0.path == "/v1.0/subscriptions" && $0.status == 409 }
-                let adopted = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID == existing.id }
-                #expect(adopted)
-                #expect(bridge.subscriptions.entry(forSubscriptionID: existing.id)?.clientState == existing.clientState)
-            }
-            #expect(simulator.subscriptions.map(\.id) == [existing.id])
-        }
-    }
 }
 
 @Suite("subscription manager messages")

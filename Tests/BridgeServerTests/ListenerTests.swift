@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 /// The listener, live on 127.0.0.1 with a real SQLite journal, driven over HTTP by CurlKit.
@@ -44,7 +45,7 @@ struct ListenerTests {
     static func withListener(
         maxBodyBytes: Int = 64 * 1024, tls: ServerTLS? = nil, caFile: String? = nil, limits: ConnectionLimits = .default,
         admin: BridgeServer.Configuration.Admin? = nil, health: any HealthCheck = AlwaysHealthy(), status: (any StatusProvider)? = nil,
-        _ body: (Live) async throws -> Void
+        events: ((SQLiteStateStore) -> BridgeServer.EventStream)? = nil, _ body: (Live) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.path + "/graph-bridge-listener-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -62,10 +63,11 @@ struct ListenerTests {
             health: health,
             metrics: nil,
             status: status,
+            events: events?(store),
             logger: logger
         )
-        let port = PortBox()
-        let adminPort = PortBox()
+        let port = OneShot<Int>()
+        let adminPort = OneShot<Int>()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: try server.makeApplication { port.set($0) })]
         if admin != nil {
             services.append(.init(service: try server.makeAdminApplication { adminPort.set($0) }))
@@ -142,31 +144,6 @@ struct ListenerTests {
 
 struct AlwaysHealthy: HealthCheck {
     func problems() async -> [String: String] { [:] }
-}
-
-/// The port the listener bound, handed over once.
-final class PortBox: Sendable {
-    private let state = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
-
-    func set(_ port: Int) {
-        let waiters = state.withLock { state in
-            state.port = port
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: port) }
-    }
-
-    func value() async -> Int {
-        await withCheckedContinuation { continuation in
-            let port = state.withLock { state -> Int? in
-                if let port = state.port { return port }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let port { continuation.resume(returning: port) }
-        }
-    }
 }
 
 struct HandshakeVector: Sendable {

@@ -8,7 +8,7 @@ import Testing
 /// `server.idleTimeout`, `server.requestTimeout` and `server.maxConnections` against real sockets
 /// that send nothing, stop half-way, or trickle; Graph's notifications are answered meanwhile.
 /// The timeouts are short through the configuration, never by waiting long.
-@Suite("slow clients")
+@Suite("slow clients", .machine(.exclusive))
 struct SlowClientTests {
     static let head = "POST /notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
 

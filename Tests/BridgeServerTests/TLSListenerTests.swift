@@ -20,7 +20,7 @@ struct TLSListenerTests {
 
     @Test("notifications are acknowledged over HTTPS; plain HTTP on the port gets no answer")
     func https() async throws {
-        let folder = try ScratchFolder()
+        let folder = TemporaryDirectory()
         let pair = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         let tls = try ServerTLS(certificatePath: pair.cert, keyPath: pair.key, logger: Self.logger)
         try await ListenerTests.withListener(tls: tls, caFile: pair.cert) { live in
@@ -39,7 +39,7 @@ struct TLSListenerTests {
 
     @Test("TLS 1.1 and older are refused with a protocol_version alert; 1.2 and 1.3 are served")
     func versions() async throws {
-        let folder = try ScratchFolder()
+        let folder = TemporaryDirectory()
         let pair = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         let tls = try ServerTLS(certificatePath: pair.cert, keyPath: pair.key, logger: Self.logger)
         try await ListenerTests.withListener(tls: tls, caFile: pair.cert) { live in
@@ -58,7 +58,7 @@ struct TLSListenerTests {
 
     @Test("a renewed certificate is served from the next connection on; a broken one is not")
     func renewal() async throws {
-        let folder = try ScratchFolder()
+        let folder = TemporaryDirectory()
         let first = try await makeSelfSignedCertificate(in: folder.path, name: "first")
         let served = (cert: folder.file("served.pem"), key: folder.file("served-key.pem"))
         try FileManager.default.copyItem(atPath: first.cert, toPath: served.cert)
@@ -69,7 +69,7 @@ struct TLSListenerTests {
             #expect(before.contains("CN = 127.0.0.1") || before.contains("CN=127.0.0.1"), "\(before)")
 
             // Renewal the way ACME clients do it: new files renamed over the old ones.
-            let renewedFolder = try ScratchFolder()
+            let renewedFolder = TemporaryDirectory()
             try await runCommand([
                 "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                 "-keyout", renewedFolder.file("key.pem"), "-out", renewedFolder.file("cert.pem"), "-days", "1",
@@ -92,7 +92,7 @@ struct TLSListenerTests {
 
     @Test("a key that does not belong to the certificate, or a file that is not PEM, stops the start naming the file")
     func badFiles() async throws {
-        let folder = try ScratchFolder()
+        let folder = TemporaryDirectory()
         let one = try await makeSelfSignedCertificate(in: folder.path, name: "one")
         let other = try await makeSelfSignedCertificate(in: folder.path, name: "other")
         let mismatch = #expect(throws: TLSFileError.self) {

@@ -4,25 +4,11 @@ import Foundation
 import Testing
 
 /// HTTPS against the receiver with a throwaway self-signed certificate for 127.0.0.1.
-@Suite struct CurlClientTLSTests {
-    /// Makes a self-signed certificate and key in a fresh folder; returns their paths.
-    private static func makeCertificate(in folder: URL, name: String) async throws -> (cert: String, key: String) {
-        let cert = folder.appendingPathComponent("\(name).pem").path
-        let key = folder.appendingPathComponent("\(name)-key.pem").path
-        try await runCommand([
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-        ])
-        return (cert, key)
-    }
-
+@Suite(.machine(.processes)) struct CurlClientTLSTests {
     @Test func verificationFollowsTLSOptions() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("curlkit-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let server = try await Self.makeCertificate(in: folder, name: "server")
-        let other = try await Self.makeCertificate(in: folder, name: "other")
+        let folder = TemporaryDirectory(prefix: "curlkit-tls")
+        let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")
+        let other = try await makeSelfSignedCertificate(in: folder.path, name: "other")
 
         try await withHTTPReceiver(["--tls-cert", server.cert, "--tls-key", server.key]) { receiver in
             let url = "https://127.0.0.1:\(receiver.port)/echo"
@@ -38,7 +24,7 @@ import Testing
                 #expect(error?.isTransient == false)
             }
             let missing = await #expect(throws: CurlError.self) {
-                try await client.execute(HTTPRequest(url: url), tls: TLSOptions(caFile: folder.appendingPathComponent("none.pem").path))
+                try await client.execute(HTTPRequest(url: url), tls: TLSOptions(caFile: folder.file("none.pem")))
             }
             #expect(missing?.kind == .tls)
 

@@ -29,7 +29,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
 }
 
 /// Integration tests against `Tests/Support/http_receiver.py` on 127.0.0.1.
-@Suite struct CurlClientTests {
+@Suite(.machine(.processes)) struct CurlClientTests {
     @Test func getSendsHeadersAndReturnsTheResponse() async throws {
         try await withHTTPReceiver { receiver in
             let client = CurlClient()

@@ -149,10 +149,11 @@ struct ProcessFailure: Error, CustomStringConvertible {
 }
 
 /// Runs a command to completion and returns (status, stdout, stderr): this process's environment,
-/// less `removing`, plus `environment`.
-func runToCompletion(_ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = []) async throws
-    -> (Int32, String, String)
-{
+/// less `removing`, plus `environment`. With `killAfter`, a command still running then is
+/// SIGKILLed (status 9): for commands that must end by themselves (a `run` that must refuse).
+func runToCompletion(
+    _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = nil
+) async throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
     process.arguments = arguments
@@ -166,6 +167,13 @@ func runToCompletion(_ arguments: [String], directory: String, environment: [Str
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
     try process.run()
+    let guardTask = killAfter.map { limit in
+        Task {
+            try await Task.sleep(for: limit)
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+    defer { guardTask?.cancel() }
     return await withCheckedContinuation { continuation in
         DispatchQueue.global().async {
             let stdout = out.fileHandleForReading.readDataToEndOfFile()
@@ -174,27 +182,6 @@ func runToCompletion(_ arguments: [String], directory: String, environment: [Str
             continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
         }
     }
-}
-
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-e2e-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-    func write(_ name: String, _ text: String) { _ = FileManager.default.createFile(atPath: file(name), contents: Data(text.utf8)) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Polls a condition that only a file shows (no event to await) until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(15), _ condition: () throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try await Task.sleep(for: .milliseconds(25))
-    }
-    return try condition()
 }
 
 /// The JSON Lines of a file sink (empty when the file does not exist yet).

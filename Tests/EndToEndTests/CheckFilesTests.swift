@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// `check` reads the key and certificate files `run` would load, not only the YAML.
-@Suite("check reads the files the configuration names")
+@Suite("check reads the files the configuration names", .machine(.processes))
 struct CheckFilesTests {
     @Test("an encryption key that is not a PEM private key fails check, naming the subscription")
     func encryptionKey() async throws {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// SPEC section 3: `--help` on every command, and `--log-format` and `--log-level` on every one.
-@Suite("command line")
+@Suite("command line", .machine(.processes))
 struct CommandLineTests {
     static let commands: [[String]] = [
         ["run"], ["check"], ["demo"], ["simulator", "serve"], ["simulator", "mail"], ["routes", "test"], ["subscriptions"], ["sinks", "test"],

@@ -5,7 +5,7 @@ import Testing
 /// Delegated mode end to end, against `graph-bridge simulator` in its own process: `login` runs
 /// the device-code flow and stores the refresh token; `run` signs in with it, creates the
 /// subscription on the signed-in user's mailbox, and a simulated mail reaches the file sink.
-@Suite("delegated login")
+@Suite("delegated login", .machine(.processes))
 struct DelegatedLoginTests {
     @Test("login stores a refresh token; run uses it to subscribe to me/ and delivers a mail")
     func loginThenRun() async throws {

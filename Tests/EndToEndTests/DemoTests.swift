@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `graph-bridge demo`: the simulator and the bridge in one process. A simulated mail becomes a
 /// Graph notification, the bridge fetches the mail's fields, and the file sink line has them.
-@Suite("demo")
+@Suite("demo", .machine(.processes))
 struct DemoTests {
     @Test("simulated mail → notification → enrichment → a file sink line with data.subject and data.from")
     func demo() async throws {

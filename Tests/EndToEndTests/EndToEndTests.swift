@@ -1,9 +1,10 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// The real executable, a temp `bridge.yaml`, loopback HTTP, the file sink's lines.
-@Suite("end to end", .serialized)
+@Suite("end to end", .serialized, .machine(.processes))
 struct EndToEndTests {
     static let subscriptionID = "7f105c7d-2dc5-4530-97cd-4e7ae6534c07"
 

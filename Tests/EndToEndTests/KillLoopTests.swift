@@ -1,9 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The short version of `scripts/soak`: random SIGKILLs while notifications flow; nothing that
 /// was answered 202 may be missing from any sink afterwards.
-@Suite("kill loop")
+@Suite("kill loop", .machine(.exclusive))
 struct KillLoopTests {
     @Test("SIGKILL at random moments for 8 seconds loses no acknowledged notification")
     func killLoop() async throws {

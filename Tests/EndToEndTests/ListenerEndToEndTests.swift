@@ -5,7 +5,7 @@ import Testing
 
 /// The two listeners of the real binary (SPEC section 5): what each serves, the admin token,
 /// `/readyz` with managed subscriptions, the `# HELP` of every metric, and slow clients.
-@Suite("listeners end to end")
+@Suite("listeners end to end", .machine(.processes))
 struct ListenerEndToEndTests {
     static func start(_ directory: TemporaryDirectory, config: String = EndToEndTests.config(), environment: [String: String] = [:]) throws
         -> BridgeProcess

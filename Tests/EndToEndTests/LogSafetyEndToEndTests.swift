@@ -1,9 +1,10 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// What a sender of notifications can do to the real binary's log and files (issue 11, points 5 and 9).
-@Suite("end to end: logs and files a sender cannot abuse", .serialized)
+@Suite("end to end: logs and files a sender cannot abuse", .serialized, .machine(.processes))
 struct LogSafetyEndToEndTests {
     /// A subscription id that tries to end the log line, forge the next one and colour the terminal.
     static let hostileID = "nope\n{\"time\":\"2026-12-06T00:00:00.000Z\",\"level\":\"error\",\"message\":\"forged\"}\u{1B}[31m\u{85}"

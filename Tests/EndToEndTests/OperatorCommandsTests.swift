@@ -4,11 +4,12 @@ import CurlKit
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 /// The commands an operator runs beside the bridge, through the real binary: `routes test` against
 /// the running intake, `--expect`, `check`'s output, the read-only commands without secrets, and
 /// dead letters at scale.
-@Suite("operator commands", .serialized)
+@Suite("operator commands", .serialized, .machine(.processes))
 struct OperatorCommandsTests {
     static let feedID = EndToEndTests.subscriptionID
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -1,10 +1,11 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// `state.maxQueuedDeliveries`: when every sink is down, the durable queue grows to the bound and
 /// then Graph gets 503 (it retries), instead of the queue growing without end.
-@Suite("overload")
+@Suite("overload", .machine(.exclusive))
 struct OverloadTests {
     @Test("beyond maxQueuedDeliveries the bridge answers 503, keeps serving, and accepts again once the queue drains")
     func boundedQueue() async throws {

@@ -5,7 +5,7 @@ import Testing
 
 /// The real binary on the PostgreSQL store (`state.url`), against the test process's PostgreSQL
 /// server (`PostgresServer`, a fresh database). Skipped, with a message, without the binaries.
-@Suite("end to end on PostgreSQL")
+@Suite("end to end on PostgreSQL", .machine(.processes))
 struct PostgresEndToEndTests {
     static func config(url: String) -> String {
         EndToEndTests.config().replacingOccurrences(of: "path: state.sqlite", with: "url: \"\(url)\"")

@@ -5,7 +5,7 @@ import Testing
 
 /// A sink removed from the configuration: at the next start what waited for it becomes dead
 /// letters under its old name, listed by `dead-letters list`, instead of a queue nobody reads.
-@Suite("removed sink")
+@Suite("removed sink", .machine(.processes))
 struct RemovedSinkTests {
     @Test("the queue of a sink removed from the file becomes dead letters at the next start")
     func queueBecomesDeadLetters() async throws {

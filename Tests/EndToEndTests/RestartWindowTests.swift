@@ -7,7 +7,7 @@ import Testing
 /// The restart window (SPEC section 7): the subscriptions in the state file are known to the
 /// listener before it opens, so a notification that arrives while the bridge is still talking to
 /// Graph (here: a Graph that never answers) is accepted and routed, not dropped as unknown.
-@Suite("restart window")
+@Suite("restart window", .machine(.processes))
 struct RestartWindowTests {
     static func config(tenant: String, clientId: String, secret: String, graph: String, listen: Int, publicPort: Int, fetch: Bool = false) -> String {
         """

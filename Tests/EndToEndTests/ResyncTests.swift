@@ -4,7 +4,7 @@ import Testing
 
 /// `resync: delta` through the real binary: `check` refuses it where Graph has no delta query;
 /// `run` takes the baseline at create (no events for what is there) and routes what follows as usual.
-@Suite("resync: delta")
+@Suite("resync: delta", .machine(.processes))
 struct ResyncTests {
     static func config(resource: String, graph: String = "https://graph.example.test", tenant: String = "contoso.onmicrosoft.com",
                        clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "s3cret", port: Int = 0) -> String {

@@ -5,7 +5,7 @@ import Testing
 
 /// Secrets never leave through the logs, the status page or the metrics: a full run at trace
 /// level with every kind of secret configured and every sink failing, then a grep for each.
-@Suite("secrets")
+@Suite("secrets", .machine(.processes))
 struct SecretsTests {
     static let secrets = [
         "clientState": "cs-7e1d55a0b8f64c0f9c1a",

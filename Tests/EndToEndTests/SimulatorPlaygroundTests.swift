@@ -6,7 +6,7 @@ import Testing
 /// `graph-bridge simulator` as docs/graph-setup.md tells an operator to use it: on a fixed
 /// `--port`, with the documented `bridge.yaml`, `graph-bridge simulator mail` for a mail on demand,
 /// and Graph's retries (logged at the simulator's default level) while the bridge restarts.
-@Suite("simulator playground")
+@Suite("simulator playground", .machine(.processes))
 struct SimulatorPlaygroundTests {
     /// The repository's docs/graph-setup.md.
     static let docsPath = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// `graph-bridge sinks test NAME`: a sample event through one configured sink, for real.
-@Suite("sinks test command")
+@Suite("sinks test command", .machine(.processes))
 struct SinksTestCommandTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 

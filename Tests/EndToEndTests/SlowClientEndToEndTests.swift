@@ -5,7 +5,7 @@ import Testing
 
 /// Slow clients against the real binary: a thousand silent connections and a hundred half-sent
 /// requests, while Graph's notification must still be answered (docs/reliability.md has the figures).
-@Suite("slow clients end to end", .serialized)
+@Suite("slow clients end to end", .serialized, .machine(.exclusive))
 struct SlowClientEndToEndTests {
     static func config(idle: String, request: String, maxConnections: Int) -> String {
         EndToEndTests.config().replacingOccurrences(

@@ -8,7 +8,7 @@ import Testing
 /// clear message and exit 1 (a bridge that hangs at start and ignores SIGTERM is what systemd
 /// would be left with); a second bridge on the same state file is refused; and after a restart a
 /// notification for a stored subscription is routed while Graph is still being asked about it.
-@Suite("start-up")
+@Suite("start-up", .machine(.processes))
 struct StartupTests {
     /// A managed subscription (whose manager waits for the listener: the case that hung) and a
     /// Graph that never answers. `listen`, `state` and `extraServer` vary per case.

@@ -1,11 +1,12 @@
 import CurlKit
 import Foundation
 import Testing
+import TestSupport
 
 /// The state folder on a small tmpfs that the test fills up: the bridge must
 /// answer 503 (Graph retries) rather than acknowledge what is not on disk, stay up, and recover
 /// by itself. Needs root to mount; skipped with a reason otherwise.
-@Suite("store faults", .serialized)
+@Suite("store faults", .serialized, .machine(.exclusive))
 struct StoreFaultTests {
     static let canMount: Bool = {
         guard getuid() == 0 else { return false }

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `server.tls` with the real executable: `check` reads the files, `run` serves HTTPS.
-@Suite("server.tls end to end", .serialized)
+@Suite("server.tls end to end", .serialized, .machine(.processes))
 struct TLSRunTests {
     static func config(certificate: String, key: String) -> String {
         EndToEndTests.config().replacingOccurrences(

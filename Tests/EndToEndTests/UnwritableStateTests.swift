@@ -9,7 +9,7 @@ import Testing
 /// is injected at the syscall boundary: `libFaultInjection.so` (Tests/FaultInjection), preloaded
 /// into the real binary, fails write-type calls under the state folder while a control file
 /// exists. Needs no root (`StoreFaultTests` fills a real tmpfs, as root).
-@Suite("unwritable state folder")
+@Suite("unwritable state folder", .machine(.exclusive))
 struct UnwritableStateTests {
     /// Built by `swift build` next to the executable.
     static let faultLibrary = URL(fileURLWithPath: BridgeProcess.executable).deletingLastPathComponent()

@@ -4,6 +4,7 @@ import ExecSink
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 @Suite("exec sink: configuration")
 struct ConfigurationTests {

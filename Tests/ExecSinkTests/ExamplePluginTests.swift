@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// The plugins in examples/plugins, run for real through the sink.
-@Suite("exec sink: example plugins", .timeLimit(.minutes(1)))
+@Suite("exec sink: example plugins", .timeLimit(.minutes(5)), .machine(.processes))
 struct ExamplePluginTests {
     @Test("log-to-file.sh appends each event once, exactly as its JSON line")
     func logToFile() async throws {
@@ -54,7 +54,7 @@ struct ExamplePluginTests {
     }
 }
 
-@Suite("exec sink: plugin docs")
+@Suite("exec sink: plugin docs", .machine(.processes))
 struct PluginDocsTests {
     @Test("docs/plugins.md shows each example plugin exactly as it is in examples/plugins")
     func listings() throws {

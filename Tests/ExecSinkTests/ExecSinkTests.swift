@@ -5,12 +5,13 @@ import ServiceLifecycle
 import Testing
 
 @testable import ExecSink
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-@Suite("exec sink: a real plugin process", .timeLimit(.minutes(1)))
+@Suite("exec sink: a real plugin process", .timeLimit(.minutes(5)), .machine(.processes))
 struct ExecSinkTests {
     @Test("ok, retry and drop answers become success, a retryable error and a permanent one")
     func statuses() async throws {
@@ -194,7 +195,7 @@ struct ExecSinkTests {
 
     @Test("cancelling the service (not a graceful shutdown) stops the plugin too")
     func cancellation() async throws {
-        let log = LogRecorder()
+        let log = LogCapture()
         let sink = ExecSink(
             name: "plugin", configuration: .init(command: testPlugin()),
             context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient), supervision: .fast)
@@ -371,7 +372,7 @@ struct ExecSinkTests {
 
     @Test("deliveries wait briefly for the first start instead of failing")
     func waitsForStart() async throws {
-        let log = LogRecorder()
+        let log = LogCapture()
         var supervision = ExecSink.Supervision.fast
         supervision.startWait = .seconds(20)  // the service may get a thread late on a loaded machine
         let sink = ExecSink(

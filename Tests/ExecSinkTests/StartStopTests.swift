@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @testable import ExecSink
@@ -14,7 +15,7 @@ import Testing
 /// in bounded time, shutdown is bounded, and no plugin is left behind. The starvation is simulated
 /// with a ``StallableExecutor`` that only this test's service group runs on, so the tests running
 /// alongside are not slowed.
-@Suite("exec sink: late starts, early stops, a starved service", .timeLimit(.minutes(1)))
+@Suite("exec sink: late starts, early stops, a starved service", .timeLimit(.minutes(5)), .machine(.processes))
 struct StartStopTests {
     /// A start wait long enough that a delivery ending before it was ended by something else.
     static var patient: ExecSink.Supervision {
@@ -175,7 +176,7 @@ struct StartStopTests {
 }
 
 /// The helpers the exec sink tests wait with: every wait ends, however the sink behaves.
-@Suite("exec sink: the tests' own waits", .timeLimit(.minutes(1)))
+@Suite("exec sink: the tests' own waits", .timeLimit(.minutes(5)), .machine(.processes))
 struct TestWaitTests {
     @Test("a delivery that ended before the test looked for it does not leave the test waiting (it used to spin on Task.yield)")
     func deliveryEndedFirst() async throws {
@@ -195,7 +196,7 @@ struct TestWaitTests {
 
     @Test("waiting for a log line ends as soon as the waiting task is cancelled, not at its timeout")
     func logWaitCancelled() async throws {
-        let log = LogRecorder()
+        let log = LogCapture()
         let waiter = Task { await log.wait(timeout: .seconds(30)) { $0.message == "a line that never comes" }.count }
         let started = ContinuousClock.now
         waiter.cancel()

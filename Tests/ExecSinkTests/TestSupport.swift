@@ -8,105 +8,16 @@ import Synchronization
 import Testing
 
 @testable import ExecSink
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-// MARK: Log collection
+// MARK: Log questions
 
-/// Every entry the sink logged, with a way to await one.
-final class LogRecorder: Sendable {
-    struct Entry: Sendable, CustomStringConvertible {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-
-        var description: String { "[\(level)] \(message) \(metadata)" }
-    }
-
-    private struct Waiter {
-        var predicate: @Sendable (Entry) -> Bool
-        var needed: Int
-        var continuation: CheckedContinuation<Void, Never>
-    }
-
-    private struct State {
-        var entries: [Entry] = []
-        var waiters: [Int: Waiter] = [:]
-        var expired: Set<Int> = []
-        var nextWaiter = 0
-    }
-
-    private let state = Mutex(State())
-
-    var entries: [Entry] { state.withLock { $0.entries } }
-
-    func append(_ entry: Entry) {
-        let resumed = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.entries.append(entry)
-            var done: [CheckedContinuation<Void, Never>] = []
-            for (key, var waiter) in state.waiters where waiter.predicate(entry) {
-                waiter.needed -= 1
-                if waiter.needed <= 0 {
-                    state.waiters[key] = nil
-                    done.append(waiter.continuation)
-                } else {
-                    state.waiters[key] = waiter
-                }
-            }
-            return done
-        }
-        for continuation in resumed { continuation.resume() }
-    }
-
-    /// Waits until `count` logged entries match (already logged or still to come), at most
-    /// `timeout` and no longer than the calling task stays uncancelled; returns the matching
-    /// entries (fewer than `count` when the time ran out or the task was cancelled).
-    @discardableResult
-    func wait(for count: Int = 1, timeout: Duration = .seconds(15), where predicate: @escaping @Sendable (Entry) -> Bool) async -> [Entry] {
-        let key = state.withLock { state -> Int in
-            state.nextWaiter += 1
-            return state.nextWaiter
-        }
-        let guardTask = Task { [self] in
-            try? await Task.sleep(for: timeout)
-            expire(key)
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let ready = state.withLock { state -> Bool in
-                    let needed = count - state.entries.filter(predicate).count
-                    if needed <= 0 || state.expired.contains(key) { return true }
-                    state.waiters[key] = Waiter(predicate: predicate, needed: needed, continuation: continuation)
-                    return false
-                }
-                if ready { continuation.resume() }
-            }
-        } onCancel: {
-            expire(key)
-        }
-        guardTask.cancel()
-        return entries.filter(predicate)
-    }
-
-    /// Ends the wait `key` now (its time ran out, or its task was cancelled), also if it has not begun.
-    private func expire(_ key: Int) {
-        let waiter = state.withLock { state -> Waiter? in
-            guard let waiter = state.waiters.removeValue(forKey: key) else {
-                state.expired.insert(key)
-                return nil
-            }
-            return waiter
-        }
-        waiter?.continuation.resume()
-    }
-
-    /// The first matching entry, waiting for it up to `timeout`.
-    func first(timeout: Duration = .seconds(15), where predicate: @escaping @Sendable (Entry) -> Bool) async -> Entry? {
-        await wait(for: 1, timeout: timeout, where: predicate).first
-    }
-
+/// The exec sink's own questions of a captured log.
+extension LogCapture {
     /// Waits until `count` deliveries of the event `id` have reached the sink's table (sent to the
     /// plugin, waiting for it to start, or joined to the same event in flight), counting those
     /// that have ended since. False when fewer did within `timeout`.
@@ -122,46 +33,11 @@ final class LogRecorder: Sendable {
     var stderrLines: [Entry] {
         entries.filter { $0.metadata["bridge.stream"] == "stderr" && $0.level == .info }
     }
-
-    func logger() -> Logger {
-        var logger = Logger(label: "exec-sink-test") { _ in RecordingLogHandler(recorder: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-}
-
-struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        recorder.append(.init(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" }))
-    }
 }
 
 // MARK: Files
 
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() {
-        let made = FileManager.default.temporaryDirectory.path + "/exec-sink-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true)
-        // The plugin reports its cwd resolved; compare like with like.
-        path = URL(fileURLWithPath: made).resolvingSymlinksInPath().path
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
+extension TemporaryDirectory {
     /// Writes an executable script.
     @discardableResult
     func script(_ name: String, _ text: String) -> String {
@@ -169,8 +45,6 @@ final class TemporaryDirectory: Sendable {
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755])
         return path
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 enum Paths {
@@ -269,7 +143,7 @@ func isAlive(_ pid: pid_t) -> Bool {
 /// An exec sink running in its own `ServiceGroup`, for tests that drive its start and stop.
 struct RunningSink {
     let sink: ExecSink
-    let log: LogRecorder
+    let log: LogCapture
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
@@ -283,7 +157,7 @@ struct RunningSink {
         supervision: ExecSink.Supervision = .fast,
         executor: (any TaskExecutor)? = nil
     ) -> RunningSink {
-        let log = LogRecorder()
+        let log = LogCapture()
         let sink = ExecSink(
             name: "plugin",
             configuration: .init(
@@ -341,8 +215,8 @@ func withExecSink(
     executor: (any TaskExecutor)? = nil,
     shutdownLimit: Duration = .seconds(20),
     sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: (ExecSink, LogRecorder) async throws -> Void
-) async throws -> LogRecorder {
+    _ body: (ExecSink, LogCapture) async throws -> Void
+) async throws -> LogCapture {
     let running = RunningSink.start(
         command: command, timeout: timeout, environment: environment, inheritEnvironment: inheritEnvironment,
         workingDirectory: workingDirectory, supervision: supervision, executor: executor)
@@ -361,7 +235,7 @@ func withExecSink(
     return log
 }
 
-extension LogRecorder {
+extension LogCapture {
     /// The log line of the sink's first attempt to start its plugin ("started" or "could not be started").
     func firstStartAttempt(timeout: Duration = .seconds(30)) async -> Entry? {
         await first(timeout: timeout) { $0.message == "exec plugin started" || $0.message.hasPrefix("exec plugin could not be started") }
@@ -426,7 +300,7 @@ final class StallableExecutor: TaskExecutor {
 }
 
 /// Every plugin the sink started has exited and been reaped; kills any that did not.
-func expectAllStopped(_ log: LogRecorder, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectAllStopped(_ log: LogCapture, sourceLocation: SourceLocation = #_sourceLocation) {
     for pid in log.startedPIDs where isAlive(pid) {
         Issue.record("plugin process \(pid) is still running after the sink stopped", sourceLocation: sourceLocation)
         kill(pid, SIGKILL)

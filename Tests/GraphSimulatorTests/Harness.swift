@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import GraphSimulator
@@ -51,7 +52,7 @@ final class Subscriber: Sendable {
     private let script = Mutex<(validation: [String: ValidationBehaviour], statuses: [String: [Int]])>(([:], [:]))
     let handshakes = Inbox<Received>()
     let notifications = Inbox<Received>()
-    let port = PortBox()
+    let port = OneShot<Int>()
 
     func setValidation(_ behaviour: ValidationBehaviour, for path: String) {
         script.withLock { $0.validation[path] = behaviour }
@@ -109,12 +110,6 @@ final class Subscriber: Sendable {
     static func text(_ status: HTTPResponse.Status, _ text: String) -> Response {
         Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
-}
-
-final class PortBox: Sendable {
-    private let inbox = Inbox<Int>()
-    func set(_ port: Int) { inbox.append(port) }
-    func value() async throws -> Int { try await inbox.first { _ in true } }
 }
 
 /// A running simulator, a subscriber, and a libcurl client to drive them.
@@ -250,7 +245,7 @@ enum Harness {
             tasks.addTask { try await group.run() }
             do {
                 _ = try await simulator.waitUntilReady()
-                let subscriberPort = try await subscriber.port.value()
+                let subscriberPort = await subscriber.port.value()
                 try await body(
                     Live(simulator: simulator, subscriber: subscriber, subscriberURL: "http://127.0.0.1:\(subscriberPort)", client: client))
             } catch {

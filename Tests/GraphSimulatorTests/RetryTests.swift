@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @testable import GraphSimulator

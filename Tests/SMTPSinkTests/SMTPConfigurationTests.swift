@@ -12,7 +12,7 @@ import Testing
 struct SMTPConfigurationTests {
     /// Loads `sinks: { mail: { type: smtp, <lines> } }`; the lines start on line 4, indented 4.
     static func load(
-        _ lines: [String], folder: ScratchFolder, environment: [String: String] = [:]
+        _ lines: [String], folder: TemporaryDirectory, environment: [String: String] = [:]
     ) throws(ConfigErrors) -> BridgeConfiguration {
         let yaml = "sinks:\n  mail:\n    type: smtp\n" + lines.map { "    \($0)\n" }.joined()
         let file = folder.file("bridge.yaml")
@@ -51,7 +51,7 @@ struct SMTPConfigurationTests {
             ([url, from, to, "tsl: starttls"], 7, 5, "tls"),
         ] as [([String], Int, Int, String)])
     func positionedErrors(lines: [String], line: Int, column: Int, words: String) throws {
-        let folder = try ScratchFolder(prefix: "smtp-config")
+        let folder = TemporaryDirectory(prefix: "smtp-config")
         #expect {
             _ = try Self.load(lines, folder: folder)
         } throws: { error in
@@ -65,7 +65,7 @@ struct SMTPConfigurationTests {
 
     @Test("a password never appears in an error, even one about its own line")
     func passwordNotEchoed() throws {
-        let folder = try ScratchFolder(prefix: "smtp-config")
+        let folder = TemporaryDirectory(prefix: "smtp-config")
         #expect {
             _ = try Self.load(
                 [Self.url, Self.from, Self.to, "password: ${SMTP_PASSWORD}"], folder: folder, environment: ["SMTP_PASSWORD": "hunter2"])
@@ -77,7 +77,7 @@ struct SMTPConfigurationTests {
 
     @Test("defaults: smtp:// is STARTTLS, smtps:// implicit; caFile is resolved against the config's folder")
     func defaults() throws {
-        let folder = try ScratchFolder(prefix: "smtp-config")
+        let folder = TemporaryDirectory(prefix: "smtp-config")
         _ = FileManager.default.createFile(atPath: folder.file("ca.pem"), contents: Data("x".utf8))
         let starttls = try Self.load([Self.url, Self.from, Self.to, "caFile: ca.pem", "username: u", "password: p"], folder: folder)
         #expect(starttls.sinks.count == 1 && starttls.sinks[0].type == "smtp")

@@ -5,43 +5,8 @@ import CurlKit
 import Foundation
 import Logging
 import SMTPSink
-import Synchronization
 import TestSupport
 import Testing
-
-/// Collects log entries so a test can check what was (and wasn't) logged.
-final class LogRecorder: Sendable {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var text: String
-    }
-
-    let entries = Mutex<[Entry]>([])
-
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(recorder: self) }
-    }
-
-    var all: [Entry] { entries.withLock { $0 } }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var metadataProvider: Logger.MetadataProvider?
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            let text = "\(event.message) \(merged.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))"
-            recorder.entries.withLock { $0.append(Entry(level: event.level, text: text)) }
-        }
-    }
-}
 
 /// A new-mail event whose subject has non-ASCII letters, quotes and an emoji.
 func mailEvent(subject: String = "„Quartalszahlen“ \"Q3\" 📈 — bitte prüfen") -> BridgeEvent {
@@ -62,7 +27,7 @@ func mailEvent(subject: String = "„Quartalszahlen“ \"Q3\" 📈 — bitte pr�
 
 /// Loads `yaml` (a whole `bridge.yaml`) with only the smtp sink registered and builds its first sink.
 func loadSink(
-    _ yaml: String, in folder: ScratchFolder, environment: [String: String] = [:], context: SinkContext
+    _ yaml: String, in folder: TemporaryDirectory, environment: [String: String] = [:], context: SinkContext
 ) throws -> any Sink {
     let file = folder.file("bridge.yaml")
     _ = FileManager.default.createFile(atPath: file, contents: Data(yaml.utf8))
@@ -77,7 +42,7 @@ func quietContext(_ client: CurlClient) -> SinkContext {
 
 let firstAttempt = DeliveryAttempt(number: 1, deliveryID: 1)
 
-@Suite("smtp sink against aiosmtpd")
+@Suite("smtp sink against aiosmtpd", .machine(.processes))
 struct SMTPSinkTests {
     static let subjectTemplate = "Neue Mail von {{data.from.emailAddress.name}}: {{data.subject}}"
     static let textTemplate = """
@@ -93,7 +58,7 @@ struct SMTPSinkTests {
 
     @Test("the received message: decoded subject, headers, text then html, exact bodies, Bcc only in the envelope")
     func fullMessage() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         try await withSMTPServer { (server) async throws in
             let client = CurlClient()
             let yaml = """
@@ -168,12 +133,12 @@ struct SMTPSinkTests {
 
     @Test("STARTTLS with caFile (relative to the config) and AUTH with the password from the environment")
     func starttlsAndAuth() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--starttls", certificate.cert, certificate.key, "--auth", "bridge@example.com:pa55 w0rd"]) {
             (server) async throws in
             let client = CurlClient()
-            let logs = LogRecorder()
+            let logs = LogCapture()
             let yaml = """
                 sinks:
                   mail:
@@ -189,7 +154,7 @@ struct SMTPSinkTests {
                 """
             let sink = try loadSink(
                 yaml, in: folder, environment: ["SMTP_PASSWORD": "pa55 w0rd"],
-                context: SinkContext(logger: logs.logger, httpClient: client))
+                context: SinkContext(logger: logs.logger(), httpClient: client))
             try await sink.deliver(mailEvent(), attempt: firstAttempt)
             let messages = try server.messages()
             try #require(messages.count == 1)
@@ -198,18 +163,18 @@ struct SMTPSinkTests {
             #expect(messages[0].parsed.rawHeader("Subject") == "Plain ASCII subject for inbox")
             #expect(messages[0].parsed.content_type == "text/plain")
             #expect(messages[0].parsed.parts?.first?.content.map(unixLines) == "Just text: „Quartalszahlen“ \"Q3\" 📈 — bitte prüfen")
-            #expect(!logs.all.contains { $0.text.contains("pa55") }, "the password is never logged")
+            #expect(!logs.entries.contains { "\($0)".contains("pa55") }, "the password is never logged")
             await client.shutdown()
         }
     }
 
     @Test("insecureSkipVerify: delivers to an unknown certificate, and says so loudly at start")
     func insecureSkipVerify() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--implicit-tls", certificate.cert, certificate.key]) { (server) async throws in
             let client = CurlClient()
-            let logs = LogRecorder()
+            let logs = LogCapture()
             let yaml = """
                 sinks:
                   mail:
@@ -219,8 +184,8 @@ struct SMTPSinkTests {
                     from: bridge@example.com
                     to: [ops@example.com]
                 """
-            let sink = try loadSink(yaml, in: folder, context: SinkContext(logger: logs.logger, httpClient: client))
-            #expect(logs.all.contains { $0.level == .warning && $0.text.contains("insecureSkipVerify") })
+            let sink = try loadSink(yaml, in: folder, context: SinkContext(logger: logs.logger(), httpClient: client))
+            #expect(logs.entries.contains { $0.level == .warning && "\($0)".contains("insecureSkipVerify") })
             try await sink.deliver(mailEvent(), attempt: firstAttempt)
             let messages = try server.messages()
             try #require(messages.count == 1)
@@ -234,7 +199,7 @@ struct SMTPSinkTests {
 
     @Test("tls: starttls against a server that offers no STARTTLS: permanent, nothing sent in the clear")
     func noStarttls() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-sink")
+        let folder = TemporaryDirectory(prefix: "smtp-sink")
         let certificate = try await makeSelfSignedCertificate(in: folder.path, name: "relay")
         try await withSMTPServer(["--starttls", certificate.cert, certificate.key, "--no-starttls", "--auth", "u:p"]) {
             (server) async throws in

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `CurlClient.sendMail` against a real SMTP server (aiosmtpd, `Tests/Support/smtp_server.py`).
-@Suite("CurlKit SMTP transfer")
+@Suite("CurlKit SMTP transfer", .machine(.processes))
 struct SMTPTransportTests {
     /// A small CRLF message whose body has the lines libcurl must dot-stuff.
     static let message = Array(
@@ -37,7 +37,7 @@ struct SMTPTransportTests {
 
     @Test("STARTTLS with caFile: the message travels in TLS; an unknown CA fails as .tls with nothing sent")
     func starttls() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-tls")
+        let folder = TemporaryDirectory(prefix: "smtp-tls")
         let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         let other = try await makeSelfSignedCertificate(in: folder.path, name: "other")
         try await withSMTPServer(["--starttls", server.cert, server.key]) { (smtp) async throws in
@@ -62,7 +62,7 @@ struct SMTPTransportTests {
 
     @Test("starttls against a server without STARTTLS fails; no MAIL FROM, no message in clear")
     func noStarttls() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-tls")
+        let folder = TemporaryDirectory(prefix: "smtp-tls")
         let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         try await withSMTPServer(["--starttls", server.cert, server.key, "--no-starttls"]) { (smtp) async throws in
             let client = CurlClient()
@@ -81,7 +81,7 @@ struct SMTPTransportTests {
 
     @Test("implicit TLS (smtps://)")
     func implicitTLS() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-tls")
+        let folder = TemporaryDirectory(prefix: "smtp-tls")
         let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         try await withSMTPServer(["--implicit-tls", server.cert, server.key]) { (smtp) async throws in
             let client = CurlClient()
@@ -95,7 +95,7 @@ struct SMTPTransportTests {
 
     @Test("AUTH after STARTTLS; a wrong password is a permanent 535")
     func auth() async throws {
-        let folder = try ScratchFolder(prefix: "smtp-tls")
+        let folder = TemporaryDirectory(prefix: "smtp-tls")
         let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         try await withSMTPServer(["--starttls", server.cert, server.key, "--auth", "bridge:s3cret pass"]) { (smtp) async throws in
             let client = CurlClient()

@@ -6,16 +6,7 @@ import Foundation
 import Logging
 import StdoutSink
 import Testing
-
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init() {
-        path = FileManager.default.temporaryDirectory.path + "/graph-bridge-sink-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+import TestSupport
 
 let context = SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), httpClient: CurlClient())
 

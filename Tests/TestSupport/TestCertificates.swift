@@ -1,21 +1,5 @@
 public import Foundation
 
-/// A fresh folder under the temporary directory, removed with the object.
-public final class ScratchFolder: Sendable {
-    public let url: URL
-    public var path: String { url.path }
-
-    public init(prefix: String = "graph-bridge-test") throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    /// The path of `name` inside the folder.
-    public func file(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
-
 /// Makes a throwaway self-signed certificate for `127.0.0.1` (and `localhost`) with the
 /// `openssl` command line; returns the paths of the PEM certificate and its key.
 public func makeSelfSignedCertificate(in folder: String, name: String) async throws -> (cert: String, key: String) {

@@ -4,6 +4,7 @@ import BridgeTemplates
 import CurlKit
 import Foundation
 import Logging
+import TestSupport
 import Testing
 import WebhookSink
 
@@ -31,13 +32,10 @@ struct WebhookConfigurationTests {
     }
 
     static func load(_ sinkKeys: String, environment: [String: String] = [:]) throws -> BridgeConfiguration {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("webhook-config-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let path = folder.appendingPathComponent("bridge.yaml").path
-        try Data(yaml(sinkKeys).utf8).write(to: URL(fileURLWithPath: path))
-        try Data("-----BEGIN CERTIFICATE-----\n".utf8).write(to: folder.appendingPathComponent("ca.pem"))
-        return try BridgeConfiguration.load(path: path, registry: registry, environment: environment)
+        let folder = TemporaryDirectory(prefix: "webhook-config")
+        let path = folder.write("bridge.yaml", yaml(sinkKeys))
+        folder.write("ca.pem", "-----BEGIN CERTIFICATE-----\n")
+        return try withExtendedLifetime(folder) { try BridgeConfiguration.load(path: path, registry: registry, environment: environment) }
     }
 
     /// The `FILE:LINE:COL: message` lines, with the temp path replaced by `bridge.yaml`.

@@ -7,7 +7,7 @@ import WebhookSink
 
 /// docs/sinks.md's webhook section is checked against the code: its YAML examples load and its
 /// receiver-side verification snippet accepts what the sink sends.
-@Suite("docs/sinks.md webhook section")
+@Suite("docs/sinks.md webhook section", .machine(.processes))
 struct WebhookDocsTests {
     /// The repository's docs/sinks.md, found from this file (through any symlinked test folder).
     static let docsPath = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()

@@ -8,7 +8,7 @@ import TestSupport
 import Testing
 import WebhookSink
 
-@Suite("Standard Webhooks signing")
+@Suite("Standard Webhooks signing", .machine(.processes))
 struct SigningTests {
     /// Checks `request` the way a receiver following Standard Webhooks does.
     func verify(_ request: HTTPReceiver.RecordedRequest, key: [UInt8], eventID: String) throws {
@@ -65,7 +65,7 @@ struct SigningTests {
     }
 }
 
-@Suite("webhook outcomes")
+@Suite("webhook outcomes", .machine(.processes))
 struct OutcomeTests {
     @Test("503 with Retry-After is retryable after that long; the retry succeeds with the same webhook-id")
     func retryThenSuccess() async throws {

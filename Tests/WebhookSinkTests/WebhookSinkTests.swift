@@ -8,7 +8,7 @@ import TestSupport
 import Testing
 import WebhookSink
 
-@Suite("webhook payloads")
+@Suite("webhook payloads", .machine(.processes))
 struct WebhookPayloadTests {
     @Test("format json (the default) sends the event exactly as the file sink writes it")
     func eventBody() async throws {
@@ -221,7 +221,7 @@ struct WebhookPayloadTests {
     }
 }
 
-@Suite("webhook escaping")
+@Suite("webhook escaping", .machine(.processes))
 struct WebhookEscapingTests {
     @Test("a nasty subject in text arrives as valid JSON equal to the subject", arguments: WebhookSink.Format.allCases.filter(\.isChat))
     func text(format: WebhookSink.Format) async throws {

@@ -221,6 +221,22 @@ private struct Loader {
             if let id = subscription.id, !ids.insert(id.lowercased()).inserted {
                 errors.append(error("subscription id '\(id)' is declared twice", at: subscription.mark))
             }
+            if !subscription.manage {
+                // What `run` needs Graph for on a subscription it does not manage.
+                if subscription.encryption != nil, !graphGiven {
+                    errors.append(error(
+                        "receive-only subscription '\(subscription.name)': rich notifications (encryption:) need a graph: section with tenant and clientId, to check Graph's validation tokens",
+                        at: subscription.mark))
+                }
+                if subscription.fetch != nil, !graphGiven {
+                    errors.append(error(
+                        "receive-only subscription '\(subscription.name)': fetch: reads the changed items from Graph, which needs a graph: section", at: subscription.mark))
+                } else if subscription.fetch != nil, (subscription.resource ?? "").isEmpty {
+                    errors.append(error(
+                        "receive-only subscription '\(subscription.name)': fetch: needs resource: (the subscription's resource, as created), so items are read only inside it",
+                        at: subscription.mark))
+                }
+            }
             if subscription.manage {
                 if !graphGiven {
                     errors.append(error("subscription '\(subscription.name)' is managed by the bridge, which needs a graph: section (or set manage: false)", at: subscription.mark))

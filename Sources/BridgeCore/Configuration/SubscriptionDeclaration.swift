@@ -11,10 +11,76 @@ public struct SubscriptionDeclaration: Sendable, Decodable {
         case none, delta
     }
 
+    /// `encryption:`: the key pair Graph encrypts rich notifications for, and the earlier ones
+    /// that still decrypt while Graph moves to it (key rotation).
     public struct Encryption: Sendable, Decodable {
         public var certificate: ConfigPath
         public var key: ConfigPath
         public var id: String
+        /// `previous:` key pairs: they decrypt items that name their id; Graph is never given them.
+        public var previous: [KeyPair]
+
+        /// The current key pair, then the previous ones.
+        public var keyPairs: [KeyPair] { [KeyPair(certificate: certificate, key: key, id: id)] + previous }
+
+        enum CodingKeys: String, CodingKey {
+            case certificate, key, id, previous
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            certificate = try container.decode(ConfigPath.self, forKey: .certificate)
+            key = try container.decode(ConfigPath.self, forKey: .key)
+            id = try container.decode(String.self, forKey: .id)
+            try Self.checkID(id, decoder: try container.superDecoder(forKey: .id))
+            previous = []
+            guard container.contains(.previous), try !container.decodeNil(forKey: .previous) else { return }
+            var list = try container.nestedUnkeyedContainer(forKey: .previous)
+            var seen: Set<String> = [id]
+            while !list.isAtEnd {
+                let entry = try list.superDecoder()
+                let pair = try KeyPair(from: entry)
+                guard pair.id != id else {
+                    throw entry.configError("encryption: previous key id '\(pair.id)' is the current id; give the new key pair its own id")
+                }
+                guard seen.insert(pair.id).inserted else {
+                    throw entry.configError("encryption: previous key id '\(pair.id)' is listed twice")
+                }
+                previous.append(pair)
+            }
+        }
+
+        /// Graph's limit on `encryptionCertificateId`.
+        static func checkID(_ id: String, decoder: any Decoder) throws {
+            guard !id.isEmpty, id.count <= 128 else {
+                throw decoder.configError("encryption id must be 1 to 128 characters (Graph's encryptionCertificateId)")
+            }
+        }
+    }
+
+    /// One key pair of `encryption:`: a PEM certificate, its PEM private key, and the id Graph names it by.
+    public struct KeyPair: Sendable, Decodable {
+        public var certificate: ConfigPath
+        public var key: ConfigPath
+        public var id: String
+
+        enum CodingKeys: String, CodingKey {
+            case certificate, key, id
+        }
+
+        public init(certificate: ConfigPath, key: ConfigPath, id: String) {
+            self.certificate = certificate
+            self.key = key
+            self.id = id
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            certificate = try container.decode(ConfigPath.self, forKey: .certificate)
+            key = try container.decode(ConfigPath.self, forKey: .key)
+            id = try container.decode(String.self, forKey: .id)
+            try Encryption.checkID(id, decoder: try container.superDecoder(forKey: .id))
+        }
     }
 
     public var name: String

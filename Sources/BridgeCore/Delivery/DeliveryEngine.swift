@@ -43,7 +43,8 @@ public final class DeliveryEngine: Service {
         listenerLoad: ListenerLoad = ListenerLoad(),
         burstYield: Duration = .milliseconds(100),
         journalDoorbell: Doorbell = Doorbell(),
-        logger: Logger
+        logger: Logger,
+        activity: (any ActivityObserver)? = nil
     ) {
         self.store = store
         self.listenerLoad = listenerLoad
@@ -59,7 +60,8 @@ public final class DeliveryEngine: Service {
                 concurrency: entry.configuration.concurrency,
                 logger: logger,
                 shutdownGrace: shutdownGrace,
-                backlog: backlog
+                backlog: backlog,
+                activity: activity
             )
         }
         let doorbell = journalDoorbell
@@ -73,7 +75,8 @@ public final class DeliveryEngine: Service {
             backlog: backlog,
             listenerLoad: listenerLoad,
             burstYield: burstYield,
-            logger: logger
+            logger: logger,
+            activity: activity
         )
     }
 

@@ -41,11 +41,14 @@ final class Dispatcher: Sendable {
     let enrichmentWindow: Int
     /// How many events of one lane may be held at once.
     let laneWindow: Int
+    /// Told of every event routed (the admin listener's `/events`).
+    let activity: (any ActivityObserver)?
     private let stopping = Atomic<Bool>(false)
 
     init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], backlog: Backlog,
          listenerLoad: ListenerLoad = ListenerLoad(), burstYield: Duration = .milliseconds(100), logger: Logger, batchSize: Int = 256,
-         enrichmentWindow: Int = 4096, laneWindow: Int = 512) {
+         enrichmentWindow: Int = 4096, laneWindow: Int = 512, activity: (any ActivityObserver)? = nil) {
+        self.activity = activity
         self.enrichmentWindow = max(1, enrichmentWindow)
         self.laneWindow = max(1, min(laneWindow, enrichmentWindow))
         self.listenerLoad = listenerLoad
@@ -130,6 +133,7 @@ final class Dispatcher: Sendable {
         backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
         var touched: Set<String> = []
         for event in routed {
+            activity?.record(.routed(event.event, sinks: event.sinks, dropped: event.dropped))
             touched.formUnion(event.sinks)
             if event.dropped {
                 Counter(label: "graph_bridge_events_routed_total", dimensions: [("routed", "dropped")]).increment()

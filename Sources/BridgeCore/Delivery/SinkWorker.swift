@@ -15,9 +15,13 @@ final class SinkWorker: Sendable {
     let logger: Logger
     let shutdownGrace: Duration
     let backlog: Backlog
+    /// Told of every delivery outcome recorded (the admin listener's `/events`).
+    let activity: (any ActivityObserver)?
     private let stopping = Atomic<Bool>(false)
 
-    init(name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration, backlog: Backlog) {
+    init(name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration, backlog: Backlog,
+         activity: (any ActivityObserver)? = nil) {
+        self.activity = activity
         self.backlog = backlog
         self.name = name
         self.sink = sink
@@ -192,6 +196,7 @@ final class SinkWorker: Sendable {
                 try await store.recordSuccess(deliveryID: delivery.id)
                 backlog.finished()
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
+                activity?.record(.delivered(eventID: delivery.event.id, sink: name, outcome: .success, attempt: number))
                 Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed(took)
                 logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
             } catch {
@@ -216,12 +221,14 @@ final class SinkWorker: Sendable {
             try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
             backlog.finished()
             Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
+            activity?.record(.delivered(eventID: delivery.event.id, sink: name, outcome: .deadLetter, attempt: number, error: sinkError.message))
             logger.error("delivery failed permanently; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
         case .retry(let retryAfter):
             switch schedule.decide(attempts: number, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: Double.random(in: 0..<1)) {
             case .retry(let at):
                 try await store.recordRetry(deliveryID: delivery.id, attempts: number, nextAttemptAt: at, error: sinkError.message)
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "retry")]).increment()
+                activity?.record(.delivered(eventID: delivery.event.id, sink: name, outcome: .retry, attempt: number, error: sinkError.message))
                 logger.warning("delivery failed; will retry", metadata: [
                     "bridge.attempt": "\(number)", "bridge.retry_in": "\(String(format: "%.1fs", at.timeIntervalSince(now)))", "error": "\(sinkError.message)",
                 ])
@@ -229,6 +236,7 @@ final class SinkWorker: Sendable {
                 try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)
                 backlog.finished()
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "dead_letter")]).increment()
+                activity?.record(.delivered(eventID: delivery.event.id, sink: name, outcome: .deadLetter, attempt: number, error: sinkError.message))
                 logger.error("delivery failed past retry.maxAge; kept as a dead letter", metadata: ["bridge.attempt": "\(number)", "error": "\(sinkError.message)"])
             }
         }

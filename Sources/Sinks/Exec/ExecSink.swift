@@ -41,7 +41,7 @@ public struct ExecSink: Sink, Service {
     public init(name: String, configuration: Configuration, context: SinkContext, supervision: Supervision) {
         var logger = context.logger
         logger[metadataKey: "bridge.sink"] = "\(name)"
-        self.supervisor = PluginSupervisor(configuration: configuration, supervision: supervision, logger: logger)
+        self.supervisor = PluginSupervisor(configuration: configuration, supervision: supervision, logger: logger, sinkName: name)
     }
 
     public func deliver(_ event: BridgeEvent, attempt: DeliveryAttempt) async throws {

@@ -2,6 +2,7 @@ import BridgeCore
 import Dispatch
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 /// What one delivery ends with.
@@ -49,7 +50,11 @@ final class PluginSupervisor: Sendable {
     private let mailbox = Mailbox()
     private let timers = DispatchQueue(label: "graph-bridge.exec.timers")
 
-    init(configuration: ExecSink.Configuration, supervision: ExecSink.Supervision, logger: Logger) {
+    /// `graph_bridge_plugin_restarts_total{sink}`: one per restart after the plugin exited.
+    let restarts: Counter
+
+    init(configuration: ExecSink.Configuration, supervision: ExecSink.Supervision, logger: Logger, sinkName: String = "exec") {
+        restarts = Counter(label: "graph_bridge_plugin_restarts_total", dimensions: [("sink", sinkName)])
         self.configuration = configuration
         self.supervision = supervision
         self.logger = logger
@@ -252,6 +257,7 @@ final class PluginSupervisor: Sendable {
                         "bridge.pid": "\(process.pid)", "bridge.restart_in": "\(DurationText.text(delay))",
                     ])
                 if await sleep(delay) == .stop { break loop }
+                restarts.increment()
             case .stop, .timeout:
                 await stop(process)
                 break loop

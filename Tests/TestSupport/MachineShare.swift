@@ -1,0 +1,90 @@
+public import Testing
+
+/// How much of the machine a test needs while it runs, for `swift test`'s parallel runs on a
+/// small machine (two cores here).
+///
+/// Most tests are light and run with everything else. Tests that start real processes (the
+/// bridge, the simulator, PostgreSQL, Python servers) take a *process slot*: at most
+/// `MachineShare.processSlots` run at once, so a parallel run does not start dozens of processes
+/// that starve each other's timers. Tests whose assertions involve wall-clock behaviour of real
+/// processes (connection timeouts, kill loops, disk faults under a running bridge) take the
+/// *whole machine*: they wait until no other process test runs, and none starts while they do.
+/// Light tests keep running beside them; they are cheap enough not to disturb a timer by seconds.
+///
+/// As a trait on a suite (applies to each of its tests) or on one test:
+///
+///     @Suite("kill loop", .machine(.exclusive))
+///     @Suite("end to end", .machine(.processes))
+public struct MachineShare: TestTrait, SuiteTrait, TestScoping {
+    public enum Need: Sendable {
+        /// Runs beside at most `processSlots - 1` other process tests.
+        case processes
+        /// Runs with no other process test.
+        case exclusive
+    }
+
+    /// How many process tests run at once.
+    public static let processSlots = 3
+
+    public var need: Need
+
+    public var isRecursive: Bool { true }
+
+    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        // Called for the suite too (testCase nil): only test cases hold a share, or a suite would
+        // hold one while its own tests wait for it.
+        guard testCase != nil else { return try await function() }
+        await MachineLock.shared.acquire(need)
+        do {
+            try await function()
+        } catch {
+            await MachineLock.shared.release(need)
+            throw error
+        }
+        await MachineLock.shared.release(need)
+    }
+}
+
+extension Trait where Self == MachineShare {
+    /// This test (or each test of this suite) needs `need` of the machine while it runs.
+    public static func machine(_ need: MachineShare.Need) -> Self { MachineShare(need: need) }
+}
+
+/// A first-come, first-served reader-writer semaphore: `processSlots` shared holders or one exclusive.
+actor MachineLock {
+    static let shared = MachineLock()
+
+    private var processes = 0
+    private var exclusive = false
+    private var waiting: [(need: MachineShare.Need, continuation: CheckedContinuation<Void, Never>)] = []
+
+    func acquire(_ need: MachineShare.Need) async {
+        if waiting.isEmpty, grant(need) { return }
+        await withCheckedContinuation { waiting.append((need, $0)) }
+    }
+
+    func release(_ need: MachineShare.Need) {
+        switch need {
+        case .processes: processes -= 1
+        case .exclusive: exclusive = false
+        }
+        // In arrival order: an exclusive test that waits is not overtaken by later process tests.
+        while let first = waiting.first, grant(first.need) {
+            waiting.removeFirst()
+            first.continuation.resume()
+        }
+    }
+
+    /// Takes the share when it is free now.
+    private func grant(_ need: MachineShare.Need) -> Bool {
+        switch need {
+        case .processes:
+            guard !exclusive, processes < MachineShare.processSlots else { return false }
+            processes += 1
+        case .exclusive:
+            guard !exclusive, processes == 0 else { return false }
+            exclusive = true
+        }
+        return true
+    }
+}
