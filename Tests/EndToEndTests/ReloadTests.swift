@@ -6,7 +6,7 @@ import Testing
 /// `kill -HUP` on the real binary: the file is read again and applied without a restart (sinks,
 /// routes, retry settings, subscriptions), an invalid one is refused with `FILE:LINE:COL` while the
 /// running configuration keeps working, and keys that need a restart say so.
-@Suite("reload on SIGHUP", .timeLimit(.minutes(3)))
+@Suite("reload on SIGHUP", .timeLimit(.minutes(3)), .machine(.processes))
 struct ReloadTests {
     static func start(_ directory: TemporaryDirectory) async throws -> (BridgeProcess, port: Int, admin: Int) {
         let bridge = try BridgeProcess(
@@ -59,6 +59,9 @@ struct ReloadTests {
             try await eventually { Set(Self.delivered("reload", directory, "audit.jsonl")) == Set(1...65) },
             "every notification reached audit: \(bridge.log)")
         #expect(Self.delivered("reload", directory, "audit.jsonl").count == 65, "each once")
+        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(admin)/status.json"))
+        let sinks = try #require(try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])["sinks"] as? [[String: Any]]
+        #expect(sinks?.compactMap { $0["name"] as? String } == ["audit", "second"], "the status page lists the running sinks: \(status.bodyText)")
 
         // The route changes: created events go to second only.
         directory.write(
