@@ -8,53 +8,66 @@ import Logging
 import Metrics
 import ServiceLifecycle
 
-/// What one configuration builds and a `SIGHUP` replaces: the sinks and their services, the
-/// enrichers, the Graph client, the subscription manager and the delivery engine (router, workers,
-/// retry settings). It runs on a ``BridgeRuntime``, which outlives it.
+/// What one configuration builds and a `SIGHUP` replaces: the sinks, the enrichers, the Graph
+/// client, the subscription manager and the delivery engine (router, workers, retry settings). It
+/// runs on a ``BridgeRuntime``, which outlives it.
 ///
-/// Building one (``make(configuration:runtime:options:logger:)``) changes nothing outside it, so a
-/// reload builds the new generation while the old one still runs, and keeps the old one when the
-/// build fails. ``activate(runtime:previous:)`` then does what touches shared state, after the old
-/// one stopped.
-struct BridgeGeneration {
+/// Building one (``make(configuration:runtime:options:keeping:from:logger:)``) changes nothing
+/// outside it, so a reload builds the new generation while the old one still runs, and keeps the
+/// old one when the build fails. ``activate(runtime:previous:logger:)`` then does what touches
+/// shared state, after the old one stopped. A sink whose keys a reload leaves unchanged keeps its
+/// instance (and its service: an exec plugin keeps running); the sinks' services run in the
+/// runtime's ``SinkServiceHost``.
+struct BridgeGeneration: Sendable {
     let configuration: BridgeConfiguration
     let engine: DeliveryEngine
     /// Nil when there is nothing to manage: no managed subscription declared or stored, or no `graph:`.
     let manager: SubscriptionManager?
     /// The managed subscriptions of the configuration.
     let managedNames: [String]
-    /// The sinks' own services (child processes), all in one: they start together and, at
-    /// shutdown, stop together (one after another, several slow plugins could exceed the 10 s promise).
-    let sinkServices: ConcurrentServices?
+    /// The sinks with their instances, in file order.
+    let sinks: [DeliveryEngine.SinkEntry]
+    /// The sinks whose instance this generation built (the others it took over from the previous one).
+    let builtSinks: Set<String>
 
     /// In start order; a service group stops them in reverse: the subscription manager, then the
-    /// delivery engine (in-flight deliveries finish or stay queued), then the sinks' own services.
+    /// delivery engine (in-flight deliveries finish or stay queued). The sinks' own services run in
+    /// the runtime's ``SinkServiceHost``, which stops after.
     var services: [any Service] {
-        var services: [any Service] = sinkServices.map { [$0] } ?? []
-        services.append(engine)
+        var services: [any Service] = [engine]
         if let manager { services.append(manager) }
         return services
     }
 
     /// Builds every part of `configuration` that a reload replaces. `server:` and `state:` come from
     /// the runtime (they need a restart); `server.publicUrl` from `configuration`.
-    static func make(configuration: BridgeConfiguration, runtime: BridgeRuntime, options: BridgeRunner.Options, logger: Logger) async throws
-        -> BridgeGeneration
-    {
+    /// - Parameters:
+    ///   - keeping: the sinks whose keys did not change: their instances are taken from `previous`.
+    ///   - previous: the running generation; nil at start.
+    static func make(
+        configuration: BridgeConfiguration, runtime: BridgeRuntime, options: BridgeRunner.Options, keeping: Set<String> = [],
+        from previous: BridgeGeneration? = nil, logger: Logger
+    ) async throws -> BridgeGeneration {
         let store = runtime.store
         let httpClient = runtime.httpClient
+        let running = Dictionary((previous?.sinks ?? []).map { ($0.configuration.name, $0.sink) }, uniquingKeysWith: { first, _ in first })
         var sinkEntries: [DeliveryEngine.SinkEntry] = []
+        var built: Set<String> = []
         for sink in configuration.sinks {
+            if keeping.contains(sink.name), let instance = running[sink.name] {
+                sinkEntries.append(.init(configuration: sink, sink: instance))
+                continue
+            }
             var sinkLogger = logger
             sinkLogger[metadataKey: "bridge.sink"] = "\(sink.name)"
             do {
                 sinkEntries.append(
                     .init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger, httpClient: httpClient))))
+                built.insert(sink.name)
             } catch {
                 throw StartupError("sink '\(sink.name)' could not start: \(error)")
             }
         }
-        let sinkServices = sinkEntries.compactMap { $0.sink as? any Service }
 
         // Rich notifications: the key pairs Graph encrypts for, and the enricher that checks and decrypts.
         let encryptionKeys = try RichNotificationSetup.keys(configuration)
@@ -126,16 +139,24 @@ struct BridgeGeneration {
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
         return BridgeGeneration(
-            configuration: configuration, engine: engine, manager: manager, managedNames: managed.map(\.name),
-            sinkServices: sinkServices.isEmpty ? nil : ConcurrentServices(services: sinkServices))
+            configuration: configuration, engine: engine, manager: manager, managedNames: managed.map(\.name), sinks: sinkEntries, builtSinks: built)
     }
 
     /// Makes the shared state match this configuration, before it runs (and, at a reload, after the
-    /// previous generation stopped): receive-only subscriptions in the directory and the store,
-    /// stored managed subscriptions admitted, removed sinks' queues turned into dead letters.
-    /// - Parameter previous: the configuration that ran until now; nil at start.
-    func activate(runtime: BridgeRuntime, previous: BridgeConfiguration?, logger: Logger) async throws {
+    /// previous generation stopped): the services of removed and rebuilt sinks stopped and those of
+    /// new instances started, receive-only subscriptions in the directory and the store, stored
+    /// managed subscriptions admitted, removed sinks' queues turned into dead letters.
+    /// - Parameter previous: the generation that ran until now; nil at start.
+    func activate(runtime: BridgeRuntime, previous generation: BridgeGeneration?, logger: Logger) async throws {
         let store = runtime.store
+        let previous = generation?.configuration
+        let takenOver = Set(sinks.map(\.configuration.name)).subtracting(builtSinks)
+        for entry in generation?.sinks ?? [] where !takenOver.contains(entry.configuration.name) && entry.sink is any Service {
+            await runtime.sinkServices.stop(entry.configuration.name)
+        }
+        for entry in sinks where builtSinks.contains(entry.configuration.name) {
+            if let service = entry.sink as? any Service { runtime.sinkServices.start(entry.configuration.name, service) }
+        }
         await runtime.admitReceiveOnly(configuration, previous: previous?.receiveOnlyEntries ?? [])
         if configuration.graph == nil {
             for record in (try? await store.subscriptionRecords().filter(\.managed)) ?? [] {
@@ -169,20 +190,6 @@ struct BridgeGeneration {
                 Gauge(label: "graph_bridge_queue_depth", dimensions: [("sink", name)]).record(0)
                 Gauge(label: "graph_bridge_dead_letters", dimensions: [("sink", name)]).record(depths[name]?.dead ?? 0)
             }
-        }
-    }
-}
-
-/// Runs several services as one: started together, and told to shut down together.
-struct ConcurrentServices: Service {
-    let services: [any Service]
-
-    func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for service in services {
-                group.addTask { try await service.run() }
-            }
-            try await group.waitForAll()
         }
     }
 }

@@ -108,9 +108,10 @@ public enum BridgeRunner {
         ])
         // Services stop in reverse order: the listener first (no new acknowledgements), then the
         // running generation (its subscription manager, then its delivery engine: in-flight
-        // deliveries finish or stay queued; then the sinks' own services).
+        // deliveries finish or stay queued), then the sinks' own services.
         var services: [any Service] = [
-            GenerationSupervisor(first: generation, runtime: runtime, reloadSignals: reloadSignals, options: options, logger: logger)
+            runtime.sinkServices,
+            GenerationSupervisor(first: generation, runtime: runtime, reloadSignals: reloadSignals, options: options, logger: logger),
         ]
         let onListening = options.onListening
         let readiness = runtime.readiness

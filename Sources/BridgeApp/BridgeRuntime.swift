@@ -35,6 +35,8 @@ final class BridgeRuntime: Sendable {
     /// What the status page and `/events` show live: routing, delivery outcomes, subscription
     /// changes. One for the process: a reload's new engine and manager report to it too.
     let activity = ActivityFeed()
+    /// The sinks' own services (exec plugins), kept across reloads while their sink is unchanged.
+    let sinkServices: SinkServiceHost
     let intake: NotificationIntake
     let logger: Logger
 
@@ -53,6 +55,7 @@ final class BridgeRuntime: Sendable {
         hostConnectionCap = lanes + 16
         httpClient = CurlClient(configuration: .init(maxHostConnections: hostConnectionCap))
         directory = SubscriptionDirectory(started.receiveOnlyEntries)
+        sinkServices = SinkServiceHost(logger: logger)
         backlog = Backlog(limit: started.state.maxQueuedDeliveries)
         intake = NotificationIntake(
             directory: directory, store: opened.store, doorbell: journalDoorbell, lifecycleObserver: current, backlog: backlog, load: listenerLoad,

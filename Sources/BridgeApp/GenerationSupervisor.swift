@@ -22,9 +22,10 @@ import UnixSignals
 ///    manager reconciles with Graph: creates what was added, deletes what was removed, replaces
 ///    what changed), and one `configuration reloaded` line says what changed.
 ///
-/// Every sink is built anew by a reload, changed or not (an exec plugin is restarted; HTTP
-/// connections belong to the shared client and stay open). A service in the outer group, so
-/// SIGTERM stops the running generation in its own order (manager, engine, sinks).
+/// A sink whose keys the reload leaves unchanged keeps its instance (an exec plugin keeps its
+/// process); an added or changed one is built anew, and a changed one's old service stopped first.
+/// A service in the outer group, so SIGTERM stops the running generation in its own order
+/// (manager, engine), then the ``SinkServiceHost`` stops the sinks' services.
 final class GenerationSupervisor: Service {
     let runtime: BridgeRuntime
     let options: BridgeRunner.Options
@@ -69,12 +70,12 @@ final class GenerationSupervisor: Service {
             while true {
                 if let reload {
                     if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                    await activate(reload, previous: generation.configuration)
+                    await activate(reload, previous: generation)
                     generation = reload.generation
                     running = reload.document
                 }
                 await runtime.current.install(generation)
-                let (now, before) = (generation.configuration, running)
+                let (now, before) = (generation, running)
                 let group = ServiceGroup(configuration: .init(services: generation.services.map { .init(service: $0) }, logger: logger))
                 reload = try await withThrowingTaskGroup(of: Step.self) { tasks in
                     tasks.addTask {
@@ -102,12 +103,13 @@ final class GenerationSupervisor: Service {
 
     /// Waits for `SIGHUP` and returns the new generation once a reload brings a valid file whose
     /// parts could all be built; a refused one is logged and the wait goes on.
-    private func nextReload(requests: Doorbell, running: ConfigNode, started: ConfigNode, current: BridgeConfiguration) async throws -> Reload {
+    private func nextReload(requests: Doorbell, running: ConfigNode, started: ConfigNode, current: BridgeGeneration) async throws -> Reload {
         while true {
             await requests.wait(timeout: nil)
             try Task.checkCancellation()
             guard options.reloadsOnSIGHUP else {
-                logger.notice("SIGHUP ignored: this configuration has no file to read again", metadata: ["bridge.config": "\(current.file)"])
+                logger.notice(
+                    "SIGHUP ignored: this configuration has no file to read again", metadata: ["bridge.config": "\(current.configuration.file)"])
                 continue
             }
             if let reload = await prepare(running: running, started: started, current: current) { return reload }
@@ -115,8 +117,8 @@ final class GenerationSupervisor: Service {
     }
 
     /// Reads and checks the file and builds its generation; nil (logged, counted) when it cannot be used.
-    private func prepare(running: ConfigNode, started: ConfigNode, current: BridgeConfiguration) async -> Reload? {
-        let file = current.file
+    private func prepare(running: ConfigNode, started: ConfigNode, current: BridgeGeneration) async -> Reload? {
+        let file = current.configuration.file
         logger.info("SIGHUP: reloading the configuration", metadata: ["bridge.config": "\(file)"])
         let document: ConfigDocument
         let configuration: BridgeConfiguration
@@ -153,9 +155,13 @@ final class GenerationSupervisor: Service {
                     "bridge.cap": "\(runtime.hostConnectionCap)"
                 ])
         }
+        let changes = ConfigurationChanges(from: running, to: document.root)
+        // A sink whose keys did not change keeps its instance (an exec plugin keeps running).
+        let keeping = Set(configuration.sinks.map(\.name)).subtracting(changes.sinksAdded + changes.sinksChanged)
         let generation: BridgeGeneration
         do {
-            generation = try await BridgeGeneration.make(configuration: configuration, runtime: runtime, options: options, logger: logger)
+            generation = try await BridgeGeneration.make(
+                configuration: configuration, runtime: runtime, options: options, keeping: keeping, from: current, logger: logger)
         } catch {
             logger.error(
                 "the new configuration could not start; the running configuration is kept",
@@ -163,11 +169,11 @@ final class GenerationSupervisor: Service {
             Self.count("failed")
             return nil
         }
-        return Reload(generation: generation, document: document.root, changes: ConfigurationChanges(from: running, to: document.root))
+        return Reload(generation: generation, document: document.root, changes: changes)
     }
 
     /// Brings the shared state in line with the new generation, between the two, and says what changed.
-    private func activate(_ reload: Reload, previous: BridgeConfiguration) async {
+    private func activate(_ reload: Reload, previous: BridgeGeneration) async {
         do {
             try await reload.generation.activate(runtime: runtime, previous: previous, logger: logger)
         } catch {

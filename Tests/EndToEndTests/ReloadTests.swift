@@ -201,6 +201,61 @@ struct ReloadTests {
         #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
     }
 
+    @Test("an exec sink a reload leaves unchanged keeps its plugin process; a changed one gets a new process")
+    func execPluginKeptOrRestarted() async throws {
+        let directory = TemporaryDirectory()
+        directory.write(
+            "plugin.py",
+            """
+            import json, os, sys
+            with open("pids.txt", "a") as pids:
+                pids.write(f"{os.getpid()}\\n")
+            for line in sys.stdin:
+                event = json.loads(line)
+                with open("plugin.jsonl", "a") as seen:
+                    seen.write(line)
+                print(json.dumps({"id": event["id"], "status": "ok"}), flush=True)
+
+            """)
+        func config(timeout: String, route: String) -> String {
+            EndToEndTests.config()
+                .replacingOccurrences(
+                    of: "  audit: { type: file, path: audit.jsonl }",
+                    with: "  audit: { type: file, path: audit.jsonl }\n  plugin: { type: exec, command: [python3, plugin.py], timeout: \(timeout) }"
+                )
+                .replacingOccurrences(of: "  - to: [audit]", with: route)
+        }
+        func pids() -> [String] { jsonLines(directory.file("pids.txt")) }
+        directory.write("bridge.yaml", config(timeout: "10s", route: "  - to: [audit, plugin]"))
+        let (bridge, port, _) = try await Self.start(directory)
+        let client = CurlClient()
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("exec", 1)) == 202)
+        #expect(try await eventually { Self.delivered("exec", directory, "plugin.jsonl") == [1] }, "\(bridge.log)")
+        #expect(pids().count == 1)
+
+        // Only the routes change: the plugin keeps its process.
+        directory.write("bridge.yaml", config(timeout: "10s", route: "  - match: { changeType: created }\n    to: [plugin, audit]"))
+        bridge.signal(SIGHUP)
+        let kept = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
+        #expect(kept.contains(#""bridge.routes":"changed""#) && !kept.contains("sinks_changed"), "\(kept)")
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("exec", 2)) == 202)
+        #expect(try await eventually { Self.delivered("exec", directory, "plugin.jsonl") == [1, 2] }, "\(bridge.log)")
+        #expect(pids().count == 1, "the same plugin process: \(pids())")
+
+        // The plugin's keys change: its process is stopped and a new one started.
+        directory.write("bridge.yaml", config(timeout: "20s", route: "  - match: { changeType: created }\n    to: [plugin, audit]"))
+        bridge.signal(SIGHUP)
+        #expect(try await Self.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
+        #expect(bridge.hasLog { $0.contains(#""bridge.sinks_changed":"plugin""#) }, "\(bridge.log)")
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("exec", 3)) == 202)
+        #expect(try await eventually { Self.delivered("exec", directory, "plugin.jsonl") == [1, 2, 3] }, "\(bridge.log)")
+        #expect(pids().count == 2 && Set(pids()).count == 2, "a new plugin process: \(pids())")
+
+        await client.shutdown()
+        let stopped = await bridge.terminate(within: .seconds(10))
+        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+    }
+
     @Test("a receive-only subscription added by SIGHUP is accepted at once; one removed is dropped as unknown and forgotten")
     func receiveOnlySubscriptions() async throws {
         let directory = TemporaryDirectory()
