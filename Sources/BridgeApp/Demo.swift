@@ -36,7 +36,7 @@ public enum Demo {
             do {
                 try await BridgeRunner.run(
                     configuration: configuration, logger: logger,
-                    options: .init(publicURL: { port in "http://127.0.0.1:\(port)" })
+                    options: .init(publicURL: { port in "http://127.0.0.1:\(port)" }, reloadsOnSIGHUP: false)
                 )
             } catch {
                 mail.cancel()

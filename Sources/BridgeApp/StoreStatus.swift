@@ -6,7 +6,8 @@ import BridgeStore
 /// events waiting to be routed, per-sink queues and dead letters, the latest events.
 struct StoreStatus: StatusProvider {
     let store: BridgeStateStore
-    let sinkNames: [String]
+    /// The running generation: its sinks (a reload replaces them).
+    let current: CurrentGeneration
 
     func status() async -> JSONValue {
         var object = JSONObject()
@@ -22,7 +23,7 @@ struct StoreStatus: StatusProvider {
         // During a burst routing yields to the listener: acknowledged events wait here first.
         object["unrouted"] = .number(String((try? await store.unroutedCount()) ?? 0))
         let depths = (try? await store.queueDepths()) ?? [:]
-        object["sinks"] = .array(sinkNames.map { name in
+        object["sinks"] = .array(current.sinkNames.map { name in
             let depth = depths[name] ?? QueueDepth(pending: 0, dead: 0)
             return .object(["name": .string(name), "queued": .number(String(depth.pending)), "deadLetters": .number(String(depth.dead))])
         })

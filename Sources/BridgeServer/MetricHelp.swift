@@ -32,6 +32,8 @@ public enum MetricHelp {
         "graph_bridge_rich_notifications_decrypted_total": "Rich notifications whose tokens passed and whose content became data, by subscription and encryption id (the key that decrypted it).",
         "graph_bridge_rich_notifications_undecrypted_total": "Rich notifications routed without data because they could not be checked, by reason.",
         "graph_bridge_rich_notifications_rejected_total": "Rich notifications dropped after the 202 because a check failed, by reason.",
+        "graph_bridge_config_reloads_total":
+            "Configuration reloads asked for with SIGHUP, by outcome (applied; invalid: the file was refused; failed: it could not start), the running configuration kept unless applied.",
         "graph_bridge_request_timeouts_total": "Connections closed because a request did not fully arrive within server.requestTimeout, by listener.",
     ]
 

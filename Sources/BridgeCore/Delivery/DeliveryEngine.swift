@@ -23,7 +23,8 @@ public final class DeliveryEngine: Service {
     let workers: [SinkWorker]
     let retention: Duration
     let logger: Logger
-    /// Rung by the intake after each journal commit.
+    /// Rung by the intake after each journal commit. Given from outside when the intake outlives
+    /// the engine (a configuration reload replaces the engine, the intake keeps answering Graph).
     public let journalDoorbell: Doorbell
     /// What waits, shared with the intake (which refuses work beyond its limit).
     public let backlog: Backlog
@@ -41,6 +42,7 @@ public final class DeliveryEngine: Service {
         backlog: Backlog = Backlog(limit: nil),
         listenerLoad: ListenerLoad = ListenerLoad(),
         burstYield: Duration = .milliseconds(100),
+        journalDoorbell: Doorbell = Doorbell(),
         logger: Logger,
         activity: (any ActivityObserver)? = nil
     ) {
@@ -62,7 +64,7 @@ public final class DeliveryEngine: Service {
                 activity: activity
             )
         }
-        let doorbell = Doorbell()
+        let doorbell = journalDoorbell
         self.journalDoorbell = doorbell
         self.dispatcher = Dispatcher(
             store: store,

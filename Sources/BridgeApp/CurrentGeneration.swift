@@ -1,0 +1,58 @@
+import BridgeCore
+import BridgeGraph
+import Synchronization
+
+/// The running generation as the long-lived parts see it: the intake hands lifecycle events to its
+/// subscription manager, `/healthz` and `/readyz` ask that manager, the status page lists its sinks.
+///
+/// Between two generations (a reload stopped the old one and has not started the new one) lifecycle
+/// events are held and given to the next manager, so a `reauthorizationRequired` that Graph sends
+/// during a reload is still acted on. (The events themselves are journaled and routed either way.)
+final class CurrentGeneration: LifecycleObserver {
+    private struct State {
+        var manager: SubscriptionManager?
+        var managedNames: [String] = []
+        var sinkNames: [String] = []
+        /// Lifecycle events journaled while no generation runs.
+        var held: [BridgeEvent] = []
+        var running = false
+    }
+
+    private let state = Mutex(State())
+
+    /// The subscription manager of the running generation; nil when it has none (no managed subscription).
+    var manager: SubscriptionManager? { state.withLock { $0.manager } }
+    /// The managed subscriptions of the running configuration.
+    var managedNames: [String] { state.withLock { $0.managedNames } }
+    /// The sinks of the running configuration, in file order.
+    var sinkNames: [String] { state.withLock { $0.sinkNames } }
+
+    /// `generation` runs from now on; lifecycle events held meanwhile go to its manager.
+    func install(_ generation: BridgeGeneration) async {
+        let held = state.withLock { state -> [BridgeEvent] in
+            state.manager = generation.manager
+            state.managedNames = generation.managedNames
+            state.sinkNames = generation.configuration.sinks.map(\.name)
+            state.running = true
+            defer { state.held = [] }
+            return state.held
+        }
+        if !held.isEmpty { await generation.manager?.lifecycleEventsJournaled(held) }
+    }
+
+    /// The running generation is stopping: lifecycle events are held for the next one.
+    func pause() {
+        state.withLock { $0.running = false }
+    }
+
+    func lifecycleEventsJournaled(_ events: [BridgeEvent]) async {
+        let manager = state.withLock { state -> SubscriptionManager? in
+            guard state.running else {
+                state.held.append(contentsOf: events)
+                return nil
+            }
+            return state.manager
+        }
+        await manager?.lifecycleEventsJournaled(events)
+    }
+}

@@ -1,0 +1,78 @@
+import BridgeCore
+import BridgeGraph
+import BridgeServer
+import Foundation
+
+/// The health and readiness endpoints' view of the running bridge.
+/// - `/healthz` (admin): the store answers, the last journal write worked, the subscription manager has started.
+/// - `/healthz` (public): notifications can be taken (the store answers and the last journal write worked).
+/// - `/readyz` (admin): the store takes a write, and every managed subscription has a Graph id
+///   confirmed by the subscription manager and has not expired.
+struct StoreHealth: HealthCheck {
+    let store: BridgeStateStore
+    let intake: NotificationIntake
+    /// The running generation: its subscription manager and managed subscriptions (a reload replaces them).
+    let current: CurrentGeneration
+
+    func problems() async -> [String: String] {
+        var problems = await intakeProblems()
+        if let manager = current.manager, !manager.isReady {
+            problems["subscriptions"] = "the subscription manager is still starting"
+        }
+        return problems
+    }
+
+    func acceptsNotifications() async -> Bool {
+        await intakeProblems().isEmpty
+    }
+
+    func readinessProblems() async -> [String: String] {
+        var problems: [String: String] = [:]
+        do {
+            try await store.setSetting("readyz.lastWriteProbe", to: Timestamp.format(Date()))
+        } catch {
+            problems["store"] = "not writable: \(error)"
+        }
+        if let failure = intake.lastJournalFailure {
+            problems["journal"] = failure
+        }
+        let managedNames = current.managedNames
+        if let manager = current.manager, !manager.isReady {
+            problems["subscriptions"] = "the subscription manager is still reconciling with Graph"
+        } else if !managedNames.isEmpty {
+            let records: [SubscriptionRecord]
+            do {
+                records = try await store.subscriptionRecords()
+            } catch {
+                problems["store"] = "unreadable: \(error)"
+                return problems
+            }
+            let byName = Dictionary(records.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            let now = Date()
+            let failing = managedNames.compactMap { name -> String? in
+                guard let record = byName[name], record.graphID != nil else { return "\(name): no subscription at Graph yet" }
+                if let expiration = record.expiration, expiration <= now { return "\(name): expired at \(Timestamp.format(expiration))" }
+                return nil
+            }
+            if !failing.isEmpty {
+                let shown = failing.prefix(10).joined(separator: "; ")
+                problems["subscriptions"] = failing.count > 10 ? shown + "; and \(failing.count - 10) more" : shown
+            }
+        }
+        return problems
+    }
+
+    /// What stops a notification from being journaled.
+    private func intakeProblems() async -> [String: String] {
+        var problems: [String: String] = [:]
+        do {
+            try await store.ping()
+        } catch {
+            problems["store"] = "\(error)"
+        }
+        if let failure = intake.lastJournalFailure {
+            problems["journal"] = failure
+        }
+        return problems
+    }
+}
