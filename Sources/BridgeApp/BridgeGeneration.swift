@@ -76,42 +76,49 @@ struct BridgeGeneration: Sendable {
             enrichers.append(rich)
         }
 
-        // Managed subscriptions: the Graph client, the subscription manager and `fetch:` enrichment.
-        // Subscriptions removed from the file are deleted at Graph by the manager's reconcile, also
-        // when none is left: the manager runs while the store still knows a managed one.
+        // Managed subscriptions: the Graph client, the subscription manager and `fetch:` enrichment
+        // (of managed and receive-only subscriptions alike). Subscriptions removed from the file are
+        // deleted at Graph by the manager's reconcile, also when none is left: the manager runs
+        // while the store still knows a managed one.
         var manager: SubscriptionManager?
         let managed = configuration.subscriptions.filter(\.manage)
+        let fetching = configuration.subscriptions.filter { $0.fetch != nil }
         let storedManaged: [SubscriptionRecord]
         do {
             storedManaged = try await store.subscriptionRecords().filter(\.managed)
         } catch {
             throw StartupError("cannot read the stored subscriptions from \(runtime.statePlace): \(error)")
         }
-        if !managed.isEmpty || !storedManaged.isEmpty, let graphSettings = configuration.graph {
+        let manages = !managed.isEmpty || !storedManaged.isEmpty
+        if manages || !fetching.isEmpty, let graphSettings = configuration.graph {
             let graph = try GraphSetup.client(settings: graphSettings, store: store, http: httpClient, logger: logger)
-            let publicURL: @Sendable (Int) -> String
-            if let override = options.publicURL {
-                publicURL = override
-            } else if let configured = configuration.server.publicUrl {
-                publicURL = { _ in configured }
-            } else if managed.isEmpty {
-                publicURL = { _ in "" }  // only deleting what left the file: no notification URL needed
-            } else {
-                throw StartupError("\(configuration.file): managed subscriptions need server.publicUrl")
+            if manages {
+                let publicURL: @Sendable (Int) -> String
+                if let override = options.publicURL {
+                    publicURL = override
+                } else if let configured = configuration.server.publicUrl {
+                    publicURL = { _ in configured }
+                } else if managed.isEmpty {
+                    publicURL = { _ in "" }  // only deleting what left the file: no notification URL needed
+                } else {
+                    throw StartupError("\(configuration.file): managed subscriptions need server.publicUrl")
+                }
+                manager = SubscriptionManager(
+                    declarations: managed.map {
+                        .init(
+                            name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
+                            includeResourceData: $0.includeResourceData,
+                            encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
+                            resync: $0.resync == .delta)
+                    },
+                    graph: graph, store: store, directory: runtime.directory, readiness: runtime.readiness, publicURL: publicURL, logger: logger,
+                    activity: runtime.activity
+                )
             }
-            manager = SubscriptionManager(
-                declarations: managed.map {
-                    .init(
-                        name: $0.name, resource: $0.resource ?? "", changeTypes: $0.changeTypes.map(\.rawValue), expiration: $0.expiration,
-                        includeResourceData: $0.includeResourceData,
-                        encryption: encryptionKeys[$0.name].map { .init(certificate: $0.certificateBase64, id: $0.id) },
-                        resync: $0.resync == .delta)
-                },
-                graph: graph, store: store, directory: runtime.directory, readiness: runtime.readiness, publicURL: publicURL, logger: logger,
-                activity: runtime.activity
-            )
+            // A receive-only subscription's resource is the one it was created with (check
+            // requires it with fetch:): items are read only inside it, as for managed ones.
             let targets = Dictionary(
-                uniqueKeysWithValues: managed.compactMap { declaration in
+                uniqueKeysWithValues: fetching.compactMap { declaration in
                     declaration.fetch.map { (declaration.name, GraphEnricher.Target(resource: declaration.resource ?? "", select: $0)) }
                 })
             // After the rich enricher: `fetch:` leaves an event alone once it has decrypted `data`.
