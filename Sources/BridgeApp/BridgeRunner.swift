@@ -62,8 +62,7 @@ public enum BridgeRunner {
         let registry = metricsRegistry
 
         // One bridge per state file: a second one would route and renew everything twice. On
-        // PostgreSQL (state.url) there is no file to lock; this version still expects one bridge
-        // per database (one router, one subscription manager).
+        // PostgreSQL (state.url) there is no file to lock: replicas share the database (ReplicaRoles).
         let stateLock: StateFileLock?
         let opened: OpenedStore
         let statePlace = configuration.state.url.map { "\($0)" } ?? configuration.state.path
@@ -209,8 +208,9 @@ public enum BridgeRunner {
         )
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
+        let replicas = ReplicaRoles(store: store, manager: manager, directory: directory, managedNames: Set(managed.map(\.name)), logger: logger)
         let intake = NotificationIntake(
-            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, load: engine.listenerLoad, logger: logger)
+            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: replicas.lifecycleObserver, backlog: backlog, load: engine.listenerLoad, logger: logger)
         let settings = configuration.server
         let server = BridgeServer(
             configuration: .init(
@@ -219,7 +219,7 @@ public enum BridgeRunner {
                 admin: .init(host: settings.admin.host, port: settings.admin.port, token: settings.admin.token)
             ),
             intake: intake,
-            health: StoreHealth(store: store, intake: intake, manager: manager, managedNames: managed.map(\.name)),
+            health: StoreHealth(store: store, intake: intake, manager: replicas.upkeep, managedNames: managed.map(\.name)),
             metrics: registry,
             status: StoreStatus(store: store, sinkNames: configuration.sinks.map(\.name)),
             logger: logger
@@ -237,7 +237,7 @@ public enum BridgeRunner {
         // (one after another, several slow plugins could exceed the 10 s promise).
         var services: [any Service] = sinkServices.isEmpty ? [] : [ConcurrentServices(services: sinkServices)]
         services.append(engine)
-        if let manager { services.append(manager) }
+        services.append(contentsOf: replicas.services)
         let onListening = options.onListening
         services.append(ListenerService(
             key: "server.listen", host: configuration.server.host, port: configuration.server.port,
@@ -290,7 +290,7 @@ struct ConcurrentServices: Service {
 struct StoreHealth: HealthCheck {
     let store: BridgeStateStore
     let intake: NotificationIntake
-    let manager: SubscriptionManager?
+    let manager: (any UpkeepReadiness)?
     /// The managed subscriptions of the configuration.
     let managedNames: [String]
 

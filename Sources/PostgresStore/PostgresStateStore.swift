@@ -89,7 +89,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         }
     }
 
-    private static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+    static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
         guard let configuration = tlsConfiguration(location) else { return .disable }
         return .require(try NIOSSLContext(configuration: configuration))
     }

@@ -1,0 +1,143 @@
+import CurlKit
+import Foundation
+import TestSupport
+import Testing
+
+/// Several real `graph-bridge run` processes on one PostgreSQL database (SPEC section 12): one
+/// leader manages the subscriptions, every replica accepts notifications, and a survivor takes
+/// over when the leader is killed. Skipped, with a message, without the PostgreSQL binaries.
+@Suite("replicas on PostgreSQL")
+struct ReplicaEndToEndTests {
+    /// The leader lock's key (`LeaderLock.key`, "graphbrL").
+    static let leaderLockKey: Int64 = 0x6772_6170_6862_724C
+
+    /// The same configuration for every replica but the port it listens on (behind a load
+    /// balancer each would listen on the same port of its own machine); Graph notifies `publicPort`.
+    static func config(banner: SimulatorBanner, url: String, listen: Int, publicPort: Int, expiration: String = "20s") -> String {
+        """
+        graph:
+          tenant: \(banner.tenant)
+          clientId: \(banner.clientID)
+          clientSecret: \(banner.clientSecret)
+          authorityUrl: \(banner.authorityURL)
+          baseUrl: \(banner.authorityURL)/v1.0
+        server:
+          listen: 127.0.0.1:\(listen)
+          admin: { listen: 127.0.0.1:0 }
+          publicUrl: http://127.0.0.1:\(publicPort)
+        state:
+          url: "\(url)"
+        subscriptions:
+          - name: inbox
+            resource: users/alice@contoso.com/mailFolders('Inbox')/messages
+            changeTypes: [created]
+            expiration: \(expiration)
+        sinks:
+          audit: { type: file, path: audit.jsonl }
+        routes:
+          - to: [audit]
+
+        """
+    }
+
+    /// A change notification for `id` with `clientState`; its resource ends in `TAG-N`.
+    static func change(id: String, clientState: String, _ tag: String, _ n: Int) -> [UInt8] {
+        Array(
+            #"{"value":[{"subscriptionId":"\#(id)","clientState":"\#(clientState)","changeType":"created","resource":"Users/1/Messages/\#(tag)-\#(n)","resourceData":{"@odata.etag":"\#(n)"}}]}"#
+                .utf8)
+    }
+
+    static func lifecycle(id: String, clientState: String, _ event: String) -> [UInt8] {
+        Array(
+            #"{"value":[{"subscriptionId":"\#(id)","clientState":"\#(clientState)","lifecycleEvent":"\#(event)","resource":"users/alice@contoso.com/mailFolders('Inbox')/messages","organizationId":"t"}]}"#
+                .utf8)
+    }
+
+    /// The stored subscription's Graph id and clientState, once it has an id.
+    static func storedSubscription(_ server: PostgresServer, database: String) throws -> (id: String, clientState: String)? {
+        let rows = try server.query(database: database, "SELECT graph_id, client_state FROM subscriptions WHERE name = 'inbox' AND graph_id IS NOT NULL")
+        guard let row = rows.first else { return nil }
+        let fields = row.split(separator: "|").map(String.init)
+        return fields.count == 2 ? (fields[0], fields[1]) : nil
+    }
+
+    static func count(_ text: String, in bridges: [BridgeProcess]) -> Int {
+        bridges.reduce(0) { total, bridge in total + bridge.log.split(separator: "\n").filter { $0.contains(text) }.count }
+    }
+
+    @Test("two replicas: the leader creates the subscription once, the follower accepts its notifications and hands its lifecycle events to the leader; after kill -9 of the leader the follower takes over upkeep within 30 s")
+    func leaderAndFollower() async throws {
+        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try server.createDatabase()
+        let directory = TemporaryDirectory()
+        let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
+        let banner = try await SimulatorBanner(of: simulator)
+        let publicPort = try closedLoopbackPort()
+        let url = server.url(database: database)
+        directory.write("a.yaml", Self.config(banner: banner, url: url, listen: publicPort, publicPort: publicPort))
+        directory.write("b.yaml", Self.config(banner: banner, url: url, listen: 0, publicPort: publicPort))
+
+        // The test holds the leader lock while both replicas start: neither leads, neither creates.
+        let (psql, arguments) = server.psqlCommand(database: database, "SELECT pg_advisory_lock(\(Self.leaderLockKey)); SELECT pg_sleep(600)")
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: psql)
+        holder.arguments = arguments
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) } }
+        try #require(try await eventually {
+            try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "1"
+        }, "the test's psql did not take the lock")
+
+        let a = try BridgeProcess(["run", "--config", "a.yaml", "--log-format", "json"], directory: directory.path)
+        let b = try BridgeProcess(["run", "--config", "b.yaml", "--log-format", "json"], directory: directory.path)
+        let (portA, portB) = (try await a.port(), try await b.port())
+        #expect(try Self.storedSubscription(server, database: database) == nil, "no replica may create while another holds the lock")
+        #expect(Self.count("this replica is the leader", in: [a, b]) == 0)
+
+        // The lock is free: one replica leads and creates the subscription; the other learns of it
+        // from the shared records (it started before there was one).
+        // (psql ignores SIGTERM, and a backend busy in pg_sleep would notice a killed client only at its end.)
+        _ = try server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        #expect(try await eventually(timeout: .seconds(30)) { Self.count("created Graph subscription", in: [a, b]) == 1 }, "\(a.log)\n\(b.log)")
+        let aLeads = a.hasLog { $0.contains("this replica is the leader") }
+        let (leader, follower, followerPort) = aLeads ? (a, b, portB) : (b, a, portA)
+        #expect(!follower.hasLog { $0.contains("this replica is the leader") })
+        let stored = try #require(try Self.storedSubscription(server, database: database))
+
+        // A notification for it posted to the follower is journaled and delivered (Graph's retries
+        // of the same change are duplicates, so posting until it shows up delivers it once).
+        let client = CurlClient()
+        let audit = directory.file("audit.jsonl")
+        var delivered = false
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !delivered, ContinuousClock.now < deadline {
+            #expect(try await EndToEndTests.post(client, port: followerPort, body: Self.change(id: stored.id, clientState: stored.clientState, "rep", 1)) == 202)
+            delivered = try await eventually(timeout: .milliseconds(500)) { EndToEndTests.numbers("rep", in: jsonLines(audit)).contains(1) }
+        }
+        #expect(delivered, "\(follower.log)")
+
+        // A lifecycle event that reaches the follower is acted on by the leader.
+        #expect(try await EndToEndTests.post(client, port: followerPort, path: "/lifecycle", body: Self.lifecycle(id: stored.id, clientState: stored.clientState, "reauthorizationRequired")) == 202)
+        #expect(try await eventually(timeout: .seconds(15)) { leader.hasLog { $0.contains("reauthorized Graph subscription") } }, "\(leader.log)")
+        #expect(!follower.hasLog { $0.contains("reauthorized Graph subscription") || $0.contains("renewed Graph subscription") }, "only the leader talks to Graph")
+
+        // kill -9 of the leader: the follower takes over within 30 s, reuses the subscription and renews it.
+        leader.signal(SIGKILL)
+        _ = await leader.waitForExit()
+        let killed = ContinuousClock.now
+        #expect(try await eventually(timeout: .seconds(30)) { follower.hasLog { $0.contains("this replica is the leader") } }, "\(follower.log)")
+        #expect(ContinuousClock.now - killed < .seconds(30))
+        #expect(try await eventually(timeout: .seconds(30)) { follower.hasLog { $0.contains("renewed Graph subscription") } }, "\(follower.log)")
+        #expect(follower.hasLog { $0.contains("reusing Graph subscription") }, "\(follower.log)")
+        #expect(Self.count("created Graph subscription", in: [a, b]) == 1, "never two creates")
+        #expect(try Self.storedSubscription(server, database: database)?.id == stored.id)
+
+        follower.signal(SIGTERM)
+        #expect(await follower.waitForExit() == 0, "\(follower.log)")
+        simulator.signal(SIGTERM)
+        _ = await simulator.waitForExit()
+        await client.shutdown()
+    }
+}
