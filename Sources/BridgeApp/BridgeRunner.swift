@@ -210,7 +210,8 @@ public enum BridgeRunner {
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
         let intake = NotificationIntake(
-            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, load: engine.listenerLoad, logger: logger)
+            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: manager, backlog: backlog, load: engine.listenerLoad,
+            replica: engine.replica, logger: logger)
         let settings = configuration.server
         let server = BridgeServer(
             configuration: .init(
