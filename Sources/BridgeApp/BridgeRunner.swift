@@ -210,7 +210,8 @@ public enum BridgeRunner {
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
         let replicas = ReplicaRoles(store: store, manager: manager, directory: directory, managedNames: Set(managed.map(\.name)), logger: logger)
         let intake = NotificationIntake(
-            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: replicas.lifecycleObserver, backlog: backlog, load: engine.listenerLoad, logger: logger)
+            directory: directory, store: store, doorbell: engine.journalDoorbell, lifecycleObserver: replicas.lifecycleObserver, backlog: backlog, load: engine.listenerLoad,
+            replica: engine.replica, logger: logger)
         let settings = configuration.server
         let server = BridgeServer(
             configuration: .init(

@@ -3,10 +3,19 @@ import Logging
 import Metrics
 import Synchronization
 
-/// Delivers one sink's queue: at most `concurrency` deliveries at once, each outcome recorded in
-/// the store. Every sink has its own worker, so a slow or failing sink holds up nobody else.
+/// Delivers one sink's queue: at most `concurrency` deliveries at once (per replica), each outcome
+/// recorded in the store. Every sink has its own worker, so a slow or failing sink holds up nobody
+/// else.
+///
+/// Deliveries are claimed in the store for this worker's replica (``StateStore/claimDeliveries(sink:replica:now:limit:)``),
+/// a few more than the free slots, so replicas sharing a store never deliver the same one at once
+/// and a delivery whose outcome is being written is never taken again: its claim holds until the
+/// outcome is durable. Waiting uses `clock`; dates (due, retry, dead) come from `wallClock`.
 final class SinkWorker: Sendable {
     let name: String
+    let replica: ReplicaID
+    let clock: any Clock<Duration>
+    let wallClock: @Sendable () -> Date
     let sink: any Sink
     let store: any StateStore
     let schedule: RetrySchedule
@@ -17,7 +26,13 @@ final class SinkWorker: Sendable {
     let backlog: Backlog
     private let stopping = Atomic<Bool>(false)
 
-    init(name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration, backlog: Backlog) {
+    init(
+        name: String, sink: any Sink, store: any StateStore, retry: RetryPolicy, concurrency: Int, logger: Logger, shutdownGrace: Duration, backlog: Backlog,
+        replica: ReplicaID, clock: any Clock<Duration> = ContinuousClock(), wallClock: @escaping @Sendable () -> Date = Date.init
+    ) {
+        self.replica = replica
+        self.clock = clock
+        self.wallClock = wallClock
         self.backlog = backlog
         self.name = name
         self.sink = sink
@@ -54,18 +69,22 @@ final class SinkWorker: Sendable {
         case failure(SinkError)
     }
 
-    /// How many due deliveries one query reads ahead (bounded memory: this many events per sink).
+    /// At most this many claimed deliveries wait for a slot (bounded memory: this many events per sink).
     static let prefetch = 64
+
+    /// How many deliveries one claim takes: a few per slot, so a claim is not one write per
+    /// delivery, and few enough that replicas sharing a short queue share it.
+    var claimBatch: Int { max(1, min(Self.prefetch, 4 * concurrency)) }
 
     func run() async {
         await withTaskGroup(of: Step.self) { group in
-            // Deliveries read ahead, oldest first; handed to the sink as slots free up.
+            // Deliveries claimed ahead, oldest first; handed to the sink as slots free up.
             var buffered: [Delivery] = []
             var inFlight: [Int64: Delivery] = [:]
-            // Delivered, outcome being written: not to be read again until that is durable.
+            // Delivered, outcome being written (still claimed: nobody takes them meanwhile).
             var recording: Set<Int64> = []
             var waiting = false
-            var waiterDeadline = ContinuousClock.now
+            var waiterDeadline = Date.distantPast
             var graceTimer = false
             var storeFailures = 0
             // Outcomes the store refused, waiting to be written again. They stay in `recording`:
@@ -78,9 +97,10 @@ final class SinkWorker: Sendable {
                 var wait: Duration = .seconds(30)
                 if !isStopping, inFlight.count < concurrency, unrecorded.isEmpty {
                     do {
+                        var claimedNone = false
                         if buffered.isEmpty {
-                            let excluded = Set(inFlight.keys).union(recording)
-                            buffered = try await store.dueDeliveries(sink: name, now: Date(), limit: Self.prefetch, excluding: excluded)
+                            buffered = try await store.claimDeliveries(sink: name, replica: replica, now: wallClock(), limit: claimBatch)
+                            claimedNone = buffered.isEmpty
                         }
                         while inFlight.count < concurrency, !buffered.isEmpty {
                             let delivery = buffered.removeFirst()
@@ -88,9 +108,12 @@ final class SinkWorker: Sendable {
                             group.addTask { await self.attempt(delivery) }
                         }
                         if inFlight.count < concurrency, buffered.isEmpty {
-                            let excluded = Set(inFlight.keys).union(recording)
-                            if let next = try await store.nextDueDate(sink: name, excluding: excluded) {
-                                wait = .seconds(max(0.001, min(30, next.timeIntervalSinceNow)))
+                            let now = wallClock()
+                            if let next = try await store.nextDueDate(sink: name, replica: replica, now: now) {
+                                let due = next.timeIntervalSince(now)
+                                // Due now yet nothing to claim: another replica took it first, or this
+                                // replica's lease has lapsed (claims wait for the next renewal).
+                                wait = claimedNone && due <= 0 ? .seconds(1) : .seconds(max(0.001, min(30, due)))
                             }
                         }
                         storeFailures = 0
@@ -110,19 +133,19 @@ final class SinkWorker: Sendable {
                         graceTimer = true
                         let grace = shutdownGrace
                         group.addTask {
-                            try? await Task.sleep(for: grace)
+                            try? await self.clock.sleep(for: grace)
                             return .graceOver
                         }
                     }
                 } else if !waiting {
                     waiting = true
-                    waiterDeadline = ContinuousClock.now + wait
+                    waiterDeadline = wallClock().addingTimeInterval(wait.seconds)
                     let timeout = wait
                     group.addTask {
-                        await self.doorbell.wait(timeout: timeout)
+                        await self.doorbell.wait(timeout: timeout, clock: self.clock)
                         return .woke
                     }
-                } else if ContinuousClock.now + wait < waiterDeadline - .milliseconds(1) {
+                } else if wallClock().addingTimeInterval(wait.seconds) < waiterDeadline.addingTimeInterval(-0.001) {
                     // Something is due sooner than the waiter will wake (a retry just got scheduled):
                     // wake it now so the next one waits the right time.
                     doorbell.ring()
@@ -152,10 +175,11 @@ final class SinkWorker: Sendable {
                     unrecorded.insert(delivery.id)
                     let delay = Duration.milliseconds(min(2_000, 100 << min(failures - 1, 5)))
                     group.addTask {
-                        try? await Task.sleep(for: delay)
+                        try? await self.clock.sleep(for: delay)
                         return await self.record(outcome, of: delivery, failures: failures)
                     }
                 case .abandoned(let id):
+                    // Still claimed; the engine releases this replica's claims once every worker stopped.
                     inFlight.removeValue(forKey: id)
                 case .woke:
                     waiting = false
@@ -210,7 +234,7 @@ final class SinkWorker: Sendable {
     }
 
     private func recordFailure(_ delivery: Delivery, attempt number: Int, error sinkError: SinkError, logger: Logger) async throws {
-        let now = Date()
+        let now = wallClock()
         switch sinkError.disposition {
         case .permanent:
             try await store.recordDeadLetter(deliveryID: delivery.id, attempts: number, error: sinkError.message, at: now)

@@ -38,6 +38,8 @@ public final class NotificationIntake: Sendable {
     let lifecycleObserver: (any LifecycleObserver)?
     let backlog: Backlog
     let load: ListenerLoad?
+    /// Stamped on every journaled event: this replica's dispatcher routes it.
+    let replica: ReplicaID?
     let logger: Logger
     /// One "dropped" summary line per request at most, and at most one per second per kind.
     let logLimiter: LogRateLimiter
@@ -55,9 +57,10 @@ public final class NotificationIntake: Sendable {
 
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
-        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, logger: Logger,
+        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, replica: ReplicaID? = nil, logger: Logger,
         logLimiter: LogRateLimiter = LogRateLimiter()
     ) {
+        self.replica = replica
         self.logLimiter = logLimiter
         self.load = load
         self.directory = directory
@@ -112,7 +115,9 @@ public final class NotificationIntake: Sendable {
                 if wrongStateSample == nil { wrongStateSample = subscription.name }
                 continue
             }
-            entries.append(Self.entry(for: item, subscription: subscription, validationTokens: batchTokens, now: now))
+            var entry = Self.entry(for: item, subscription: subscription, validationTokens: batchTokens, now: now)
+            entry.replica = replica
+            entries.append(entry)
         }
         if outcome.dropped > 0 {
             logDropped(outcome, endpoint: endpoint, unknownSubscriptionID: unknownSample, wrongClientStateSubscription: wrongStateSample)
