@@ -140,4 +140,98 @@ struct ReplicaEndToEndTests {
         _ = await simulator.waitForExit()
         await client.shutdown()
     }
+
+    /// The receive-only configuration of the other end-to-end tests on `url`, each replica with a file of its own.
+    static func receiveOnlyConfig(url: String, audit: String) -> String {
+        EndToEndTests.config(auditPath: audit).replacingOccurrences(of: "path: state.sqlite", with: "url: \"\(url)\"")
+    }
+
+    @Test("three replicas: notifications posted to any of them are all delivered, each exactly once")
+    func threeReplicasDeliverEachOnce() async throws {
+        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try server.createDatabase()
+        let directory = TemporaryDirectory()
+        var replicas: [BridgeProcess] = []
+        var ports: [Int] = []
+        for name in ["a", "b", "c"] {
+            directory.write("\(name).yaml", Self.receiveOnlyConfig(url: server.url(database: database), audit: "\(name).jsonl"))
+            let replica = try BridgeProcess(["run", "--config", "\(name).yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+            replicas.append(replica)
+            ports.append(try await replica.port())
+        }
+        let client = CurlClient()
+        let count = 90
+        for n in 1...count {
+            #expect(try await EndToEndTests.post(client, port: ports[n % 3], body: EndToEndTests.notification("three", n)) == 202)
+        }
+        func delivered() -> [Int] {
+            ["a", "b", "c"].flatMap { EndToEndTests.numbers("three", in: jsonLines(directory.file("\($0).jsonl"))) }
+        }
+        #expect(try await eventually(timeout: .seconds(30)) { delivered().count >= count }, "\(replicas.map(\.log))")
+        for replica in replicas {
+            replica.signal(SIGTERM)
+            #expect(await replica.waitForExit() == 0, "\(replica.log)")
+        }
+        #expect(delivered().sorted() == Array(1...count), "each notification exactly once")
+        #expect(Set(["a", "b", "c"].map { jsonLines(directory.file("\($0).jsonl")).isEmpty }) == [false], "every replica delivers")
+        await client.shutdown()
+    }
+
+    @Test("kill -9 of the replica that holds failing deliveries loses none: another replica delivers them once its lease lapses")
+    func killedReplicasDeliveriesAreTakenOver() async throws {
+        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try server.createDatabase()
+        let directory = TemporaryDirectory()
+        let receiver = try await HTTPReceiver.start()
+        let client = CurlClient()
+        // The webhook answers 500, after 300 ms (so deliveries are in flight, claimed), until the script is cleared.
+        let script = #"{"path": "/hook", "responses": [\#(Array(repeating: #"{"status": 500, "delay_ms": 300}"#, count: 2000).joined(separator: ","))]}"#
+        _ = try await client.execute(HTTPRequest(method: "POST", url: receiver.url("/_control/script"), headers: [("Content-Type", "application/json")], body: Array(script.utf8)))
+        // The numbers of the notifications the receiver has taken since the last clear (its file keeps the failed ones too).
+        func received() async throws -> Set<Int> {
+            let answer = try await client.execute(HTTPRequest(method: "GET", url: receiver.url("/_control/requests"), headers: [], body: []))
+            let requests = try JSONDecoder().decode([HTTPReceiver.RecordedRequest].self, from: Data(answer.body))
+            return Set(EndToEndTests.numbers("lease", in: requests.map { String(decoding: $0.body, as: UTF8.self) }))
+        }
+        let config = EndToEndTests.config()
+            .replacingOccurrences(of: "path: state.sqlite", with: "url: \"\(server.url(database: database))\"")
+            .replacingOccurrences(of: "audit: { type: file, path: audit.jsonl }", with: "audit: { type: webhook, url: \"\(receiver.url("/hook"))\" }")
+        directory.write("bridge.yaml", config)
+
+        let first = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let port = try await first.port()
+        let count = 10
+        for n in 1...count {
+            #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("lease", n)) == 202)
+        }
+        // Every delivery has failed at least once, and all are the first replica's.
+        var attempted: Set<Int> = []
+        for _ in 0..<600 where attempted.count < count {
+            attempted = try await received()
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(attempted.count == count)
+        #expect(try server.query(database: database, "SELECT count(*) FROM deliveries").first == "\(count)")
+        let second = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        _ = try await second.port()
+
+        // Killed while it holds claims: those wait for its lease to lapse, the others are free at once.
+        #expect(try await eventually { try server.query(database: database, "SELECT count(*) FROM deliveries WHERE claimed_by IS NOT NULL").first != "0" })
+        first.signal(SIGKILL)
+        _ = await first.waitForExit()
+        _ = try await client.execute(HTTPRequest(method: "POST", url: receiver.url("/_control/clear"), headers: [], body: []))
+        // The lease is 30 s: the second replica claims them after it lapses.
+        var delivered: Set<Int> = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while delivered.count < count, ContinuousClock.now < deadline {
+            delivered = try await received()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(delivered == Set(1...count), "\(second.log)")
+        #expect(try await eventually { try server.query(database: database, "SELECT count(*) FROM deliveries").first == "0" })
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit() == 0, "\(second.log)")
+        await receiver.stop()
+        await client.shutdown()
+    }
 }
