@@ -234,4 +234,38 @@ struct ReplicaEndToEndTests {
         await receiver.stop()
         await client.shutdown()
     }
+
+    @Test("a replica that loses PostgreSQL answers 503 and recovers when the server is back, without a restart")
+    func lostDatabaseAnswers503() async throws {
+        guard let server = try PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        defer { server.remove() }
+        let database = try server.createDatabase()
+        let directory = TemporaryDirectory()
+        directory.write("bridge.yaml", Self.receiveOnlyConfig(url: server.url(database: database), audit: "audit.jsonl"))
+        let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let port = try await bridge.port()
+        let client = CurlClient()
+        let audit = directory.file("audit.jsonl")
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("lost", 1)) == 202)
+        #expect(try await eventually { EndToEndTests.numbers("lost", in: jsonLines(audit)) == [1] })
+
+        try server.stop()
+        let started = ContinuousClock.now
+        #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("lost", 2)) == 503, "\(bridge.log)")
+        let answeredIn = ContinuousClock.now - started
+        #expect(answeredIn < .seconds(15), "Graph waits only a few seconds for an answer: \(answeredIn)")
+
+        try server.start()
+        var status = 0
+        let deadline = ContinuousClock.now + .seconds(60)
+        while status != 202, ContinuousClock.now < deadline {
+            status = try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("lost", 2))
+            if status != 202 { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(status == 202, "\(bridge.log)")
+        #expect(try await eventually(timeout: .seconds(30)) { EndToEndTests.numbers("lost", in: jsonLines(audit)) == [1, 2] }, "\(bridge.log)")
+        bridge.signal(SIGTERM)
+        #expect(await bridge.waitForExit() == 0, "\(bridge.log)")
+        await client.shutdown()
+    }
 }
