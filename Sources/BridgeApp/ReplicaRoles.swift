@@ -2,6 +2,7 @@ import BridgeCore
 import BridgeGraph
 import Foundation
 import Logging
+import Metrics
 import PostgresStore
 import ServiceLifecycle
 import Synchronization
@@ -75,7 +76,12 @@ final class LeadershipService: Service, UpkeepReadiness {
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            await self.lock.run(changed: { leading in self.leading.withLock { $0 = leading } }) {
+            let gauge = Gauge(label: "graph_bridge_leader")
+            gauge.record(0)
+            await self.lock.run(changed: { leading in
+                self.leading.withLock { $0 = leading }
+                gauge.record(leading ? 1 : 0)
+            }) {
                 await withDiscardingTaskGroup { group in
                     group.addTask { try? await self.manager.run() }
                     group.addTask { await self.relay.run() }

@@ -32,6 +32,7 @@ public enum MetricHelp {
         "graph_bridge_rich_notifications_decrypted_total": "Rich notifications whose tokens passed and whose content became data, by subscription.",
         "graph_bridge_rich_notifications_undecrypted_total": "Rich notifications routed without data because they could not be checked, by reason.",
         "graph_bridge_rich_notifications_rejected_total": "Rich notifications dropped after the 202 because a check failed, by reason.",
+        "graph_bridge_leader": "On PostgreSQL: 1 on the replica that manages the subscriptions (it holds the leader lock), 0 on the others.",
         "graph_bridge_request_timeouts_total": "Connections closed because a request did not fully arrive within server.requestTimeout, by listener.",
     ]
 

@@ -105,10 +105,18 @@ struct ReplicaEndToEndTests {
         let (leader, follower, followerPort) = aLeads ? (a, b, portB) : (b, a, portA)
         #expect(!follower.hasLog { $0.contains("this replica is the leader") })
         let stored = try #require(try Self.storedSubscription(server, database: database))
+        let client = CurlClient()
+        for (bridge, value) in [(leader, "1"), (follower, "0")] {
+            let metrics = try await client.execute(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(try await bridge.adminPort())/metrics", headers: [], body: []))
+            #expect(String(decoding: metrics.body, as: UTF8.self).contains("\ngraph_bridge_leader \(value)"), "\(String(decoding: metrics.body, as: UTF8.self))")
+        }
+        // The operator commands read the shared records, whichever replica's configuration they are given.
+        let (status, out, err) = try await runToCompletion(["subscriptions", "--config", aLeads ? "b.yaml" : "a.yaml"], directory: directory.path)
+        #expect(status == 0, "\(err)")
+        #expect(out.contains(stored.id), "\(out)")
 
         // A notification for it posted to the follower is journaled and delivered (Graph's retries
         // of the same change are duplicates, so posting until it shows up delivers it once).
-        let client = CurlClient()
         let audit = directory.file("audit.jsonl")
         var delivered = false
         let deadline = ContinuousClock.now + .seconds(5)
