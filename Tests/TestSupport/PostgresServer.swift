@@ -71,7 +71,10 @@ public final class PostgresServer: Sendable {
         candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") && FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") }
     }
 
-    private init() throws {
+    /// Listening on TCP too (127.0.0.1:`port`) with TLS: the server's certificate and key files.
+    private let tls: (certificate: String, key: String)?
+
+    private init(tls: (certificate: String, key: String)? = nil) throws {
         guard let bin = Self.binaryDirectory() else { throw Unavailable(description: Self.unavailableReason) }
         binDirectory = bin
         runAs = getuid() == 0 ? "postgres" : nil
@@ -79,12 +82,25 @@ public final class PostgresServer: Sendable {
         folder = "/tmp/gb-pg-\(UUID().uuidString.prefix(8))"
         dataDirectory = folder + "/data"
         socketDirectory = folder + "/socket"
-        port = 5432
+        port = tls == nil ? 5432 : try closedLoopbackPort()
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if let runAs {
             for path in [folder, socketDirectory] {
                 try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: path)
             }
+        }
+        if let tls {
+            // PostgreSQL wants its key file owned by the server's user and private.
+            let certificate = folder + "/server.crt", key = folder + "/server.key"
+            try FileManager.default.copyItem(atPath: tls.certificate, toPath: certificate)
+            try FileManager.default.copyItem(atPath: tls.key, toPath: key)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key)
+            if let runAs {
+                for path in [certificate, key] { try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: path) }
+            }
+            self.tls = (certificate, key)
+        } else {
+            self.tls = nil
         }
         try runServerTool("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         // fsync stays on: the store's durability is part of what the tests run against.
@@ -137,9 +153,22 @@ public final class PostgresServer: Sendable {
     public func start() throws {
         try runServerTool("pg_ctl", [
             "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
-            "-o", "-c listen_addresses='' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200",
+            "-o", "-c listen_addresses='\(tls == nil ? "" : "127.0.0.1")' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200"
+                + (tls.map { " -c ssl=on -c ssl_cert_file='\($0.certificate)' -c ssl_key_file='\($0.key)'" } ?? ""),
             "start",
         ])
+    }
+
+    /// A server of the caller's own that also listens on 127.0.0.1:`port` with TLS, presenting
+    /// `certificate` (PEM files); nil without the binaries. Call ``remove()`` at the end.
+    public static func dedicated(certificate: String, key: String) throws -> PostgresServer? {
+        guard binaryDirectory() != nil else { return nil }
+        return try PostgresServer(tls: (certificate, key))
+    }
+
+    /// The `state.url` of `database` over TCP to `host` (the server must listen with TLS: ``dedicated(certificate:key:)``).
+    public func tcpURL(database: String, host: String = "localhost", sslmode: String, rootCertificate: String? = nil) -> String {
+        "postgres://\(user)@\(host):\(port)/\(database)?sslmode=\(sslmode)" + (rootCertificate.map { "&sslrootcert=\($0)" } ?? "")
     }
 
     /// Stops a ``dedicated()`` server and removes its folder.
