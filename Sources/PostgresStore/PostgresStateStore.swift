@@ -4,6 +4,7 @@ public import Logging
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// The shared state store: the same journal, delivery queue and subscription records as the
 /// SQLite store, in a PostgreSQL database (`state.url`), shared by several bridge processes
@@ -27,6 +28,8 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
     public let location: PostgresLocation
     let client: PostgresClient
     private let runTask: Task<Void, Never>
+    /// When this process last stamped each subscription's `last_notification_at`.
+    let notificationStamps = Mutex<[String: Date]>([:])
     let logger: Logger
 
     /// Connects to `location` and creates or migrates the schema. Throws when the server cannot be
@@ -281,7 +284,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         // each other instead of deadlocking.
         let keyed = entries.indices.filter { entries[$0].deduplicationKey != nil }
             .sorted { (entries[$0].deduplicationKey!, $0) < (entries[$1].deduplicationKey!, $1) }
-        return try await transaction { connection in
+        let (outcomes, subscriptions) = try await transaction { connection in
             var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
             for index in keyed {
                 let key = entries[index].deduplicationKey!
@@ -304,13 +307,12 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
                     """, logger: self.logger)
                 subscriptions.insert(event.subscription.name)
             }
-            if !subscriptions.isEmpty, let last = entries.last?.event.receivedAt.timeIntervalSince1970 {
-                try await connection.query(
-                    "UPDATE subscriptions SET last_notification_at = \(last) WHERE name = ANY(\(subscriptions.sorted()))",
-                    logger: self.logger)
-            }
-            return outcomes
+            return (outcomes, subscriptions)
         }
+        if let last = entries.last?.event.receivedAt {
+            await stampLastNotification(subscriptions, at: last)
+        }
+        return outcomes
     }
 
     // MARK: Routing
