@@ -423,19 +423,26 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         }
     }
 
-    /// One row per replica: renewing it extends every claim the replica holds.
+    /// One row per replica: renewing it extends every claim the replica holds. Leases compare
+    /// the replicas' clocks, so a clock that differs from the server's by more than a tenth of the
+    /// lease is logged (a warning at each renewal while it lasts).
     @discardableResult
     public func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
         let seconds = now.timeIntervalSince1970
-        let previous = try await rows("""
+        let row = try await rows("""
             WITH previous AS (SELECT alive_until FROM replicas WHERE id = \(replica.rawValue)),
             renewed AS (
                 INSERT INTO replicas(id, alive_until) VALUES (\(replica.rawValue), \(seconds + lease.seconds))
                 ON CONFLICT (id) DO UPDATE SET alive_until = EXCLUDED.alive_until RETURNING 1
             )
-            SELECT (SELECT alive_until FROM previous), (SELECT COUNT(*)::bigint FROM renewed)
-            """, as: (Double?, Int).self).first?.0
-        return (previous ?? -.infinity) > seconds
+            SELECT (SELECT alive_until FROM previous), (SELECT COUNT(*)::bigint FROM renewed), extract(epoch FROM clock_timestamp())::float8
+            """, as: (Double?, Int, Double).self).first
+        if let serverNow = row?.2, abs(serverNow - seconds) > lease.seconds / 10 {
+            logger.warning("this replica's clock differs from the PostgreSQL server's: leases compare the replicas' clocks, keep them in sync (NTP)", metadata: [
+                "bridge.replica": "\(replica)", "bridge.clock_offset_seconds": "\(String(format: "%.1f", seconds - serverNow))",
+            ])
+        }
+        return (row?.0 ?? -.infinity) > seconds
     }
 
     public func releaseReplica(_ replica: ReplicaID) async throws {
