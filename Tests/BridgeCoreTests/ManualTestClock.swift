@@ -22,8 +22,9 @@ final class ManualTestClock: Clock, Sendable {
     }
 
     private struct Watcher {
-        var predicate: @Sendable (Instant) -> Bool
-        var continuation: CheckedContinuation<Instant, Never>
+        /// Over the deadlines of every sleeper asleep.
+        var condition: @Sendable ([Instant]) -> Bool
+        var continuation: CheckedContinuation<Void, Never>
     }
 
     private struct State {
@@ -54,19 +55,20 @@ final class ManualTestClock: Clock, Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                enum Start { case sleep([CheckedContinuation<Instant, Never>]), wake, cancelled }
+                enum Start { case sleep([CheckedContinuation<Void, Never>]), wake, cancelled }
                 let start = state.withLock { state -> Start in
                     if Task.isCancelled { return .cancelled }
                     if deadline <= state.now { return .wake }
                     state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
-                    let matched = state.watchers.filter { $0.value.predicate(deadline) }
+                    let deadlines = state.sleepers.values.map(\.deadline)
+                    let matched = state.watchers.filter { $0.value.condition(deadlines) }
                     for key in matched.keys { state.watchers[key] = nil }
                     return .sleep(matched.values.map(\.continuation))
                 }
                 switch start {
                 case .cancelled: continuation.resume(throwing: CancellationError())
                 case .wake: continuation.resume()
-                case .sleep(let watchers): for watcher in watchers { watcher.resume(returning: deadline) }
+                case .sleep(let watchers): for watcher in watchers { watcher.resume() }
                 }
             }
         } onCancel: {
@@ -93,18 +95,30 @@ final class ManualTestClock: Clock, Sendable {
         advance(by: max(.zero, target - now.offset))
     }
 
+    /// Returns once `condition` holds for the deadlines of the sleepers asleep (checked now and
+    /// whenever one goes to sleep).
+    func until(_ condition: @escaping @Sendable ([Instant]) -> Bool) async {
+        await withCheckedContinuation { continuation in
+            let holds = state.withLock { state -> Bool in
+                if condition(state.sleepers.values.map(\.deadline)) { return true }
+                state.nextID += 1
+                state.watchers[state.nextID] = Watcher(condition: condition, continuation: continuation)
+                return false
+            }
+            if holds { continuation.resume() }
+        }
+    }
+
     /// Returns the deadline of a sleeper for which `predicate` holds, once there is one (one already
     /// asleep counts).
     func sleeper(where predicate: @escaping @Sendable (Instant) -> Bool) async -> Instant {
-        await withCheckedContinuation { continuation in
-            let found = state.withLock { state -> Instant? in
-                if let sleeper = state.sleepers.values.first(where: { predicate($0.deadline) }) { return sleeper.deadline }
-                state.nextID += 1
-                state.watchers[state.nextID] = Watcher(predicate: predicate, continuation: continuation)
-                return nil
-            }
-            if let found { continuation.resume(returning: found) }
-        }
+        await until { $0.contains(where: predicate) }
+        return state.withLock { $0.sleepers.values.map(\.deadline).filter(predicate).min()! }
+    }
+
+    /// Returns once at least `count` sleepers sleep until `offset`.
+    func sleepers(_ count: Int, until offset: Duration) async {
+        await until { deadlines in deadlines.filter { $0.offset == offset }.count >= count }
     }
 
     /// The deadlines of the sleepers now asleep.

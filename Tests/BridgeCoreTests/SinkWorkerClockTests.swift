@@ -61,6 +61,27 @@ struct SinkWorkerClockTests {
         await running.value
     }
 
+    @Test("the engine registers its replica, renews the lease every third of it on its clock, and releases it at a stop")
+    func leaseHeartbeat() async throws {
+        let directory = TemporaryDirectory()
+        let store = ObservedStore(try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger), leases: true)
+        let clock = ManualTestClock(start: Self.start)
+        let engine = DeliveryEngine(
+            store: store, router: Router(routes: []), sinks: [], replica: replica, lease: .seconds(30), clock: clock, wallClock: { clock.date },
+            logger: quietLogger)
+        let t = Self.start.timeIntervalSince1970
+        try await EngineTests.withEngine(engine) {
+            #expect(await store.nextOutcome() == "register \(t)")
+            for renewal in [10.0, 20.0, 30.0] {
+                // Both the lease renewal and the dispatcher's look for lapsed replicas sleep until then.
+                await clock.sleepers(2, until: .seconds(renewal))
+                clock.advance(to: Self.start.addingTimeInterval(renewal))
+                #expect(await store.nextOutcome() == "renew \(t + renewal)")
+            }
+        }
+        #expect(await store.nextOutcome() == "release")
+    }
+
     @Test("a delivery past retry.maxAge on its failure becomes a dead letter dated by the wall clock given")
     func deadLetterAtMaxAge() async throws {
         let directory = TemporaryDirectory()
@@ -90,9 +111,15 @@ final class ObservedStore: StateStore {
     }
     private let outcomes = Mutex(Outcomes())
 
-    init(_ base: SQLiteStateStore) { self.base = base }
+    let leases: Bool
 
-    /// The next outcome written (in order): "success", "retry" or "dead letter". One caller at a time.
+    init(_ base: SQLiteStateStore, leases: Bool = false) {
+        self.base = base
+        self.leases = leases
+    }
+
+    /// The next outcome written (in order): "success", "retry" or "dead letter"; with `leases`, also
+    /// "register", "renew" and "release" with the time passed (seconds since 1970). One caller at a time.
     func nextOutcome() async -> String {
         await withCheckedContinuation { continuation in
             let ready = outcomes.withLock { state -> String? in
@@ -138,9 +165,19 @@ final class ObservedStore: StateStore {
     }
     func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int { try await base.adoptUnroutedEvents(replica: replica, now: now) }
     func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> { try await base.commitRouting(events, now: now) }
-    func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws { try await base.registerReplica(replica, now: now, lease: lease) }
-    func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool { try await base.renewLease(replica, now: now, lease: lease) }
-    func releaseReplica(_ replica: ReplicaID) async throws { try await base.releaseReplica(replica) }
+    func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws {
+        try await base.registerReplica(replica, now: now, lease: lease)
+        if leases { announce("register \(now.timeIntervalSince1970)") }
+    }
+    func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
+        let alive = try await base.renewLease(replica, now: now, lease: lease)
+        if leases { announce("renew \(now.timeIntervalSince1970)") }
+        return alive
+    }
+    func releaseReplica(_ replica: ReplicaID) async throws {
+        try await base.releaseReplica(replica)
+        if leases { announce("release") }
+    }
     func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
         try await base.claimDeliveries(sink: sink, replica: replica, now: now, limit: limit)
     }
