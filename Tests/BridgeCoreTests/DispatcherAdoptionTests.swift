@@ -1,7 +1,8 @@
-@testable import BridgeCore
 import BridgeStore
 import Foundation
 import Testing
+
+@testable import BridgeCore
 
 /// The dispatcher routes only its replica's events, and adopts a lapsed replica's events once its
 /// lease is over, by the clock it is given (moved by the test: no waiting).

@@ -1,8 +1,9 @@
-@testable import BridgeCore
 import BridgeStore
 import Foundation
 import Synchronization
 import Testing
+
+@testable import BridgeCore
 
 /// The sink worker waits on the clock it is given and dates with its wall time: a retry happens
 /// when the test moves time past its backoff, not before, with no real waiting.
@@ -17,7 +18,8 @@ struct SinkWorkerClockTests {
         let event = makeEvent(at: Self.start)
         _ = try await store.journal([JournalEntry(event: event, deduplicationKey: nil, replica: replica)])
         let pending = try await store.unroutedEvents(for: replica, after: 0, limit: 10)
-        try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: [sink]) }, now: Self.start)
+        try await store.commitRouting(
+            pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: [sink]) }, now: Self.start)
         try await store.registerReplica(replica, now: Self.start, lease: .seconds(30 * 86_400))
         return (ObservedStore(store), event)
     }
@@ -181,14 +183,18 @@ final class ObservedStore: StateStore {
     func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
         try await base.claimDeliveries(sink: sink, replica: replica, now: now, limit: limit)
     }
-    func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? { try await base.nextDueDate(sink: sink, replica: replica, now: now) }
+    func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
+        try await base.nextDueDate(sink: sink, replica: replica, now: now)
+    }
     func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
         try await base.dueDeliveries(sink: sink, now: now, limit: limit, excluding: excluding)
     }
     func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? { try await base.nextDueDate(sink: sink, excluding: excluding) }
     func queueDepths() async throws -> [String: QueueDepth] { try await base.queueDepths() }
     func unroutedCount() async throws -> Int { try await base.unroutedCount() }
-    func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { try await base.deadLetters(selection, limit: limit) }
+    func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage {
+        try await base.deadLetters(selection, limit: limit)
+    }
     func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int { try await base.retryDeadLetters(selection, now: now) }
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.purgeDeadLetters(selection) }
     func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {

@@ -1,6 +1,7 @@
-@testable import BridgeCore
 import Foundation
 import Testing
+
+@testable import BridgeCore
 
 /// Every decision of the sink worker, without a store, a sink or a clock: events in, actions out.
 @Suite("Sink worker state machine")
@@ -33,7 +34,10 @@ struct SinkWorkerStateMachineTests {
         #expect(machine.handle(.claimed([a, b, c]), now: now) == [.start(a), .start(b), .startWaiter(.seconds(30)), .awaitStep])
         #expect(machine.buffered == [c])
         #expect(machine.handle(.turn(stopping: false), now: now) == [.awaitStep], "no slot free: nothing to do")
-        #expect(machine.handle(.delivered(1, .success(took: .milliseconds(3))), now: now) == [.record(a, .success(took: .milliseconds(3)), failures: 0, after: .zero)])
+        #expect(
+            machine.handle(.delivered(1, .success(took: .milliseconds(3))), now: now) == [
+                .record(a, .success(took: .milliseconds(3)), failures: 0, after: .zero)
+            ])
         #expect(machine.recording == [1])
         #expect(machine.handle(.turn(stopping: false), now: now) == [.start(c), .awaitStep])
         #expect(machine.inFlight.keys.sorted() == [2, 3])
@@ -88,21 +92,30 @@ struct SinkWorkerStateMachineTests {
         let machine = Self.machine()
         let fresh = Self.delivery(1, attempts: 0, createdAt: now)
         #expect(machine.decide(.success(took: .seconds(1)), for: fresh, now: now, random: 0) == .success(took: .seconds(1)))
-        #expect(machine.decide(.failure(.permanent("400 Bad Request")), for: fresh, now: now, random: 0) == .deadLetter(error: "400 Bad Request", at: now, expired: false))
+        #expect(
+            machine.decide(.failure(.permanent("400 Bad Request")), for: fresh, now: now, random: 0)
+                == .deadLetter(error: "400 Bad Request", at: now, expired: false))
         // First failure: backoff 10 s, equal jitter: 5 s at random 0, 10 s at random 1.
         #expect(machine.decide(.failure(.retryable("503")), for: fresh, now: now, random: 0) == .retry(at: now.addingTimeInterval(5), error: "503"))
-        #expect(machine.decide(.failure(.retryable("503")), for: fresh, now: now, random: 0.999_999) == .retry(at: now.addingTimeInterval(9.999_995), error: "503"))
+        #expect(
+            machine.decide(.failure(.retryable("503")), for: fresh, now: now, random: 0.999_999)
+                == .retry(at: now.addingTimeInterval(9.999_995), error: "503"))
         // Third failure: 40 s before jitter.
         let third = Self.delivery(1, attempts: 2, createdAt: now)
         #expect(machine.decide(.failure(.retryable("503")), for: third, now: now, random: 0) == .retry(at: now.addingTimeInterval(20), error: "503"))
-        #expect(machine.decide(.failure(.retryable("429", after: .seconds(120))), for: fresh, now: now, random: 0) == .retry(at: now.addingTimeInterval(120), error: "429"))
+        #expect(
+            machine.decide(.failure(.retryable("429", after: .seconds(120))), for: fresh, now: now, random: 0)
+                == .retry(at: now.addingTimeInterval(120), error: "429"))
         let old = Self.delivery(1, attempts: 7, createdAt: now.addingTimeInterval(-3600))
         #expect(machine.decide(.failure(.retryable("503")), for: old, now: now, random: 0) == .deadLetter(error: "503", at: now, expired: true))
         // A delivered event turns into the record action with that decision.
         var running = Self.machine()
         _ = running.handle(.turn(stopping: false), now: now)
         _ = running.handle(.claimed([fresh]), now: now)
-        #expect(running.handle(.delivered(1, .failure(.retryable("503"))), now: now, random: 0) == [.record(fresh, .retry(at: now.addingTimeInterval(5), error: "503"), failures: 0, after: .zero)])
+        #expect(
+            running.handle(.delivered(1, .failure(.retryable("503"))), now: now, random: 0) == [
+                .record(fresh, .retry(at: now.addingTimeInterval(5), error: "503"), failures: 0, after: .zero)
+            ])
         #expect(running.handle(.delivered(1, .success(took: .zero)), now: now) == [], "an outcome for a delivery not in flight is ignored")
     }
 
@@ -128,10 +141,16 @@ struct SinkWorkerStateMachineTests {
     func readFailures() {
         var machine = Self.machine()
         _ = machine.handle(.turn(stopping: false), now: now)
-        #expect(machine.handle(.storeFailed(cancelled: false), now: now) == [.reportReadFailure(failures: 1), .startWaiter(.milliseconds(200)), .awaitStep])
+        #expect(
+            machine.handle(.storeFailed(cancelled: false), now: now) == [
+                .reportReadFailure(failures: 1), .startWaiter(.milliseconds(200)), .awaitStep,
+            ])
         _ = machine.handle(.woke, now: now)
         _ = machine.handle(.turn(stopping: false), now: now)
-        #expect(machine.handle(.storeFailed(cancelled: false), now: now) == [.reportReadFailure(failures: 2), .startWaiter(.milliseconds(400)), .awaitStep])
+        #expect(
+            machine.handle(.storeFailed(cancelled: false), now: now) == [
+                .reportReadFailure(failures: 2), .startWaiter(.milliseconds(400)), .awaitStep,
+            ])
         _ = machine.handle(.woke, now: now)
         _ = machine.handle(.turn(stopping: false), now: now)
         _ = machine.handle(.claimed([]), now: now)
@@ -152,7 +171,9 @@ struct SinkWorkerStateMachineTests {
         _ = machine.handle(.claimed([a, b, Self.delivery(3)]), now: now)
         #expect(machine.handle(.turn(stopping: true), now: now) == [.startGraceTimer(.seconds(5)), .awaitStep])
         #expect(machine.handle(.delivered(1, .success(took: .zero)), now: now).count == 1)
-        #expect(machine.handle(.turn(stopping: false), now: now) == [.awaitStep], "a stop stays a stop; one grace timer; the buffered delivery does not start")
+        #expect(
+            machine.handle(.turn(stopping: false), now: now) == [.awaitStep],
+            "a stop stays a stop; one grace timer; the buffered delivery does not start")
         _ = machine.handle(.delivered(2, .success(took: .zero)), now: now)
         _ = machine.handle(.recorded(1), now: now)
         #expect(machine.handle(.turn(stopping: true), now: now) == [.awaitStep], "an outcome is still being written")

@@ -201,7 +201,9 @@ struct SinkWorkerStateMachine {
             case .permanent:
                 return .deadLetter(error: error.message, at: now, expired: false)
             case .retry(let retryAfter):
-                switch schedule.decide(attempts: delivery.attempts + 1, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: random) {
+                switch schedule.decide(
+                    attempts: delivery.attempts + 1, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: random)
+                {
                 case .retry(let at): return .retry(at: at, error: error.message)
                 case .deadLetter: return .deadLetter(error: error.message, at: now, expired: true)
                 }
