@@ -344,11 +344,13 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
         try await rows("""
-            WITH adopted AS (
-                UPDATE events e SET accepted_by = \(replica.rawValue)
+            WITH lapsed AS (
+                SELECT seq FROM events e
                 WHERE NOT routed AND accepted_by IS NOT NULL AND accepted_by <> \(replica.rawValue)
                 AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = e.accepted_by AND r.alive_until > \(now.timeIntervalSince1970))
-                RETURNING 1
+                ORDER BY seq FOR UPDATE SKIP LOCKED
+            ), adopted AS (
+                UPDATE events e SET accepted_by = \(replica.rawValue) FROM lapsed l WHERE e.seq = l.seq RETURNING 1
             )
             SELECT COUNT(*)::bigint FROM adopted
             """, as: Int.self).first ?? 0
@@ -356,7 +358,8 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     /// The routing flag flips first (`UPDATE … WHERE NOT routed RETURNING`): a second replica
     /// committing the same event waits for the first's transaction, then finds it routed, and
-    /// creates nothing.
+    /// creates nothing. Rows are locked in sequence order, so two overlapping batches wait for
+    /// each other instead of deadlocking.
     @discardableResult
     public func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> {
         guard !events.isEmpty else { return [] }
@@ -365,7 +368,11 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         return try await transaction { connection in
             var routed: Set<Int64> = []
             for try await sequence in try await connection.query(
-                "UPDATE events SET routed = true WHERE seq = ANY(\(routedSequences)) AND NOT routed RETURNING seq", logger: self.logger
+                """
+                UPDATE events SET routed = true WHERE seq IN (
+                    SELECT seq FROM events WHERE seq = ANY(\(routedSequences)) AND NOT routed ORDER BY seq FOR UPDATE
+                ) AND NOT routed RETURNING seq
+                """, logger: self.logger
             ).decode(Int64.self) {
                 routed.insert(sequence)
             }
