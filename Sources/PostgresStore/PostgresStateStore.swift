@@ -346,11 +346,13 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
         try await rows("""
-            WITH adopted AS (
-                UPDATE events e SET accepted_by = \(replica.rawValue)
+            WITH lapsed AS (
+                SELECT seq FROM events e
                 WHERE NOT routed AND accepted_by IS NOT NULL AND accepted_by <> \(replica.rawValue)
                 AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = e.accepted_by AND r.alive_until > \(now.timeIntervalSince1970))
-                RETURNING 1
+                ORDER BY seq FOR UPDATE SKIP LOCKED
+            ), adopted AS (
+                UPDATE events e SET accepted_by = \(replica.rawValue) FROM lapsed l WHERE e.seq = l.seq RETURNING 1
             )
             SELECT COUNT(*)::bigint FROM adopted
             """, as: Int.self).first ?? 0
@@ -358,7 +360,8 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     /// The routing flag flips first (`UPDATE … WHERE NOT routed RETURNING`): a second replica
     /// committing the same event waits for the first's transaction, then finds it routed, and
-    /// creates nothing.
+    /// creates nothing. Rows are locked in sequence order, so two overlapping batches wait for
+    /// each other instead of deadlocking.
     @discardableResult
     public func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> {
         guard !events.isEmpty else { return [] }
@@ -367,7 +370,11 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         return try await transaction { connection in
             var routed: Set<Int64> = []
             for try await sequence in try await connection.query(
-                "UPDATE events SET routed = true WHERE seq = ANY(\(routedSequences)) AND NOT routed RETURNING seq", logger: self.logger
+                """
+                UPDATE events SET routed = true WHERE seq IN (
+                    SELECT seq FROM events WHERE seq = ANY(\(routedSequences)) AND NOT routed ORDER BY seq FOR UPDATE
+                ) AND NOT routed RETURNING seq
+                """, logger: self.logger
             ).decode(Int64.self) {
                 routed.insert(sequence)
             }
@@ -425,19 +432,26 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         }
     }
 
-    /// One row per replica: renewing it extends every claim the replica holds.
+    /// One row per replica: renewing it extends every claim the replica holds. Leases compare
+    /// the replicas' clocks, so a clock that differs from the server's by more than a tenth of the
+    /// lease is logged (a warning at each renewal while it lasts).
     @discardableResult
     public func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
         let seconds = now.timeIntervalSince1970
-        let previous = try await rows("""
+        let row = try await rows("""
             WITH previous AS (SELECT alive_until FROM replicas WHERE id = \(replica.rawValue)),
             renewed AS (
                 INSERT INTO replicas(id, alive_until) VALUES (\(replica.rawValue), \(seconds + lease.seconds))
                 ON CONFLICT (id) DO UPDATE SET alive_until = EXCLUDED.alive_until RETURNING 1
             )
-            SELECT (SELECT alive_until FROM previous), (SELECT COUNT(*)::bigint FROM renewed)
-            """, as: (Double?, Int).self).first?.0
-        return (previous ?? -.infinity) > seconds
+            SELECT (SELECT alive_until FROM previous), (SELECT COUNT(*)::bigint FROM renewed), extract(epoch FROM clock_timestamp())::float8
+            """, as: (Double?, Int, Double).self).first
+        if let serverNow = row?.2, abs(serverNow - seconds) > lease.seconds / 10 {
+            logger.warning("this replica's clock differs from the PostgreSQL server's: leases compare the replicas' clocks, keep them in sync (NTP)", metadata: [
+                "bridge.replica": "\(replica)", "bridge.clock_offset_seconds": "\(String(format: "%.1f", seconds - serverNow))",
+            ])
+        }
+        return (row?.0 ?? -.infinity) > seconds
     }
 
     public func releaseReplica(_ replica: ReplicaID) async throws {

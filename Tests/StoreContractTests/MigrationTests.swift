@@ -1,9 +1,10 @@
 import BridgeCore
-@testable import BridgeStore
 import Foundation
-@testable import PostgresStore
-import Testing
 import TestSupport
+import Testing
+
+@testable import BridgeStore
+@testable import PostgresStore
 
 /// A store made by the previous schema (main before replicas) opens, migrates, and keeps its
 /// work: its unrouted events are routed by any replica, its deliveries are unclaimed.
@@ -32,7 +33,8 @@ struct MigrationTests {
         #expect(claimed.map(\.event.receivedAt) == [t0], "the old delivery is unclaimed")
         let pending = try await store.unroutedEvents(for: replica, after: 0, limit: 10)
         #expect(pending.map(\.event.receivedAt) == [t0.addingTimeInterval(1)], "an event without a replica is any replica's to route")
-        let routed = try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["s"]) }, now: now)
+        let routed = try await store.commitRouting(
+            pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["s"]) }, now: now)
         #expect(routed == Set(pending.map(\.sequence)))
         #expect(try await store.claimDeliveries(sink: "s", replica: replica, now: now, limit: 10).count == 1)
     }
@@ -55,7 +57,9 @@ struct MigrationTests {
         let database = try server.createDatabase()
         let location = try PostgresLocation.parse(server.url(database: database))
         let version1 = PostgresStateStore.migrations[0].joined(separator: ";\n")
-        try server.psql(database: database, """
+        try server.psql(
+            database: database,
+            """
             CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
             \(version1);
             INSERT INTO schema_migrations(version) VALUES (1);

@@ -132,7 +132,9 @@ struct ReplicaContractTests {
             let ofB = makeEvent(at: t0.addingTimeInterval(10))
             let unstamped = makeEvent(at: t0.addingTimeInterval(11))
             _ = try await first.journal(ofA.map { JournalEntry(event: $0, deduplicationKey: nil, replica: a) })
-            _ = try await second.journal([JournalEntry(event: ofB, deduplicationKey: nil, replica: b), JournalEntry(event: unstamped, deduplicationKey: nil)])
+            _ = try await second.journal([
+                JournalEntry(event: ofB, deduplicationKey: nil, replica: b), JournalEntry(event: unstamped, deduplicationKey: nil),
+            ])
 
             #expect(try await first.unroutedEvents(for: a, after: 0, limit: 10).map(\.event.id) == ofA.map(\.id) + [unstamped.id])
             let forB = try await second.unroutedEvents(for: b, after: 0, limit: 10)

@@ -1,4 +1,8 @@
-public import Foundation
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One bridge process as the state store knows it: a random name per start, so a restarted
 /// process is a new replica and never mistakes the claims of its previous life for its own.
@@ -9,7 +13,8 @@ public struct ReplicaID: Sendable, Hashable, CustomStringConvertible {
 
     /// A new identity: the host's name (for operators reading the store) and 12 random hex digits.
     public static func random() -> ReplicaID {
-        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "bridge"
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, 255) == 0 ? String(cString: name).split(separator: ".").first.map(String.init) ?? "bridge" : "bridge"
         let suffix = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         return ReplicaID("\(host.prefix(40))-\(suffix)")
     }

@@ -58,7 +58,7 @@ public struct RoutedEvent: Sendable {
 }
 
 /// One (event, sink) pair waiting to be delivered.
-public struct Delivery: Sendable {
+public struct Delivery: Sendable, Hashable {
     public var id: Int64
     public var sink: String
     public var event: BridgeEvent
