@@ -102,7 +102,8 @@ final class DirectorySync: Service {
     let logger: Logger
     private let read = Mutex(false)
 
-    init(store: any SubscriptionStore, directory: SubscriptionDirectory, managedNames: Set<String>, interval: Duration = .seconds(1), logger: Logger) {
+    init(store: any SubscriptionStore, directory: SubscriptionDirectory, managedNames: Set<String>, interval: Duration = .seconds(1), logger: Logger)
+    {
         self.store = store
         self.directory = directory
         self.managedNames = managedNames

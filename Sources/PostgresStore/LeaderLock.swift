@@ -52,7 +52,7 @@ public final class LeaderLock: Sendable {
                         logger.warning("this replica lost the leader lock's connection: it stopped managing subscriptions and tries to lead again")
                     }
                 }
-            } catch where Task.isCancelled {
+            } catch  where Task.isCancelled {
                 return
             } catch {
                 // Said once per outage: a follower retries every few seconds.
@@ -85,7 +85,9 @@ public final class LeaderLock: Sendable {
                 return nil
             }
             // Unix sockets ignore these; over TCP the server drops a vanished leader's session (and its lock) in about 25 s.
-            for setting in ["tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5", "tcp_keepalives_count = 3", "application_name = 'graph-bridge leader'"] {
+            for setting in [
+                "tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5", "tcp_keepalives_count = 3", "application_name = 'graph-bridge leader'",
+            ] {
                 _ = try? await connection.query(PostgresQuery(unsafeSQL: "SET " + setting), logger: logger)
             }
             return connection
@@ -142,7 +144,8 @@ public final class LeaderLock: Sendable {
     static func configuration(_ location: PostgresLocation) throws -> PostgresConnection.Configuration {
         var configuration =
             if let socket = location.socketPath {
-                PostgresConnection.Configuration(unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
+                PostgresConnection.Configuration(
+                    unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
             } else {
                 PostgresConnection.Configuration(
                     host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,

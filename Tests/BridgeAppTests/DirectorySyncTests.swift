@@ -1,9 +1,10 @@
-@testable import BridgeApp
 import BridgeCore
 import BridgeStore
 import Foundation
 import Logging
 import Testing
+
+@testable import BridgeApp
 
 /// A replica's directory follows the shared subscription records (what the leader creates,
 /// recreates or drops), on a real SQLite store.
@@ -15,7 +16,9 @@ struct DirectorySyncTests {
             notificationURL: "https://bridge.example/notifications", expiration: nil, renewedAt: nil, managed: managed)
     }
 
-    @Test("a record's Graph id is admitted; a recreate in progress is expected by its clientState; the old id is dropped; undeclared records are ignored")
+    @Test(
+        "a record's Graph id is admitted; a recreate in progress is expected by its clientState; the old id is dropped; undeclared records are ignored"
+    )
     func followsRecords() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("directory-sync-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

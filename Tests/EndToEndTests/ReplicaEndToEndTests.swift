@@ -55,7 +55,8 @@ struct ReplicaEndToEndTests {
 
     /// The stored subscription's Graph id and clientState, once it has an id.
     static func storedSubscription(_ server: PostgresServer, database: String) throws -> (id: String, clientState: String)? {
-        let rows = try server.query(database: database, "SELECT graph_id, client_state FROM subscriptions WHERE name = 'inbox' AND graph_id IS NOT NULL")
+        let rows = try server.query(
+            database: database, "SELECT graph_id, client_state FROM subscriptions WHERE name = 'inbox' AND graph_id IS NOT NULL")
         guard let row = rows.first else { return nil }
         let fields = row.split(separator: "|").map(String.init)
         return fields.count == 2 ? (fields[0], fields[1]) : nil
@@ -65,7 +66,9 @@ struct ReplicaEndToEndTests {
         bridges.reduce(0) { total, bridge in total + bridge.log.split(separator: "\n").filter { $0.contains(text) }.count }
     }
 
-    @Test("two replicas: the leader creates the subscription once, the follower accepts its notifications and hands its lifecycle events to the leader; after kill -9 of the leader the follower takes over upkeep within 30 s")
+    @Test(
+        "two replicas: the leader creates the subscription once, the follower accepts its notifications and hands its lifecycle events to the leader; after kill -9 of the leader the follower takes over upkeep within 30 s"
+    )
     func leaderAndFollower() async throws {
         guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         let database = try server.createDatabase()
@@ -86,9 +89,10 @@ struct ReplicaEndToEndTests {
         holder.standardError = FileHandle.nullDevice
         try holder.run()
         defer { if holder.isRunning { kill(holder.processIdentifier, SIGKILL) } }
-        try #require(try await eventually {
-            try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "1"
-        }, "the test's psql did not take the lock")
+        try #require(
+            try await eventually {
+                try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "1"
+            }, "the test's psql did not take the lock")
 
         let a = try BridgeProcess(["run", "--config", "a.yaml", "--log-format", "json"], directory: directory.path)
         let b = try BridgeProcess(["run", "--config", "b.yaml", "--log-format", "json"], directory: directory.path)
@@ -107,8 +111,11 @@ struct ReplicaEndToEndTests {
         let stored = try #require(try Self.storedSubscription(server, database: database))
         let client = CurlClient()
         for (bridge, value) in [(leader, "1"), (follower, "0")] {
-            let metrics = try await client.execute(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(try await bridge.adminPort())/metrics", headers: [], body: []))
-            #expect(String(decoding: metrics.body, as: UTF8.self).contains("\ngraph_bridge_leader \(value)"), "\(String(decoding: metrics.body, as: UTF8.self))")
+            let metrics = try await client.execute(
+                HTTPRequest(method: "GET", url: "http://127.0.0.1:\(try await bridge.adminPort())/metrics", headers: [], body: []))
+            #expect(
+                String(decoding: metrics.body, as: UTF8.self).contains("\ngraph_bridge_leader \(value)"),
+                "\(String(decoding: metrics.body, as: UTF8.self))")
         }
         // The operator commands read the shared records, whichever replica's configuration they are given.
         let (status, out, err) = try await runToCompletion(["subscriptions", "--config", aLeads ? "b.yaml" : "a.yaml"], directory: directory.path)
@@ -121,15 +128,22 @@ struct ReplicaEndToEndTests {
         var delivered = false
         let deadline = ContinuousClock.now + .seconds(5)
         while !delivered, ContinuousClock.now < deadline {
-            #expect(try await EndToEndTests.post(client, port: followerPort, body: Self.change(id: stored.id, clientState: stored.clientState, "rep", 1)) == 202)
+            #expect(
+                try await EndToEndTests.post(client, port: followerPort, body: Self.change(id: stored.id, clientState: stored.clientState, "rep", 1))
+                    == 202)
             delivered = try await eventually(timeout: .milliseconds(500)) { EndToEndTests.numbers("rep", in: jsonLines(audit)).contains(1) }
         }
         #expect(delivered, "\(follower.log)")
 
         // A lifecycle event that reaches the follower is acted on by the leader.
-        #expect(try await EndToEndTests.post(client, port: followerPort, path: "/lifecycle", body: Self.lifecycle(id: stored.id, clientState: stored.clientState, "reauthorizationRequired")) == 202)
+        #expect(
+            try await EndToEndTests.post(
+                client, port: followerPort, path: "/lifecycle",
+                body: Self.lifecycle(id: stored.id, clientState: stored.clientState, "reauthorizationRequired")) == 202)
         #expect(try await eventually(timeout: .seconds(15)) { leader.hasLog { $0.contains("reauthorized Graph subscription") } }, "\(leader.log)")
-        #expect(!follower.hasLog { $0.contains("reauthorized Graph subscription") || $0.contains("renewed Graph subscription") }, "only the leader talks to Graph")
+        #expect(
+            !follower.hasLog { $0.contains("reauthorized Graph subscription") || $0.contains("renewed Graph subscription") },
+            "only the leader talks to Graph")
 
         // kill -9 of the leader: the follower takes over within 30 s, reuses the subscription and renews it.
         leader.signal(SIGKILL)
@@ -163,7 +177,8 @@ struct ReplicaEndToEndTests {
         var ports: [Int] = []
         for name in ["a", "b", "c"] {
             directory.write("\(name).yaml", Self.receiveOnlyConfig(url: server.url(database: database), audit: "\(name).jsonl"))
-            let replica = try BridgeProcess(["run", "--config", "\(name).yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+            let replica = try BridgeProcess(
+                ["run", "--config", "\(name).yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
             replicas.append(replica)
             ports.append(try await replica.port())
         }
@@ -193,8 +208,11 @@ struct ReplicaEndToEndTests {
         let receiver = try await HTTPReceiver.start()
         let client = CurlClient()
         // The webhook answers 500, after 300 ms (so deliveries are in flight, claimed), until the script is cleared.
-        let script = #"{"path": "/hook", "responses": [\#(Array(repeating: #"{"status": 500, "delay_ms": 300}"#, count: 2000).joined(separator: ","))]}"#
-        _ = try await client.execute(HTTPRequest(method: "POST", url: receiver.url("/_control/script"), headers: [("Content-Type", "application/json")], body: Array(script.utf8)))
+        let script =
+            #"{"path": "/hook", "responses": [\#(Array(repeating: #"{"status": 500, "delay_ms": 300}"#, count: 2000).joined(separator: ","))]}"#
+        _ = try await client.execute(
+            HTTPRequest(
+                method: "POST", url: receiver.url("/_control/script"), headers: [("Content-Type", "application/json")], body: Array(script.utf8)))
         // The numbers of the notifications the receiver has taken since the last clear (its file keeps the failed ones too).
         func received() async throws -> Set<Int> {
             let answer = try await client.execute(HTTPRequest(method: "GET", url: receiver.url("/_control/requests"), headers: [], body: []))
@@ -206,7 +224,8 @@ struct ReplicaEndToEndTests {
             .replacingOccurrences(of: "audit: { type: file, path: audit.jsonl }", with: "audit: { type: webhook, url: \"\(receiver.url("/hook"))\" }")
         directory.write("bridge.yaml", config)
 
-        let first = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let first = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         let port = try await first.port()
         let count = 10
         for n in 1...count {
@@ -220,11 +239,14 @@ struct ReplicaEndToEndTests {
         }
         #expect(attempted.count == count)
         #expect(try server.query(database: database, "SELECT count(*) FROM deliveries").first == "\(count)")
-        let second = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let second = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         _ = try await second.port()
 
         // Killed while it holds claims: those wait for its lease to lapse, the others are free at once.
-        #expect(try await eventually { try server.query(database: database, "SELECT count(*) FROM deliveries WHERE claimed_by IS NOT NULL").first != "0" })
+        #expect(
+            try await eventually { try server.query(database: database, "SELECT count(*) FROM deliveries WHERE claimed_by IS NOT NULL").first != "0" }
+        )
         first.signal(SIGKILL)
         _ = await first.waitForExit()
         _ = try await client.execute(HTTPRequest(method: "POST", url: receiver.url("/_control/clear"), headers: [], body: []))
@@ -250,7 +272,8 @@ struct ReplicaEndToEndTests {
         let database = try server.createDatabase()
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", Self.receiveOnlyConfig(url: server.url(database: database), audit: "audit.jsonl"))
-        let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+        let bridge = try BridgeProcess(
+            ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
         let port = try await bridge.port()
         let client = CurlClient()
         let audit = directory.file("audit.jsonl")

@@ -49,13 +49,15 @@ struct LeaderLockTests {
         let logger = Self.quiet
         var tasks: [Task<Void, Never>] = []
         for name in ["a", "b"] {
-            let lock = LeaderLock(location: location, retryInterval: .milliseconds(100), probeInterval: .milliseconds(100), probeTimeout: .seconds(2), logger: logger)
-            tasks.append(Task {
-                await lock.run(changed: { roles.changed(name, $0) }) {
-                    // The work of a leader: runs until cancelled.
-                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
-                }
-            })
+            let lock = LeaderLock(
+                location: location, retryInterval: .milliseconds(100), probeInterval: .milliseconds(100), probeTimeout: .seconds(2), logger: logger)
+            tasks.append(
+                Task {
+                    await lock.run(changed: { roles.changed(name, $0) }) {
+                        // The work of a leader: runs until cancelled.
+                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+                    }
+                })
         }
         defer { for task in tasks { task.cancel() } }
         #expect(try await Self.eventually { roles.leaders.count == 1 })
@@ -72,7 +74,10 @@ struct LeaderLockTests {
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         #expect(roles.leaders.isEmpty)
-        #expect(try await Self.eventually { try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "0" })
+        #expect(
+            try await Self.eventually {
+                try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "0"
+            })
     }
 
     @Test("a leader whose server goes away stops leading at once; it leads again when the server is back")

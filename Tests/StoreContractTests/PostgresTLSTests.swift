@@ -16,10 +16,11 @@ struct PostgresTLSTests {
     func verifyFull() async throws {
         guard PostgresServer.binariesPresent else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         let folder = try ScratchFolder(prefix: "pg-tls")
-        let server = try #require(try await {
-            let (certificate, key) = try await makeSelfSignedCertificate(in: folder.path, name: "server")
-            return try PostgresServer.dedicated(certificate: certificate, key: key)
-        }())
+        let server = try #require(
+            try await {
+                let (certificate, key) = try await makeSelfSignedCertificate(in: folder.path, name: "server")
+                return try PostgresServer.dedicated(certificate: certificate, key: key)
+            }())
         defer { server.remove() }
         let database = try server.createDatabase()
         let ca = folder.file("server.pem")
@@ -28,17 +29,22 @@ struct PostgresTLSTests {
             location: try PostgresLocation.parse(server.tcpURL(database: database, sslmode: "verify-full", rootCertificate: ca)), logger: Self.quiet)
         try await verified.ping()
         // The pool keeps the session open: the server lists it as encrypted.
-        #expect(try server.query(database: database, "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = current_database()").first != "0")
+        #expect(
+            try server.query(
+                database: database, "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = current_database()"
+            ).first != "0")
         await verified.shutdown()
 
         let (other, _) = try await makeSelfSignedCertificate(in: folder.path, name: "other")
         await #expect(throws: (any Error).self) {
             let store = try await PostgresStateStore(
-                location: try PostgresLocation.parse(server.tcpURL(database: database, sslmode: "verify-full", rootCertificate: other)), logger: Self.quiet)
+                location: try PostgresLocation.parse(server.tcpURL(database: database, sslmode: "verify-full", rootCertificate: other)),
+                logger: Self.quiet)
             await store.shutdown()
         }
 
-        let encrypted = try await PostgresStateStore(location: try PostgresLocation.parse(server.tcpURL(database: database, sslmode: "require")), logger: Self.quiet)
+        let encrypted = try await PostgresStateStore(
+            location: try PostgresLocation.parse(server.tcpURL(database: database, sslmode: "require")), logger: Self.quiet)
         try await encrypted.ping()
         await encrypted.shutdown()
     }
