@@ -156,8 +156,9 @@ final class DirectorySync: Service {
 
 /// The leader's view of lifecycle notifications: every second, those journaled by any replica
 /// in the last `lookback` that it has not seen yet go to the subscription manager. A new leader
-/// looks back the same way, so what reached the replicas while no one led is acted on too (a
-/// request already handled by the previous leader is harmless: the manager checks the Graph id).
+/// looks back the same way, so what reached the replicas while no one led is acted on too; it
+/// skips what its predecessor handled (the setting ``handledKey``, less 10 s for commits that
+/// came late: a request handled twice is harmless, the manager checks the Graph id).
 final class LifecycleRelay: Sendable {
     let store: PostgresStateStore
     let observer: any LifecycleObserver
@@ -174,17 +175,29 @@ final class LifecycleRelay: Sendable {
         self.logger = logger
     }
 
+    /// The setting that holds when the newest lifecycle notification a leader handled was received (seconds since 1970).
+    static let handledKey = "replicas.lifecycleHandledThrough"
+
     /// Until cancelled.
     func run() async {
         // Event ids handed over, with when they were received (forgotten once out of the window).
         var seen: [String: Date] = [:]
         var failing = false
+        let stored = (try? await store.setting(Self.handledKey)).flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
+        let handled = stored?.addingTimeInterval(-10)
+        var mark = stored ?? .distantPast
         while !Task.isCancelled {
             let since = Date().addingTimeInterval(-lookback)
             do {
-                let events = try await store.lifecycleEvents(receivedSince: since).filter { seen[$0.id] == nil }
+                let events = try await store.lifecycleEvents(receivedSince: max(since, handled ?? since)).filter { seen[$0.id] == nil }
                 for event in events { seen[event.id] = event.receivedAt }
-                if !events.isEmpty { await observer.lifecycleEventsJournaled(events) }
+                if let newest = events.map(\.receivedAt).max() {
+                    await observer.lifecycleEventsJournaled(events)
+                    if newest > mark {
+                        try await store.setSetting(Self.handledKey, to: "\(newest.timeIntervalSince1970)")
+                        mark = newest
+                    }
+                }
                 seen = seen.filter { $0.value >= since }
                 failing = false
             } catch {
