@@ -264,14 +264,18 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    /// A read first: the usual answer, nothing to adopt, costs no write (and no fsync).
     public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
-        let arguments: StatementArguments = [replica.rawValue, replica.rawValue, now.timeIntervalSince1970]
+        let arguments: StatementArguments = [replica.rawValue, now.timeIntervalSince1970]
+        let condition = """
+            seq > (SELECT routed_through FROM routing_state) AND routed = 0
+            AND accepted_by IS NOT NULL AND accepted_by <> ?
+            AND accepted_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?)
+            """
+        let any = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE \(condition) LIMIT 1", arguments: arguments) != nil }
+        guard any else { return 0 }
         return try await committer.write { db in
-            try db.execute(sql: """
-                UPDATE events SET accepted_by = ? WHERE seq > (SELECT routed_through FROM routing_state) AND routed = 0
-                AND accepted_by IS NOT NULL AND accepted_by <> ?
-                AND accepted_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?)
-                """, arguments: arguments)
+            try db.execute(sql: "UPDATE events SET accepted_by = ? WHERE \(condition)", arguments: [replica.rawValue] + arguments)
             return db.changesCount
         }
     }
@@ -385,18 +389,22 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     // MARK: Deliveries
 
-    /// The claim is a write (it joins the next group commit); the events are read afterwards, off
-    /// the writer.
+    /// The claim is a write (it joins the next group commit, or starts one: a delivery waits for
+    /// it); the events are read afterwards, off the writer.
     public func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
         let seconds = now.timeIntervalSince1970
-        let claimed = try await committer.write(.deferred) { db -> [Int64] in
-            let ids = try Int64.fetchAll(db.cachedStatement(sql: """
-                SELECT d.id FROM deliveries d
-                WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ?
-                AND (d.claimed_by IS NULL OR d.claimed_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?))
-                AND EXISTS (SELECT 1 FROM replicas WHERE id = ? AND alive_until > ?)
-                ORDER BY d.next_attempt_at, d.id LIMIT ?
-                """), arguments: [sink, seconds, seconds, replica.rawValue, seconds, max(0, limit)])
+        let candidates = """
+            SELECT d.id FROM deliveries d
+            WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ?
+            AND (d.claimed_by IS NULL OR d.claimed_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?))
+            AND EXISTS (SELECT 1 FROM replicas WHERE id = ? AND alive_until > ?)
+            ORDER BY d.next_attempt_at, d.id LIMIT ?
+            """
+        let arguments: StatementArguments = [sink, seconds, seconds, replica.rawValue, seconds, max(0, limit)]
+        // Nothing to claim, the usual answer of an idle sink, needs no turn of the writer.
+        guard try await pool.read({ db in try !Int64.fetchAll(db.cachedStatement(sql: candidates), arguments: arguments).isEmpty }) else { return [] }
+        let claimed = try await committer.write { db -> [Int64] in
+            let ids = try Int64.fetchAll(db.cachedStatement(sql: candidates), arguments: arguments)
             let claim = try db.cachedStatement(sql: "UPDATE deliveries SET claimed_by = ? WHERE id = ?")
             for id in ids { try claim.execute(arguments: [replica.rawValue, id]) }
             return ids
