@@ -23,6 +23,9 @@ struct BridgeGeneration: Sendable {
     let engine: DeliveryEngine
     /// Nil when there is nothing to manage: no managed subscription declared or stored, or no `graph:`.
     let manager: SubscriptionManager?
+    /// Who runs the manager and hears lifecycle events: this process (SQLite), or the replica that
+    /// holds the leader lock (PostgreSQL).
+    let replicas: ReplicaRoles
     /// The managed subscriptions of the configuration.
     let managedNames: [String]
     /// The sinks with their instances, in file order.
@@ -34,9 +37,7 @@ struct BridgeGeneration: Sendable {
     /// delivery engine (in-flight deliveries finish or stay queued). The sinks' own services run in
     /// the runtime's ``SinkServiceHost``, which stops after.
     var services: [any Service] {
-        var services: [any Service] = [engine]
-        if let manager { services.append(manager) }
-        return services
+        [engine] + replicas.services
     }
 
     /// Builds every part of `configuration` that a reload replaces. `server:` and `state:` come from
@@ -140,13 +141,16 @@ struct BridgeGeneration: Sendable {
             backlog: runtime.backlog,
             listenerLoad: runtime.listenerLoad,
             journalDoorbell: runtime.journalDoorbell,
+            replica: runtime.replica,
             logger: logger,
             activity: runtime.activity
         )
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
+        let replicas = ReplicaRoles(store: store, manager: manager, directory: runtime.directory, managedNames: Set(managed.map(\.name)), logger: logger)
         return BridgeGeneration(
-            configuration: configuration, engine: engine, manager: manager, managedNames: managed.map(\.name), sinks: sinkEntries, builtSinks: built)
+            configuration: configuration, engine: engine, manager: manager, replicas: replicas, managedNames: managed.map(\.name), sinks: sinkEntries,
+            builtSinks: built)
     }
 
     /// Makes the shared state match this configuration, before it runs (and, at a reload, after the

@@ -30,6 +30,9 @@ final class BridgeRuntime: Sendable {
     let journalDoorbell = Doorbell()
     let backlog: Backlog
     let listenerLoad = ListenerLoad()
+    /// This process among the replicas sharing the store: the intake stamps what it journals with
+    /// it, and every generation's engine claims deliveries under it (one lease for the process).
+    let replica = ReplicaID.random()
     /// The running generation as the intake, `/healthz` and the status page see it.
     let current = CurrentGeneration()
     /// What the status page and `/events` show live: routing, delivery outcomes, subscription
@@ -59,14 +62,13 @@ final class BridgeRuntime: Sendable {
         backlog = Backlog(limit: started.state.maxQueuedDeliveries)
         intake = NotificationIntake(
             directory: directory, store: opened.store, doorbell: journalDoorbell, lifecycleObserver: current, backlog: backlog, load: listenerLoad,
-            logger: logger)
+            replica: replica, logger: logger)
     }
 
     /// Locks and opens the state store `state:` names, and builds what outlives a reload.
     static func open(_ configuration: BridgeConfiguration, logger: Logger) async throws -> BridgeRuntime {
         // One bridge per state file: a second one would route and renew everything twice. On
-        // PostgreSQL (state.url) there is no file to lock; this version still expects one bridge
-        // per database (one router, one subscription manager).
+        // PostgreSQL (state.url) there is no file to lock: replicas share the database (ReplicaRoles).
         let statePlace = configuration.state.url.map { "\($0)" } ?? configuration.state.path
         do {
             let stateLock = configuration.state.url == nil ? try StateFileLock(path: configuration.state.path) : nil

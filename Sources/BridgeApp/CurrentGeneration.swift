@@ -3,14 +3,17 @@ import BridgeGraph
 import Synchronization
 
 /// The running generation as the long-lived parts see it: the intake hands lifecycle events to its
-/// subscription manager, `/healthz` and `/readyz` ask that manager, the status page lists its sinks.
+/// subscription manager (on SQLite; on PostgreSQL the leader reads them from the journal, see
+/// ``ReplicaRoles``), `/healthz` and `/readyz` ask whether its subscriptions are looked after, the
+/// status page lists its sinks.
 ///
 /// Between two generations (a reload stopped the old one and has not started the new one) lifecycle
 /// events are held and given to the next manager, so a `reauthorizationRequired` that Graph sends
 /// during a reload is still acted on. (The events themselves are journaled and routed either way.)
 final class CurrentGeneration: LifecycleObserver {
     private struct State {
-        var manager: SubscriptionManager?
+        var lifecycleObserver: (any LifecycleObserver)?
+        var upkeep: (any UpkeepReadiness)?
         var managedNames: [String] = []
         var sinkNames: [String] = []
         /// Lifecycle events journaled while no generation runs.
@@ -20,8 +23,9 @@ final class CurrentGeneration: LifecycleObserver {
 
     private let state = Mutex(State())
 
-    /// The subscription manager of the running generation; nil when it has none (no managed subscription).
-    var manager: SubscriptionManager? { state.withLock { $0.manager } }
+    /// Whether the running generation's subscriptions are looked after (its manager, or on a
+    /// PostgreSQL follower the shared records read); nil when it has no manager (no managed subscription).
+    var upkeep: (any UpkeepReadiness)? { state.withLock { $0.upkeep } }
     /// The managed subscriptions of the running configuration.
     var managedNames: [String] { state.withLock { $0.managedNames } }
     /// The sinks of the running configuration, in file order.
@@ -30,14 +34,15 @@ final class CurrentGeneration: LifecycleObserver {
     /// `generation` runs from now on; lifecycle events held meanwhile go to its manager.
     func install(_ generation: BridgeGeneration) async {
         let held = state.withLock { state -> [BridgeEvent] in
-            state.manager = generation.manager
+            state.lifecycleObserver = generation.replicas.lifecycleObserver
+            state.upkeep = generation.replicas.upkeep
             state.managedNames = generation.managedNames
             state.sinkNames = generation.configuration.sinks.map(\.name)
             state.running = true
             defer { state.held = [] }
             return state.held
         }
-        if !held.isEmpty { await generation.manager?.lifecycleEventsJournaled(held) }
+        if !held.isEmpty { await generation.replicas.lifecycleObserver?.lifecycleEventsJournaled(held) }
     }
 
     /// The running generation is stopping: lifecycle events are held for the next one.
@@ -46,13 +51,13 @@ final class CurrentGeneration: LifecycleObserver {
     }
 
     func lifecycleEventsJournaled(_ events: [BridgeEvent]) async {
-        let manager = state.withLock { state -> SubscriptionManager? in
+        let observer = state.withLock { state -> (any LifecycleObserver)? in
             guard state.running else {
                 state.held.append(contentsOf: events)
                 return nil
             }
-            return state.manager
+            return state.lifecycleObserver
         }
-        await manager?.lifecycleEventsJournaled(events)
+        await observer?.lifecycleEventsJournaled(events)
     }
 }

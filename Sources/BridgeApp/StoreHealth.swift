@@ -16,7 +16,7 @@ struct StoreHealth: HealthCheck {
 
     func problems() async -> [String: String] {
         var problems = await intakeProblems()
-        if let manager = current.manager, !manager.isReady {
+        if let upkeep = current.upkeep, !upkeep.isReady {
             problems["subscriptions"] = "the subscription manager is still starting"
         }
         return problems
@@ -37,7 +37,7 @@ struct StoreHealth: HealthCheck {
             problems["journal"] = failure
         }
         let managedNames = current.managedNames
-        if let manager = current.manager, !manager.isReady {
+        if let upkeep = current.upkeep, !upkeep.isReady {
             problems["subscriptions"] = "the subscription manager is still reconciling with Graph"
         } else if !managedNames.isEmpty {
             let records: [SubscriptionRecord]

@@ -34,6 +34,7 @@ public enum MetricHelp {
         "graph_bridge_rich_notifications_rejected_total": "Rich notifications dropped after the 202 because a check failed, by reason.",
         "graph_bridge_config_reloads_total":
             "Configuration reloads asked for with SIGHUP, by outcome (applied; invalid: the file was refused; failed: it could not start), the running configuration kept unless applied.",
+        "graph_bridge_leader": "On PostgreSQL: 1 on the replica that manages the subscriptions (it holds the leader lock), 0 on the others.",
         "graph_bridge_request_timeouts_total": "Connections closed because a request did not fully arrive within server.requestTimeout, by listener.",
     ]
 

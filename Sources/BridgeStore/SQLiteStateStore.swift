@@ -153,7 +153,36 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 DROP INDEX events_received;
                 """)
         }
+        migrator.registerMigration("v4-replicas") { db in
+            // Replicas, leases and claims (see `StateStore`). A SQLite file serves one process at
+            // a time, so there is one live replica; the tables keep the contract the PostgreSQL
+            // store shares with several. Events and deliveries from before have no replica: any
+            // replica routes them, and they are unclaimed.
+            try db.execute(sql: """
+                CREATE TABLE replicas (
+                    id TEXT PRIMARY KEY,
+                    alive_until REAL NOT NULL
+                ) WITHOUT ROWID;
+                ALTER TABLE events ADD COLUMN accepted_by TEXT;
+                ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+                CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by IS NOT NULL;
+                """)
+        }
         return migrator
+    }
+
+    /// Creates a state file at `path` with the schema as the migrations up to `migration` (one of
+    /// the names above) left it: what an older graph-bridge made. For migration tests.
+    static func createFile(at path: String, migratedThrough migration: String, sql: String = "") throws {
+        let queue = try DatabaseQueue(path: path)
+        try migrator.migrate(queue, upTo: migration)
+        if !sql.isEmpty { try queue.write { try $0.execute(sql: sql) } }
+        try queue.close()
+    }
+
+    /// The names of the migrations the file at hand has applied.
+    func appliedMigrations() throws -> [String] {
+        try pool.read { try Self.migrator.appliedMigrations($0) }
     }
 
     // MARK: Journal
@@ -166,7 +195,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 subscription: entry.event.subscription.name,
                 body: String(decoding: entry.event.encoded(), as: UTF8.self),
                 attachment: entry.attachment?.serializedString,
-                deduplicationKey: entry.deduplicationKey
+                deduplicationKey: entry.deduplicationKey,
+                replica: entry.replica?.rawValue
             )
         }
         let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
@@ -175,7 +205,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 INSERT INTO dedup(key, seen_at) VALUES (?, ?)
                 ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at < ?
                 """)
-            let insert = try db.cachedStatement(sql: "INSERT INTO events(id, received_at, subscription, body, attachment) VALUES (?, ?, ?, ?, ?)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO events(id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?)")
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(rows.count)
             var subscriptions: Set<String> = []
@@ -187,7 +217,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                         continue
                     }
                 }
-                try insert.execute(arguments: [row.id, row.receivedAt, row.subscription, row.body, row.attachment])
+                try insert.execute(arguments: [row.id, row.receivedAt, row.subscription, row.body, row.attachment, row.replica])
                 outcomes.append(.journaled)
                 subscriptions.insert(row.subscription)
             }
@@ -224,12 +254,51 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        try await pool.read { db in
+            let statement = try db.cachedStatement(sql: """
+                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT routed_through FROM routing_state)) AND routed = 0
+                AND (accepted_by = ? OR accepted_by IS NULL)
+                ORDER BY seq LIMIT ?
+                """)
+            return try Row.fetchAll(statement, arguments: [sequence, replica.rawValue, limit]).map(Self.pendingEvent)
+        }
+    }
+
+    /// A read first: the usual answer, nothing to adopt, costs no write (and no fsync).
+    public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
+        let arguments: StatementArguments = [replica.rawValue, now.timeIntervalSince1970]
+        let condition = """
+            seq > (SELECT routed_through FROM routing_state) AND routed = 0
+            AND accepted_by IS NOT NULL AND accepted_by <> ?
+            AND accepted_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?)
+            """
+        let any = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE \(condition) LIMIT 1", arguments: arguments) != nil }
+        guard any else { return 0 }
+        return try await committer.write { db in
+            try db.execute(sql: "UPDATE events SET accepted_by = ? WHERE \(condition)", arguments: [replica.rawValue] + arguments)
+            return db.changesCount
+        }
+    }
+
+    private static func pendingEvent(_ row: Row) throws -> PendingEvent {
+        let body: String = row["body"]
+        let attachment: String? = row["attachment"]
+        return PendingEvent(
+            sequence: row["seq"],
+            event: try Self.event(body),
+            attachment: try attachment.map { try JSONParser.parse($0, maxDepth: 256) }
+        )
+    }
+
     /// `events` may be any unrouted events, in any order. The routed-through mark moves past every
     /// routed event up to the first one still unrouted; an event routed ahead of it (its
     /// subscription's enrichment finished first) is flagged `routed = 1` instead, which the
     /// queries above the mark skip. Routing in order, the usual case, writes no flag at all.
-    public func commitRouting(_ events: [RoutedEvent]) async throws {
-        guard !events.isEmpty else { return }
+    /// Events routed already (at or below the mark, or flagged) are left out.
+    @discardableResult
+    public func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> {
+        guard !events.isEmpty else { return [] }
         let rows = events.map { routed in
             (
                 sequence: routed.sequence,
@@ -238,11 +307,19 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 sinks: routed.sinks
             )
         }
-        let now = Date().timeIntervalSince1970
-        try await committer.write(.deferred) { db in
+        let now = now.timeIntervalSince1970
+        return try await committer.write(.deferred) { db in
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?)")
+            let mark = try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0
+            let flagged = try db.cachedStatement(sql: "SELECT routed FROM events WHERE seq = ?")
+            var routed: Set<Int64> = []
             for row in rows {
+                // Routed already (by this call, or before it): no second set of deliveries. A
+                // sequence the store does not hold goes on, so its deliveries fail the foreign key.
+                guard row.sequence > mark, try Int.fetchOne(flagged, arguments: [row.sequence]) ?? 0 == 0,
+                    routed.insert(row.sequence).inserted
+                else { continue }
                 if let body = row.body {
                     try replaceBody.execute(arguments: [body, row.sequence])
                 }
@@ -250,7 +327,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                     try insert.execute(arguments: [row.sequence, sink, row.createdAt, now])
                 }
             }
-            try Self.advanceMark(db, past: Set(rows.map(\.sequence)))
+            try Self.advanceMark(db, past: routed)
+            return routed
         }
     }
 
@@ -275,7 +353,85 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         for sequence in ahead.sorted() { try flag.execute(arguments: [sequence]) }
     }
 
+    // MARK: Replicas
+
+    /// One process serves the file (the runner holds its lock), so the replica that registers is
+    /// the only live one: every earlier replica's lease ends here and its claims are freed.
+    public func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws {
+        let aliveUntil = now.timeIntervalSince1970 + lease.seconds
+        try await committer.write { db in
+            try db.execute(sql: "DELETE FROM replicas WHERE id <> ?", arguments: [replica.rawValue])
+            try db.execute(sql: "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by <> ?", arguments: [replica.rawValue])
+            try db.execute(
+                sql: "INSERT INTO replicas(id, alive_until) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET alive_until = excluded.alive_until",
+                arguments: [replica.rawValue, aliveUntil])
+        }
+    }
+
+    @discardableResult
+    public func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
+        let aliveUntil = now.timeIntervalSince1970 + lease.seconds
+        let seconds = now.timeIntervalSince1970
+        return try await committer.write(.deferred) { db in
+            let previous = try Double.fetchOne(db, sql: "SELECT alive_until FROM replicas WHERE id = ?", arguments: [replica.rawValue])
+            try db.execute(
+                sql: "INSERT INTO replicas(id, alive_until) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET alive_until = excluded.alive_until",
+                arguments: [replica.rawValue, aliveUntil])
+            return (previous ?? -.infinity) > seconds
+        }
+    }
+
+    public func releaseReplica(_ replica: ReplicaID) async throws {
+        try await committer.write { db in
+            try db.execute(sql: "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?", arguments: [replica.rawValue])
+            try db.execute(sql: "DELETE FROM replicas WHERE id = ?", arguments: [replica.rawValue])
+        }
+    }
+
     // MARK: Deliveries
+
+    /// The claim is a write (it joins the next group commit, or starts one: a delivery waits for
+    /// it); the events are read afterwards, off the writer.
+    public func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
+        let seconds = now.timeIntervalSince1970
+        let candidates = """
+            SELECT d.id FROM deliveries d
+            WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ?
+            AND (d.claimed_by IS NULL OR d.claimed_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?))
+            AND EXISTS (SELECT 1 FROM replicas WHERE id = ? AND alive_until > ?)
+            ORDER BY d.next_attempt_at, d.id LIMIT ?
+            """
+        let arguments: StatementArguments = [sink, seconds, seconds, replica.rawValue, seconds, max(0, limit)]
+        // Nothing to claim, the usual answer of an idle sink, needs no turn of the writer.
+        guard try await pool.read({ db in try !Int64.fetchAll(db.cachedStatement(sql: candidates), arguments: arguments).isEmpty }) else { return [] }
+        let claimed = try await committer.write { db -> [Int64] in
+            let ids = try Int64.fetchAll(db.cachedStatement(sql: candidates), arguments: arguments)
+            let claim = try db.cachedStatement(sql: "UPDATE deliveries SET claimed_by = ? WHERE id = ?")
+            for id in ids { try claim.execute(arguments: [replica.rawValue, id]) }
+            return ids
+        }
+        guard !claimed.isEmpty else { return [] }
+        let list = "[" + claimed.map(String.init).joined(separator: ",") + "]"
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id
+                """, arguments: [list]).map { row in
+                Delivery(id: row["id"], sink: sink, event: try Self.event(row["body"]), attempts: row["attempts"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            }
+        }
+    }
+
+    public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
+        let seconds = now.timeIntervalSince1970
+        return try await pool.read { db in
+            try Double.fetchOne(db.cachedStatement(sql: """
+                SELECT next_attempt_at FROM deliveries d WHERE sink = ? AND status = 0
+                AND (claimed_by IS NULL OR claimed_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?))
+                ORDER BY next_attempt_at, id LIMIT 1
+                """), arguments: [sink, seconds])
+        }.map(Date.init(timeIntervalSince1970:))
+    }
 
     // The excluded ids (in flight, or outcome being written) are skipped here rather than in the
     // SQL: one fixed statement stays prepared, where `NOT IN (?, ?, …)` made a new one per call.
@@ -327,7 +483,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         let next = nextAttemptAt.timeIntervalSince1970
         try await committer.write(.deferred) { db in
-            try db.cachedStatement(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
+            try db.cachedStatement(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?")
                 .execute(arguments: [attempts, next, error, deliveryID])
         }
     }
@@ -335,7 +491,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
         let deadAt = date.timeIntervalSince1970
         try await committer.write(.deferred) { db in
-            try db.cachedStatement(sql: "UPDATE deliveries SET status = 1, attempts = ?, last_error = ?, dead_at = ? WHERE id = ?")
+            try db.cachedStatement(sql: "UPDATE deliveries SET status = 1, attempts = ?, last_error = ?, dead_at = ?, claimed_by = NULL WHERE id = ?")
                 .execute(arguments: [attempts, error, deadAt, deliveryID])
         }
     }
@@ -350,7 +506,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             }
             guard !retired.isEmpty else { return retired }
             try db.execute(
-                sql: "UPDATE deliveries SET status = 1, last_error = ?, dead_at = ? WHERE \(pending)",
+                sql: "UPDATE deliveries SET status = 1, last_error = ?, dead_at = ?, claimed_by = NULL WHERE \(pending)",
                 arguments: [error, date.timeIntervalSince1970, kept])
             return retired
         }
@@ -392,13 +548,13 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
-    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        let now = Date().timeIntervalSince1970
+    public func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int {
+        let now = now.timeIntervalSince1970
         let (condition, arguments) = Self.condition(selection, table: "deliveries")
         return try await committer.write { db in
             try Self.requireKnownIDs(selection, condition: condition, arguments: arguments, db)
             try db.execute(
-                sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL WHERE \(condition)",
+                sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL, claimed_by = NULL WHERE \(condition)",
                 arguments: StatementArguments([now, now]) + arguments)
             return db.changesCount
         }
@@ -585,4 +741,5 @@ private struct JournalRow: Sendable {
     var body: String
     var attachment: String?
     var deduplicationKey: String?
+    var replica: String?
 }

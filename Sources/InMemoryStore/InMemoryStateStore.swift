@@ -11,17 +11,14 @@ import Synchronization
 /// since 1970, as the SQLite store keeps them, so a value read back here equals the one the
 /// SQLite store would return. Sequence numbers and delivery ids are never reused.
 ///
-/// Where the protocol passes no time and the SQLite store reads the wall clock (the due date of
-/// new deliveries in `commitRouting`, the due date and age of retried dead letters), this store
-/// asks `now`, which tests can move themselves.
+/// Replicas, leases and claims follow the PostgreSQL store (several replicas may share one
+/// in-memory store), so the dispatcher and workers of several replicas can be tested without a
+/// server. Every date comes from the caller.
 public final class InMemoryStateStore: StateStore, SubscriptionStore {
     private let state = Mutex(State())
-    private let now: @Sendable () -> Date
 
-    /// An empty store. `now` stamps what the store dates itself (see the type's documentation).
-    public init(now: @escaping @Sendable () -> Date = Date.init) {
-        self.now = now
-    }
+    /// An empty store.
+    public init() {}
 
     // MARK: Journal
 
@@ -33,7 +30,8 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
                 receivedAt: entry.event.receivedAt.timeIntervalSince1970,
                 subscription: entry.event.subscription.name,
                 body: entry.event.encoded(),
-                attachment: entry.attachment?.serializedString
+                attachment: entry.attachment?.serializedString,
+                replica: entry.replica
             )
         }
         let window = DeliveryEngine.deduplicationWindow.seconds
@@ -99,11 +97,43 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        let rows = state.withLock { state in
+            var unrouted: [StoredEvent] = []
+            for event in state.events[state.firstIndex(after: max(sequence, state.routedThrough))...]
+            where !state.routedAhead.contains(event.sequence) && (event.replica == nil || event.replica == replica) {
+                if limit >= 0 && unrouted.count >= limit { break }
+                unrouted.append(event)
+            }
+            return unrouted
+        }
+        return try rows.map { row in
+            PendingEvent(sequence: row.sequence, event: try Self.event(row.body), attachment: try row.attachment.map(Self.attachment))
+        }
+    }
+
+    public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
+        let now = now.timeIntervalSince1970
+        return state.withLock { state in
+            var adopted = 0
+            for index in state.events.indices[state.firstIndex(after: state.routedThrough)...] {
+                let event = state.events[index]
+                guard let owner = event.replica, owner != replica, !state.routedAhead.contains(event.sequence),
+                    !state.leases.isLive(owner, at: now)
+                else { continue }
+                state.events[index].replica = replica
+                adopted += 1
+            }
+            return adopted
+        }
+    }
+
     /// As the SQLite store: `events` may be any unrouted events, in any order; the routed-through
     /// mark moves past every routed event up to the first one still unrouted, and those routed
-    /// ahead of it are remembered apart. New deliveries are due at `now()`.
-    public func commitRouting(_ events: [RoutedEvent]) async throws {
-        guard !events.isEmpty else { return }
+    /// ahead of it are remembered apart. Events routed already are left out.
+    @discardableResult
+    public func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> {
+        guard !events.isEmpty else { return [] }
         let rows = events.map { routed in
             (
                 sequence: routed.sequence,
@@ -112,13 +142,14 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
                 sinks: routed.sinks
             )
         }
-        let now = self.now().timeIntervalSince1970
-        try state.withLock { state in
+        let now = now.timeIntervalSince1970
+        return try state.withLock { state in
             // A delivery needs its event (the SQLite store's foreign key): check before changing anything.
             for row in rows where !row.sinks.isEmpty && state.index(of: row.sequence) == nil {
                 throw InMemoryStoreError.unknownEvent(row.sequence)
             }
-            for row in rows {
+            var routed: Set<Int64> = []
+            for row in rows where state.isUnrouted(row.sequence) && routed.insert(row.sequence).inserted {
                 if let body = row.body, let index = state.index(of: row.sequence) {
                     state.events[index].body = body
                 }
@@ -130,11 +161,56 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
                     )
                 }
             }
-            state.advanceMark(past: Set(rows.map(\.sequence)))
+            state.advanceMark(past: routed)
+            return routed
         }
     }
 
+    // MARK: Replicas
+
+    public func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws {
+        state.withLock { $0.leases.renew(replica, now: now.timeIntervalSince1970, lease: lease) }
+    }
+
+    @discardableResult
+    public func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
+        state.withLock { $0.leases.renew(replica, now: now.timeIntervalSince1970, lease: lease) }
+    }
+
+    public func releaseReplica(_ replica: ReplicaID) async throws {
+        state.withLock { $0.leases.release(replica) }
+    }
+
     // MARK: Deliveries
+
+    public func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
+        let cutoff = now.timeIntervalSince1970
+        let claimed = state.withLock { state -> [(StoredDelivery, [UInt8])] in
+            guard state.leases.isLive(replica, at: cutoff) else { return [] }
+            var claimed: [(StoredDelivery, [UInt8])] = []
+            for delivery in state.deliveries.values.filter({ $0.sink == sink && !$0.dead && $0.nextAttemptAt <= cutoff })
+                .sorted(by: StoredDelivery.dueOrder)
+            {
+                guard claimed.count < limit else { break }
+                guard let index = state.index(of: delivery.eventSequence), state.leases.claim(delivery.id, for: replica, now: cutoff) else { continue }
+                claimed.append((delivery, state.events[index].body))
+            }
+            return claimed
+        }
+        return try claimed.map { delivery, body in
+            Delivery(id: delivery.id, sink: sink, event: try Self.event(body), attempts: delivery.attempts, createdAt: Date(timeIntervalSince1970: delivery.createdAt))
+        }
+    }
+
+    public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
+        let cutoff = now.timeIntervalSince1970
+        return state.withLock { state in
+            state.deliveries.values
+                .filter { $0.sink == sink && !$0.dead && !state.leases.isHeld($0.id, at: cutoff) }
+                .min(by: StoredDelivery.dueOrder)
+                .map { Date(timeIntervalSince1970: $0.nextAttemptAt) }
+        }
+    }
 
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
         let cutoff = now.timeIntervalSince1970
@@ -166,7 +242,10 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
     }
 
     public func recordSuccess(deliveryID: Int64) async throws {
-        state.withLock { _ = $0.deliveries.removeValue(forKey: deliveryID) }
+        state.withLock { state in
+            state.deliveries[deliveryID] = nil
+            state.leases.unclaim(deliveryID)
+        }
     }
 
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
@@ -174,6 +253,7 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
             state.deliveries[deliveryID]?.attempts = attempts
             state.deliveries[deliveryID]?.nextAttemptAt = nextAttemptAt.timeIntervalSince1970
             state.deliveries[deliveryID]?.lastError = error
+            state.leases.unclaim(deliveryID)
         }
     }
 
@@ -185,6 +265,7 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
             delivery.lastError = error
             delivery.deadAt = date.timeIntervalSince1970
             state.deliveries[deliveryID] = delivery
+            state.leases.unclaim(deliveryID)
         }
     }
 
@@ -195,6 +276,7 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
                 state.deliveries[id]?.dead = true
                 state.deliveries[id]?.lastError = error
                 state.deliveries[id]?.deadAt = date.timeIntervalSince1970
+                state.leases.unclaim(id)
                 retired[delivery.sink, default: 0] += 1
             }
             return retired
@@ -225,10 +307,10 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         }
     }
 
-    /// Puts the selection's dead letters back in the queue, due at `now()` and aged from then
+    /// Puts the selection's dead letters back in the queue, due at `now` and aged from then
     /// (attempts and the last error are kept); returns how many. Unknown ids change nothing.
-    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        let now = self.now().timeIntervalSince1970
+    public func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int {
+        let now = now.timeIntervalSince1970
         return try state.withLock { state in
             let matching = try state.knownDeadLetters(selection)
             for letter in matching {
@@ -244,7 +326,10 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
     public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
         try state.withLock { state in
             let matching = try state.knownDeadLetters(selection)
-            for letter in matching { state.deliveries[letter.id] = nil }
+            for letter in matching {
+                state.deliveries[letter.id] = nil
+                state.leases.unclaim(letter.id)
+            }
             return matching.count
         }
     }
@@ -347,6 +432,8 @@ private struct StoredEvent: Sendable {
     var subscription: String
     var body: [UInt8]
     var attachment: String?
+    /// The replica whose dispatcher routes it (nil: any).
+    var replica: ReplicaID?
 }
 
 private struct StoredDelivery: Sendable {
@@ -381,6 +468,12 @@ private struct State: Sendable {
     var deduplication: [String: Double] = [:]
     var subscriptions: [String: SubscriptionRecord] = [:]
     var settings: [String: String] = [:]
+    var leases = LeaseTable()
+
+    /// Whether the event with this sequence number is held and not routed yet.
+    func isUnrouted(_ sequence: Int64) -> Bool {
+        sequence > routedThrough && !routedAhead.contains(sequence) && index(of: sequence) != nil
+    }
 
     /// The index of the first event whose sequence number is above `sequence`.
     func firstIndex(after sequence: Int64) -> Int {

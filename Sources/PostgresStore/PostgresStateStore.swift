@@ -4,10 +4,16 @@ public import Logging
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// The shared state store: the same journal, delivery queue and subscription records as the
-/// SQLite store, in a PostgreSQL database (`state.url`), so that several bridge processes can
-/// one day share them.
+/// SQLite store, in a PostgreSQL database (`state.url`), shared by several bridge processes
+/// (replicas): deliveries are claimed with `FOR UPDATE SKIP LOCKED` under a replica's lease, and
+/// an event is routed at most once however many replicas race for it.
+///
+/// Leases compare the times the replicas pass (their own clocks), not the server's `now()`: the
+/// contract is the same on every store and tests move time by passing it. Replicas' clocks must
+/// agree to well within the lease (NTP does); see docs/reliability.md.
 ///
 /// Every change is one PostgreSQL transaction that has committed (with the server's default
 /// `synchronous_commit = on`, flushed to its WAL) before the method returns. Dates are stored as
@@ -22,19 +28,15 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
     public let location: PostgresLocation
     let client: PostgresClient
     private let runTask: Task<Void, Never>
+    /// When this process last stamped each subscription's `last_notification_at`.
+    let notificationStamps = Mutex<[String: Date]>([:])
     let logger: Logger
-    private let now: @Sendable () -> Date
 
     /// Connects to `location` and creates or migrates the schema. Throws when the server cannot be
     /// reached, refuses the login, or holds a schema newer than this build knows.
-    /// `now` is the clock the store dates its own stamps with (new deliveries, retried dead letters).
-    public init(
-        location: PostgresLocation, maximumConnections: Int = 4, logger: Logger,
-        now: @escaping @Sendable () -> Date = Date.init
-    ) async throws {
+    public init(location: PostgresLocation, maximumConnections: Int = 4, logger: Logger) async throws {
         self.location = location
         self.logger = logger
-        self.now = now
         var configuration =
             if let socket = location.socketPath {
                 PostgresClient.Configuration(unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
@@ -89,7 +91,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         }
     }
 
-    private static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+    static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
         guard let configuration = tlsConfiguration(location) else { return .disable }
         return .require(try NIOSSLContext(configuration: configuration))
     }
@@ -170,6 +172,16 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
             )
             """,
             "CREATE TABLE settings (key text PRIMARY KEY, value text NOT NULL)",
+        ],
+        [
+            // Replicas, leases and claims (see `StateStore`): a replica is alive while
+            // `alive_until` is ahead of the time the callers pass; a claim holds while its
+            // replica is alive. Events and deliveries from before have no replica: any replica
+            // routes them, and they are unclaimed.
+            "CREATE TABLE replicas (id text PRIMARY KEY, alive_until double precision NOT NULL)",
+            "ALTER TABLE events ADD COLUMN accepted_by text",
+            "ALTER TABLE deliveries ADD COLUMN claimed_by text",
+            "CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by IS NOT NULL",
         ],
     ]
 
@@ -272,7 +284,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         // each other instead of deadlocking.
         let keyed = entries.indices.filter { entries[$0].deduplicationKey != nil }
             .sorted { (entries[$0].deduplicationKey!, $0) < (entries[$1].deduplicationKey!, $1) }
-        return try await transaction { connection in
+        let (outcomes, subscriptions) = try await transaction { connection in
             var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
             for index in keyed {
                 let key = entries[index].deduplicationKey!
@@ -289,25 +301,22 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
             for (entry, outcome) in zip(entries, outcomes) where outcome == .journaled {
                 let event = entry.event
                 try await connection.query("""
-                    INSERT INTO events(id, received_at, subscription, body, attachment)
-                    VALUES (\(event.id), \(event.receivedAt.timeIntervalSince1970), \(event.subscription.name), \(Self.body(event)), \(entry.attachment?.serializedString))
+                    INSERT INTO events(id, received_at, subscription, body, attachment, accepted_by)
+                    VALUES (\(event.id), \(event.receivedAt.timeIntervalSince1970), \(event.subscription.name), \(Self.body(event)), \(entry.attachment?.serializedString),
+                            \(entry.replica?.rawValue))
                     """, logger: self.logger)
                 subscriptions.insert(event.subscription.name)
             }
-            if !subscriptions.isEmpty, let last = entries.last?.event.receivedAt.timeIntervalSince1970 {
-                try await connection.query(
-                    "UPDATE subscriptions SET last_notification_at = \(last) WHERE name = ANY(\(subscriptions.sorted()))",
-                    logger: self.logger)
-            }
-            return outcomes
+            return (outcomes, subscriptions)
         }
+        if let last = entries.last?.event.receivedAt {
+            await stampLastNotification(subscriptions, at: last)
+        }
+        return outcomes
     }
 
     // MARK: Routing
 
-    // One process routes (the dispatcher of the one bridge on this database). With several
-    // replicas, two could read the same unrouted events and both create their deliveries: they
-    // would first need to claim events (`FOR UPDATE SKIP LOCKED` on `events`) or elect one router.
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
         try await unroutedEvents(after: 0, limit: limit)
     }
@@ -323,24 +332,78 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         }
     }
 
-    public func commitRouting(_ events: [RoutedEvent]) async throws {
-        guard !events.isEmpty else { return }
-        var sequences: [Int64] = []
-        var sinks: [String] = []
-        var createdAt: [Double] = []
-        for routed in events {
-            for sink in routed.sinks {
-                sequences.append(routed.sequence)
-                sinks.append(sink)
-                createdAt.append(routed.event.receivedAt.timeIntervalSince1970)
-            }
+    public func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        let limit = max(0, limit)
+        let rows = try await rows("""
+            SELECT seq, body, attachment FROM events
+            WHERE NOT routed AND seq > \(sequence) AND (accepted_by = \(replica.rawValue) OR accepted_by IS NULL)
+            ORDER BY seq LIMIT \(limit)
+            """, as: (Int64, String, String?).self)
+        return try rows.map { sequence, body, attachment in
+            PendingEvent(sequence: sequence, event: try Self.event(body), attachment: try attachment.map { try JSONParser.parse($0, maxDepth: 256) })
         }
-        let changed = events.filter(\.changed).map { ($0.sequence, Self.body($0.event)) }
+    }
+
+    public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
+        try await rows("""
+            WITH lapsed AS (
+                SELECT seq FROM events e
+                WHERE NOT routed AND accepted_by IS NOT NULL AND accepted_by <> \(replica.rawValue)
+                AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = e.accepted_by AND r.alive_until > \(now.timeIntervalSince1970))
+                ORDER BY seq FOR UPDATE SKIP LOCKED
+            ), adopted AS (
+                UPDATE events e SET accepted_by = \(replica.rawValue) FROM lapsed l WHERE e.seq = l.seq RETURNING 1
+            )
+            SELECT COUNT(*)::bigint FROM adopted
+            """, as: Int.self).first ?? 0
+    }
+
+    /// The routing flag flips first (`UPDATE … WHERE NOT routed RETURNING`): a second replica
+    /// committing the same event waits for the first's transaction, then finds it routed, and
+    /// creates nothing. Rows are locked in sequence order, so two overlapping batches wait for
+    /// each other instead of deadlocking.
+    @discardableResult
+    public func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> {
+        guard !events.isEmpty else { return [] }
         let routedSequences = events.map(\.sequence)
-        let due = now().timeIntervalSince1970
-        try await transaction { connection in
-            for (sequence, body) in changed {
-                try await connection.query("UPDATE events SET body = \(body) WHERE seq = \(sequence)", logger: self.logger)
+        let due = now.timeIntervalSince1970
+        return try await transaction { connection in
+            var routed: Set<Int64> = []
+            for try await sequence in try await connection.query(
+                """
+                UPDATE events SET routed = true WHERE seq IN (
+                    SELECT seq FROM events WHERE seq = ANY(\(routedSequences)) AND NOT routed ORDER BY seq FOR UPDATE
+                ) AND NOT routed RETURNING seq
+                """, logger: self.logger
+            ).decode(Int64.self) {
+                routed.insert(sequence)
+            }
+            // A delivery needs its event: naming one the store does not hold fails the whole call.
+            let unflipped = Array(Set(events.filter { !$0.sinks.isEmpty }.map(\.sequence)).subtracting(routed))
+            if !unflipped.isEmpty {
+                var present: Set<Int64> = []
+                for try await sequence in try await connection.query("SELECT seq FROM events WHERE seq = ANY(\(unflipped))", logger: self.logger)
+                    .decode(Int64.self)
+                {
+                    present.insert(sequence)
+                }
+                if let missing = unflipped.filter({ !present.contains($0) }).min() {
+                    throw PostgresStoreError("routing names event \(missing), which the store does not hold")
+                }
+            }
+            var sequences: [Int64] = []
+            var sinks: [String] = []
+            var createdAt: [Double] = []
+            var seen: Set<Int64> = []
+            for event in events where routed.contains(event.sequence) && seen.insert(event.sequence).inserted {
+                for sink in event.sinks {
+                    sequences.append(event.sequence)
+                    sinks.append(sink)
+                    createdAt.append(event.event.receivedAt.timeIntervalSince1970)
+                }
+                if event.changed {
+                    try await connection.query("UPDATE events SET body = \(Self.body(event.event)) WHERE seq = \(event.sequence)", logger: self.logger)
+                }
             }
             if !sequences.isEmpty {
                 // WITH ORDINALITY: ids follow the order of the batch.
@@ -350,11 +413,89 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
                     ORDER BY o
                     """, logger: self.logger)
             }
-            try await connection.query("UPDATE events SET routed = true WHERE seq = ANY(\(routedSequences)) AND NOT routed", logger: self.logger)
+            return routed
+        }
+    }
+
+    // MARK: Replicas
+
+    /// Also forgets replicas whose lease lapsed a day ago (their claims and events count as
+    /// lapsed either way).
+    public func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws {
+        let seconds = now.timeIntervalSince1970
+        try await transaction { connection in
+            try await connection.query("DELETE FROM replicas WHERE alive_until < \(seconds - 86_400)", logger: self.logger)
+            try await connection.query("""
+                INSERT INTO replicas(id, alive_until) VALUES (\(replica.rawValue), \(seconds + lease.seconds))
+                ON CONFLICT (id) DO UPDATE SET alive_until = EXCLUDED.alive_until
+                """, logger: self.logger)
+        }
+    }
+
+    /// One row per replica: renewing it extends every claim the replica holds. Leases compare
+    /// the replicas' clocks, so a clock that differs from the server's by more than a tenth of the
+    /// lease is logged (a warning at each renewal while it lasts).
+    @discardableResult
+    public func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
+        let seconds = now.timeIntervalSince1970
+        let row = try await rows("""
+            WITH previous AS (SELECT alive_until FROM replicas WHERE id = \(replica.rawValue)),
+            renewed AS (
+                INSERT INTO replicas(id, alive_until) VALUES (\(replica.rawValue), \(seconds + lease.seconds))
+                ON CONFLICT (id) DO UPDATE SET alive_until = EXCLUDED.alive_until RETURNING 1
+            )
+            SELECT (SELECT alive_until FROM previous), (SELECT COUNT(*)::bigint FROM renewed), extract(epoch FROM clock_timestamp())::float8
+            """, as: (Double?, Int, Double).self).first
+        if let serverNow = row?.2, abs(serverNow - seconds) > lease.seconds / 10 {
+            logger.warning("this replica's clock differs from the PostgreSQL server's: leases compare the replicas' clocks, keep them in sync (NTP)", metadata: [
+                "bridge.replica": "\(replica)", "bridge.clock_offset_seconds": "\(String(format: "%.1f", seconds - serverNow))",
+            ])
+        }
+        return (row?.0 ?? -.infinity) > seconds
+    }
+
+    public func releaseReplica(_ replica: ReplicaID) async throws {
+        try await transaction { connection in
+            try await connection.query("UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = \(replica.rawValue)", logger: self.logger)
+            try await connection.query("DELETE FROM replicas WHERE id = \(replica.rawValue)", logger: self.logger)
         }
     }
 
     // MARK: Deliveries
+
+    /// `FOR UPDATE SKIP LOCKED`: replicas claiming at once take different deliveries without
+    /// waiting for each other; a row another transaction has just claimed is checked again
+    /// once that one commits, and left alone (its claimant is alive).
+    public func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
+        let seconds = now.timeIntervalSince1970
+        let rows = try await rows("""
+            WITH candidates AS (
+                SELECT d.id FROM deliveries d
+                WHERE d.sink = \(sink) AND d.status = 0 AND d.next_attempt_at <= \(seconds)
+                AND (d.claimed_by IS NULL OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.claimed_by AND r.alive_until > \(seconds)))
+                AND EXISTS (SELECT 1 FROM replicas me WHERE me.id = \(replica.rawValue) AND me.alive_until > \(seconds))
+                ORDER BY d.next_attempt_at, d.id LIMIT \(max(0, limit))
+                FOR UPDATE OF d SKIP LOCKED
+            ), claimed AS (
+                UPDATE deliveries d SET claimed_by = \(replica.rawValue) FROM candidates c WHERE d.id = c.id
+                RETURNING d.id, d.attempts, d.created_at, d.next_attempt_at, d.event_seq
+            )
+            SELECT c.id, c.attempts, c.created_at, e.body FROM claimed c JOIN events e ON e.seq = c.event_seq
+            ORDER BY c.next_attempt_at, c.id
+            """, as: (Int64, Int, Double, String).self)
+        return try rows.map { id, attempts, createdAt, body in
+            Delivery(id: id, sink: sink, event: try Self.event(body), attempts: attempts, createdAt: Date(timeIntervalSince1970: createdAt))
+        }
+    }
+
+    public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
+        let seconds = now.timeIntervalSince1970
+        return try await single("""
+            SELECT next_attempt_at FROM deliveries d WHERE sink = \(sink) AND status = 0
+            AND (claimed_by IS NULL OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.claimed_by AND r.alive_until > \(seconds)))
+            ORDER BY next_attempt_at, id LIMIT 1
+            """, as: Double.self).map(Date.init(timeIntervalSince1970:))
+    }
 
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
         let rows = try await rows("""
@@ -380,15 +521,15 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         try await execute("""
-            UPDATE deliveries SET attempts = \(attempts), next_attempt_at = \(nextAttemptAt.timeIntervalSince1970), last_error = \(error)
-            WHERE id = \(deliveryID)
+            UPDATE deliveries SET attempts = \(attempts), next_attempt_at = \(nextAttemptAt.timeIntervalSince1970), last_error = \(error),
+            claimed_by = NULL WHERE id = \(deliveryID)
             """)
     }
 
     public func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
         try await execute("""
-            UPDATE deliveries SET status = 1, attempts = \(attempts), last_error = \(error), dead_at = \(date.timeIntervalSince1970)
-            WHERE id = \(deliveryID)
+            UPDATE deliveries SET status = 1, attempts = \(attempts), last_error = \(error), dead_at = \(date.timeIntervalSince1970),
+            claimed_by = NULL WHERE id = \(deliveryID)
             """)
     }
 
@@ -396,7 +537,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         let kept = sinks.sorted()
         let rows = try await rows("""
             WITH retired AS (
-                UPDATE deliveries SET status = 1, last_error = \(error), dead_at = \(date.timeIntervalSince1970)
+                UPDATE deliveries SET status = 1, last_error = \(error), dead_at = \(date.timeIntervalSince1970), claimed_by = NULL
                 WHERE status = 0 AND NOT (sink = ANY(\(kept))) RETURNING sink
             )
             SELECT sink, COUNT(*)::bigint FROM retired GROUP BY sink
@@ -448,13 +589,13 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         return DeadLetterPage(letters: letters, total: count)
     }
 
-    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
-        let stamp = now().timeIntervalSince1970
+    public func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int {
+        let stamp = now.timeIntervalSince1970
         var statement = SQL("UPDATE deliveries SET status = 0, created_at = ")
         statement.bind(stamp)
         statement.append(", next_attempt_at = ")
         statement.bind(stamp)
-        statement.append(", dead_at = NULL WHERE ")
+        statement.append(", dead_at = NULL, claimed_by = NULL WHERE ")
         Self.condition(selection, table: "deliveries", into: &statement)
         statement.append(" RETURNING id")
         return try await changeDeadLetters(selection, statement.query)

@@ -262,7 +262,18 @@ final class OutcomeRefusingStore: StateStore {
 
     func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] { try await base.journal(entries) }
     func unroutedEvents(limit: Int) async throws -> [PendingEvent] { try await base.unroutedEvents(limit: limit) }
-    func commitRouting(_ events: [RoutedEvent]) async throws { try await base.commitRouting(events) }
+    func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        try await base.unroutedEvents(for: replica, after: sequence, limit: limit)
+    }
+    func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int { try await base.adoptUnroutedEvents(replica: replica, now: now) }
+    func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> { try await base.commitRouting(events, now: now) }
+    func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws { try await base.registerReplica(replica, now: now, lease: lease) }
+    func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool { try await base.renewLease(replica, now: now, lease: lease) }
+    func releaseReplica(_ replica: ReplicaID) async throws { try await base.releaseReplica(replica) }
+    func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
+        try await base.claimDeliveries(sink: sink, replica: replica, now: now, limit: limit)
+    }
+    func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? { try await base.nextDueDate(sink: sink, replica: replica, now: now) }
     func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
         try await base.dueDeliveries(sink: sink, now: now, limit: limit, excluding: excluding)
     }
@@ -270,7 +281,7 @@ final class OutcomeRefusingStore: StateStore {
     func queueDepths() async throws -> [String: QueueDepth] { try await base.queueDepths() }
     func unroutedCount() async throws -> Int { try await base.unroutedCount() }
     func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { try await base.deadLetters(selection, limit: limit) }
-    func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.retryDeadLetters(selection) }
+    func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int { try await base.retryDeadLetters(selection, now: now) }
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { try await base.purgeDeadLetters(selection) }
     func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {
         try await base.retireDeliveries(exceptFor: sinks, error: error, at: date)

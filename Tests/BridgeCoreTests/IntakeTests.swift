@@ -176,7 +176,14 @@ struct FailingStore: StateStore {
     struct DiskFull: Error {}
     func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] { throw DiskFull() }
     func unroutedEvents(limit: Int) async throws -> [PendingEvent] { [] }
-    func commitRouting(_ events: [RoutedEvent]) async throws { throw DiskFull() }
+    func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] { [] }
+    func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int { throw DiskFull() }
+    func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64> { throw DiskFull() }
+    func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws { throw DiskFull() }
+    func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool { throw DiskFull() }
+    func releaseReplica(_ replica: ReplicaID) async throws { throw DiskFull() }
+    func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] { throw DiskFull() }
+    func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? { nil }
     func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] { [] }
     func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? { nil }
     func recordSuccess(deliveryID: Int64) async throws { throw DiskFull() }
@@ -185,7 +192,7 @@ struct FailingStore: StateStore {
     func queueDepths() async throws -> [String: QueueDepth] { [:] }
     func unroutedCount() async throws -> Int { 0 }
     func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage { DeadLetterPage(letters: [], total: 0) }
-    func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { 0 }
+    func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int { 0 }
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int { 0 }
     func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] { [:] }
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {}

@@ -178,9 +178,15 @@ struct SinkFaultTests {
             "restarted \(pluginRuns) times, stderr rate-limited")
 
         // Nothing lost, nothing given up: every failing sink still holds all 200, the healthy ones none.
-        let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(try await bridge.adminPort())/status.json"))
-        let sinks = try #require((try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["sinks"] as? [[String: Any]])
-        let queued = Dictionary(uniqueKeysWithValues: sinks.map { ($0["name"] as? String ?? "", "\($0["queued"] ?? "")/\($0["deadLetters"] ?? "")") })
+        // (The slow receiver answers 250 ms after it recorded a request: its last outcomes land then.)
+        let adminPort = try await bridge.adminPort()
+        var queued: [String: String] = [:]
+        _ = try await eventuallyAsync(timeout: .seconds(5)) {
+            let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(adminPort)/status.json"))
+            let sinks = try #require((try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["sinks"] as? [[String: Any]])
+            queued = Dictionary(uniqueKeysWithValues: sinks.map { ($0["name"] as? String ?? "", "\($0["queued"] ?? "")/\($0["deadLetters"] ?? "")") })
+            return queued["slow"] == "0/0"
+        }
         #expect(
             queued == [
                 "audit": "0/0", "slow": "0/0",

@@ -124,15 +124,17 @@ struct FileSinkTests {
 
 @Suite("stdout sink")
 struct StdoutSinkTests {
-    /// Delivers through a pipe and returns what was written.
+    /// Delivers to a file descriptor and returns what was written. A file opened close-on-exec,
+    /// not a pipe: a process another test starts meanwhile (a parallel run starts many) would
+    /// inherit a pipe's write end, and reading to its end would wait for that process to exit.
     func written(format: StdoutSink.Format, events: [BridgeEvent]) async throws -> String {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        let sink = StdoutSink(name: "console", configuration: .init(format: format), fileDescriptor: fds[1])
+        let directory = TemporaryDirectory(prefix: "graph-bridge-stdout")
+        let fd = open(directory.file("out"), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(fd >= 0)
+        let sink = StdoutSink(name: "console", configuration: .init(format: format), fileDescriptor: fd)
         for event in events { try await sink.deliver(event, attempt: DeliveryAttempt(number: 1, deliveryID: 1)) }
-        close(fds[1])
-        let data = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true).readDataToEndOfFile()
-        return String(decoding: data, as: UTF8.self)
+        close(fd)
+        return try String(contentsOfFile: directory.file("out"), encoding: .utf8)
     }
 
     @Test("text: one readable line per event, control characters flattened")

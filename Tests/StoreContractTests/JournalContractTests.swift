@@ -125,11 +125,12 @@ struct JournalContractTests {
             _ = try await store.journal(events.map { entry($0) })
             let pending = try await store.unroutedEvents(limit: 3)
             try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: []) })
-            // Routing an earlier event again (a replay) leaves the later ones routed.
-            try await store.commitRouting([RoutedEvent(sequence: pending[0].sequence, event: pending[0].event, changed: false, sinks: ["a"])])
+            // Routing an earlier event again (a replay, or a second replica) leaves the later ones
+            // routed and creates nothing: an event is routed once.
+            #expect(try await store.commitRouting([RoutedEvent(sequence: pending[0].sequence, event: pending[0].event, changed: false, sinks: ["a"])]).isEmpty)
             #expect(try await store.unroutedCount() == 0)
             #expect(try await store.unroutedEvents(limit: 10).isEmpty)
-            #expect(try await store.queueDepths() == ["a": QueueDepth(pending: 1, dead: 0)])
+            #expect(try await store.queueDepths().isEmpty)
         }
     }
 

@@ -31,18 +31,20 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// cancelled test case would show as passed; `PostgresStoreTests` says why they are missing).
     static var allCases: [StoreKind] { PostgresServer.binariesPresent ? [.sqlite, .memory, .postgres] : [.sqlite, .memory] }
 
-    /// Whether the store dates what it stamps itself (new deliveries, retried dead letters) with the
-    /// clock `withStore(now:)` gives it. The SQLite store still reads the wall clock.
-    var injectsClock: Bool {
+    /// Whether several replicas can be live on one store at once (SQLite: one process at a time;
+    /// a replica that registers ends the others' leases).
+    var sharesReplicas: Bool {
         switch self {
         case .sqlite: return false
         case .memory, .postgres: return true
         }
     }
 
+    /// The kinds that several replicas share.
+    static var shared: [StoreKind] { allCases.filter(\.sharesReplicas) }
+
     /// Runs `body` with a new, empty store of this kind and removes what it left behind.
-    /// `now` is the store's clock where it takes one (`injectsClock`).
-    func withStore(now: @escaping @Sendable () -> Date = Date.init, _ body: (any ContractStore) async throws -> Void) async throws {
+    func withStore(_ body: (any ContractStore) async throws -> Void) async throws {
         switch self {
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("graph-bridge-contract-\(UUID().uuidString)").path
@@ -50,14 +52,14 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             defer { try? FileManager.default.removeItem(atPath: directory) }
             try await body(try SQLiteStateStore(path: directory + "/state.sqlite", logger: quietLogger))
         case .memory:
-            try await body(InMemoryStateStore(now: now))
+            try await body(InMemoryStateStore())
         case .postgres:
             guard let server = try PostgresServer.shared() else {
                 try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason))
             }
             let database = try server.createDatabase()
             let location = try PostgresLocation.parse(server.url(database: database))
-            let store = try await PostgresStateStore(location: location, logger: quietLogger, now: now)
+            let store = try await PostgresStateStore(location: location, logger: quietLogger)
             do {
                 try await body(store)
             } catch {
@@ -68,8 +70,37 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
     }
 
-    /// The kinds whose clock a test can set.
-    static var withInjectedClock: [StoreKind] { allCases.filter(\.injectsClock) }
+    /// Runs `body` with two handles on one new, empty store of this kind: the same object for
+    /// SQLite and memory, two separate connection pools on one database for PostgreSQL (as two
+    /// replicas have).
+    func withTwoHandles(_ body: (any ContractStore, any ContractStore) async throws -> Void) async throws {
+        guard self == .postgres else {
+            try await withStore { store in try await body(store, store) }
+            return
+        }
+        guard let server = try PostgresServer.shared() else {
+            try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason))
+        }
+        let database = try server.createDatabase()
+        let location = try PostgresLocation.parse(server.url(database: database))
+        let first = try await PostgresStateStore(location: location, logger: quietLogger)
+        let second: PostgresStateStore
+        do {
+            second = try await PostgresStateStore(location: location, logger: quietLogger)
+        } catch {
+            await first.shutdown()
+            throw error
+        }
+        do {
+            try await body(first, second)
+        } catch {
+            await first.shutdown()
+            await second.shutdown()
+            throw error
+        }
+        await first.shutdown()
+        await second.shutdown()
+    }
 }
 
 let quietLogger = Logger(label: "store-contract", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -71,7 +71,10 @@ public final class PostgresServer: Sendable {
         candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") && FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") }
     }
 
-    private init() throws {
+    /// Listening on TCP too (127.0.0.1:`port`) with TLS: the server's certificate and key files.
+    private let tls: (certificate: String, key: String)?
+
+    private init(tls: (certificate: String, key: String)? = nil) throws {
         guard let bin = Self.binaryDirectory() else { throw Unavailable(description: Self.unavailableReason) }
         binDirectory = bin
         runAs = getuid() == 0 ? "postgres" : nil
@@ -79,20 +82,29 @@ public final class PostgresServer: Sendable {
         folder = "/tmp/gb-pg-\(UUID().uuidString.prefix(8))"
         dataDirectory = folder + "/data"
         socketDirectory = folder + "/socket"
-        port = 5432
+        port = tls == nil ? 5432 : try closedLoopbackPort()
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if let runAs {
             for path in [folder, socketDirectory] {
                 try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: path)
             }
         }
+        if let tls {
+            // PostgreSQL wants its key file owned by the server's user and private.
+            let certificate = folder + "/server.crt", key = folder + "/server.key"
+            try FileManager.default.copyItem(atPath: tls.certificate, toPath: certificate)
+            try FileManager.default.copyItem(atPath: tls.key, toPath: key)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key)
+            if let runAs {
+                for path in [certificate, key] { try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: path) }
+            }
+            self.tls = (certificate, key)
+        } else {
+            self.tls = nil
+        }
         try runServerTool("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         // fsync stays on: the store's durability is part of what the tests run against.
-        try runServerTool("pg_ctl", [
-            "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
-            "-o", "-c listen_addresses='' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200",
-            "start",
-        ])
+        try start()
     }
 
     /// Stops the server (fast shutdown) and removes its folder.
@@ -114,6 +126,57 @@ public final class PostgresServer: Sendable {
         try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database], as: nil)
     }
 
+    /// Runs `sql` in `database` with `psql` and returns its rows, one a line, fields joined by `|`.
+    public func query(database: String, _ sql: String) throws -> [String] {
+        let text = try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql, database], as: nil)
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// The `psql` executable and the arguments that run `sql` in `database` (for a session a test keeps open).
+    public func psqlCommand(database: String, _ sql: String) -> (executable: String, arguments: [String]) {
+        (binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database])
+    }
+
+    /// A server of the caller's own (for a test that stops and starts it), or nil without the
+    /// binaries. Call ``remove()`` at the end.
+    public static func dedicated() throws -> PostgresServer? {
+        guard binaryDirectory() != nil else { return nil }
+        return try PostgresServer()
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`: as if it crashed; clients see their connections cut).
+    public func stop() throws {
+        try runServerTool("pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"])
+    }
+
+    /// Starts the stopped server again.
+    public func start() throws {
+        try runServerTool("pg_ctl", [
+            "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
+            "-o", "-c listen_addresses='\(tls == nil ? "" : "127.0.0.1")' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200"
+                + (tls.map { " -c ssl=on -c ssl_cert_file='\($0.certificate)' -c ssl_key_file='\($0.key)'" } ?? ""),
+            "start",
+        ])
+    }
+
+    /// A server of the caller's own that also listens on 127.0.0.1:`port` with TLS, presenting
+    /// `certificate` (PEM files); nil without the binaries. Call ``remove()`` at the end.
+    public static func dedicated(certificate: String, key: String) throws -> PostgresServer? {
+        guard binaryDirectory() != nil else { return nil }
+        return try PostgresServer(tls: (certificate, key))
+    }
+
+    /// The `state.url` of `database` over TCP to `host` (the server must listen with TLS: ``dedicated(certificate:key:)``).
+    public func tcpURL(database: String, host: String = "localhost", sslmode: String, rootCertificate: String? = nil) -> String {
+        "postgres://\(user)@\(host):\(port)/\(database)?sslmode=\(sslmode)" + (rootCertificate.map { "&sslrootcert=\($0)" } ?? "")
+    }
+
+    /// Stops a ``dedicated()`` server and removes its folder.
+    public func remove() {
+        try? stop()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
     /// The `state.url` of `database` on this server.
     public func url(database: String) -> String {
         "postgres://\(user)@localhost/\(database)?host=\(socketDirectory)&port=\(port)&sslmode=disable"
@@ -126,7 +189,9 @@ public final class PostgresServer: Sendable {
         try run(binDirectory + "/" + tool, arguments, as: runAs)
     }
 
-    private func run(_ executable: String, _ arguments: [String], as user: String?) throws {
+    /// Runs a tool to its end; returns its output (stdout and stderr together).
+    @discardableResult
+    private func run(_ executable: String, _ arguments: [String], as user: String?) throws -> String {
         // In the server's folder (`env -C`): the postgres user may not enter the test's own.
         let argv = ["/usr/bin/env", "-C", folder] + (user.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + [executable] + arguments
         // Output to a file, not a pipe: the server `pg_ctl start` leaves running would hold a pipe
@@ -154,5 +219,6 @@ public final class PostgresServer: Sendable {
         guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
             throw Unavailable(description: "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
+        return text
     }
 }

@@ -9,7 +9,7 @@ local threads = 0
 
 function setup(thread)
   threads = threads + 1
-  thread:set("prefix", "w" .. threads .. "-" .. tostring(os.time()))
+  thread:set("prefix", (os.getenv("BENCH_PREFIX") or "") .. "w" .. threads .. "-" .. tostring(os.time()))
 end
 
 function init(args)

@@ -26,8 +26,19 @@ import Synchronization
 /// bounded, so routing never stops, and it is skipped once the backlog is past half of
 /// `state.maxQueuedDeliveries`: then the queue, not the listener, needs the CPU, and waiting would
 /// only bring the 503s closer.
+///
+/// Replicas sharing a store: each dispatcher routes the events its replica journaled (and those
+/// journaled without a replica), and every `adoptionInterval` it adopts the unrouted events of
+/// replicas whose lease has lapsed (``StateStore/adoptUnroutedEvents(replica:now:)``), reading
+/// again from the start since those are older than what it holds. Should two dispatchers commit
+/// the same event, the store routes it once.
 final class Dispatcher: Sendable {
     let store: any StateStore
+    let replica: ReplicaID
+    let clock: any Clock<Duration>
+    let wallClock: @Sendable () -> Date
+    /// How often the unrouted events of lapsed replicas are looked for.
+    let adoptionInterval: Duration
     let router: Router
     let enricher: any EventEnricher
     let doorbell: Doorbell
@@ -47,8 +58,14 @@ final class Dispatcher: Sendable {
 
     init(store: any StateStore, router: Router, enricher: any EventEnricher, doorbell: Doorbell, sinkDoorbells: [String: Doorbell], backlog: Backlog,
          listenerLoad: ListenerLoad = ListenerLoad(), burstYield: Duration = .milliseconds(100), logger: Logger, batchSize: Int = 256,
-         enrichmentWindow: Int = 4096, laneWindow: Int = 512, activity: (any ActivityObserver)? = nil) {
+         enrichmentWindow: Int = 4096, laneWindow: Int = 512, replica: ReplicaID = ReplicaID("local"), adoptionInterval: Duration = .seconds(10),
+         clock: any Clock<Duration> = ContinuousClock(), wallClock: @escaping @Sendable () -> Date = Date.init,
+         activity: (any ActivityObserver)? = nil) {
         self.activity = activity
+        self.replica = replica
+        self.adoptionInterval = adoptionInterval
+        self.clock = clock
+        self.wallClock = wallClock
         self.enrichmentWindow = max(1, enrichmentWindow)
         self.laneWindow = max(1, min(laneWindow, enrichmentWindow))
         self.listenerLoad = listenerLoad
@@ -79,12 +96,15 @@ final class Dispatcher: Sendable {
     /// Without enrichment: batches of the oldest unrouted events, routed and committed in order.
     func runInOrder() async {
         var failures = 0
+        var nextAdoption = Date.distantPast
         while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
             do {
+                // Reads start from the oldest each time, so adopted events need no rewind.
+                _ = try await adoptIfDue(&nextAdoption)
                 await yieldToBurst()
-                let batch = try await store.unroutedEvents(limit: batchSize)
+                let batch = try await store.unroutedEvents(for: replica, after: 0, limit: batchSize)
                 if batch.isEmpty {
-                    await doorbell.wait(timeout: .seconds(10))
+                    await doorbell.wait(timeout: min(.seconds(10), adoptionInterval), clock: clock)
                     continue
                 }
                 try await commit(batch.map { route($0, as: $0.event) })
@@ -94,9 +114,22 @@ final class Dispatcher: Sendable {
             } catch {
                 failures += 1
                 logger.error("routing journaled events failed; will retry", metadata: ["error": "\(error)"])
-                await doorbell.wait(timeout: .milliseconds(min(5_000, 100 << min(failures, 6))))
+                await doorbell.wait(timeout: .milliseconds(min(5_000, 100 << min(failures, 6))), clock: clock)
             }
         }
+    }
+
+    /// Adopts the unrouted events of lapsed replicas when `adoptionInterval` has passed since the
+    /// last look; returns whether any were adopted.
+    func adoptIfDue(_ next: inout Date) async throws -> Bool {
+        let now = wallClock()
+        guard now >= next else { return false }
+        let adopted = try await store.adoptUnroutedEvents(replica: replica, now: now)
+        next = now.addingTimeInterval(adoptionInterval.seconds)
+        if adopted > 0 {
+            logger.notice("adopted the unrouted events of replicas whose lease lapsed", metadata: ["bridge.count": "\(adopted)"])
+        }
+        return adopted > 0
     }
 
     /// Waits while the listener is saturated and the bridge behind, at most `burstYield` (see the
@@ -104,7 +137,7 @@ final class Dispatcher: Sendable {
     func yieldToBurst() async {
         var waited = Duration.zero
         while waited < burstYield, listenerLoad.isSaturated, backlog.total > batchSize, !stopping.load(ordering: .relaxed), !backlogPastHalf {
-            try? await Task.sleep(for: .milliseconds(5))
+            try? await clock.sleep(for: .milliseconds(5))
             waited += .milliseconds(5)
         }
         if waited > .zero {
@@ -127,9 +160,11 @@ final class Dispatcher: Sendable {
         return RoutedEvent(sequence: pending.sequence, event: event, changed: event != pending.event, sinks: router.route(event).sinks)
     }
 
-    /// Records `routed` in the store, then counts it and wakes the sinks it reaches.
+    /// Records `routed` in the store, then counts what this call routed (not what another replica
+    /// routed first) and wakes the sinks it reaches.
     func commit(_ routed: [RoutedEvent]) async throws {
-        try await store.commitRouting(routed)
+        let done = try await store.commitRouting(routed, now: wallClock())
+        let routed = routed.filter { done.contains($0.sequence) }
         backlog.routed(events: routed.count, deliveries: routed.reduce(0) { $0 + $1.sinks.count })
         var touched: Set<String> = []
         for event in routed {
@@ -155,12 +190,14 @@ final class Dispatcher: Sendable {
         await withDiscardingTaskGroup { group in
             var lanes = LaneTable(window: enrichmentWindow, laneWindow: laneWindow)
             var failures = 0
+            var nextAdoption = Date.distantPast
             while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
                 do {
                     var readAny = false
+                    if try await adoptIfDue(&nextAdoption) { lanes.rewind() }
                     if lanes.room > 0 {
                         await yieldToBurst()
-                        let fresh = try await store.unroutedEvents(after: lanes.readThrough, limit: min(batchSize, lanes.room))
+                        let fresh = try await store.unroutedEvents(for: replica, after: lanes.readThrough, limit: min(batchSize, lanes.room))
                         readAny = !fresh.isEmpty
                         for pending in fresh where lanes.admit(pending, lane: Self.lane(of: pending.event)) {
                             group.addTask {
@@ -184,14 +221,14 @@ final class Dispatcher: Sendable {
                     }
                     failures = 0
                     if ready.isEmpty && !readAny {
-                        await doorbell.wait(timeout: .seconds(10))
+                        await doorbell.wait(timeout: min(.seconds(10), adoptionInterval), clock: clock)
                     }
                 } catch is CancellationError {
                     break  // the bridge is stopping (or a service failed to start)
                 } catch {
                     failures += 1
                     logger.error("routing journaled events failed; will retry", metadata: ["error": "\(error)"])
-                    await doorbell.wait(timeout: .milliseconds(min(5_000, 100 << min(failures, 6))))
+                    await doorbell.wait(timeout: .milliseconds(min(5_000, 100 << min(failures, 6))), clock: clock)
                 }
             }
             group.cancelAll()
@@ -286,6 +323,11 @@ struct LaneTable {
             lanes[name] = lane
         }
         return ready
+    }
+
+    /// Reads again from the first event: adopted events are older than what was read.
+    mutating func rewind() {
+        readThrough = 0
     }
 
     /// `ready` could not be committed: it goes back to the head of its lanes, to be taken again.

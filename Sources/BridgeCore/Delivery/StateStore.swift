@@ -7,11 +7,15 @@ public struct JournalEntry: Sendable {
     public var deduplicationKey: String?
     /// What the delivery side needs besides the event (rich notifications: the encrypted content).
     public var attachment: JSONValue?
+    /// The replica that accepted it, whose dispatcher routes it (others adopt it once that replica's
+    /// lease lapses); nil: any replica's dispatcher routes it.
+    public var replica: ReplicaID?
 
-    public init(event: BridgeEvent, deduplicationKey: String?, attachment: JSONValue? = nil) {
+    public init(event: BridgeEvent, deduplicationKey: String?, attachment: JSONValue? = nil, replica: ReplicaID? = nil) {
         self.event = event
         self.deduplicationKey = deduplicationKey
         self.attachment = attachment
+        self.replica = replica
     }
 }
 
@@ -54,7 +58,7 @@ public struct RoutedEvent: Sendable {
 }
 
 /// One (event, sink) pair waiting to be delivered.
-public struct Delivery: Sendable {
+public struct Delivery: Sendable, Hashable {
     public var id: Int64
     public var sink: String
     public var event: BridgeEvent
@@ -160,34 +164,100 @@ public struct QueueDepth: Sendable, Hashable {
     }
 }
 
-/// The one protocol the bridge's durable state sits behind (SQLite now; a shared store later).
+/// The one protocol the bridge's durable state sits behind: SQLite (one process), PostgreSQL
+/// (several replicas sharing it) and memory (tests).
 ///
-/// Every method that changes state returns only once the change is durable.
+/// Every method that changes state returns only once the change is durable. Where time matters
+/// (due dates, leases, retried dead letters) the caller passes `now`: the stores never read a
+/// clock of their own for a decision, so tests move time by passing a later date.
+///
+/// ## Replicas, leases and claims
+///
+/// Each bridge process is a *replica* with a random ``ReplicaID``. Its liveness is a lease: it is
+/// alive until the date of its last ``registerReplica(_:now:lease:)`` or
+/// ``renewLease(_:now:lease:)`` plus the lease. A pending delivery is handed to one replica at a
+/// time by ``claimDeliveries(sink:replica:now:limit:)``; the claim holds while its replica's lease
+/// does (renewing the lease extends every claim at once), ends with the delivery's outcome
+/// (``recordSuccess(deliveryID:)``, ``recordRetry(deliveryID:attempts:nextAttemptAt:error:)``,
+/// ``recordDeadLetter(deliveryID:attempts:error:at:)``) or with ``releaseReplica(_:)``, and is
+/// free for any replica once the lease lapsed. An event journaled with a replica is routed by
+/// that replica's dispatcher; ``adoptUnroutedEvents(replica:now:)`` hands the unrouted events of
+/// lapsed replicas to a live one, and ``commitRouting(_:now:)`` routes an event at most once
+/// however many replicas race for it. A store that serves one process at a time (SQLite, whose
+/// file is locked) ends every other replica's lease when a replica registers.
 public protocol StateStore: Sendable {
     /// Writes accepted notifications durably, deduplicating by key; one outcome per entry, in order.
+    /// Each event keeps the entry's `replica` (the one whose dispatcher routes it).
     func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome]
 
-    /// Journaled events not yet routed, oldest first (an event routed ahead of older ones is left out).
+    /// Journaled events not yet routed, whichever replica accepted them, oldest first (an event
+    /// routed ahead of older ones is left out). For inspection and tests; a dispatcher reads
+    /// ``unroutedEvents(for:after:limit:)``.
     func unroutedEvents(limit: Int) async throws -> [PendingEvent]
 
-    /// Journaled events not yet routed whose sequence number is above `sequence`, oldest first: the
-    /// dispatcher reads on from the last event it holds instead of reading those again.
+    /// Journaled events not yet routed whose sequence number is above `sequence`, whichever replica
+    /// accepted them, oldest first.
     func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent]
 
-    /// Records routing results: stores each event's final form, creates its deliveries, marks it routed.
-    /// `events` may be any unrouted events in any order (the dispatcher commits a subscription's
-    /// events while another's still wait for enrichment): each is routed exactly when its
-    /// deliveries exist, and the events not in it stay unrouted, so a crash loses none.
-    func commitRouting(_ events: [RoutedEvent]) async throws
+    /// The unrouted events `replica` routes, above `sequence`, oldest first: those it journaled or
+    /// adopted, and those journaled without a replica. The dispatcher reads on from the last event
+    /// it holds; after an adoption it reads again from the start (adopted events are older).
+    func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent]
 
-    /// Pending deliveries for `sink` due at `now`, oldest first, leaving out `excluding` (in flight).
+    /// Hands `replica` the unrouted events journaled by replicas whose lease has lapsed at `now`
+    /// (or that released theirs); returns how many it took.
+    func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int
+
+    /// Records routing results: stores each event's final form, creates its deliveries (due at
+    /// `now`), marks it routed. `events` may be any unrouted events in any order (the dispatcher
+    /// commits a subscription's events while another's still wait for enrichment): each is routed
+    /// exactly when its deliveries exist, and the events not in it stay unrouted, so a crash loses
+    /// none. An event already routed (another replica got there first) is left as it is, without
+    /// new deliveries. Returns the sequence numbers this call routed.
+    @discardableResult
+    func commitRouting(_ events: [RoutedEvent], now: Date) async throws -> Set<Int64>
+
+    // MARK: Replicas
+
+    /// Starts `replica`'s lease: alive until `now + lease`. Call before claiming. A store that
+    /// serves one process at a time (SQLite) ends every other replica's lease here and frees its
+    /// claims: the file lock says that process is gone.
+    func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws
+
+    /// Extends `replica`'s lease to `now + lease`, and with it every claim it holds. Returns false
+    /// when the lease had lapsed before (other replicas may have taken its claims and events); it
+    /// is alive again either way.
+    @discardableResult
+    func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool
+
+    /// Ends `replica`'s lease and frees its claims (a graceful stop): other replicas, or the next
+    /// start, take its deliveries and unrouted events at once.
+    func releaseReplica(_ replica: ReplicaID) async throws
+
+    // MARK: Deliveries
+
+    /// Claims for `replica` up to `limit` pending deliveries of `sink` due at `now` that no live
+    /// replica holds (never claimed, or claimed by a replica whose lease lapsed at `now`), oldest
+    /// due first. Two replicas never hold the same delivery. Claims nothing while `replica`'s own
+    /// lease has lapsed at `now`.
+    func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery]
+
+    /// When the next pending delivery of `sink` that `replica` could claim is due (at or before
+    /// `now`: at once), in the terms of ``claimDeliveries(sink:replica:now:limit:)``; nil: none.
+    func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date?
+
+    /// Pending deliveries for `sink` due at `now`, claimed or not, oldest first, leaving out
+    /// `excluding`. A read for inspection and tests: workers claim.
     func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery]
 
-    /// When the next pending delivery of `sink` outside `excluding` is due, if any.
+    /// When the next pending delivery of `sink` outside `excluding` is due, claimed or not, if any.
     func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date?
 
+    /// The delivery succeeded: it is deleted (with its claim).
     func recordSuccess(deliveryID: Int64) async throws
+    /// The delivery failed and is tried again at `nextAttemptAt`: unclaimed, for any replica.
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws
+    /// The delivery is a dead letter from `date` (unclaimed).
     func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws
 
     func queueDepths() async throws -> [String: QueueDepth]
@@ -195,10 +265,10 @@ public protocol StateStore: Sendable {
     func unroutedCount() async throws -> Int
     /// The first `limit` dead letters of `selection`, oldest first, and how many there are in all.
     func deadLetters(_ selection: DeadLetterSelection, limit: Int) async throws -> DeadLetterPage
-    /// Puts the dead letters of `selection` back in the queue, due now; returns how many. Throws
-    /// ``UnknownDeadLetters`` (changing nothing) when any of `selection.ids` is not a dead letter
-    /// the rest of the selection holds.
-    func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
+    /// Puts the dead letters of `selection` back in the queue, due at `now` and aged from then;
+    /// returns how many. Throws ``UnknownDeadLetters`` (changing nothing) when any of
+    /// `selection.ids` is not a dead letter the rest of the selection holds.
+    func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int
     /// Deletes the dead letters of `selection`; returns how many. Throws ``UnknownDeadLetters``
     /// (deleting nothing) when any of `selection.ids` is not a dead letter the rest of the selection holds.
     func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
@@ -217,6 +287,17 @@ extension StateStore {
     /// of this package answer it with one query.
     public func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
         Array(try await unroutedEvents(limit: -1).lazy.filter { $0.sequence > sequence }.prefix(limit))
+    }
+
+    /// ``commitRouting(_:now:)`` with new deliveries due at the wall clock's now.
+    @discardableResult
+    public func commitRouting(_ events: [RoutedEvent]) async throws -> Set<Int64> {
+        try await commitRouting(events, now: Date())
+    }
+
+    /// ``retryDeadLetters(_:now:)`` at the wall clock's now (the `dead-letters` command).
+    public func retryDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        try await retryDeadLetters(selection, now: Date())
     }
 
     /// The first `limit` dead letters, oldest first.

@@ -38,6 +38,8 @@ public final class NotificationIntake: Sendable {
     let lifecycleObserver: (any LifecycleObserver)?
     let backlog: Backlog
     let load: ListenerLoad?
+    /// Stamped on every journaled event: this replica's dispatcher routes it.
+    let replica: ReplicaID?
     let logger: Logger
     /// One "dropped" summary line per request at most, and at most one per second per kind.
     let logLimiter: LogRateLimiter
@@ -55,9 +57,10 @@ public final class NotificationIntake: Sendable {
 
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
-        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, logger: Logger,
+        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, replica: ReplicaID? = nil, logger: Logger,
         logLimiter: LogRateLimiter = LogRateLimiter()
     ) {
+        self.replica = replica
         self.logLimiter = logLimiter
         self.load = load
         self.directory = directory
@@ -112,7 +115,9 @@ public final class NotificationIntake: Sendable {
                 if wrongStateSample == nil { wrongStateSample = subscription.name }
                 continue
             }
-            entries.append(Self.entry(for: item, subscription: subscription, validationTokens: batchTokens, now: now))
+            var entry = Self.entry(for: item, subscription: subscription, validationTokens: batchTokens, now: now)
+            entry.replica = replica
+            entries.append(entry)
         }
         if outcome.dropped > 0 {
             logDropped(outcome, endpoint: endpoint, unknownSubscriptionID: unknownSample, wrongClientStateSubscription: wrongStateSample)
@@ -126,7 +131,7 @@ public final class NotificationIntake: Sendable {
 
         let outcomes: [JournalOutcome]
         do {
-            outcomes = try await store.journal(entries)
+            outcomes = try await Self.journal(entries, in: store, deadline: Self.journalDeadline)
         } catch {
             Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "journal_failed")]).increment()
             logger.error("could not journal notifications; answering 503 so Graph retries", metadata: ["error": "\(error)"])
@@ -159,6 +164,33 @@ public final class NotificationIntake: Sendable {
             await lifecycleObserver.lifecycleEventsJournaled(lifecycleEvents)
         }
         return outcome
+    }
+
+    /// How long a journal write may take before the answer is 503. Graph wants an answer well
+    /// inside 3 s, and a store it cannot reach (PostgreSQL stopped) would otherwise hold every
+    /// request for as long as its connection attempts last (a minute and more).
+    static let journalDeadline: Duration = .seconds(5)
+
+    /// `store.journal(entries)`, given up after `deadline` (cancelled: a store waiting for a
+    /// connection stops waiting). A write already under way may still commit after the 503: then
+    /// Graph's retry is a duplicate.
+    static func journal(_ entries: [JournalEntry], in store: any StateStore, deadline: Duration) async throws -> [JournalOutcome] {
+        let write = Task { try await store.journal(entries) }
+        let timer = Task {
+            try await Task.sleep(for: deadline)
+            write.cancel()
+        }
+        defer { timer.cancel() }
+        do {
+            return try await write.value
+        } catch is CancellationError {
+            throw JournalTimeout(deadline: deadline)
+        }
+    }
+
+    struct JournalTimeout: Error, CustomStringConvertible {
+        var deadline: Duration
+        var description: String { "the state store did not take the write within \(deadline.components.seconds) s" }
     }
 
     /// The longest sample of an unknown subscription id that a log line shows.

@@ -28,6 +28,11 @@ public final class Doorbell: Sendable {
 
     /// Returns after a ring (possibly one that came before the call), after `timeout`, or on cancellation.
     public func wait(timeout: Duration?) async {
+        await wait(timeout: timeout, clock: ContinuousClock())
+    }
+
+    /// As ``wait(timeout:)``, with `timeout` measured on `clock` (a test clock moves it by hand).
+    public func wait(timeout: Duration?, clock: any Clock<Duration>) async {
         if state.withLock({ state in
             let rung = state.rung
             state.rung = false
@@ -36,7 +41,7 @@ public final class Doorbell: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForRing() }
             if let timeout {
-                group.addTask { try? await Task.sleep(for: timeout) }
+                group.addTask { try? await clock.sleep(for: timeout) }
             }
             await group.next()
             group.cancelAll()

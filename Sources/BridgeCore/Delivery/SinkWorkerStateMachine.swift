@@ -1,0 +1,247 @@
+import Foundation
+
+/// The sink worker's decisions as a value: what to claim, which delivery to start, what outcome
+/// to write, when to wait, how to stop. The worker's loop feeds it what happened (``Event``) and
+/// executes the ``Action``s it returns; the machine does no I/O, reads no clock (`now` and the
+/// jitter come with each event) and is tested without a store or a sink.
+///
+/// A loop turn: ``Event/turn(stopping:)`` asks for a claim when a slot is free and nothing
+/// claimed is waiting; ``Event/claimed(_:)`` starts deliveries and, with slots still free, asks
+/// when the next one is due; ``Event/nextDue(_:)`` (or ``Event/storeFailed(cancelled:)``)
+/// decides the wait; the turn ends with ``Action/awaitStep`` (the loop waits for its next task
+/// to finish and feeds that in) or ``Action/finish``.
+///
+/// What it guarantees: never more than `concurrency` deliveries in flight; a delivery's outcome
+/// is written before its claim ends (the store never hands it out again meanwhile); while an
+/// outcome cannot be written, nothing new is claimed (its outcome could not be written either)
+/// and the write is tried again with backoff; at a stop, nothing new starts, the deliveries in
+/// flight get `shutdownGrace`, and unwritten outcomes are given up (the claim is released and
+/// the delivery tried again later: at-least-once).
+struct SinkWorkerStateMachine {
+    /// What the sink did with one delivery.
+    enum Outcome: Sendable {
+        case success(took: Duration)
+        case failure(SinkError)
+    }
+
+    /// The outcome to write.
+    enum Record: Sendable, Equatable {
+        case success(took: Duration)
+        case retry(at: Date, error: String)
+        /// `expired`: retry.maxAge has passed; otherwise the sink refused it for good.
+        case deadLetter(error: String, at: Date, expired: Bool)
+    }
+
+    enum Event: Sendable {
+        /// The start of a loop turn; `stopping`: a stop was asked for (or the task is cancelled).
+        case turn(stopping: Bool)
+        /// The store's answer to ``Action/claim(limit:)``.
+        case claimed([Delivery])
+        /// The store's answer to ``Action/findNextDue``: when the next claimable delivery is due.
+        case nextDue(Date?)
+        /// A claim or next-due read failed; `cancelled`: by cancellation, not the store.
+        case storeFailed(cancelled: Bool)
+        /// The sink returned or threw for this delivery.
+        case delivered(Int64, Outcome)
+        /// The outcome of this delivery is durable.
+        case recorded(Int64)
+        /// Writing this outcome failed; `failures` in a row so far.
+        case notRecorded(Delivery, Record, failures: Int)
+        /// A try was cancelled (shutdown): nothing recorded.
+        case abandoned(Int64)
+        /// The waiter returned (rung, or its time is up).
+        case woke
+        /// The shutdown grace period is over.
+        case graceOver
+    }
+
+    enum Action: Sendable, Equatable {
+        /// Claim up to `limit` due deliveries; feed ``Event/claimed(_:)`` or ``Event/storeFailed(cancelled:)``.
+        case claim(limit: Int)
+        /// Hand this delivery to the sink; feed ``Event/delivered(_:_:)`` or ``Event/abandoned(_:)``.
+        case start(Delivery)
+        /// Ask when the next claimable delivery is due; feed ``Event/nextDue(_:)`` or ``Event/storeFailed(cancelled:)``.
+        case findNextDue
+        /// Write an outcome, after `after` (a pause before writing again); feed ``Event/recorded(_:)``
+        /// or ``Event/notRecorded(_:_:failures:)``.
+        case record(Delivery, Record, failures: Int, after: Duration)
+        /// Start the waiter: it returns (``Event/woke``) when rung or after this long.
+        case startWaiter(Duration)
+        /// Wake the waiter now: something is due before it would wake.
+        case ringWaiter
+        /// Start the shutdown grace period (``Event/graceOver`` after this long).
+        case startGraceTimer(Duration)
+        /// Cancel every task: the grace period is over.
+        case cancelAll
+        /// Reading the queue failed `failures` times in a row (log it).
+        case reportReadFailure(failures: Int)
+        /// Outcomes are written again after failing (log it).
+        case reportOutcomesWritable
+        /// The grace period ended with `count` deliveries in flight (log it).
+        case reportAbandoned(count: Int)
+        /// Wait for the next task to finish and feed its event.
+        case awaitStep
+        /// The worker is done.
+        case finish
+    }
+
+    let concurrency: Int
+    let claimBatch: Int
+    let schedule: RetrySchedule
+    let shutdownGrace: Duration
+
+    /// Claimed, not started yet, oldest first.
+    private(set) var buffered: [Delivery] = []
+    private(set) var inFlight: [Int64: Delivery] = [:]
+    /// Delivered, outcome being written (still claimed).
+    private(set) var recording: Set<Int64> = []
+    /// Outcomes the store refused, being written again. While any wait, nothing new is claimed.
+    private(set) var unrecorded: Set<Int64> = []
+    private(set) var stopping = false
+    private var waiting = false
+    private var waiterDeadline = Date.distantPast
+    private var graceTimer = false
+    private var readFailures = 0
+    /// The wait this turn ends with, if it ends waiting.
+    private var wait: Duration = .seconds(30)
+    private var claimedNone = false
+
+    /// The longest wait: the queue is read again at least this often (another replica's retries
+    /// ring no doorbell here).
+    static let maximumWait: Duration = .seconds(30)
+    /// The wait when something is due but nothing could be claimed (another replica took it, or
+    /// this replica's lease lapsed until its next renewal).
+    static let contendedWait: Duration = .seconds(1)
+
+    init(concurrency: Int, claimBatch: Int, schedule: RetrySchedule, shutdownGrace: Duration) {
+        self.concurrency = max(1, concurrency)
+        self.claimBatch = max(1, claimBatch)
+        self.schedule = schedule
+        self.shutdownGrace = shutdownGrace
+    }
+
+    /// Feeds one event in; `now` is the wall clock's, `random` in 0..<1 the jitter of a retry.
+    mutating func handle(_ event: Event, now: Date, random: Double = 0.5) -> [Action] {
+        switch event {
+        case .turn(let stop):
+            stopping = stopping || stop
+            wait = Self.maximumWait
+            claimedNone = false
+            guard !stopping, inFlight.count < concurrency, unrecorded.isEmpty else { return endTurn(now: now) }
+            if buffered.isEmpty { return [.claim(limit: claimBatch)] }
+            return fill(now: now)
+
+        case .claimed(let deliveries):
+            buffered = deliveries
+            claimedNone = deliveries.isEmpty
+            return fill(now: now)
+
+        case .nextDue(let next):
+            if let next {
+                let due = next.timeIntervalSince(now)
+                wait = claimedNone && due <= 0 ? Self.contendedWait : .seconds(max(0.001, min(Self.maximumWait.seconds, due)))
+            }
+            readFailures = 0
+            return endTurn(now: now)
+
+        case .storeFailed(let cancelled):
+            // Cancelled (a service failed to start): the next turn sees it and stops.
+            if cancelled {
+                wait = .zero
+                return endTurn(now: now)
+            }
+            readFailures += 1
+            wait = .milliseconds(min(5_000, 100 << min(readFailures, 6)))
+            return [.reportReadFailure(failures: readFailures)] + endTurn(now: now)
+
+        case .delivered(let id, let outcome):
+            guard let delivery = inFlight.removeValue(forKey: id) else { return [] }
+            // The slot is free for the next delivery while this outcome is written: a single-lane
+            // sink is not held to one write per event. (A crash before the write lands means one
+            // more delivery of this event: at-least-once.)
+            recording.insert(id)
+            return [.record(delivery, decide(outcome, for: delivery, now: now, random: random), failures: 0, after: .zero)]
+
+        case .recorded(let id):
+            recording.remove(id)
+            if unrecorded.remove(id) != nil, unrecorded.isEmpty { return [.reportOutcomesWritable] }
+            return []
+
+        case .notRecorded(let delivery, let record, let failures):
+            // At a stop the outcome is given up: the claim is released with the replica and the
+            // delivery tried again (at-least-once).
+            if stopping {
+                recording.remove(delivery.id)
+                unrecorded.remove(delivery.id)
+                return []
+            }
+            unrecorded.insert(delivery.id)
+            return [.record(delivery, record, failures: failures, after: .milliseconds(min(2_000, 100 << min(failures - 1, 5))))]
+
+        case .abandoned(let id):
+            inFlight.removeValue(forKey: id)
+            return []
+
+        case .woke:
+            waiting = false
+            return []
+
+        case .graceOver:
+            return [.reportAbandoned(count: inFlight.count), .cancelAll]
+        }
+    }
+
+    /// What to write for `outcome`.
+    func decide(_ outcome: Outcome, for delivery: Delivery, now: Date, random: Double) -> Record {
+        switch outcome {
+        case .success(let took):
+            return .success(took: took)
+        case .failure(let error):
+            switch error.disposition {
+            case .permanent:
+                return .deadLetter(error: error.message, at: now, expired: false)
+            case .retry(let retryAfter):
+                switch schedule.decide(
+                    attempts: delivery.attempts + 1, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: random)
+                {
+                case .retry(let at): return .retry(at: at, error: error.message)
+                case .deadLetter: return .deadLetter(error: error.message, at: now, expired: true)
+                }
+            }
+        }
+    }
+
+    /// Starts claimed deliveries while slots are free; asks for the next due date when slots stay free.
+    private mutating func fill(now: Date) -> [Action] {
+        var actions: [Action] = []
+        while inFlight.count < concurrency, !buffered.isEmpty {
+            let delivery = buffered.removeFirst()
+            inFlight[delivery.id] = delivery
+            actions.append(.start(delivery))
+        }
+        if inFlight.count < concurrency, buffered.isEmpty { return actions + [.findNextDue] }
+        readFailures = 0
+        return actions + endTurn(now: now)
+    }
+
+    /// How the turn ends: done, the grace timer, the waiter, or only waiting for the next step.
+    private mutating func endTurn(now: Date) -> [Action] {
+        if stopping {
+            if inFlight.isEmpty && recording.isEmpty { return [.finish] }
+            if graceTimer { return [.awaitStep] }
+            graceTimer = true
+            return [.startGraceTimer(shutdownGrace), .awaitStep]
+        }
+        if !waiting {
+            waiting = true
+            waiterDeadline = now.addingTimeInterval(wait.seconds)
+            return [.startWaiter(wait), .awaitStep]
+        }
+        if now.addingTimeInterval(wait.seconds) < waiterDeadline.addingTimeInterval(-0.001) {
+            // Something is due sooner than the waiter will wake (a retry just got scheduled): wake
+            // it now so the next one waits the right time.
+            return [.ringWaiter, .awaitStep]
+        }
+        return [.awaitStep]
+    }
+}

@@ -1,0 +1,157 @@
+public import BridgeCore
+import Foundation
+public import Logging
+import PostgresNIO
+
+/// Leadership among the replicas that share one PostgreSQL database: a session-level advisory
+/// lock (`pg_try_advisory_lock`) held on a connection of its own, outside the store's pool.
+///
+/// The server releases the lock the moment that session ends: a leader killed with `kill -9`
+/// (its socket closes), a leader whose connection is cut (the server's TCP keepalives, set to
+/// about 25 s on this session, notice it), a server restart. The leader notices on its side by
+/// probing the session every `probeInterval` and stops leading when a probe fails or takes longer
+/// than `probeTimeout`: then its connection is closed, so it can never go on leading while another
+/// replica holds the lock. Followers try again every `retryInterval`.
+public final class LeaderLock: Sendable {
+    /// The advisory lock key of the leader election ("graphbrL"; the schema migrations use another).
+    public static let key: Int64 = 0x6772_6170_6862_724C
+
+    public let location: PostgresLocation
+    let retryInterval: Duration
+    let probeInterval: Duration
+    let probeTimeout: Duration
+    let logger: Logger
+
+    public init(
+        location: PostgresLocation, retryInterval: Duration = .seconds(5), probeInterval: Duration = .seconds(3),
+        probeTimeout: Duration = .seconds(10), logger: Logger
+    ) {
+        self.location = location
+        self.retryInterval = retryInterval
+        self.probeInterval = probeInterval
+        self.probeTimeout = probeTimeout
+        self.logger = logger
+    }
+
+    /// Until cancelled: waits to hold the lock, runs `lead` while holding it, and cancels `lead`
+    /// as soon as the lock's session is lost (then tries again). `lead` is also cancelled, and the
+    /// lock released, when this task is cancelled. `changed` is told each change of role (true:
+    /// leading) before `lead` starts and after it has ended.
+    public func run(changed: @escaping @Sendable (Bool) -> Void = { _ in }, lead: @escaping @Sendable () async -> Void) async {
+        var lastFailure: String?
+        while !Task.isCancelled {
+            do {
+                if let connection = try await acquire() {
+                    lastFailure = nil
+                    logger.notice("this replica is the leader: it manages the subscriptions", metadata: ["bridge.lock_key": "\(Self.key)"])
+                    changed(true)
+                    await hold(connection, while: lead)
+                    changed(false)
+                    try? await connection.close()
+                    if !Task.isCancelled {
+                        logger.warning("this replica lost the leader lock's connection: it stopped managing subscriptions and tries to lead again")
+                    }
+                }
+            } catch  where Task.isCancelled {
+                return
+            } catch {
+                // Said once per outage: a follower retries every few seconds.
+                let text = "\(error)"
+                if text != lastFailure {
+                    logger.warning("cannot reach PostgreSQL to ask for the leader lock; trying again", metadata: ["error": "\(text)"])
+                    lastFailure = text
+                }
+            }
+            try? await Task.sleep(for: retryInterval)
+        }
+    }
+
+    /// One attempt: a new session that asks for the lock. The session when it holds the lock, nil
+    /// when another replica does (the session is closed).
+    func acquire() async throws -> PostgresConnection? {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: Self.configuration(location), id: 1, logger: logger)
+        } catch let error as PSQLError {
+            throw PostgresStoreError(error, location: location)
+        }
+        do {
+            var held = false
+            for try await value in try await connection.query("SELECT pg_try_advisory_lock(\(Self.key))", logger: logger).decode(Bool.self) {
+                held = value
+            }
+            guard held else {
+                try? await connection.close()
+                return nil
+            }
+            // Unix sockets ignore these; over TCP the server drops a vanished leader's session (and its lock) in about 25 s.
+            for setting in [
+                "tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5", "tcp_keepalives_count = 3", "application_name = 'graph-bridge leader'",
+            ] {
+                _ = try? await connection.query(PostgresQuery(unsafeSQL: "SET " + setting), logger: logger)
+            }
+            return connection
+        } catch {
+            try? await connection.close()
+            if let error = error as? PSQLError { throw PostgresStoreError(error, location: location) }
+            throw error
+        }
+    }
+
+    /// Runs `lead` until it returns, this task is cancelled, or the session is lost.
+    func hold(_ connection: PostgresConnection, while lead: @escaping @Sendable () async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await lead() }
+            group.addTask { await self.watch(connection) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns when the session is closed, a probe fails or takes too long (the connection is then
+    /// closed), or the task is cancelled.
+    func watch(_ connection: PostgresConnection) async {
+        let tick = min(probeInterval, .milliseconds(500))
+        var sinceProbe = Duration.zero
+        while !Task.isCancelled {
+            if connection.isClosed { return }
+            if sinceProbe >= probeInterval {
+                sinceProbe = .zero
+                guard await probe(connection) else { return }
+            }
+            try? await Task.sleep(for: tick)
+            sinceProbe += tick
+        }
+    }
+
+    /// `SELECT 1` on the session, bounded by `probeTimeout`; a failed or late probe closes the connection.
+    private func probe(_ connection: PostgresConnection) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await connection.query("SELECT 1", logger: self.logger).collect()) != nil }
+            group.addTask {
+                try? await Task.sleep(for: self.probeTimeout)
+                return false
+            }
+            let alive = await group.next() ?? false
+            group.cancelAll()
+            // Closing also ends a query still waiting for an answer, so the group can finish.
+            if !alive { try? await connection.close() }
+            return alive
+        }
+    }
+
+    /// The connection settings of a single session to `location` (TLS as `sslmode` says).
+    static func configuration(_ location: PostgresLocation) throws -> PostgresConnection.Configuration {
+        var configuration =
+            if let socket = location.socketPath {
+                PostgresConnection.Configuration(
+                    unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
+            } else {
+                PostgresConnection.Configuration(
+                    host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,
+                    tls: try PostgresStateStore.connectionTLS(location))
+            }
+        configuration.options.connectTimeout = .seconds(10)
+        return configuration
+    }
+}

@@ -1,0 +1,107 @@
+import BridgeCore
+import Foundation
+import Logging
+import PostgresStore
+import Synchronization
+import TestSupport
+import Testing
+
+/// The leader election of replicas on PostgreSQL, against a real server: one holder at a time,
+/// and a leader whose session is cut stops leading at once while another takes over.
+@Suite("leader lock on PostgreSQL", .machine(.processes))
+struct LeaderLockTests {
+    /// Who leads, as the locks report it.
+    final class Roles: Sendable {
+        let state = Mutex<[String: Bool]>([:])
+        let leads = Mutex<[String]>([])
+
+        func changed(_ name: String, _ leading: Bool) {
+            state.withLock { $0[name] = leading }
+            if leading { leads.withLock { $0.append(name) } }
+        }
+
+        var leaders: [String] { state.withLock { $0.filter(\.value).map(\.key).sorted() } }
+        var history: [String] { leads.withLock { $0 } }
+    }
+
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func location(_ server: PostgresServer, database: String) throws -> PostgresLocation {
+        try PostgresLocation.parse(server.url(database: database))
+    }
+
+    /// Polls `condition` every 20 ms for up to `timeout`.
+    static func eventually(timeout: Duration = .seconds(15), _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try condition()
+    }
+
+    @Test("two replicas: one leads; when its session is terminated it stops leading and the other takes over")
+    func takeover() async throws {
+        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try server.createDatabase()
+        let location = try Self.location(server, database: database)
+        let roles = Roles()
+        let logger = Self.quiet
+        var tasks: [Task<Void, Never>] = []
+        for name in ["a", "b"] {
+            let lock = LeaderLock(
+                location: location, retryInterval: .milliseconds(100), probeInterval: .milliseconds(100), probeTimeout: .seconds(2), logger: logger)
+            tasks.append(
+                Task {
+                    await lock.run(changed: { roles.changed(name, $0) }) {
+                        // The work of a leader: runs until cancelled.
+                        while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+                    }
+                })
+        }
+        defer { for task in tasks { task.cancel() } }
+        #expect(try await Self.eventually { roles.leaders.count == 1 })
+        let first = try #require(roles.leaders.first)
+        #expect(try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "1")
+
+        // The leader's session is cut by the server: it stops leading, and the other one leads.
+        _ = try server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        #expect(try await Self.eventually { roles.leaders.count == 1 && roles.leaders.first != first })
+        #expect(roles.history.count == 2, "\(roles.history)")
+        #expect(roles.leaders.count <= 1)
+
+        // Cancelled: the leader stops leading and its lock is released.
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        #expect(roles.leaders.isEmpty)
+        #expect(
+            try await Self.eventually {
+                try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "0"
+            })
+    }
+
+    @Test("a leader whose server goes away stops leading at once; it leads again when the server is back")
+    func serverRestart() async throws {
+        guard let server = try PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        defer { server.remove() }
+        let database = try server.createDatabase()
+        let roles = Roles()
+        let lock = LeaderLock(
+            location: try Self.location(server, database: database), retryInterval: .milliseconds(100), probeInterval: .milliseconds(100),
+            probeTimeout: .seconds(2), logger: Self.quiet)
+        let task = Task {
+            await lock.run(changed: { roles.changed("a", $0) }) {
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+            }
+        }
+        defer { task.cancel() }
+        #expect(try await Self.eventually { roles.leaders == ["a"] })
+        try server.stop()
+        #expect(try await Self.eventually(timeout: .seconds(5)) { roles.leaders.isEmpty })
+        try server.start()
+        #expect(try await Self.eventually(timeout: .seconds(30)) { roles.leaders == ["a"] })
+        #expect(roles.history == ["a", "a"])
+        task.cancel()
+        await task.value
+    }
+}
