@@ -92,7 +92,7 @@ struct BridgeGeneration: Sendable {
         }
         let manages = !managed.isEmpty || !storedManaged.isEmpty
         if manages || !fetching.isEmpty, let graphSettings = configuration.graph {
-            let graph = try GraphSetup.client(settings: graphSettings, store: store, http: httpClient, logger: logger)
+            let graph = try GraphSetup.client(settings: graphSettings, store: store, http: httpClient, signIn: runtime.signIn, logger: logger)
             if manages {
                 let publicURL: @Sendable (Int) -> String
                 if let override = options.publicURL {

@@ -94,7 +94,7 @@ public enum BridgeRunner {
                 admin: .init(host: settings.admin.host, port: settings.admin.port, token: settings.admin.token)
             ),
             intake: runtime.intake,
-            health: StoreHealth(store: store, intake: runtime.intake, current: runtime.current),
+            health: StoreHealth(store: store, intake: runtime.intake, current: runtime.current, signIn: runtime.signIn),
             metrics: registry,
             status: StoreStatus(store: store, current: runtime.current),
             events: .init(feed: runtime.activity, history: store),

@@ -38,6 +38,8 @@ final class BridgeRuntime: Sendable {
     /// What the status page and `/events` show live: routing, delivery outcomes, subscription
     /// changes. One for the process: a reload's new engine and manager report to it too.
     let activity = ActivityFeed()
+    /// How the last sign-in to Graph went (`/readyz`), whichever generation's client signed in.
+    let signIn = SignInStatus()
     /// The sinks' own services (exec plugins), kept across reloads while their sink is unchanged.
     let sinkServices: SinkServiceHost
     let intake: NotificationIntake

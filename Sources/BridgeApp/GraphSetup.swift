@@ -29,7 +29,8 @@ enum GraphSetup {
     /// Delegated sign-in asks for Graph's default scope and a refresh token.
     static func delegatedScopes(_ endpoints: GraphEndpoints) -> String { "offline_access \(endpoints.defaultScope)" }
 
-    static func client(settings: GraphSettings, store: any SubscriptionStore, http: CurlClient, logger: Logger) throws -> GraphClient {
+    /// `signIn`, when given, hears how each sign-in went (`/readyz`).
+    static func client(settings: GraphSettings, store: any SubscriptionStore, http: CurlClient, signIn: SignInStatus? = nil, logger: Logger) throws -> GraphClient {
         let endpoints = endpoints(settings)
         let tokens: any AccessTokenProvider
         if let secret = settings.clientSecret {
@@ -48,6 +49,7 @@ enum GraphSetup {
                 storage: StoredRefreshToken(store: store), http: http, logger: logger
             )
         }
-        return GraphClient(endpoints: endpoints, tokens: tokens, http: http, logger: logger)
+        let reporting: any AccessTokenProvider = signIn.map { ReportingTokenProvider(base: tokens, status: $0) } ?? tokens
+        return GraphClient(endpoints: endpoints, tokens: reporting, http: http, logger: logger)
     }
 }

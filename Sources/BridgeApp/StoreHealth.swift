@@ -6,13 +6,15 @@ import Foundation
 /// The health and readiness endpoints' view of the running bridge.
 /// - `/healthz` (admin): the store answers, the last journal write worked, the subscription manager has started.
 /// - `/healthz` (public): notifications can be taken (the store answers and the last journal write worked).
-/// - `/readyz` (admin): the store takes a write, and every managed subscription has a Graph id
-///   confirmed by the subscription manager and has not expired.
+/// - `/readyz` (admin): the store takes a write, the last sign-in to Graph worked, and every
+///   managed subscription has a Graph id confirmed by the subscription manager and has not expired.
 struct StoreHealth: HealthCheck {
     let store: BridgeStateStore
     let intake: NotificationIntake
     /// The running generation: its subscription manager and managed subscriptions (a reload replaces them).
     let current: CurrentGeneration
+    /// The last sign-in to Graph: failing makes the bridge not ready (renewals will fail too).
+    var signIn: SignInStatus? = nil
 
     func problems() async -> [String: String] {
         var problems = await intakeProblems()
@@ -35,6 +37,9 @@ struct StoreHealth: HealthCheck {
         }
         if let failure = intake.lastJournalFailure {
             problems["journal"] = failure
+        }
+        if let failure = signIn?.lastFailure {
+            problems["signin"] = "signing in to Graph fails: \(failure)"
         }
         let managedNames = current.managedNames
         if let upkeep = current.upkeep, !upkeep.isReady {

@@ -161,7 +161,7 @@ struct ListenerEndToEndTests {
                 port: try closedLoopbackPort()))
         let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
         #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
-        #expect(try await eventuallyAsync { try await client.execute(HTTPRequest(url: admin + "/readyz")).status == 200 })
+        #expect(try await eventually { try await client.execute(HTTPRequest(url: admin + "/readyz")).status == 200 })
         #expect(try await client.execute(HTTPRequest(url: admin + "/readyz")).bodyText == #"{"status":"ready"}"#)
         #expect(try await client.execute(HTTPRequest(url: admin + "/healthz")).status == 200)
 
@@ -200,7 +200,7 @@ struct ListenerEndToEndTests {
         // Delivery metrics are recorded after the line is written: wait until they show.
         var text = ""
         #expect(
-            try await eventuallyAsync {
+            try await eventually {
                 text = try await client.execute(HTTPRequest(url: admin + "/metrics")).bodyText
                 return text.contains("graph_bridge_deliveries_total")
             })
@@ -225,14 +225,4 @@ struct ListenerEndToEndTests {
         bridge.signal(SIGTERM)
         #expect(await bridge.waitForExit() == 0)
     }
-}
-
-/// `eventually` for a condition that needs to await (an HTTP request).
-func eventuallyAsync(timeout: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    return try await condition()
 }

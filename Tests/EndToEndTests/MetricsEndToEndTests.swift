@@ -75,7 +75,7 @@ struct MetricsEndToEndTests {
             var text = ""
             /// Scrapes until `condition` holds (30 s at most); records a failure naming `what` otherwise.
             func scrape(_ what: String, _ condition: @escaping (String) -> Bool) async throws {
-                let held = try await eventuallyAsync(timeout: .seconds(30)) {
+                let held = try await eventually(timeout: .seconds(30)) {
                     text = try await client.execute(HTTPRequest(url: admin + "/metrics")).bodyText
                     return condition(text)
                 }

@@ -181,7 +181,7 @@ struct SinkFaultTests {
         // (The slow receiver answers 250 ms after it recorded a request: its last outcomes land then.)
         let adminPort = try await bridge.adminPort()
         var queued: [String: String] = [:]
-        _ = try await eventuallyAsync(timeout: .seconds(5)) {
+        _ = try await eventually(timeout: .seconds(5)) {
             let status = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(adminPort)/status.json"))
             let sinks = try #require((try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["sinks"] as? [[String: Any]])
             queued = Dictionary(uniqueKeysWithValues: sinks.map { ($0["name"] as? String ?? "", "\($0["queued"] ?? "")/\($0["deadLetters"] ?? "")") })
