@@ -64,7 +64,7 @@ final class BridgeRuntime: Sendable {
         backlog = Backlog(limit: started.state.maxQueuedDeliveries)
         intake = NotificationIntake(
             directory: directory, store: opened.store, doorbell: journalDoorbell, lifecycleObserver: current, backlog: backlog, load: listenerLoad,
-            replica: replica, logger: logger)
+            replica: replica, directoryRefresher: current, logger: logger)
     }
 
     /// Locks and opens the state store `state:` names, and builds what outlives a reload.

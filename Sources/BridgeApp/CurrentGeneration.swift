@@ -10,9 +10,10 @@ import Synchronization
 /// Between two generations (a reload stopped the old one and has not started the new one) lifecycle
 /// events are held and given to the next manager, so a `reauthorizationRequired` that Graph sends
 /// during a reload is still acted on. (The events themselves are journaled and routed either way.)
-final class CurrentGeneration: LifecycleObserver {
+final class CurrentGeneration: LifecycleObserver, DirectoryRefresher {
     private struct State {
         var lifecycleObserver: (any LifecycleObserver)?
+        var sync: DirectorySync?
         var upkeep: (any UpkeepReadiness)?
         var managedNames: [String] = []
         var sinkNames: [String] = []
@@ -35,6 +36,7 @@ final class CurrentGeneration: LifecycleObserver {
     func install(_ generation: BridgeGeneration) async {
         let held = state.withLock { state -> [BridgeEvent] in
             state.lifecycleObserver = generation.replicas.lifecycleObserver
+            state.sync = generation.replicas.sync
             state.upkeep = generation.replicas.upkeep
             state.managedNames = generation.managedNames
             state.sinkNames = generation.configuration.sinks.map(\.name)
@@ -59,5 +61,10 @@ final class CurrentGeneration: LifecycleObserver {
             return state.lifecycleObserver
         }
         await observer?.lifecycleEventsJournaled(events)
+    }
+
+    /// On PostgreSQL, the running generation's directory reads the shared records now; elsewhere nothing.
+    func refreshDirectory() async {
+        await state.withLock { $0.sync }?.refreshNow()
     }
 }

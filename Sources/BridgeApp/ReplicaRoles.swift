@@ -28,27 +28,31 @@ struct ReplicaRoles {
     let upkeep: (any UpkeepReadiness)?
     /// The services that replace the manager's in the service group.
     let services: [any Service]
+    /// On PostgreSQL: the directory's reader of the shared records (the intake asks it before
+    /// dropping a notification for an id it does not know yet).
+    let sync: DirectorySync?
 
     init(store: any SubscriptionStore, manager: SubscriptionManager?, directory: SubscriptionDirectory, managedNames: Set<String>, logger: Logger) {
         guard let manager else {
-            self.init(lifecycleObserver: nil, upkeep: nil, services: [])
+            self.init(lifecycleObserver: nil, upkeep: nil, services: [], sync: nil)
             return
         }
         guard let postgres = store as? PostgresStateStore else {
-            self.init(lifecycleObserver: manager, upkeep: manager, services: [manager])
+            self.init(lifecycleObserver: manager, upkeep: manager, services: [manager], sync: nil)
             return
         }
         let sync = DirectorySync(store: store, directory: directory, managedNames: managedNames, logger: logger)
         let leadership = LeadershipService(
             lock: LeaderLock(location: postgres.location, logger: logger), manager: manager, sync: sync,
             relay: LifecycleRelay(store: postgres, observer: manager, logger: logger))
-        self.init(lifecycleObserver: nil, upkeep: leadership, services: [sync, leadership])
+        self.init(lifecycleObserver: nil, upkeep: leadership, services: [sync, leadership], sync: sync)
     }
 
-    private init(lifecycleObserver: (any LifecycleObserver)?, upkeep: (any UpkeepReadiness)?, services: [any Service]) {
+    private init(lifecycleObserver: (any LifecycleObserver)?, upkeep: (any UpkeepReadiness)?, services: [any Service], sync: DirectorySync?) {
         self.lifecycleObserver = lifecycleObserver
         self.upkeep = upkeep
         self.services = services
+        self.sync = sync
     }
 }
 
@@ -113,6 +117,26 @@ final class DirectorySync: Service {
 
     /// Whether the records have been read once.
     var hasRead: Bool { read.withLock { $0 } }
+
+    /// The last on-demand read (``refreshNow()``).
+    private let lastOnDemand = Mutex<ContinuousClock.Instant?>(nil)
+    /// At most one on-demand read this often: ids nobody knows cannot make a replica read the
+    /// store faster than this (the periodic read goes on regardless).
+    let onDemandInterval: Duration = .milliseconds(250)
+
+    /// Reads the records now (a notification for an id this replica does not know yet: the leader
+    /// may have created it since the last read), unless an on-demand read ran within
+    /// ``onDemandInterval``. Admits and expects; drops nothing (the periodic read does).
+    func refreshNow() async {
+        let due = lastOnDemand.withLock { last -> Bool in
+            let now = ContinuousClock.now
+            if let last, now - last < onDemandInterval { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        _ = try? await syncOnce(admitted: [])
+    }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {

@@ -2,6 +2,7 @@ import BridgeCore
 import BridgeStore
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import BridgeApp
@@ -49,5 +50,34 @@ struct DirectorySyncTests {
         #expect(directory.entry(forSubscriptionID: "b")?.clientState == "second")
         #expect(directory.entry(forSubscriptionID: "F")?.name == "feed", "receive-only entries stay as configured")
         #expect(admitted == ["b"])
+    }
+
+    struct Refresher: DirectoryRefresher {
+        let sync: DirectorySync
+        func refreshDirectory() async { await sync.refreshNow() }
+    }
+
+    @Test("a notification for a subscription another replica created since the last read is accepted at once: the intake reads the records before dropping it")
+    func unknownIdReadsTheRecords() async throws {
+        let folder = TemporaryDirectory(prefix: "directory-sync")
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let store = try SQLiteStateStore(path: folder.file("state.sqlite"), logger: logger)
+        let directory = SubscriptionDirectory([])
+        let sync = DirectorySync(store: store, directory: directory, managedNames: ["inbox"], logger: logger)
+        let intake = NotificationIntake(directory: directory, store: store, doorbell: Doorbell(), directoryRefresher: Refresher(sync: sync), logger: logger)
+        func post(_ id: String, _ clientState: String) async -> NotificationIntake.Outcome {
+            let body = #"{"value":[{"subscriptionId":"\#(id)","clientState":"\#(clientState)","changeType":"created","resource":"Users/1/Messages/\#(id)"}]}"#
+            return await intake.receive(body: Array(body.utf8), endpoint: .notifications)
+        }
+        // Created by the leader after this replica's last periodic read.
+        try await store.saveSubscription(Self.record("inbox", id: "N1", clientState: "s1"))
+        let first = await post("N1", "s1")
+        #expect(first.status == 202 && first.unknownSubscription == 0, "accepted without waiting for the next periodic read")
+        #expect(try await store.unroutedCount() == 1)
+        #expect(directory.entry(forSubscriptionID: "N1")?.name == "inbox")
+
+        // An id nobody knows is still dropped after the read.
+        let unknown = await post("nobody", "x")
+        #expect(unknown.unknownSubscription == 1)
     }
 }

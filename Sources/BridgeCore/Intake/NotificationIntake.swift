@@ -36,6 +36,8 @@ public final class NotificationIntake: Sendable {
     let store: any StateStore
     let doorbell: Doorbell
     let lifecycleObserver: (any LifecycleObserver)?
+    /// Asked once per request before an item for an unknown subscription is dropped (replicas).
+    let directoryRefresher: (any DirectoryRefresher)?
     let backlog: Backlog
     let load: ListenerLoad?
     /// Stamped on every journaled event: this replica's dispatcher routes it.
@@ -57,8 +59,8 @@ public final class NotificationIntake: Sendable {
 
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
-        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, replica: ReplicaID? = nil, logger: Logger,
-        logLimiter: LogRateLimiter = LogRateLimiter()
+        backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, replica: ReplicaID? = nil,
+        directoryRefresher: (any DirectoryRefresher)? = nil, logger: Logger, logLimiter: LogRateLimiter = LogRateLimiter()
     ) {
         self.replica = replica
         self.logLimiter = logLimiter
@@ -67,6 +69,7 @@ public final class NotificationIntake: Sendable {
         self.store = store
         self.doorbell = doorbell
         self.lifecycleObserver = lifecycleObserver
+        self.directoryRefresher = directoryRefresher
         self.backlog = backlog
         self.logger = logger
     }
@@ -96,13 +99,20 @@ public final class NotificationIntake: Sendable {
         // For the one summary line: a sample of what was dropped (never a clientState).
         var unknownSample: String?
         var wrongStateSample: String?
+        var refreshed = false
         for item in collection.items {
             guard let item else {
                 outcome.invalid += 1
                 count("unknown", "invalid")
                 continue
             }
-            let check = Self.check(item, in: directory)
+            var check = Self.check(item, in: directory)
+            if check.subscription == nil, !refreshed, let directoryRefresher {
+                // Another replica may have created it a moment ago: read the shared records once.
+                refreshed = true
+                await directoryRefresher.refreshDirectory()
+                check = Self.check(item, in: directory)
+            }
             guard let subscription = check.subscription else {
                 outcome.unknownSubscription += 1
                 count("unknown", "unknown_subscription")

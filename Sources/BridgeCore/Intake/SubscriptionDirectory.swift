@@ -79,3 +79,10 @@ public final class SubscriptionDirectory: Sendable {
         state.withLock { Array($0.byID.values) }.sorted { $0.name < $1.name }
     }
 }
+
+/// Reads the shared subscription records into the directory now (replicas on one store: a
+/// subscription another replica just created). The intake asks before it drops a notification for
+/// an id it does not know; an implementation bounds how often that reads the store.
+public protocol DirectoryRefresher: Sendable {
+    func refreshDirectory() async
+}
