@@ -15,13 +15,7 @@ struct MetricsEndToEndTests {
         .appendingPathComponent("Support/plugins/test-plugin.py").path
 
     static func config(simulator: GraphSimulator, port: Int, closed: Int) -> String {
-        """
-        graph:
-          tenant: \(simulator.tenantID)
-          clientId: \(simulator.configuration.clientID)
-          clientSecret: \(simulator.configuration.clientSecret ?? "")
-          authorityUrl: \(simulator.authorityURL)
-          baseUrl: \(simulator.graphBaseURL)
+        simulator.graphSection + """
         server:
           listen: 127.0.0.1:\(port)
           publicUrl: http://127.0.0.1:\(port)
@@ -62,7 +56,7 @@ struct MetricsEndToEndTests {
     @Test(
         "each SPEC section 11 metric moves with its traffic; the expiry gauge is removed when Graph removes the subscription and comes back with it")
     func everyMetric() async throws {
-        try await Self.withSimulator { simulator in
+        try await withInProcessSimulator { simulator in
             let directory = TemporaryDirectory()
             let port = try closedLoopbackPort()
             // The first create is refused: an upkeep failure; the retry two seconds later creates it.
@@ -191,21 +185,4 @@ struct MetricsEndToEndTests {
     }
 
     /// The Graph simulator on loopback for one test; stopped gracefully at the end.
-    static func withSimulator(_ body: (GraphSimulator) async throws -> Void) async throws {
-        let quiet = Logger(label: "simulator", factory: { _ in SwiftLogNoOpLogHandler() })
-        let simulator = try GraphSimulator(configuration: .init(), logger: quiet)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: simulator)], logger: quiet))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            _ = try await simulator.waitUntilReady()
-            do {
-                try await body(simulator)
-            } catch {
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
-    }
 }

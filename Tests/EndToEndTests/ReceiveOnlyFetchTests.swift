@@ -10,19 +10,13 @@ import Testing
 struct ReceiveOnlyFetchTests {
     @Test("a receive-only subscription with fetch: and graph: gets the item's fields as data; an item outside its resource is routed without")
     func fetched() async throws {
-        try await MetricsEndToEndTests.withSimulator { simulator in
+        try await withInProcessSimulator { simulator in
             let directory = TemporaryDirectory()
             let mail = try simulator.createMessage(MessageContent(subject: "made elsewhere, read here"), in: "alice@contoso.com").message
             let other = try simulator.createMessage(MessageContent(subject: "bob's, not this feed's"), in: "bob@contoso.com").message
             directory.write(
                 "bridge.yaml",
-                """
-                graph:
-                  tenant: \(simulator.tenantID)
-                  clientId: \(simulator.configuration.clientID)
-                  clientSecret: \(simulator.configuration.clientSecret ?? "")
-                  authorityUrl: \(simulator.authorityURL)
-                  baseUrl: \(simulator.graphBaseURL)
+                simulator.graphSection + """
                 server:
                   listen: 127.0.0.1:0
                   admin: { listen: 127.0.0.1:0 }

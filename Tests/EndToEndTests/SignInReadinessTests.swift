@@ -1,8 +1,6 @@
 import CurlKit
 import Foundation
 import GraphSimulator
-import Logging
-import ServiceLifecycle
 import TestSupport
 import Testing
 
@@ -11,26 +9,13 @@ import Testing
 struct SignInReadinessTests {
     @Test("/readyz is 503 naming signin while Graph's token endpoint refuses the bridge, and 200 again once it signs in")
     func signInFailing() async throws {
-        let quiet = Logger(label: "simulator", factory: { _ in SwiftLogNoOpLogHandler() })
-        var configuration = GraphSimulator.Configuration()
         // Tokens shorter-lived than the bridge's 60 s renewal margin: every Graph call signs in again.
-        configuration.accessTokenLifetime = .seconds(30)
-        let simulator = try GraphSimulator(configuration: configuration, logger: quiet)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: simulator)], logger: quiet))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            _ = try await simulator.waitUntilReady()
+        try await withInProcessSimulator({ $0.accessTokenLifetime = .seconds(30) }) { simulator in
             let directory = TemporaryDirectory()
             let port = try closedLoopbackPort()
             directory.write(
                 "bridge.yaml",
-                """
-                graph:
-                  tenant: \(simulator.tenantID)
-                  clientId: \(simulator.configuration.clientID)
-                  clientSecret: \(simulator.configuration.clientSecret ?? "")
-                  authorityUrl: \(simulator.authorityURL)
-                  baseUrl: \(simulator.graphBaseURL)
+                simulator.graphSection + """
                 server:
                   listen: 127.0.0.1:\(port)
                   publicUrl: http://127.0.0.1:\(port)
@@ -72,8 +57,6 @@ struct SignInReadinessTests {
             await client.shutdown()
             bridge.signal(SIGTERM)
             #expect(await bridge.waitForExit() == 0)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
     }
 }
