@@ -226,11 +226,14 @@ struct SubscriptionTests {
         try await Harness.withSimulator { live in
             let token = try await live.appToken()
             let id = try await live.createSubscription(token: token, live.subscriptionBody(expiresIn: 3))
-            let expiry = try #require(live.simulator.subscription(id: id)?.expirationDateTime, "expired before the create returned")
-            let status = try await live.call("GET", "/subscriptions/\(id)", token: token).status
-            // Found while it lasts (a machine slow enough to answer after the expiry proves nothing here).
-            if Date() < expiry { #expect(status == 200) }
-            try await Task.sleep(for: .seconds(max(0, expiry.timeIntervalSinceNow) + 0.1))  // the event is the clock itself
+            // A machine so busy that the create's handshake took the 3 s finds it gone already:
+            // that is the same fact, seen late.
+            if let expiry = live.simulator.subscription(id: id)?.expirationDateTime {
+                let status = try await live.call("GET", "/subscriptions/\(id)", token: token).status
+                // Found while it lasts (an answer after the expiry proves nothing here).
+                if Date() < expiry { #expect(status == 200) }
+                try await Task.sleep(for: .seconds(max(0, expiry.timeIntervalSinceNow) + 0.1))  // the event is the clock itself
+            }
             #expect(try await live.call("GET", "/subscriptions/\(id)", token: token).status == 404)
             #expect(live.simulator.subscriptions.isEmpty)
         }
