@@ -64,7 +64,10 @@ final class BridgeRuntime: Sendable {
         backlog = Backlog(limit: started.state.maxQueuedDeliveries)
         intake = NotificationIntake(
             directory: directory, store: opened.store, doorbell: journalDoorbell, lifecycleObserver: current, backlog: backlog, load: listenerLoad,
-            replica: replica, directoryRefresher: current, logger: logger)
+            replica: replica, directoryRefresher: current,
+            // PostgreSQL: a server it cannot reach would hold every request for as long as the
+            // connection attempts last; SQLite needs no deadline.
+            journalDeadline: started.state.url == nil ? nil : NotificationIntake.remoteStoreJournalDeadline, logger: logger)
     }
 
     /// Locks and opens the state store `state:` names, and builds what outlives a reload.

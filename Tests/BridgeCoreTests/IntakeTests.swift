@@ -13,12 +13,13 @@ struct IntakeTests {
         let store: SQLiteStateStore
         let intake: NotificationIntake
 
-        init(store override: (any StateStore)? = nil) throws {
+        init(store override: (any StateStore)? = nil, journalDeadline: Duration? = nil) throws {
             store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
             let subscriptions = SubscriptionDirectory([
                 SubscriptionEntry(name: "audit-feed", id: IntakeTests.subscriptionID, resource: "users/alice/messages", clientState: "secretClientValue")
             ])
-            intake = NotificationIntake(directory: subscriptions, store: override ?? store, doorbell: Doorbell(), logger: quietLogger)
+            intake = NotificationIntake(
+                directory: subscriptions, store: override ?? store, doorbell: Doorbell(), journalDeadline: journalDeadline, logger: quietLogger)
         }
     }
 
@@ -161,6 +162,16 @@ struct IntakeTests {
         #expect(fixture.intake.lastJournalFailure != nil)
     }
 
+    @Test("with a journal deadline (a remote store), a write that hangs is given up and answered 503; nothing is acknowledged")
+    func journalDeadline() async throws {
+        // The store would hang for an hour: only the deadline ends the request.
+        let fixture = try Fixture(store: FailingStore(hangs: true), journalDeadline: .milliseconds(100))
+        let outcome = await fixture.intake.receive(body: Self.body([Self.item()]), endpoint: .notifications)
+        #expect(outcome.status == 503)
+        #expect(outcome.accepted == 0)
+        #expect(fixture.intake.lastJournalFailure?.contains("did not take the write") == true)
+    }
+
     @Test("constant-time comparison gives the right answers")
     func constantTime() {
         #expect(constantTimeEquals(Array("secret".utf8), Array("secret".utf8)))
@@ -174,7 +185,12 @@ struct IntakeTests {
 /// A journal whose disk is gone: every write fails (the store-fault tests of the reliability suite use a real read-only file system).
 struct FailingStore: StateStore {
     struct DiskFull: Error {}
-    func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] { throw DiskFull() }
+    /// The journal waits (cancellably) instead of failing: a remote store that does not answer.
+    var hangs = false
+    func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] {
+        if hangs { try await Task.sleep(for: .seconds(3600)) }
+        throw DiskFull()
+    }
     func unroutedEvents(limit: Int) async throws -> [PendingEvent] { [] }
     func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] { [] }
     func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int { throw DiskFull() }

@@ -60,8 +60,10 @@ public final class NotificationIntake: Sendable {
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
         backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, replica: ReplicaID? = nil,
-        directoryRefresher: (any DirectoryRefresher)? = nil, logger: Logger, logLimiter: LogRateLimiter = LogRateLimiter()
+        directoryRefresher: (any DirectoryRefresher)? = nil, journalDeadline: Duration? = nil, logger: Logger,
+        logLimiter: LogRateLimiter = LogRateLimiter()
     ) {
+        self.journalDeadline = journalDeadline
         self.replica = replica
         self.logLimiter = logLimiter
         self.load = load
@@ -141,7 +143,11 @@ public final class NotificationIntake: Sendable {
 
         let outcomes: [JournalOutcome]
         do {
-            outcomes = try await Self.journal(entries, in: store, deadline: Self.journalDeadline)
+            if let journalDeadline {
+                outcomes = try await Self.journal(entries, in: store, deadline: journalDeadline)
+            } else {
+                outcomes = try await store.journal(entries)
+            }
         } catch {
             Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "journal_failed")]).increment()
             logger.error("could not journal notifications; answering 503 so Graph retries", metadata: ["error": "\(error)"])
@@ -179,7 +185,12 @@ public final class NotificationIntake: Sendable {
     /// How long a journal write may take before the answer is 503. Graph wants an answer well
     /// inside 3 s, and a store it cannot reach (PostgreSQL stopped) would otherwise hold every
     /// request for as long as its connection attempts last (a minute and more).
-    static let journalDeadline: Duration = .seconds(5)
+    public static let remoteStoreJournalDeadline: Duration = .seconds(5)
+
+    /// How long a journal write may take before the answer is 503; nil: as long as the store takes
+    /// (a local SQLite file: its writes do not wait on a network, and the 202 path spends no tasks
+    /// or timers on a deadline).
+    let journalDeadline: Duration?
 
     /// `store.journal(entries)`, given up after `deadline` (cancelled: a store waiting for a
     /// connection stops waiting). A write already under way may still commit after the 503: then
