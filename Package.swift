@@ -15,6 +15,7 @@ let package = Package(
         // For the fuzzing package in Fuzz/ (and anyone embedding the parsers).
         .library(name: "BridgeConfig", targets: ["BridgeConfig"]),
         .library(name: "BridgeCore", targets: ["BridgeCore"]),
+        .library(name: "BridgeSettings", targets: ["BridgeSettings"]),
         // For the end-to-end tests only: LD_PRELOAD'ed into the real binary to make the state folder
         // unwritable on cue (Tests/FaultInjection). A product so that `swift build` makes the .so.
         .library(name: "FaultInjection", type: .dynamic, targets: ["FaultInjection"]),
@@ -54,25 +55,47 @@ let package = Package(
         ),
 
         // MARK: Core modules
+        // The vocabulary of outgoing transfers (requests, responses, TLS, SMTP envelopes, errors) and
+        // the OutgoingTransport protocol. Plain Swift: no libcurl, no I/O.
         .target(
-            name: "CurlKit",
-            dependencies: ["CCurl"],
+            name: "Transport",
             swiftSettings: swiftSettings
         ),
+        // OutgoingTransport on libcurl's multi interface: the bridge's one HTTP(S) and SMTP client.
+        .target(
+            name: "CurlKit",
+            dependencies: ["CCurl", "Transport"],
+            swiftSettings: swiftSettings
+        ),
+        // bridge.yaml as positioned nodes, and a Decoder whose errors say FILE:LINE:COL.
         .target(
             name: "BridgeConfig",
             dependencies: ["CYAML"],
             swiftSettings: swiftSettings
         ),
+        // What a sink plugin sees: the event, its JSON, Sink/SinkContext/SinkError, the transport
+        // protocol and the config decoder. Every Sources/Sinks/* target builds on this alone.
+        .target(
+            name: "SinkAPI",
+            dependencies: ["Transport", "BridgeConfig", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Intake, routing, the delivery engine (dispatcher, workers, retry) and the store protocols.
         .target(
             name: "BridgeCore",
             dependencies: [
-                "BridgeConfig",
-                "CurlKit",
+                "SinkAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The bridge.yaml schema: sections, settings, routes, sink declarations, checks. Built on
+        // BridgeConfig's decoder; hands the engine plain values (Route, RetryPolicy, ConfiguredSink).
+        .target(
+            name: "BridgeSettings",
+            dependencies: ["BridgeConfig", "BridgeCore"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -90,6 +113,7 @@ let package = Package(
             name: "BridgeGraph",
             dependencies: [
                 "BridgeCore",
+                "BridgeSettings",
                 "GraphClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -124,6 +148,7 @@ let package = Package(
             name: "PostgresStore",
             dependencies: [
                 "BridgeCore",
+                "BridgeSettings",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -157,20 +182,20 @@ let package = Package(
 
         .target(
             name: "BridgeTemplates",
-            dependencies: ["BridgeCore", "BridgeConfig", .product(name: "Mustache", package: "swift-mustache")],
+            dependencies: ["SinkAPI", .product(name: "Mustache", package: "swift-mustache")],
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Sink plugins: one target each, depending only on the core's plugin API
+        // MARK: Sink plugins: one target each, depending only on the sink API (and templates)
         .target(
             name: "StdoutSink",
-            dependencies: ["BridgeCore"],
+            dependencies: ["SinkAPI"],
             path: "Sources/Sinks/Stdout",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "FileSink",
-            dependencies: ["BridgeCore"],
+            dependencies: ["SinkAPI"],
             path: "Sources/Sinks/File",
             swiftSettings: swiftSettings
         ),
@@ -178,7 +203,7 @@ let package = Package(
         .target(
             name: "WebhookSink",
             dependencies: [
-                "BridgeCore", "BridgeConfig", "BridgeTemplates", "CurlKit",
+                "SinkAPI", "BridgeTemplates",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -188,7 +213,7 @@ let package = Package(
         .target(
             name: "SMTPSink",
             dependencies: [
-                "BridgeCore", "BridgeConfig", "BridgeTemplates", "CurlKit",
+                "SinkAPI", "BridgeTemplates",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Sinks/SMTP",
@@ -198,7 +223,7 @@ let package = Package(
         .target(
             name: "ExecSink",
             dependencies: [
-                "BridgeCore", "BridgeConfig",
+                "SinkAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -213,6 +238,7 @@ let package = Package(
             dependencies: [
                 "BridgeConfig",
                 "BridgeCore",
+                "BridgeSettings",
                 "BridgeStore",
                 "PostgresStore",
                 "BridgeServer",
@@ -240,6 +266,7 @@ let package = Package(
                 "BridgeApp",
                 "BridgeConfig",
                 "BridgeCore",
+                "BridgeSettings",
                 "BridgeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -279,16 +306,22 @@ let package = Package(
         // C, never linked into anything: the end-to-end tests preload it into the child bridge.
         .target(name: "FaultInjection", path: "Tests/FaultInjection", linkerSettings: [.linkedLibrary("dl")]),
         .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "SinkAPITests", dependencies: ["SinkAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", "BridgeConfig", "BridgeStore", "TestSupport"],
+            dependencies: ["BridgeCore", "BridgeStore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BridgeSettingsTests",
+            dependencies: ["BridgeSettings", "BridgeCore", "BridgeConfig", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         // One store contract, run against every StateStore implementation (StoreKind).
         .testTarget(
             name: "StoreContractTests",
             dependencies: [
-                "BridgeCore", "BridgeStore", "InMemoryStore", "PostgresStore", "TestSupport",
+                "BridgeCore", "BridgeSettings", "BridgeStore", "InMemoryStore", "PostgresStore", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -305,20 +338,20 @@ let package = Package(
         .testTarget(
             name: "SinkTests",
             dependencies: [
-                "StdoutSink", "FileSink", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
+                "StdoutSink", "FileSink", "SinkAPI", "BridgeSettings", "BridgeCore", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BridgeTemplatesTests",
-            dependencies: ["BridgeTemplates", "BridgeCore", "BridgeConfig"],
+            dependencies: ["BridgeTemplates", "SinkAPI"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WebhookSinkTests",
             dependencies: [
-                "WebhookSink", "BridgeTemplates", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
+                "WebhookSink", "BridgeTemplates", "SinkAPI", "BridgeSettings", "BridgeCore", "CurlKit", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
@@ -328,7 +361,7 @@ let package = Package(
         .testTarget(
             name: "SMTPSinkTests",
             dependencies: [
-                "SMTPSink", "BridgeTemplates", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
+                "SMTPSink", "BridgeTemplates", "SinkAPI", "BridgeSettings", "BridgeCore", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -336,7 +369,7 @@ let package = Package(
         .testTarget(
             name: "ExecSinkTests",
             dependencies: [
-                "ExecSink", "BridgeCore", "BridgeConfig", "CurlKit", "TestSupport",
+                "ExecSink", "SinkAPI", "BridgeSettings", "BridgeCore", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -358,7 +391,7 @@ let package = Package(
         .testTarget(
             name: "BridgeGraphTests",
             dependencies: [
-                "BridgeGraph", "GraphClient", "GraphSimulator", "BridgeCore", "BridgeStore", "BridgeServer", "CurlKit", "TestSupport",
+                "BridgeGraph", "GraphClient", "GraphSimulator", "BridgeCore", "BridgeSettings", "BridgeStore", "BridgeServer", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

@@ -34,6 +34,7 @@ let package = Package(
                 "CLibFuzzer",
                 .product(name: "BridgeConfig", package: bridge),
                 .product(name: "BridgeCore", package: bridge),
+                .product(name: "BridgeSettings", package: bridge),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,5 @@
-public import BridgeCore
+import BridgeCore
+public import BridgeSettings
 import BridgeGraph
 import BridgeStore
 import CurlKit

@@ -1,5 +1,6 @@
 import BridgeConfig
 import BridgeCore
+import BridgeSettings
 import BridgeGraph
 import BridgeStore
 import Foundation
@@ -63,7 +64,7 @@ struct BridgeGeneration: Sendable {
             sinkLogger[metadataKey: "bridge.sink"] = "\(sink.name)"
             do {
                 sinkEntries.append(
-                    .init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger, httpClient: httpClient))))
+                    .init(configuration: sink, sink: try sink.factory.makeSink(context: SinkContext(logger: sinkLogger, transport: httpClient))))
                 built.insert(sink.name)
             } catch {
                 throw StartupError("sink '\(sink.name)' could not start: \(error)")

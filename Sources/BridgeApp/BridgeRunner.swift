@@ -1,5 +1,6 @@
 public import BridgeConfig
-public import BridgeCore
+import BridgeCore
+public import BridgeSettings
 import BridgeGraph
 import BridgeServer
 public import Foundation

@@ -1,5 +1,6 @@
 import BridgeCore
 import BridgeGraph
+import BridgeSettings
 import Synchronization
 
 /// The running generation as the long-lived parts see it: the intake hands lifecycle events to its

@@ -1,5 +1,6 @@
 import BridgeConfig
 public import BridgeCore
+public import BridgeSettings
 import BridgeStore
 public import Foundation
 import Logging

@@ -1,6 +1,8 @@
 public import BridgeConfig
-public import BridgeCore
+import BridgeCore
+public import BridgeSettings
 import BridgeServer
+import Dispatch
 import Foundation
 import Logging
 

@@ -1,5 +1,6 @@
 import BridgeConfig
 import BridgeCore
+import BridgeSettings
 import Foundation
 import Logging
 import Metrics

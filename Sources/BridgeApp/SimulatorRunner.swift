@@ -127,7 +127,7 @@ public enum SimulatorRunner {
         func execute(_ request: CurlKit.HTTPRequest) async throws -> CurlKit.HTTPResponse {
             do {
                 return try await client.execute(request)
-            } catch let error as CurlError {
+            } catch let error as TransportError {
                 throw MailError(description: "no Graph simulator answers on \(mail.host):\(mail.port) (\(error.message)); start one with `graph-bridge simulator --port \(mail.port)`")
             }
         }

@@ -1,4 +1,5 @@
-public import BridgeCore
+import BridgeCore
+public import BridgeSettings
 import ExecSink
 import FileSink
 import SMTPSink

@@ -1,4 +1,5 @@
 public import BridgeCore
+public import BridgeSettings
 import CurlKit
 import Foundation
 public import Logging
@@ -43,7 +44,7 @@ public enum SinkTester {
         sinkLogger[metadataKey: "bridge.sink"] = "\(sinkName)"
         let sink: any Sink
         do {
-            sink = try configured.factory.makeSink(context: SinkContext(logger: sinkLogger, httpClient: http))
+            sink = try configured.factory.makeSink(context: SinkContext(logger: sinkLogger, transport: http))
         } catch {
             await http.shutdown()
             return Outcome(succeeded: false, line: "sink \(sinkName) (\(configured.type)) could not start: \(error)")

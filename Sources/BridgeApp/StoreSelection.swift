@@ -1,4 +1,5 @@
 public import BridgeCore
+public import BridgeSettings
 import BridgeStore
 import Foundation
 public import Logging

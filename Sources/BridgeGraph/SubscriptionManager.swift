@@ -1,4 +1,5 @@
 public import BridgeCore
+import BridgeSettings
 import Foundation
 import GraphClient
 public import Logging

@@ -1,4 +1,4 @@
-import BridgeConfig
+import SinkAPI
 
 extension CompiledTemplate {
     /// Reads a string (with `${VAR}` substituted by a `ConfigDecoder`) and compiles it; errors are

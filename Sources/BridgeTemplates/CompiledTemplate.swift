@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Mustache
 
 /// How a template's values are escaped, and whether it offers `{{#json}}`.

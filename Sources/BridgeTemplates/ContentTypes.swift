@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Mustache
 
 /// The names under which this module registers its escapers with swift-mustache (its only way

@@ -1,4 +1,4 @@
-public import BridgeCore
+public import SinkAPI
 
 /// A Mustache template for HTML (an e-mail's text/html part): values are HTML-escaped
 /// (`&`, `<`, `>`, `"`, `'`); `{{{value}}}` and `{{&value}}` insert a value unescaped.

@@ -1,4 +1,4 @@
-public import BridgeCore
+public import SinkAPI
 
 /// A Mustache template for one header value (an e-mail `Subject`, an HTTP header): CR, LF, TAB
 /// and every other control character, and U+2028/U+2029, become spaces, in values and in the

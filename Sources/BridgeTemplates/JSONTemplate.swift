@@ -1,4 +1,4 @@
-public import BridgeCore
+public import SinkAPI
 
 /// A Mustache template whose result is a JSON document (a webhook's custom body).
 ///

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Mustache
 
 // How the event's JSON looks to swift-mustache.

@@ -1,4 +1,4 @@
-public import BridgeCore
+public import SinkAPI
 
 /// A Mustache template for plain text (chat messages, e-mail text parts): values are inserted as
 /// they are, with no escaping.

@@ -1,3 +1,6 @@
+// CurlKit speaks the Transport vocabulary: its users need not import it separately.
+@_exported public import Transport
+
 /// The project's outgoing HTTP(S) and SMTP client, on the system libcurl.
 ///
 /// One dedicated thread drives one libcurl multi handle for all of a client's transfers, so
@@ -16,7 +19,7 @@ public final class CurlClient: Sendable {
         public var tls: TLSOptions
         /// The `User-Agent` header. Default `graph-bridge`.
         public var userAgent: String
-        /// Responses with a larger body fail with ``CurlError/Kind/tooLarge``. Default 16 MiB.
+        /// Responses with a larger body fail with ``TransportError/Kind/tooLarge``. Default 16 MiB.
         public var maxResponseBytes: Int
         /// Connections open at once to one host; further transfers queue. Default 8.
         public var maxHostConnections: Int
@@ -56,7 +59,7 @@ public final class CurlClient: Sendable {
     /// Sends `request` and returns the final response, whatever its status.
     ///
     /// - Parameter tls: overrides ``Configuration/tls`` for this request.
-    /// - Throws: ``CurlError`` when no response arrived; `CancellationError` when the calling
+    /// - Throws: ``TransportError`` when no response arrived; `CancellationError` when the calling
     ///   task was cancelled (the transfer is then abandoned and its connection closed).
     public func execute(_ request: HTTPRequest, tls: TLSOptions? = nil) async throws -> HTTPResponse {
         try request.validate()
@@ -77,10 +80,10 @@ public final class CurlClient: Sendable {
     ///
     /// - Parameter message: a complete RFC 5322 message, headers and body, lines ending in CRLF.
     /// - Returns: the server's final reply once it has accepted the message.
-    /// - Throws: ``CurlError``: ``CurlError/Kind/smtpRejected`` with ``CurlError/smtpReplyCode``
-    ///   when the server refused a step (4xx transient, 5xx permanent); ``CurlError/Kind/tls``
+    /// - Throws: ``TransportError``: ``TransportError/Kind/smtpRejected`` with ``TransportError/smtpReplyCode``
+    ///   when the server refused a step (4xx transient, 5xx permanent); ``TransportError/Kind/tls``
     ///   when STARTTLS is missing or the certificate fails verification; connection and timeout
-    ///   kinds as for HTTP; ``CurlError/Kind/invalidRequest`` for a malformed envelope or message.
+    ///   kinds as for HTTP; ``TransportError/Kind/invalidRequest`` for a malformed envelope or message.
     ///   `CancellationError` when the calling task was cancelled (the connection is closed).
     public func sendMail(_ envelope: SMTPEnvelope, message: [UInt8]) async throws -> SMTPResult {
         try envelope.validate()
@@ -105,7 +108,7 @@ public final class CurlClient: Sendable {
         }
     }
 
-    /// Fails pending and running transfers with ``CurlError/Kind/shutdown``, then stops the
+    /// Fails pending and running transfers with ``TransportError/Kind/shutdown``, then stops the
     /// transfer thread and returns. Later calls to ``execute(_:tls:)`` and
     /// ``sendMail(_:message:)`` fail the same way.
     /// Calling it again is harmless.
@@ -113,3 +116,5 @@ public final class CurlClient: Sendable {
         await engine.stop()
     }
 }
+
+extension CurlClient: OutgoingTransport {}

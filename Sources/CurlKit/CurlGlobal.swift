@@ -6,8 +6,8 @@ enum CurlGlobal {
     private static let initResult: UInt32 = ccurl_global_init_default().rawValue
 
     /// `nil` when libcurl initialised; otherwise why not.
-    static func initialize() -> CurlError? {
+    static func initialize() -> TransportError? {
         initResult == CURLE_OK.rawValue
-            ? nil : CurlError(kind: .other, message: "curl_global_init failed (curl code \(initResult))")
+            ? nil : TransportError(kind: .other, message: "curl_global_init failed (curl code \(initResult))")
     }
 }

@@ -8,10 +8,10 @@ final class EasyHandle {
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private var lists: [UnsafeMutablePointer<curl_slist>] = []
 
-    init() throws(CurlError) {
+    init() throws(TransportError) {
         if let failure = CurlGlobal.initialize() { throw failure }
         guard let raw = curl_easy_init() else {
-            throw CurlError(kind: .other, message: "curl_easy_init failed")
+            throw TransportError(kind: .other, message: "curl_easy_init failed")
         }
         self.raw = raw
         let size = Int(CURL_ERROR_SIZE)
@@ -32,20 +32,20 @@ final class EasyHandle {
         String(cString: errorBuffer)
     }
 
-    func set(_ option: CURLoption, _ value: Int) throws(CurlError) {
+    func set(_ option: CURLoption, _ value: Int) throws(TransportError) {
         try check(ccurl_easy_setopt_long(raw, option, value), option)
     }
 
-    func set(_ option: CURLoption, _ value: Bool) throws(CurlError) {
+    func set(_ option: CURLoption, _ value: Bool) throws(TransportError) {
         try set(option, value ? 1 : 0)
     }
 
-    func set(_ option: CURLoption, offset value: Int64) throws(CurlError) {
+    func set(_ option: CURLoption, offset value: Int64) throws(TransportError) {
         try check(ccurl_easy_setopt_off_t(raw, option, curl_off_t(value)), option)
     }
 
     /// libcurl copies strings; `nil` restores the option's default (or disables it).
-    func set(_ option: CURLoption, _ value: String?) throws(CurlError) {
+    func set(_ option: CURLoption, _ value: String?) throws(TransportError) {
         let code: CURLcode =
             if let value { value.withCString { ccurl_easy_setopt_string(raw, option, $0) } } else {
                 ccurl_easy_setopt_string(raw, option, nil)
@@ -53,12 +53,12 @@ final class EasyHandle {
         try check(code, option)
     }
 
-    func set(_ option: CURLoption, pointer: UnsafeMutableRawPointer?) throws(CurlError) {
+    func set(_ option: CURLoption, pointer: UnsafeMutableRawPointer?) throws(TransportError) {
         try check(ccurl_easy_setopt_pointer(raw, option, pointer), option)
     }
 
     /// CURLOPT_COPYPOSTFIELDS: libcurl copies CURLOPT_POSTFIELDSIZE(_LARGE) bytes, so set the size first.
-    func setCopiedPostFields(_ bytes: [UInt8]) throws(CurlError) {
+    func setCopiedPostFields(_ bytes: [UInt8]) throws(TransportError) {
         guard !bytes.isEmpty else {
             try set(CURLOPT_COPYPOSTFIELDS, "")  // an empty array may have no storage to point at
             return
@@ -70,12 +70,12 @@ final class EasyHandle {
     }
 
     /// Builds a `curl_slist` kept alive until the handle goes away.
-    func set(_ option: CURLoption, list: [String]) throws(CurlError) {
+    func set(_ option: CURLoption, list: [String]) throws(TransportError) {
         var head: UnsafeMutablePointer<curl_slist>?
         for item in list {
             guard let appended = curl_slist_append(head, item) else {
                 if let head { curl_slist_free_all(head) }
-                throw CurlError(kind: .other, message: "curl_slist_append failed")
+                throw TransportError(kind: .other, message: "curl_slist_append failed")
             }
             head = appended
         }
@@ -83,11 +83,11 @@ final class EasyHandle {
         try check(ccurl_easy_setopt_slist(raw, option, head), option)
     }
 
-    func set(_ option: CURLoption, writeCallback: curl_write_callback) throws(CurlError) {
+    func set(_ option: CURLoption, writeCallback: curl_write_callback) throws(TransportError) {
         try check(ccurl_easy_setopt_write_callback(raw, option, writeCallback), option)
     }
 
-    func set(_ option: CURLoption, readCallback: curl_read_callback) throws(CurlError) {
+    func set(_ option: CURLoption, readCallback: curl_read_callback) throws(TransportError) {
         try check(ccurl_easy_setopt_read_callback(raw, option, readCallback), option)
     }
 
@@ -97,16 +97,16 @@ final class EasyHandle {
         return value
     }
 
-    private func check(_ code: CURLcode, _ option: CURLoption) throws(CurlError) {
+    private func check(_ code: CURLcode, _ option: CURLoption) throws(TransportError) {
         guard code != CURLE_OK else { return }
         let text = String(cString: curl_easy_strerror(code))
-        throw CurlError(kind: .invalidRequest, message: "curl option \(option.rawValue): \(text) (curl code \(code.rawValue))")
+        throw TransportError(kind: .invalidRequest, message: "curl option \(option.rawValue): \(text) (curl code \(code.rawValue))")
     }
 }
 
 extension EasyHandle {
     /// Options every kind of transfer shares: no signals, timeouts, TLS verification.
-    func applyCommonOptions(timeout: Duration, connectTimeout: Duration, tls: TLSOptions) throws(CurlError) {
+    func applyCommonOptions(timeout: Duration, connectTimeout: Duration, tls: TLSOptions) throws(TransportError) {
         try set(CURLOPT_NOSIGNAL, true)
         try set(CURLOPT_TCP_NODELAY, true)
         try set(CURLOPT_TIMEOUT_MS, timeout.curlMilliseconds)

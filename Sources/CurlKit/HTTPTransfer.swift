@@ -16,7 +16,7 @@ struct HTTPSubmission: TransferSubmission {
 
     var isAbandoned: Bool { completion.isDone }
 
-    func makeTransfer() throws(CurlError) -> any CurlTransfer {
+    func makeTransfer() throws(TransportError) -> any CurlTransfer {
         try HTTPTransfer(self)
     }
 
@@ -34,14 +34,14 @@ final class HTTPTransfer: CurlTransfer {
     private var body: [UInt8] = []
     private var exceededLimit = false
 
-    init(_ submission: HTTPSubmission) throws(CurlError) {
+    init(_ submission: HTTPSubmission) throws(TransportError) {
         easy = try EasyHandle()
         completion = submission.completion
         maxResponseBytes = submission.settings.maxResponseBytes
         try configure(submission.request, tls: submission.tls, userAgent: submission.settings.userAgent)
     }
 
-    private func configure(_ request: HTTPRequest, tls: TLSOptions, userAgent: String) throws(CurlError) {
+    private func configure(_ request: HTTPRequest, tls: TLSOptions, userAgent: String) throws(TransportError) {
         try easy.applyCommonOptions(timeout: request.timeout, connectTimeout: request.connectTimeout, tls: tls)
         try easy.set(CURLOPT_URL, request.url)
         try easy.set(CURLOPT_PROTOCOLS_STR, "http,https")
@@ -115,7 +115,7 @@ final class HTTPTransfer: CurlTransfer {
         guard code == CURLE_OK else {
             let error =
                 exceededLimit || code == CURLE_FILESIZE_EXCEEDED
-                ? CurlError.tooLarge(limit: maxResponseBytes) : CurlError(code: code, detail: easy.errorMessage)
+                ? TransportError.tooLarge(limit: maxResponseBytes) : TransportError(code: code, detail: easy.errorMessage)
             completion.resume(throwing: error)
             return
         }

@@ -9,7 +9,7 @@ struct SMTPSubmission: TransferSubmission {
 
     var isAbandoned: Bool { completion.isDone }
 
-    func makeTransfer() throws(CurlError) -> any CurlTransfer {
+    func makeTransfer() throws(TransportError) -> any CurlTransfer {
         try SMTPTransfer(self)
     }
 
@@ -31,14 +31,14 @@ final class SMTPTransfer: CurlTransfer {
     private var offset = 0
     private var replies = SMTPReplies()
 
-    init(_ submission: SMTPSubmission) throws(CurlError) {
+    init(_ submission: SMTPSubmission) throws(TransportError) {
         easy = try EasyHandle()
         completion = submission.completion
         message = submission.message
         try configure(submission.envelope)
     }
 
-    private func configure(_ envelope: SMTPEnvelope) throws(CurlError) {
+    private func configure(_ envelope: SMTPEnvelope) throws(TransportError) {
         try easy.applyCommonOptions(timeout: envelope.timeout, connectTimeout: envelope.connectTimeout, tls: envelope.tls)
         try easy.set(CURLOPT_URL, envelope.url)
         try easy.set(CURLOPT_PROTOCOLS_STR, envelope.security == .implicit ? "smtps" : "smtp")
@@ -105,13 +105,13 @@ final class SMTPTransfer: CurlTransfer {
     }
 
     /// A failure after the server answered a command with a 4xx or 5xx reply is that reply
-    /// (``CurlError/Kind/smtpRejected``, transient for 4xx); anything else is classified by
+    /// (``TransportError/Kind/smtpRejected``, transient for 4xx); anything else is classified by
     /// libcurl's code (connection, timeout, TLS, ...).
-    static func error(code: CURLcode, detail: String, replyCode: Int, reply: String?) -> CurlError {
-        let transport = CurlError(code: code, detail: detail)
+    static func error(code: CURLcode, detail: String, replyCode: Int, reply: String?) -> TransportError {
+        let transport = TransportError(code: code, detail: detail)
         let networkOnly = [CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST].contains(code)
         guard (400..<600).contains(replyCode), !networkOnly else { return transport }
         let said = reply ?? "\(replyCode)"
-        return CurlError(kind: .smtpRejected, message: "the server replied \(said) (\(transport.message))", smtpReplyCode: replyCode)
+        return TransportError(kind: .smtpRejected, message: "the server replied \(said) (\(transport.message))", smtpReplyCode: replyCode)
     }
 }

@@ -11,7 +11,7 @@ protocol TransferSubmission: Sendable {
     /// Whether the caller stopped waiting before the thread picked the submission up.
     var isAbandoned: Bool { get }
     /// On the transfer thread: a configured easy handle and the state its callbacks fill.
-    func makeTransfer() throws(CurlError) -> any CurlTransfer
+    func makeTransfer() throws(TransportError) -> any CurlTransfer
     /// Resumes the caller with `error` if it still waits (refused or never started).
     func fail(_ error: any Error)
 }

@@ -11,7 +11,7 @@ import Synchronization
 /// locked inbox and wake the thread with `curl_multi_wakeup`; the thread (``TransferLoop``) drains it.
 ///
 /// The thread and its multi handle start with the first submission and end on ``stop()`` or
-/// ``requestStop()``; after that every submission fails with ``CurlError/shutdown``.
+/// ``requestStop()``; after that every submission fails with ``TransportError/shutdown``.
 final class TransferEngine: Sendable {
     struct Limits: Sendable {
         var maxHostConnections: Int
@@ -69,7 +69,7 @@ final class TransferEngine: Sendable {
 
     /// Hands a transfer to the thread, starting the thread first if needed.
     func submit(_ submission: any TransferSubmission) {
-        let refusal: CurlError? = inbox.withLock { inbox in
+        let refusal: TransportError? = inbox.withLock { inbox in
             switch inbox.phase {
             case .idle:
                 switch startLoop() {
@@ -154,7 +154,7 @@ final class TransferEngine: Sendable {
             }
             return (inbox.submissions, inbox.stopWaiters)
         }
-        for submission in leftovers { submission.fail(CurlError.shutdown) }
+        for submission in leftovers { submission.fail(TransportError.shutdown) }
         curl_multi_cleanup(multi)
         for waiter in waiters { waiter.resume() }
     }
@@ -162,10 +162,10 @@ final class TransferEngine: Sendable {
     // MARK: Thread start
 
     /// Creates the multi handle and its thread; called under the inbox lock.
-    private func startLoop() -> Result<OpaquePointer, CurlError> {
+    private func startLoop() -> Result<OpaquePointer, TransportError> {
         if let failure = CurlGlobal.initialize() { return .failure(failure) }
         guard let multi = curl_multi_init() else {
-            return .failure(CurlError(kind: .other, message: "curl_multi_init failed"))
+            return .failure(TransportError(kind: .other, message: "curl_multi_init failed"))
         }
         _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, limits.maxHostConnections)
         _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, limits.maxIdleConnections)
@@ -182,7 +182,7 @@ final class TransferEngine: Sendable {
         guard status == 0 else {
             loop.release()
             curl_multi_cleanup(multi)
-            return .failure(CurlError(kind: .other, message: "could not start the transfer thread (errno \(status))"))
+            return .failure(TransportError(kind: .other, message: "could not start the transfer thread (errno \(status))"))
         }
         pthread_detach(thread)
         return .success(multi)

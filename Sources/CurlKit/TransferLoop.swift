@@ -21,7 +21,7 @@ final class TransferLoop {
         while true {
             let work = engine.takeWork()
             if work.stopping {
-                for submission in work.submissions { submission.fail(CurlError.shutdown) }
+                for submission in work.submissions { submission.fail(TransportError.shutdown) }
                 break
             }
             for submission in work.submissions { start(submission) }
@@ -32,7 +32,7 @@ final class TransferLoop {
             collectFinished()
             _ = curl_multi_poll(multi, nil, 0, Self.pollMilliseconds, nil)
         }
-        for id in Array(transfers.keys) { remove(id, failing: CurlError.shutdown) }
+        for id in Array(transfers.keys) { remove(id, failing: TransportError.shutdown) }
         engine.finishStopping(multi: multi)
     }
 
@@ -44,7 +44,7 @@ final class TransferLoop {
             let code = curl_multi_add_handle(multi, transfer.easy.raw)
             guard code == CURLM_OK else {
                 let text = String(cString: curl_multi_strerror(code))
-                throw CurlError(kind: .other, message: "curl_multi_add_handle: \(text)")
+                throw TransportError(kind: .other, message: "curl_multi_add_handle: \(text)")
             }
             transfers[submission.id] = transfer
         } catch {

@@ -69,7 +69,7 @@ func requestToken(http: CurlClient, url: String, form: [(String, String)], logge
             method: "POST", url: url, headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")],
             body: body, timeout: .seconds(30)
         ))
-    } catch let error as CurlError {
+    } catch let error as TransportError {
         GraphClient.count("token", status: "transport")
         throw GraphError(kind: .transport, status: 0, code: nil, message: "token request to \(url) failed: \(error)", requestID: nil)
     }

@@ -54,7 +54,7 @@ public final class GraphClient: Sendable {
             let response: HTTPResponse
             do {
                 response = try await http.execute(HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: timeout))
-            } catch let error as CurlError {
+            } catch let error as TransportError {
                 Self.count(operation, status: "transport")
                 let failure = GraphError(kind: .transport, status: 0, code: error.kind.rawValue, message: "\(method) \(path): \(error)", requestID: nil)
                 logger.warning("Graph call got no answer", metadata: [

@@ -86,7 +86,7 @@ extension GraphSimulator {
                 outcome = "HTTP \(response.status)"
             } catch is CancellationError {
                 return
-            } catch let error as CurlError {
+            } catch let error as TransportError {
                 record.error = "\(error)"
                 outcome = error.message
             } catch {

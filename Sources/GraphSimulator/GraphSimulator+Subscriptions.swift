@@ -251,7 +251,7 @@ extension GraphSimulator {
             } else {
                 outcome = nil
             }
-        } catch let error as CurlError where error.kind == .timedOut {
+        } catch let error as TransportError where error.kind == .timedOut {
             attempt.error = error.description
             outcome = "Subscription validation request timed out."
         } catch {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BridgeApp
 import BridgeCore
+import BridgeSettings
 import Foundation
 import Logging
 

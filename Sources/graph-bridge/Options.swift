@@ -2,6 +2,7 @@ import ArgumentParser
 import BridgeApp
 import BridgeConfig
 import BridgeCore
+import BridgeSettings
 import Foundation
 import Logging
 

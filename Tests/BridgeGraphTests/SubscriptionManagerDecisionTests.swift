@@ -1,4 +1,5 @@
 import BridgeCore
+import BridgeSettings
 import BridgeStore
 import Foundation
 import GraphClient

@@ -1,5 +1,4 @@
-import BridgeConfig
-import BridgeCore
+import SinkAPI
 import BridgeTemplates
 import Testing
 

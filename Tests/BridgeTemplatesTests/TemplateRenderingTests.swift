@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import BridgeTemplates
 import Foundation
 import Testing

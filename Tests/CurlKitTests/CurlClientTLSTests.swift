@@ -19,11 +19,11 @@ import Testing
 
             // The system store doesn't know the certificate; nor does a bundle with another one.
             for tls in [TLSOptions(), TLSOptions(caFile: other.cert)] {
-                let error = await #expect(throws: CurlError.self) { try await client.execute(HTTPRequest(url: url), tls: tls) }
+                let error = await #expect(throws: TransportError.self) { try await client.execute(HTTPRequest(url: url), tls: tls) }
                 #expect(error?.kind == .tls, "\(tls)")
                 #expect(error?.isTransient == false)
             }
-            let missing = await #expect(throws: CurlError.self) {
+            let missing = await #expect(throws: TransportError.self) {
                 try await client.execute(HTTPRequest(url: url), tls: TLSOptions(caFile: folder.file("none.pem")))
             }
             #expect(missing?.kind == .tls)
@@ -31,7 +31,7 @@ import Testing
             // An unverified connection is never reused for a request that verifies.
             let insecure = CurlClient(configuration: .init(tls: TLSOptions(insecureSkipVerify: true)))
             #expect(try await insecure.execute(HTTPRequest(url: url)).status == 200)
-            let strict = await #expect(throws: CurlError.self) {
+            let strict = await #expect(throws: TransportError.self) {
                 try await insecure.execute(HTTPRequest(url: url), tls: TLSOptions())
             }
             #expect(strict?.kind == .tls)

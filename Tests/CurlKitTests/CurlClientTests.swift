@@ -151,7 +151,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
         try await withHTTPReceiver { receiver in
             let client = CurlClient()
             let (error, took) = await elapsed {
-                await #expect(throws: CurlError.self) {
+                await #expect(throws: TransportError.self) {
                     try await client.execute(HTTPRequest(url: receiver.url("/slow/5000"), timeout: .milliseconds(300)))
                 }
             }
@@ -165,7 +165,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
 
     @Test func refusedConnection() async throws {
         let port = try closedLoopbackPort()
-        let error = await #expect(throws: CurlError.self) {
+        let error = await #expect(throws: TransportError.self) {
             try await CurlClient().execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
         }
         #expect(error?.kind == .couldNotConnect)
@@ -177,7 +177,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
     func brokenAnswersFailAsReceiveErrors(path: String) async throws {
         try await withHTTPReceiver { receiver in
             let client = CurlClient()
-            let error = await #expect(throws: CurlError.self) {
+            let error = await #expect(throws: TransportError.self) {
                 try await client.execute(HTTPRequest(url: receiver.url(path)))
             }
             #expect(error?.kind == .receiveFailed)
@@ -195,7 +195,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
                 HTTPRequest(url: "http://127.0.0.1:\(receiver.port)/a b"),
                 HTTPRequest(url: "http://[::1/"),
             ] {
-                let error = await #expect(throws: CurlError.self) { try await client.execute(request) }
+                let error = await #expect(throws: TransportError.self) { try await client.execute(request) }
                 #expect(error?.kind == .invalidRequest, "\(request.url)")
             }
             let recorded = try receiver.recordedRequests()
@@ -297,7 +297,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
             #expect(exact.body == (0..<10_000).map { UInt8($0 % 251) })
 
             for path in ["/bytes/10001", "/bytes/50000?chunked=1"] {
-                let error = await #expect(throws: CurlError.self) {
+                let error = await #expect(throws: TransportError.self) {
                     try await client.execute(HTTPRequest(url: receiver.url(path)))
                 }
                 #expect(error?.kind == .tooLarge, "\(path)")
@@ -321,10 +321,10 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
             let (_, took) = await elapsed { await client.shutdown() }
             #expect(took < .seconds(5))
             for task in pending {
-                let error = await #expect(throws: CurlError.self) { try await task.value }
+                let error = await #expect(throws: TransportError.self) { try await task.value }
                 #expect(error?.kind == .shutdown)
             }
-            let later = await #expect(throws: CurlError.self) {
+            let later = await #expect(throws: TransportError.self) {
                 try await client.execute(HTTPRequest(url: receiver.url("/echo")))
             }
             #expect(later?.kind == .shutdown)
@@ -335,7 +335,7 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
     @Test func shutdownOfAnUnusedClientReturns() async throws {
         let client = CurlClient()
         await client.shutdown()
-        let error = await #expect(throws: CurlError.self) {
+        let error = await #expect(throws: TransportError.self) {
             try await client.execute(HTTPRequest(url: "http://127.0.0.1:1/"))
         }
         #expect(error?.kind == .shutdown)

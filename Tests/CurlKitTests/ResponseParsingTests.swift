@@ -71,7 +71,7 @@ import Testing
         HTTPRequest(url: "http://127.0.0.1/", headers: [("Bad Name", "a")]),
     ])
     func invalidRequestsAreRejectedBeforeSending(request: HTTPRequest) {
-        #expect(throws: CurlError.self) { try request.validate() }
+        #expect(throws: TransportError.self) { try request.validate() }
     }
 
     @Test func validRequestPasses() throws {
@@ -87,10 +87,10 @@ import Testing
     }
 
     @Test func transientKinds() {
-        let transient: [CurlError.Kind] = [.couldNotResolve, .couldNotConnect, .timedOut, .sendFailed, .receiveFailed]
-        let permanent: [CurlError.Kind] = [.tls, .tooLarge, .invalidRequest, .shutdown, .other]
-        #expect(transient.allSatisfy { CurlError(kind: $0, message: "").isTransient })
-        #expect(permanent.allSatisfy { !CurlError(kind: $0, message: "").isTransient })
-        #expect("\(CurlError(kind: .timedOut, message: "m"))" == "CurlError.timedOut: m")
+        let transient: [TransportError.Kind] = [.couldNotResolve, .couldNotConnect, .timedOut, .sendFailed, .receiveFailed]
+        let permanent: [TransportError.Kind] = [.tls, .tooLarge, .invalidRequest, .shutdown, .other]
+        #expect(transient.allSatisfy { TransportError(kind: $0, message: "").isTransient })
+        #expect(permanent.allSatisfy { !TransportError(kind: $0, message: "").isTransient })
+        #expect("\(TransportError(kind: .timedOut, message: "m"))" == "TransportError.timedOut: m")
     }
 }

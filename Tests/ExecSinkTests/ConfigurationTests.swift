@@ -1,5 +1,6 @@
-import BridgeConfig
 import BridgeCore
+import BridgeSettings
+import SinkAPI
 import ExecSink
 import Foundation
 import Logging
@@ -53,7 +54,7 @@ struct ConfigurationTests {
         // Through the whole loader: the core's keys are allowed beside the plugin's, concurrency defaults to 8.
         let loaded = try load(["command: [./plugins/my-sink]", "retry: { maxAge: 1h }"], in: directory)
         #expect(loaded.sinks.map(\.concurrency) == [8])
-        #expect(try loaded.sinks[0].factory.makeSink(context: SinkContext(logger: .init(label: "x"), httpClient: sharedHTTPClient)) is ExecSink)
+        #expect(try loaded.sinks[0].factory.makeSink(context: SinkContext(logger: .init(label: "x"))) is ExecSink)
     }
 
     @Test("a bare program name is looked up on PATH; the other keys are read")

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import ExecSink
 import Foundation
 import TestSupport

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -198,7 +198,7 @@ struct ExecSinkTests {
         let log = LogCapture()
         let sink = ExecSink(
             name: "plugin", configuration: .init(command: testPlugin()),
-            context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient), supervision: .fast)
+            context: SinkContext(logger: log.logger()), supervision: .fast)
         let running = Task { try await sink.run() }
         #expect(await log.first { $0.message == "test-plugin ready" } != nil)
         running.cancel()
@@ -377,7 +377,7 @@ struct ExecSinkTests {
         supervision.startWait = .seconds(20)  // the service may get a thread late on a loaded machine
         let sink = ExecSink(
             name: "plugin", configuration: .init(command: testPlugin()),
-            context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient), supervision: supervision)
+            context: SinkContext(logger: log.logger()), supervision: supervision)
         let first = event("ok")
         async let early = sink.send(first)  // before run(): waits up to startWait
         #expect(await log.deliveriesRegistered(id: first.id))

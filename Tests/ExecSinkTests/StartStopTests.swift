@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Foundation
 import Logging
 import ServiceLifecycle

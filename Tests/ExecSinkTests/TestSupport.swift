@@ -1,5 +1,4 @@
-import BridgeCore
-import CurlKit
+import SinkAPI
 import Dispatch
 import Foundation
 import Logging
@@ -56,8 +55,6 @@ enum Paths {
 }
 
 // MARK: Events and outcomes
-
-let sharedHTTPClient = CurlClient()
 
 func event(_ subject: String, id: String = EventID.make()) -> BridgeEvent {
     BridgeEvent(
@@ -163,7 +160,7 @@ struct RunningSink {
             configuration: .init(
                 command: command, timeout: timeout, environment: environment, inheritEnvironment: inheritEnvironment,
                 workingDirectory: workingDirectory),
-            context: SinkContext(logger: log.logger(), httpClient: sharedHTTPClient),
+            context: SinkContext(logger: log.logger()),
             supervision: supervision
         )
         let group = ServiceGroup(

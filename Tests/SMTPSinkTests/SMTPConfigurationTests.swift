@@ -1,5 +1,6 @@
-import BridgeConfig
 import BridgeCore
+import BridgeSettings
+import SinkAPI
 import BridgeTemplates
 import CurlKit
 import Foundation

@@ -1,5 +1,6 @@
-import BridgeConfig
 import BridgeCore
+import BridgeSettings
+import SinkAPI
 import BridgeTemplates
 import CurlKit
 import Foundation
@@ -37,7 +38,7 @@ func loadSink(
 }
 
 func quietContext(_ client: CurlClient) -> SinkContext {
-    SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), httpClient: client)
+    SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), transport: client)
 }
 
 let firstAttempt = DeliveryAttempt(number: 1, deliveryID: 1)
@@ -154,7 +155,7 @@ struct SMTPSinkTests {
                 """
             let sink = try loadSink(
                 yaml, in: folder, environment: ["SMTP_PASSWORD": "pa55 w0rd"],
-                context: SinkContext(logger: logs.logger(), httpClient: client))
+                context: SinkContext(logger: logs.logger(), transport: client))
             try await sink.deliver(mailEvent(), attempt: firstAttempt)
             let messages = try server.messages()
             try #require(messages.count == 1)
@@ -184,7 +185,7 @@ struct SMTPSinkTests {
                     from: bridge@example.com
                     to: [ops@example.com]
                 """
-            let sink = try loadSink(yaml, in: folder, context: SinkContext(logger: logs.logger(), httpClient: client))
+            let sink = try loadSink(yaml, in: folder, context: SinkContext(logger: logs.logger(), transport: client))
             #expect(logs.entries.contains { $0.level == .warning && "\($0)".contains("insecureSkipVerify") })
             try await sink.deliver(mailEvent(), attempt: firstAttempt)
             let messages = try server.messages()

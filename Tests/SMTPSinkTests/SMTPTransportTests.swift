@@ -49,7 +49,7 @@ struct SMTPTransportTests {
             #expect(messages.count == 1 && messages[0].tls && messages[0].data == Self.message)
 
             for tls in [TLSOptions(), TLSOptions(caFile: other.cert)] {
-                let error = await #expect(throws: CurlError.self) {
+                let error = await #expect(throws: TransportError.self) {
                     try await client.sendMail(Self.envelope(smtp.url(), security: .starttls, tls: tls), message: Self.message)
                 }
                 #expect(error?.kind == .tls, "\(tls)")
@@ -66,7 +66,7 @@ struct SMTPTransportTests {
         let server = try await makeSelfSignedCertificate(in: folder.path, name: "server")
         try await withSMTPServer(["--starttls", server.cert, server.key, "--no-starttls"]) { (smtp) async throws in
             let client = CurlClient()
-            let error = await #expect(throws: CurlError.self) {
+            let error = await #expect(throws: TransportError.self) {
                 try await client.sendMail(
                     Self.envelope(smtp.url(), security: .starttls, tls: TLSOptions(caFile: server.cert)), message: Self.message)
             }
@@ -107,7 +107,7 @@ struct SMTPTransportTests {
             #expect(messages.count == 1 && messages[0].authenticated && messages[0].auth_user == "bridge")
 
             envelope.password = "wrong"
-            let error = await #expect(throws: CurlError.self) { try await client.sendMail(envelope, message: Self.message) }
+            let error = await #expect(throws: TransportError.self) { try await client.sendMail(envelope, message: Self.message) }
             #expect(error?.kind == .smtpRejected)
             #expect(error?.smtpReplyCode == 535)
             #expect(error?.isTransient == false)
@@ -115,7 +115,7 @@ struct SMTPTransportTests {
 
             envelope.username = nil
             envelope.password = nil
-            let anonymous = await #expect(throws: CurlError.self) { try await client.sendMail(envelope, message: Self.message) }
+            let anonymous = await #expect(throws: TransportError.self) { try await client.sendMail(envelope, message: Self.message) }
             #expect(anonymous?.smtpReplyCode == 530)
             #expect(try smtp.messages().count == 1)
             await client.shutdown()
@@ -126,7 +126,7 @@ struct SMTPTransportTests {
     func rejections() async throws {
         let client = CurlClient()
         try await withSMTPServer(["--reply", "rcpt:450:4.2.1 Mailbox busy, try later"]) { (smtp) async throws in
-            let error = await #expect(throws: CurlError.self) {
+            let error = await #expect(throws: TransportError.self) {
                 try await client.sendMail(Self.envelope(smtp.url()), message: Self.message)
             }
             #expect(error?.kind == .smtpRejected)
@@ -136,7 +136,7 @@ struct SMTPTransportTests {
             #expect(try smtp.messages().isEmpty)
         }
         try await withSMTPServer(["--reply", "data:554:5.7.1 Message refused", "--reply-times", "1"]) { (smtp) async throws in
-            let error = await #expect(throws: CurlError.self) {
+            let error = await #expect(throws: TransportError.self) {
                 try await client.sendMail(Self.envelope(smtp.url()), message: Self.message)
             }
             #expect(error?.kind == .smtpRejected)
@@ -154,7 +154,7 @@ struct SMTPTransportTests {
     func connectionFailures() async throws {
         let client = CurlClient()
         try await withSMTPServer(["--drop-in-data"]) { (smtp) async throws in
-            let error = await #expect(throws: CurlError.self) {
+            let error = await #expect(throws: TransportError.self) {
                 try await client.sendMail(Self.envelope(smtp.url()), message: Self.message)
             }
             #expect(error?.isTransient == true, "\(String(describing: error))")
@@ -162,7 +162,7 @@ struct SMTPTransportTests {
             #expect(try smtp.messages().isEmpty)
         }
         let port = try closedLoopbackPort()
-        let refused = await #expect(throws: CurlError.self) {
+        let refused = await #expect(throws: TransportError.self) {
             try await client.sendMail(Self.envelope("smtp://127.0.0.1:\(port)"), message: Self.message)
         }
         #expect(refused?.kind == .couldNotConnect)
@@ -187,7 +187,7 @@ struct SMTPTransportTests {
             (SMTPEnvelope(url: url, security: .none, username: "u", from: "a@b.c", recipients: ["x@y.z"]), Self.message, "both"),
         ]
         for (envelope, message, words) in cases {
-            let error = await #expect(throws: CurlError.self) { try await client.sendMail(envelope, message: message) }
+            let error = await #expect(throws: TransportError.self) { try await client.sendMail(envelope, message: message) }
             #expect(error?.kind == .invalidRequest)
             #expect(error?.message.contains(words) == true, "\(String(describing: error)) should say \(words)")
         }

@@ -1,6 +1,6 @@
-import BridgeConfig
 import BridgeCore
-import CurlKit
+import BridgeSettings
+import SinkAPI
 import FileSink
 import Foundation
 import Logging
@@ -8,7 +8,7 @@ import StdoutSink
 import Testing
 import TestSupport
 
-let context = SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), httpClient: CurlClient())
+let context = SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
 
 func mailEvent(subject: String = "Quarterly numbers") -> BridgeEvent {
     BridgeEvent(

@@ -1,4 +1,5 @@
 import BridgeCore
+import BridgeSettings
 import Foundation
 import Logging
 import PostgresStore

@@ -1,5 +1,6 @@
-import BridgeConfig
 import BridgeCore
+import BridgeSettings
+import SinkAPI
 import BridgeTemplates
 import CurlKit
 import Foundation
@@ -74,7 +75,7 @@ struct WebhookConfigurationTests {
         #expect(sink.type == "webhook")
         #expect(sink.concurrency == 4)
         let built = try sink.factory.makeSink(
-            context: SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), httpClient: sharedClient))
+            context: SinkContext(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), transport: sharedClient))
         let webhook = try #require(built as? WebhookSink)
         let body = try JSONParser.parse(webhook.payload(for: mailEvent(subject: "Hi")))
         #expect(body["attachments"]?.arrayValue?.first?["content"]?["body"]?.arrayValue?.first?["text"] == .string("New mail from Bob Example: Hi"))

@@ -1,5 +1,6 @@
-import BridgeConfig
 import BridgeCore
+import BridgeSettings
+import SinkAPI
 import Foundation
 import TestSupport
 import Testing

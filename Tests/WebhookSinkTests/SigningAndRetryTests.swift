@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Crypto
 import CurlKit
 import Foundation

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import CurlKit
 import Foundation
 import InMemoryLogging
@@ -40,7 +40,7 @@ struct SinkUnderTest {
         self.log = log
         let logger = Logger(label: "test", factory: { _ in log })
         sink = try WebhookSink(
-            name: "chat", configuration: configuration, context: SinkContext(logger: logger, httpClient: sharedClient))
+            name: "chat", configuration: configuration, context: SinkContext(logger: logger, transport: sharedClient))
     }
 
     func deliver(_ event: BridgeEvent, attempt: Int = 1) async throws {

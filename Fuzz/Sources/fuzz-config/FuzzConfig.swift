@@ -4,6 +4,7 @@
 // ConfigErrors can come out); a trap, a hang or a raw Swift error leaking into a message is a bug.
 import BridgeConfig
 import BridgeCore
+import BridgeSettings
 import CLibFuzzer
 import Foundation
 

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 
 /// One line a plugin wrote on stdout: `{"id": "...", "status": "ok" | "retry" | "drop", "error": "..."}`.
 struct PluginAnswer: Equatable, Sendable {

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Dispatch
 import Foundation
 import Logging

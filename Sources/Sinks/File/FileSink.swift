@@ -1,5 +1,4 @@
-import BridgeConfig
-public import BridgeCore
+public import SinkAPI
 import Foundation
 import Synchronization
 

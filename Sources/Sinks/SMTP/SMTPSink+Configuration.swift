@@ -1,6 +1,5 @@
-import BridgeConfig
+public import SinkAPI
 public import BridgeTemplates
-public import CurlKit
 import Foundation
 
 extension SMTPSink {

@@ -1,6 +1,5 @@
-public import BridgeCore
+public import SinkAPI
 import BridgeTemplates
-import CurlKit
 public import Foundation
 import Logging
 
@@ -42,13 +41,13 @@ public struct SMTPSink: Sink {
     let name: String
     let configuration: Configuration
     let envelope: SMTPEnvelope
-    let client: CurlClient
+    let client: any OutgoingTransport
     let logger: Logger
 
     public init(name: String, configuration: Configuration, context: SinkContext) throws {
         self.name = name
         self.configuration = configuration
-        self.client = context.httpClient
+        self.client = context.transport
         self.logger = context.logger
         envelope = SMTPEnvelope(
             url: configuration.url,
@@ -84,7 +83,7 @@ public struct SMTPSink: Sink {
                     "bridge.event": "\(event.id)", "bridge.smtp.messageID": "\(message.messageID)",
                     "bridge.smtp.reply": "\(result.reply)",
                 ])
-        } catch let error as CurlError {
+        } catch let error as TransportError {
             throw Self.sinkError(for: error)
         }
     }
@@ -113,7 +112,7 @@ public struct SMTPSink: Sink {
 
     /// How a failed send is retried: 4xx replies and network trouble are retried; 5xx replies,
     /// TLS failures and refused input are permanent.
-    static func sinkError(for error: CurlError) -> SinkError {
+    static func sinkError(for error: TransportError) -> SinkError {
         switch error.kind {
         case .smtpRejected:
             let code = error.smtpReplyCode.map(String.init) ?? "?"

@@ -1,5 +1,4 @@
-public import BridgeConfig
-public import BridgeCore
+public import SinkAPI
 import Foundation
 
 /// `type: stdout`: one line per event on standard output, for people (`text`) or tools (`json`).

@@ -1,4 +1,4 @@
-import BridgeConfig
+import SinkAPI
 import Crypto
 import Foundation
 

@@ -1,4 +1,4 @@
-import BridgeConfig
+import SinkAPI
 public import BridgeTemplates
 import Foundation
 

@@ -1,5 +1,4 @@
-import BridgeCore
-import CurlKit
+import SinkAPI
 import Foundation
 
 extension WebhookSink {
@@ -23,7 +22,7 @@ extension WebhookSink {
     }
 
     /// Network failures are retried; a request libcurl refuses to send never will be sent.
-    static func failure(_ error: CurlError, target: String) -> SinkError {
+    static func failure(_ error: TransportError, target: String) -> SinkError {
         let message = "request to \(target) failed: \(error.kind.rawValue): \(error.message)"
         return error.kind == .invalidRequest ? .permanent(message) : .retryable(message)
     }

@@ -1,4 +1,4 @@
-public import BridgeCore
+public import SinkAPI
 import BridgeTemplates
 import Logging
 

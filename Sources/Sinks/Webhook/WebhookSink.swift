@@ -1,7 +1,5 @@
-public import BridgeConfig
-public import BridgeCore
+public import SinkAPI
 import BridgeTemplates
-import CurlKit
 import Foundation
 import Logging
 
@@ -52,7 +50,7 @@ public struct WebhookSink: Sink {
     public static let discordContentLimit = 2000
 
     let configuration: Configuration
-    let client: CurlClient
+    let client: any OutgoingTransport
     let logger: Logger
     let tls: TLSOptions?
     let text: TextTemplate
@@ -61,7 +59,7 @@ public struct WebhookSink: Sink {
 
     public init(name: String, configuration: Configuration, context: SinkContext) throws {
         self.configuration = configuration
-        self.client = context.httpClient
+        self.client = context.transport
         self.logger = context.logger
         self.target = Self.displayTarget(configuration.url)
         var text = configuration.text ?? Self.defaultText
@@ -112,7 +110,7 @@ public struct WebhookSink: Sink {
         let response: HTTPResponse
         do {
             response = try await client.execute(request, tls: tls)
-        } catch let error as CurlError {
+        } catch let error as TransportError {
             throw Self.failure(error, target: target)
         }
         if let failure = Self.failure(status: response.status, retryAfter: response.retryAfter, body: response.body, target: target) {

@@ -1,3 +1,5 @@
+import BridgeCore
+
 /// Which subscription resources Graph's delta query covers, and the paths a delta resync uses.
 ///
 /// Supported (mailbox = `me` or `users/{id|upn}`; `name('x')` is read as `name/x`):

@@ -1,4 +1,4 @@
-import BridgeCore
+import SinkAPI
 import Testing
 
 @Suite("JSON parser and writer")

@@ -1,5 +1,3 @@
-internal import CCurl
-
 #if canImport(Glibc)
     internal import Glibc
 #elseif canImport(Musl)
@@ -45,23 +43,21 @@ public struct HTTPResponse: Sendable {
     }
 
     /// Parses a `Retry-After` value relative to `now` (seconds since the epoch).
-    static func parseRetryAfter(_ value: String, now: Int64) -> Duration? {
+    package static func parseRetryAfter(_ value: String, now: Int64) -> Duration? {
         let trimmed = value.trimmingWhitespace()
         if !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             // Absurdly large values saturate rather than fail: "wait a very long time" is still the meaning.
             return .seconds(Int64(trimmed) ?? Int64.max)
         }
-        // curl_getdate reads the IMF-fixdate, RFC 850 and asctime forms HTTP allows; -1 if none fits.
-        let date = curl_getdate(trimmed, nil)
-        guard date != -1 else { return nil }
-        return .seconds(max(0, Int64(date) - now))
+        guard let date = HTTPDate.secondsSinceEpoch(trimmed) else { return nil }
+        return .seconds(max(0, date - now))
     }
 }
 
 extension String {
     /// Drops leading and trailing ASCII spaces, tabs, CRs and LFs (compared as bytes: "\r\n" is
     /// one Character in Swift and would slip past a Character test).
-    func trimmingWhitespace() -> String {
+    package func trimmingWhitespace() -> String {
         let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }
         let bytes = utf8
         guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) })

@@ -1,3 +1,4 @@
+import BridgeCore
 public import Foundation
 
 /// Where a PostgreSQL state store lives: `state.url`, parsed

@@ -1,21 +1,5 @@
+import BridgeCore
 public import BridgeConfig
-
-/// One entry of `sinks:`, decoded and ready to build.
-public struct ConfiguredSink: Sendable {
-    public var name: String
-    public var type: String
-    public var retry: RetryPolicy
-    public var concurrency: Int
-    public var factory: SinkFactory
-
-    public init(name: String, type: String, retry: RetryPolicy, concurrency: Int, factory: SinkFactory) {
-        self.name = name
-        self.type = type
-        self.retry = retry
-        self.concurrency = concurrency
-        self.factory = factory
-    }
-}
 
 /// The keys of a sink block that the core reads; the plugin reads the rest of the same block.
 struct SinkHeader: Decodable {

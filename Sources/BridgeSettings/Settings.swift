@@ -1,3 +1,4 @@
+import BridgeCore
 public import BridgeConfig
 import Foundation
 
@@ -292,31 +293,12 @@ public struct StateSettings: Sendable {
     }
 }
 
-/// `retry:` (and a sink's own `retry:`): how failed deliveries are retried.
-public struct RetryPolicy: Sendable, Hashable, Decodable {
-    public var initialBackoff: Duration
-    public var maxBackoff: Duration
-    /// After this long since the event arrived a failing delivery becomes a dead letter.
-    public var maxAge: Duration
-
-    public static let `default` = RetryPolicy(initialBackoff: .seconds(1), maxBackoff: .seconds(300), maxAge: .seconds(86_400))
-
-    public init(initialBackoff: Duration, maxBackoff: Duration, maxAge: Duration) {
-        self.initialBackoff = initialBackoff
-        self.maxBackoff = maxBackoff
-        self.maxAge = maxAge
-    }
-
+extension RetryPolicy {
     /// Whether the values make sense together; the message says what is wrong.
     var problem: String? {
         guard initialBackoff > .zero else { return "retry: initialBackoff must be more than 0" }
         guard maxBackoff >= initialBackoff else { return "retry: maxBackoff must not be less than initialBackoff" }
         guard maxAge > .zero else { return "retry: maxAge must be more than 0" }
         return nil
-    }
-
-    public init(from decoder: any Decoder) throws {
-        self = try RetryOverride(from: decoder).apply(over: .default)
-        if let problem { throw decoder.configError(problem) }
     }
 }

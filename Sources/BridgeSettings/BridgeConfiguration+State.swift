@@ -1,3 +1,4 @@
+import BridgeCore
 public import BridgeConfig
 public import Foundation
 

@@ -1,3 +1,4 @@
+public import BridgeCore
 import BridgeConfig
 
 /// The sink plugins this build knows, by `type:` name. Built explicitly at the composition root:
@@ -27,17 +28,4 @@ public struct SinkRegistry: Sendable {
             try S(name: name, configuration: configuration, context: context)
         }
     }
-}
-
-/// Builds a sink instance from an already decoded, valid configuration.
-public struct SinkFactory: Sendable {
-    public let defaultConcurrency: Int
-    let make: @Sendable (SinkContext) throws -> any Sink
-
-    public init(defaultConcurrency: Int, make: @escaping @Sendable (SinkContext) throws -> any Sink) {
-        self.defaultConcurrency = defaultConcurrency
-        self.make = make
-    }
-
-    public func makeSink(context: SinkContext) throws -> any Sink { try make(context) }
 }

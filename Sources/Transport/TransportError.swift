@@ -3,7 +3,7 @@
 /// ``Kind/smtpRejected`` and the reply code in ``smtpReplyCode``.
 ///
 /// ``kind`` has a bounded set of values, fit for a metric label; ``message`` has the detail.
-public struct CurlError: Error, Sendable, CustomStringConvertible {
+public struct TransportError: Error, Sendable, CustomStringConvertible {
     /// The class of failure.
     public enum Kind: String, Sendable {
         /// The host name did not resolve.
@@ -18,14 +18,14 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
         case sendFailed
         /// The connection failed, closed or sent something that isn't HTTP while receiving.
         case receiveFailed
-        /// The response body exceeded ``CurlClient/Configuration/maxResponseBytes``.
+        /// The response body exceeded transport's response size limit (`CurlClient.Configuration.maxResponseBytes`).
         case tooLarge
         /// The request can't be sent as given (bad URL, method or header).
         case invalidRequest
         /// The client was shut down before the transfer finished.
         case shutdown
         /// The SMTP server answered a command (greeting, STARTTLS, AUTH, MAIL, RCPT, DATA, or
-        /// the end of the message) with a 4xx or 5xx reply; ``CurlError/smtpReplyCode`` has it.
+        /// the end of the message) with a 4xx or 5xx reply; ``TransportError/smtpReplyCode`` has it.
         case smtpRejected
         /// Anything else libcurl reported.
         case other
@@ -57,18 +57,18 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "CurlError.\(kind.rawValue): \(message)"
+        "TransportError.\(kind.rawValue): \(message)"
     }
 }
 
-extension CurlError {
-    static func invalidRequest(_ reason: String) -> CurlError {
-        CurlError(kind: .invalidRequest, message: reason)
+extension TransportError {
+    package static func invalidRequest(_ reason: String) -> TransportError {
+        TransportError(kind: .invalidRequest, message: reason)
     }
 
-    static let shutdown = CurlError(kind: .shutdown, message: "the HTTP client was shut down")
+    package static let shutdown = TransportError(kind: .shutdown, message: "the HTTP client was shut down")
 
-    static func tooLarge(limit: Int) -> CurlError {
-        CurlError(kind: .tooLarge, message: "response body larger than \(limit) bytes; raise maxResponseBytes if expected")
+    package static func tooLarge(limit: Int) -> TransportError {
+        TransportError(kind: .tooLarge, message: "response body larger than \(limit) bytes; raise maxResponseBytes if expected")
     }
 }

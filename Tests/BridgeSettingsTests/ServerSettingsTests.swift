@@ -1,5 +1,6 @@
 import BridgeConfig
 import BridgeCore
+import BridgeSettings
 import Testing
 
 /// `server:`'s listener keys: defaults, values, and each refusal at its own line and column.

@@ -1,4 +1,4 @@
-/// One HTTP(S) request for ``CurlClient/execute(_:tls:)``.
+/// One HTTP(S) request for ``OutgoingTransport/execute(_:tls:)``.
 ///
 /// Redirects are not followed, `Expect: 100-continue` is never sent, and a body sent without a
 /// `Content-Type` header goes without one (libcurl's form-urlencoded default is suppressed).
@@ -36,7 +36,7 @@ public struct HTTPRequest: Sendable {
 extension HTTPRequest {
     /// Rejects what libcurl would send verbatim into the request head (header injection) or
     /// refuse later with a less helpful message.
-    func validate() throws(CurlError) {
+    package func validate() throws(TransportError) {
         guard Self.isToken(method) else {
             throw .invalidRequest("method \"\(method)\" is not an HTTP token")
         }

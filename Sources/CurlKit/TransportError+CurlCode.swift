@@ -1,6 +1,6 @@
 internal import CCurl
 
-extension CurlError {
+extension TransportError {
     /// Classifies a failed transfer by libcurl's code; `detail` is the handle's error buffer.
     init(code: CURLcode, detail: String) {
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail

@@ -1,9 +1,11 @@
-public import CurlKit
+@_exported public import BridgeConfig
+@_exported public import Transport
 public import Logging
 
 /// A sink plugin: the code behind one `type:` of the `sinks:` section.
 ///
-/// Each plugin lives in its own target and decodes its own keys through ``Configuration``.
+/// Each plugin lives in its own target, depends on this module alone, and decodes its own keys
+/// through ``Configuration`` (errors thrown with BridgeConfig's `configError` carry the position).
 /// A sink that owns resources for its whole life (a child process, a connection) also conforms
 /// to `Service` from swift-service-lifecycle; the delivery engine runs it.
 public protocol Sink: Sendable {
@@ -31,12 +33,14 @@ extension Sink {
 public struct SinkContext: Sendable {
     /// A logger with `bridge.sink` set to the sink's name.
     public var logger: Logger
-    /// The bridge's one outgoing HTTP(S)/SMTP client (libcurl), shared by all sinks.
-    public var httpClient: CurlClient
+    /// The bridge's one outgoing HTTP(S)/SMTP transport, shared by all sinks (in the daemon,
+    /// libcurl's `CurlClient`).
+    public var transport: any OutgoingTransport
 
-    public init(logger: Logger, httpClient: CurlClient) {
+    /// - Parameter transport: defaults to one that refuses every transfer, for sinks that send nothing.
+    public init(logger: Logger, transport: any OutgoingTransport = NoOutgoingTransport()) {
         self.logger = logger
-        self.httpClient = httpClient
+        self.transport = transport
     }
 }
 

@@ -1,3 +1,4 @@
+public import BridgeCore
 public import BridgeConfig
 public import Foundation
 
@@ -107,7 +108,7 @@ private struct Loader {
             retention: stateKeys?.retention?.duration ?? .seconds(3600),
             maxQueuedDeliveries: stateKeys?.maxQueuedDeliveries ?? StateSettings.defaultMaxQueuedDeliveries
         )
-        let retry = sections.retry.map { node in attempt { try decoder.decode(RetryPolicy.self, from: node.node) } } ?? .default
+        let retry = sections.retry.map { node in attempt { try decoder.decode(RetryBlock.self, from: node.node).policy } } ?? .default
         let subscriptions = loadSubscriptions(sections.subscriptions?.node)
         let sinks = loadSinks(sections.sinks?.node, defaultRetry: retry ?? .default)
         // Routes are checked against every declared sink name, so a sink with its own error is not reported twice.
@@ -261,5 +262,15 @@ struct RetryOverride: Decodable {
             maxBackoff: maxBackoff?.duration ?? base.maxBackoff,
             maxAge: maxAge?.duration ?? base.maxAge
         )
+    }
+}
+
+/// The top-level `retry:` block over the defaults, refused at its position when its values do not fit together.
+struct RetryBlock: Decodable {
+    var policy: RetryPolicy
+
+    init(from decoder: any Decoder) throws {
+        policy = try RetryOverride(from: decoder).apply(over: .default)
+        if let problem = policy.problem { throw decoder.configError(problem) }
     }
 }

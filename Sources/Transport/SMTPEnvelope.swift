@@ -1,4 +1,4 @@
-/// One SMTP send for ``CurlClient/sendMail(_:message:)``: the server, how the connection is
+/// One SMTP send for ``OutgoingTransport/sendMail(_:message:)``: the server, how the connection is
 /// secured, the login, and the envelope (`MAIL FROM`, `RCPT TO`).
 ///
 /// The envelope is not the message: recipients here receive the message whether or not its
@@ -15,8 +15,8 @@ public struct SMTPEnvelope: Sendable, CustomStringConvertible {
     /// How the connection to the server is protected.
     public enum Security: String, Sendable, Hashable, CaseIterable {
         /// `smtp://`, upgraded with `STARTTLS` before anything else is sent. A server that does
-        /// not offer STARTTLS, or refuses it, fails the send (``CurlError/Kind/tls``, or
-        /// ``CurlError/Kind/smtpRejected`` when it answered STARTTLS with an error reply);
+        /// not offer STARTTLS, or refuses it, fails the send (``TransportError/Kind/tls``, or
+        /// ``TransportError/Kind/smtpRejected`` when it answered STARTTLS with an error reply);
         /// nothing is ever sent in the clear.
         case starttls
         /// `smtps://`: TLS from the first byte (port 465 by default).
@@ -79,7 +79,7 @@ public struct SMTPEnvelope: Sendable, CustomStringConvertible {
 extension SMTPEnvelope {
     /// Rejects what would reach the SMTP dialogue verbatim (command injection) or what libcurl
     /// would refuse later with a less helpful message.
-    func validate() throws(CurlError) {
+    package func validate() throws(TransportError) {
         let lowered = url.lowercased()
         let implicit = lowered.hasPrefix("smtps://")
         guard implicit || lowered.hasPrefix("smtp://") else {
@@ -111,7 +111,7 @@ extension SMTPEnvelope {
 
     /// A message must be non-empty and use CRLF line ends only: libcurl's dot-stuffing looks
     /// for `CRLF.`, so a bare LF could let a line `.` end the message early.
-    static func validateMessage(_ message: [UInt8]) throws(CurlError) {
+    package static func validateMessage(_ message: [UInt8]) throws(TransportError) {
         guard !message.isEmpty else { throw .invalidRequest("the SMTP message is empty") }
         var previous: UInt8 = 0
         for (index, byte) in message.enumerated() {
@@ -127,7 +127,7 @@ extension SMTPEnvelope {
         if previous == 0x0D { throw .invalidRequest("the SMTP message ends in a bare CR") }
     }
 
-    private static func checkAddress(_ address: String, role: String) throws(CurlError) {
+    private static func checkAddress(_ address: String, role: String) throws(TransportError) {
         guard !address.isEmpty, address.contains("@") else {
             throw .invalidRequest("SMTP \(role) \"\(address)\" is not an address like name@example.com")
         }

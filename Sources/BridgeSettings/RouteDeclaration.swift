@@ -1,3 +1,4 @@
+import BridgeCore
 import BridgeConfig
 
 /// One entry of `routes:` as written, with positions for reference errors.
