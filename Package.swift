@@ -305,6 +305,7 @@ let package = Package(
         ),
         // C, never linked into anything: the end-to-end tests preload it into the child bridge.
         .target(name: "FaultInjection", path: "Tests/FaultInjection", linkerSettings: [.linkedLibrary("dl")]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport"], swiftSettings: swiftSettings),
         .testTarget(name: "CurlKitTests", dependencies: ["CurlKit", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SinkAPITests", dependencies: ["SinkAPI"], swiftSettings: swiftSettings),
         .testTarget(
