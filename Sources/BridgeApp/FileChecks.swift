@@ -2,7 +2,6 @@ public import BridgeConfig
 import BridgeCore
 public import BridgeSettings
 import BridgeServer
-import Dispatch
 import Foundation
 import Logging
 
@@ -66,9 +65,11 @@ public enum FileChecks {
             }
         }
         return keys.compactMap { entry in
-            var info = stat()
-            guard stat(entry.path.path, &info) == 0 else { return nil }
-            let mode = info.st_mode & 0o777
+            // The mode of the file itself, not of a symbolic link to it (mounted secrets are links).
+            let file = URL(fileURLWithPath: entry.path.path).resolvingSymlinksInPath().path
+            guard let permissions = try? FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+            else { return nil }
+            let mode = permissions & 0o777
             guard mode & 0o077 != 0 else { return nil }
             return ConfigError(
                 file: configuration.file, mark: entry.path.mark,

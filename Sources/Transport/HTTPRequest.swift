@@ -61,8 +61,9 @@ extension HTTPRequest {
         byte == 0x0D || byte == 0x0A || byte == 0x00
     }
 
-    /// RFC 9110 `token`: one or more tchar.
-    private static func isToken(_ text: String) -> Bool {
+    /// Whether `text` is an RFC 9110 `token` (one or more tchar): what a method or a header
+    /// field name must be.
+    public static func isToken(_ text: String) -> Bool {
         !text.isEmpty
             && text.utf8.allSatisfy { byte in
                 switch byte {

@@ -50,6 +50,14 @@ struct CheckFilesTests {
         #expect(readable.0 == 0, "\(readable.2)")
         #expect(readable.2.range(of: #"good.yaml:13:\d+: warning: subscription 'rich-inbox': encryption.key .*enc.key is readable by others \(mode 644\): chmod 600 it"#, options: .regularExpression) != nil, "\(readable.2)")
         #expect(good.2.isEmpty, "no warning for a private key: \(good.2)")
+
+        // Mounted secrets are symbolic links: the key's own mode counts, not the link's (0777).
+        #expect(chmod(directory.file("enc.key"), 0o600) == 0)
+        #expect(symlink(directory.file("enc.key"), directory.file("linked.key")) == 0)
+        directory.write("linked.yaml", config(key: "linked.key"))
+        let linked = try await runToCompletion(["check", "--config", "linked.yaml"], directory: directory.path)
+        #expect(linked.0 == 0, "\(linked.2)")
+        #expect(linked.2.isEmpty, "no warning for a link to a private key: \(linked.2)")
     }
 
     @Test("graph.certificate is loaded by check, as run loads it")

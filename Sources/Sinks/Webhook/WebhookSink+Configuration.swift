@@ -93,7 +93,7 @@ extension WebhookSink {
                 let value = try mapping.decode(String.self, forKey: key)
                 let name = key.stringValue
                 var problem: String?
-                if !HTTPMethodName.isToken(name) {
+                if !HTTPRequest.isToken(name) {
                     problem = "header name '\(name)' is not a valid HTTP header name"
                 } else if reservedHeaders.contains(name.lowercased()) {
                     problem = "header '\(name)' is set by the sink and cannot be configured"
@@ -148,24 +148,10 @@ extension WebhookSink {
 
         init(from decoder: any Decoder) throws {
             let text = try decoder.singleValueContainer().decode(String.self)
-            guard Self.isToken(text) else {
+            guard HTTPRequest.isToken(text) else {
                 throw decoder.configError("method must be an HTTP method such as POST or PUT")
             }
             name = text.uppercased()
-        }
-
-        /// RFC 9110 `token`.
-        static func isToken(_ text: String) -> Bool {
-            !text.isEmpty
-                && text.utf8.allSatisfy { byte in
-                    switch byte {
-                    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                        UInt8(ascii: "A")...UInt8(ascii: "Z"):
-                        return true
-                    default:
-                        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-                    }
-                }
         }
     }
 
