@@ -10,6 +10,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let pool: DatabasePool
     let committer: GroupCommitter
     private let checkpointer: Checkpointer
+    private let walMeter: WALMeter
     let logger: Logger
     public let path: String
 
@@ -39,12 +40,13 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         // Only now: DatabasePool switches its writer to WAL *after* prepareDatabase and sets
         // `synchronous = NORMAL` there, under which a commit is not fsync'd (it survives a killed
         // process, not a power cut). Set FULL on the writer and read it back.
-        let synchronous = try pool.writeWithoutTransaction { db in
+        let (synchronous, meter) = try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Checkpoints run beside the writer (Checkpointer), not inside its commits.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
-            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            return (try Int.fetchOne(db, sql: "PRAGMA synchronous"), try WALMeter.install(on: db, path: path))
         }
+        walMeter = meter
         guard synchronous == 2 else {
             throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
         }
@@ -699,7 +701,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     deinit {
         checkpointer.stop()
+        walMeter.close()
     }
+
+    /// Bytes the store's commits appended to its WAL since it opened (also
+    /// `graph_bridge_state_wal_bytes_total`).
+    public var walBytesWritten: Int64 { walMeter.bytesWritten }
 
     /// Runs a WAL checkpoint now (one also runs every 200 ms by itself): the WAL's frames and how
     /// many of them are in the database file afterwards.
