@@ -39,11 +39,13 @@ final class WALMeter: Sendable {
         let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
         let meter = WALMeter(walPath: path + "-wal", pageSize: pageSize)
         let context = Unmanaged.passRetained(meter).toOpaque()
-        _ = sqlite3_wal_hook(db.sqliteConnection, { context, _, _, frames in
-            guard let context else { return SQLITE_OK }
-            Unmanaged<WALMeter>.fromOpaque(context).takeUnretainedValue().committed(walFrames: frames)
-            return SQLITE_OK
-        }, context)
+        _ = sqlite3_wal_hook(
+            db.sqliteConnection,
+            { context, _, _, frames in
+                guard let context else { return SQLITE_OK }
+                Unmanaged<WALMeter>.fromOpaque(context).takeUnretainedValue().committed(walFrames: frames)
+                return SQLITE_OK
+            }, context)
         return meter
     }
 

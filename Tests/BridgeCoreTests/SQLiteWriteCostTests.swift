@@ -1,8 +1,9 @@
 import BridgeCore
-@testable import BridgeStore
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
+@testable import BridgeStore
 
 /// What each event costs the SQLite file (issue 16): the WAL meter that measures it, and the
 /// writes taken out of the per-event path.
@@ -76,9 +77,10 @@ struct SQLiteWriteCostTests {
     func notificationStamp() async throws {
         let directory = TemporaryDirectory()
         let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
-        try await store.saveSubscription(SubscriptionRecord(
-            name: "inbox", graphID: "g", resource: "me/messages", changeTypes: "created", clientState: "c", notificationURL: "https://x/n",
-            expiration: nil, renewedAt: nil, managed: false, lastNotificationAt: nil))
+        try await store.saveSubscription(
+            SubscriptionRecord(
+                name: "inbox", graphID: "g", resource: "me/messages", changeTypes: "created", clientState: "c", notificationURL: "https://x/n",
+                expiration: nil, renewedAt: nil, managed: false, lastNotificationAt: nil))
         let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         func stamp() async throws -> Date? { try await store.subscriptionRecords().first?.lastNotificationAt }
         _ = try await store.journal([JournalEntry(event: makeEvent(at: t0), deduplicationKey: nil)])

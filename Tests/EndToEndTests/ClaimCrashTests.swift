@@ -40,7 +40,8 @@ struct ClaimCrashTests {
             let directory = TemporaryDirectory()
             let holding = "/slow/30000"
             directory.write("bridge.yaml", Self.config(webhook: receiver.url(holding)))
-            let first = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+            let first = try BridgeProcess(
+                ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
             let port = try await first.port()
             let client = CurlClient()
             for n in 0..<Self.count {
@@ -59,11 +60,13 @@ struct ClaimCrashTests {
             // The next start frees the dead process's claims: the webhook (now answering at once)
             // gets every event, and nothing was recorded delivered to it, so each exactly once.
             directory.write("bridge.yaml", Self.config(webhook: receiver.url("/hook")))
-            let second = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
+            let second = try BridgeProcess(
+                ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
             _ = try await second.port()
             let all = Set(0..<Self.count)
             let delivered = try await eventually(timeout: .seconds(20)) { Set(try Self.hookNumbers(receiver, path: "/hook")) == all }
-            #expect(delivered, "the webhook got \(Set((try? Self.hookNumbers(receiver, path: "/hook")) ?? []).count) of \(Self.count) after the restart")
+            #expect(
+                delivered, "the webhook got \(Set((try? Self.hookNumbers(receiver, path: "/hook")) ?? []).count) of \(Self.count) after the restart")
             second.signal(SIGTERM)
             #expect(await second.waitForExit() == 0)
             await client.shutdown()
