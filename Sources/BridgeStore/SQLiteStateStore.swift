@@ -2,6 +2,7 @@ public import BridgeCore
 public import Foundation
 import GRDB
 public import Logging
+import Synchronization
 
 /// The embedded state store: one SQLite file in WAL mode with `synchronous = FULL`, so a write
 /// that returned survives a crash of the process and of the machine. Writes go through a group
@@ -10,6 +11,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let pool: DatabasePool
     let committer: GroupCommitter
     private let checkpointer: Checkpointer
+    private let walMeter: WALMeter
+    /// Claimed deliveries: in memory, not on the delivery rows (see `claimDeliveries`).
+    let claims = ClaimTable()
+    /// When this store last stamped each subscription's `last_notification_at` (event time, seconds).
+    private let notificationStamps = Mutex<[String: Double]>([:])
+
+    /// How often the journal stamps a subscription's `last_notification_at`: at most once a second
+    /// per subscription, so a steady stream does not rewrite that row's page in every commit.
+    static let notificationStampInterval: Double = 1
     let logger: Logger
     public let path: String
 
@@ -39,12 +49,13 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         // Only now: DatabasePool switches its writer to WAL *after* prepareDatabase and sets
         // `synchronous = NORMAL` there, under which a commit is not fsync'd (it survives a killed
         // process, not a power cut). Set FULL on the writer and read it back.
-        let synchronous = try pool.writeWithoutTransaction { db in
+        let (synchronous, meter) = try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Checkpoints run beside the writer (Checkpointer), not inside its commits.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
-            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            return (try Int.fetchOne(db, sql: "PRAGMA synchronous"), try WALMeter.install(on: db, path: path))
         }
+        walMeter = meter
         guard synchronous == 2 else {
             throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
         }
@@ -222,8 +233,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 subscriptions.insert(row.subscription)
             }
             if let now = rows.last?.receivedAt {
+                // At most once a second per subscription (by event time): the stamp only tells a
+                // start how long the bridge was away, and the `subscriptions` command shows it.
+                let due = self.notificationStamps.withLock { stamps -> [String] in
+                    let names = subscriptions.filter { name in stamps[name].map { abs(now - $0) >= Self.notificationStampInterval } ?? true }
+                    for name in names { stamps[name] = now }
+                    return Array(names)
+                }
                 let touch = try db.cachedStatement(sql: "UPDATE subscriptions SET last_notification_at = ? WHERE name = ?")
-                for name in subscriptions { try touch.execute(arguments: [now, name]) }
+                for name in due { try touch.execute(arguments: [now, name]) }
             }
             return outcomes
         }
@@ -366,6 +384,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 sql: "INSERT INTO replicas(id, alive_until) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET alive_until = excluded.alive_until",
                 arguments: [replica.rawValue, aliveUntil])
         }
+        claims.keepOnly(replica.rawValue)
     }
 
     @discardableResult
@@ -386,50 +405,62 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             try db.execute(sql: "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?", arguments: [replica.rawValue])
             try db.execute(sql: "DELETE FROM replicas WHERE id = ?", arguments: [replica.rawValue])
         }
+        claims.release(replica.rawValue)
+    }
+
+    /// The replicas whose lease holds at `seconds`.
+    private static func liveReplicas(_ db: Database, at seconds: Double) throws -> Set<String> {
+        Set(try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM replicas WHERE alive_until > ?"), arguments: [seconds]))
     }
 
     // MARK: Deliveries
 
-    /// The claim is a write (it joins the next group commit, or starts one: a delivery waits for
-    /// it); the events are read afterwards, off the writer.
+    /// Claims live in memory (``ClaimTable``): a claim is two reads and no write, where it was a
+    /// commit of its own (a delivery waited for its `fdatasync`) and two B-tree pages per delivery.
+    /// The file is one process's (it is locked), and a registering replica frees every earlier
+    /// claim, so a claim written to it never outlived its process anyway.
     public func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
         let seconds = now.timeIntervalSince1970
-        let candidates = """
-            SELECT d.id FROM deliveries d
-            WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ?
-            AND (d.claimed_by IS NULL OR d.claimed_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?))
-            AND EXISTS (SELECT 1 FROM replicas WHERE id = ? AND alive_until > ?)
-            ORDER BY d.next_attempt_at, d.id LIMIT ?
-            """
-        let arguments: StatementArguments = [sink, seconds, seconds, replica.rawValue, seconds, max(0, limit)]
-        // Nothing to claim, the usual answer of an idle sink, needs no turn of the writer.
-        guard try await pool.read({ db in try !Int64.fetchAll(db.cachedStatement(sql: candidates), arguments: arguments).isEmpty }) else { return [] }
-        let claimed = try await committer.write { db -> [Int64] in
-            let ids = try Int64.fetchAll(db.cachedStatement(sql: candidates), arguments: arguments)
-            let claim = try db.cachedStatement(sql: "UPDATE deliveries SET claimed_by = ? WHERE id = ?")
-            for id in ids { try claim.execute(arguments: [replica.rawValue, id]) }
-            return ids
+        guard limit > 0 else { return [] }
+        let claims = self.claims
+        let claimed = try await pool.read { db -> [Int64] in
+            try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try Self.liveReplicas(db, at: seconds) }) { count in
+                try Int64.fetchAll(db.cachedStatement(sql: """
+                    SELECT id FROM deliveries WHERE sink = ? AND status = 0 AND next_attempt_at <= ?
+                    ORDER BY next_attempt_at, id LIMIT ?
+                    """), arguments: [sink, seconds, count])
+            }
         }
         guard !claimed.isEmpty else { return [] }
         let list = "[" + claimed.map(String.init).joined(separator: ",") + "]"
-        return try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id
-                """, arguments: [list]).map { row in
-                Delivery(id: row["id"], sink: sink, event: try Self.event(row["body"]), attempts: row["attempts"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                    WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id
+                    """, arguments: [list]).map { row in
+                    Delivery(id: row["id"], sink: sink, event: try Self.event(row["body"]), attempts: row["attempts"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+                }
             }
+        } catch {
+            claims.end(claimed)
+            throw error
         }
     }
 
     public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
         let seconds = now.timeIntervalSince1970
-        return try await pool.read { db in
-            try Double.fetchOne(db.cachedStatement(sql: """
-                SELECT next_attempt_at FROM deliveries d WHERE sink = ? AND status = 0
-                AND (claimed_by IS NULL OR claimed_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?))
-                ORDER BY next_attempt_at, id LIMIT 1
-                """), arguments: [sink, seconds])
+        let claims = self.claims
+        return try await pool.read { db -> Double? in
+            let held = claims.held(sink: sink, live: try Self.liveReplicas(db, at: seconds))
+            let statement = try db.cachedStatement(sql: """
+                SELECT id, next_attempt_at FROM deliveries WHERE sink = ? AND status = 0 ORDER BY next_attempt_at, id LIMIT ?
+                """)
+            for row in try Row.fetchAll(statement, arguments: [sink, held.count + 1]) {
+                let id: Int64 = row["id"]
+                if !held.contains(id) { return row["next_attempt_at"] }
+            }
+            return nil
         }.map(Date.init(timeIntervalSince1970:))
     }
 
@@ -478,6 +509,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         try await committer.write(.deferred) { db in
             try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?").execute(arguments: [deliveryID])
         }
+        claims.end(deliveryID)
     }
 
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
@@ -486,6 +518,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             try db.cachedStatement(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?")
                 .execute(arguments: [attempts, next, error, deliveryID])
         }
+        claims.end(deliveryID)
     }
 
     public func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
@@ -494,10 +527,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             try db.cachedStatement(sql: "UPDATE deliveries SET status = 1, attempts = ?, last_error = ?, dead_at = ?, claimed_by = NULL WHERE id = ?")
                 .execute(arguments: [attempts, error, deadAt, deliveryID])
         }
+        claims.end(deliveryID)
     }
 
     public func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {
         let kept = JSONValue.array(sinks.sorted().map(JSONValue.string)).serializedString
+        defer { claims.endAll(exceptFor: sinks) }
         return try await committer.write { db in
             var retired: [String: Int] = [:]
             let pending = "status = 0 AND sink NOT IN (SELECT value FROM json_each(?))"
@@ -551,13 +586,17 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func retryDeadLetters(_ selection: DeadLetterSelection, now: Date) async throws -> Int {
         let now = now.timeIntervalSince1970
         let (condition, arguments) = Self.condition(selection, table: "deliveries")
-        return try await committer.write { db in
+        let retried = try await committer.write { db -> [Int64] in
             try Self.requireKnownIDs(selection, condition: condition, arguments: arguments, db)
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM deliveries WHERE \(condition)", arguments: arguments)
             try db.execute(
                 sql: "UPDATE deliveries SET status = 0, created_at = ?, next_attempt_at = ?, dead_at = NULL, claimed_by = NULL WHERE \(condition)",
                 arguments: StatementArguments([now, now]) + arguments)
-            return db.changesCount
+            return ids
         }
+        // A dead letter holds no claim; one left from before it died must not hold its replay back.
+        claims.end(retried)
+        return retried.count
     }
 
     public func purgeDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
@@ -699,7 +738,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     deinit {
         checkpointer.stop()
+        walMeter.close()
     }
+
+    /// Bytes the store's commits appended to its WAL since it opened (also
+    /// `graph_bridge_state_wal_bytes_total`).
+    public var walBytesWritten: Int64 { walMeter.bytesWritten }
 
     /// Runs a WAL checkpoint now (one also runs every 200 ms by itself): the WAL's frames and how
     /// many of them are in the database file afterwards.
