@@ -12,7 +12,7 @@ import Synchronization
 /// A batch that the server refuses for a statement's sake (a constraint, a deadlock with another
 /// replica: ``PostgresBatchError/retryAlone``) does not fail its unrelated requests: it is rolled
 /// back and each request runs again in a transaction of its own, so only the one at fault fails
-/// (SQLite's ``GroupCommitter`` uses savepoints for the same end). A batch that fails for the
+/// (SQLite's `GroupCommitter` uses savepoints for the same end). A batch that fails for the
 /// connection's sake (the server is gone) fails every request in it at once.
 ///
 /// A request whose task is cancelled (the intake's journal deadline) is answered with
@@ -38,13 +38,11 @@ final class PostgresGroupCommitter: Sendable {
 
     private typealias Answer = Result<[JournalOutcome], any Error>
 
-    /// The batch the drain waits for.
+    /// The batch in flight: the next one starts when it ends or nobody waits for it any more.
     private struct Running {
         var number: UInt64
         var ids: [UInt64]
         var task: Task<Void, Never>?
-        /// Resumed when the batch ends or nobody waits for it any more: the drain goes on.
-        var done: CheckedContinuation<Void, Never>
     }
 
     private struct State {
@@ -53,7 +51,6 @@ final class PostgresGroupCommitter: Sendable {
         var waiters: [UInt64: Waiter] = [:]
         /// Ids in arrival order that wait for the next batch (a cancelled one is skipped when taken).
         var queue: [UInt64] = []
-        var draining = false
         var batchNumber: UInt64 = 0
         var running: Running?
         var statistics = PostgresStateStore.JournalCommitStatistics()
@@ -89,22 +86,19 @@ final class PostgresGroupCommitter: Sendable {
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[JournalOutcome], any Error>) in
-                enum Next { case cancelled, wait, drain }
-                let next = state.withLock { state -> Next in
+                let cancelled = state.withLock { state -> Bool in
                     if state.waiters[id]?.cancelled ?? true {
                         state.waiters[id] = nil
-                        return .cancelled
+                        return true
                     }
                     state.waiters[id]?.continuation = continuation
                     state.queue.append(id)
-                    if state.draining { return .wait }
-                    state.draining = true
-                    return .drain
+                    return false
                 }
-                switch next {
-                case .cancelled: continuation.resume(throwing: CancellationError())
-                case .wait: break
-                case .drain: Task { await self.drain() }
+                if cancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    startBatch()
                 }
             }
         } onCancel: {
@@ -129,56 +123,53 @@ final class PostgresGroupCommitter: Sendable {
         }
         continuation?.resume(throwing: CancellationError())
         if let abandoned {
-            // A batch stuck on a connection that does not answer holds up nobody: the drain goes on.
+            // A batch stuck on a connection that does not answer holds up nobody: the next one starts.
             abandoned.task?.cancel()
-            abandoned.done.resume()
+            startBatch()
         }
     }
 
-    /// Takes batch after batch until nobody waits; then the next request starts a new drain.
-    private func drain() async {
-        while let (ids, groups) = takeBatch() {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                let number = state.withLock { state in
-                    state.batchNumber += 1
-                    state.running = Running(number: state.batchNumber, ids: ids, task: nil, done: done)
-                    return state.batchNumber
-                }
-                let task = Task { await self.finish(number, ids, await self.run(groups)) }
-                let abandoned = state.withLock { state -> Bool in
-                    guard state.running?.number == number else { return false }
-                    state.running?.task = task
-                    guard ids.allSatisfy({ state.waiters[$0] == nil }) else { return false }
-                    state.running = nil
-                    state.statistics.abandoned += 1
-                    return true
-                }
-                if abandoned {
-                    task.cancel()
-                    done.resume()
-                }
-            }
+    /// Starts the next batch in a task of its own, unless one is in flight or nobody waits. Called
+    /// when a request arrives and when a batch ends or is abandoned: batches follow each other
+    /// with no task in between.
+    private func startBatch() {
+        guard let (number, ids, groups) = takeBatch() else { return }
+        let task = Task { self.finish(number, ids, await self.run(groups)) }
+        let abandoned = state.withLock { state -> Bool in
+            guard state.running?.number == number else { return false }
+            state.running?.task = task
+            guard ids.allSatisfy({ state.waiters[$0] == nil }) else { return false }
+            state.running = nil
+            state.statistics.abandoned += 1
+            return true
+        }
+        if abandoned {
+            task.cancel()
+            startBatch()
         }
     }
 
-    /// Answers the requests of batch `number` that still wait, and lets the drain go on if it waits for this batch.
+    /// Answers the requests of batch `number` that still wait, and starts the next batch.
     private func finish(_ number: UInt64, _ ids: [UInt64], _ results: [Answer]) {
         typealias Answers = [(CheckedContinuation<[JournalOutcome], any Error>, Answer)]
-        let (answers, done) = state.withLock { state -> (Answers, CheckedContinuation<Void, Never>?) in
+        let (answers, next) = state.withLock { state -> (Answers, Bool) in
             var answers: Answers = []
             for (id, result) in zip(ids, results) {
                 if let continuation = state.waiters.removeValue(forKey: id)?.continuation { answers.append((continuation, result)) }
             }
-            guard let running = state.running, running.number == number else { return (answers, nil) }
+            guard let running = state.running, running.number == number else { return (answers, false) }
             state.running = nil
-            return (answers, running.done)
+            return (answers, true)
         }
+        // The next batch first: the answered requests' tasks then run while it commits.
+        if next { startBatch() }
         for (continuation, result) in answers { continuation.resume(with: result) }
-        done?.resume()
     }
 
-    private func takeBatch() -> ([UInt64], [[JournalEntry]])? {
+    /// The next batch, now running; nil when one is in flight or nobody waits.
+    private func takeBatch() -> (UInt64, [UInt64], [[JournalEntry]])? {
         state.withLock { state in
+            guard state.running == nil else { return nil }
             var ids: [UInt64] = []
             var groups: [[JournalEntry]] = []
             var count = 0
@@ -195,11 +186,10 @@ final class PostgresGroupCommitter: Sendable {
                 taken += 1
             }
             state.queue.removeFirst(taken)
-            if ids.isEmpty {
-                state.draining = false
-                return nil
-            }
-            return (ids, groups)
+            if ids.isEmpty { return nil }
+            state.batchNumber += 1
+            state.running = Running(number: state.batchNumber, ids: ids, task: nil)
+            return (state.batchNumber, ids, groups)
         }
     }
 
