@@ -43,13 +43,14 @@ struct PostgresJournalWriter: Sendable {
                         let seen = ordered.map { entries[$0].event.receivedAt.timeIntervalSince1970 }
                         // The cutoff is seen_at minus the window, as the single-request path computes it.
                         var claimed: Set<String> = []
-                        for try await key in try await connection.query("""
+                        for try await key in try await connection.query(
+                            """
                             INSERT INTO dedup(key, seen_at)
                             SELECT k, s FROM unnest(\(keys)::text[], \(seen)::float8[]) WITH ORDINALITY AS u(k, s, o) ORDER BY o
                             ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < EXCLUDED.seen_at - \(Self.windowSeconds)
                             RETURNING key
-                            """, logger: logger).decode(String.self)
-                        {
+                            """, logger: logger
+                        ).decode(String.self) {
                             claimed.insert(key)
                         }
                         for index in ordered where !claimed.contains(entries[index].deduplicationKey!) { outcomes[index] = .duplicate }
@@ -94,11 +95,13 @@ struct PostgresJournalWriter: Sendable {
                         let key = entries[index].deduplicationKey!
                         let seen = entries[index].event.receivedAt.timeIntervalSince1970
                         let cutoff = seen - Self.windowSeconds
-                        let claimed = try await connection.query("""
+                        let claimed = try await connection.query(
+                            """
                             INSERT INTO dedup(key, seen_at) VALUES (\(key), \(seen))
                             ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < \(cutoff)
                             RETURNING 1
-                            """, logger: logger).collect()
+                            """, logger: logger
+                        ).collect()
                         if claimed.isEmpty { outcomes[index] = .duplicate }
                     }
                     let journaled = entries.indices.filter { outcomes[$0] == .journaled }
@@ -128,7 +131,8 @@ struct PostgresJournalWriter: Sendable {
         let hasAttachment = entries.map { $0.attachment != nil }
         let replicas = entries.map { $0.replica?.rawValue ?? "" }
         let hasReplica = entries.map { $0.replica != nil }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO events(id, received_at, subscription, body, attachment, accepted_by)
             SELECT i, r, s, b, CASE WHEN ha THEN a END, CASE WHEN hp THEN p END
             FROM unnest(\(ids)::text[], \(received)::float8[], \(subscriptions)::text[], \(bodies)::text[], \(attachments)::text[],

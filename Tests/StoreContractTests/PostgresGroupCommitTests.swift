@@ -1,9 +1,9 @@
 import BridgeCore
 import Foundation
-import Synchronization
 import PostgresStore
-import Testing
+import Synchronization
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -80,7 +80,9 @@ struct PostgresGroupCommitTests {
 
     /// Starts a journal request that becomes the batch in flight, held at its events insert by
     /// `lock`; returns its task once the batch waits for the lock.
-    static func holdFirstBatch(_ store: PostgresStateStore, _ lock: HeldLock, key: String? = "first") async throws -> Task<[JournalOutcome], any Error> {
+    static func holdFirstBatch(_ store: PostgresStateStore, _ lock: HeldLock, key: String? = "first") async throws -> Task<
+        [JournalOutcome], any Error
+    > {
         let first = Task { try await store.journal([entry(makeEvent(resource: "first"), key: key)]) }
         try #require(try await eventually { try lock.hasWaiter() }, "the first batch did not reach the lock")
         #expect(store.journalCommitStatistics.waiting == 0)
@@ -122,7 +124,9 @@ struct PostgresGroupCommitTests {
         #expect(resources == ["first"] + requests.flatMap { $0.map(\.event.resource) })
     }
 
-    @Test("deduplication inside one batch is per item: the same item twice in a request and across requests, a key of the batch before, keys older and newer than the window")
+    @Test(
+        "deduplication inside one batch is per item: the same item twice in a request and across requests, a key of the batch before, keys older and newer than the window"
+    )
     func deduplicationPerItem() async throws {
         let (server, database, location) = try Self.database()
         let store = try await PostgresStateStore(location: location, logger: quietLogger)
@@ -232,7 +236,9 @@ struct PostgresGroupCommitTests {
         #expect(try await eventually { try !lock.hasWaiter() })
     }
 
-    @Test("the server going away mid-batch: the batch in flight and the queued requests answer by their deadline, never later; after a restart the journal works again")
+    @Test(
+        "the server going away mid-batch: the batch in flight and the queued requests answer by their deadline, never later; after a restart the journal works again"
+    )
     func serverGoneMidBatch() async throws {
         guard let server = try PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         defer { server.remove() }
