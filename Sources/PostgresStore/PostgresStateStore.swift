@@ -17,7 +17,8 @@ import Synchronization
 /// agree to well within the lease (NTP does); see docs/reliability.md.
 ///
 /// Every change is one PostgreSQL transaction that has committed (with the server's default
-/// `synchronous_commit = on`, flushed to its WAL) before the method returns. Dates are stored as
+/// `synchronous_commit = on`, flushed to its WAL) before the method returns; concurrent journal
+/// writes share one (group commit, ``PostgresGroupCommitter``). Dates are stored as
 /// `double precision` seconds since 1970, as the SQLite store keeps them, so they come back exact.
 ///
 /// One `PostgresClient` (a pool of at most `maximumConnections`) serves every call; it runs in a
@@ -29,6 +30,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
     public let location: PostgresLocation
     let client: PostgresClient
     private let runTask: Task<Void, Never>
+    private let committer: PostgresGroupCommitter
     /// When this process last stamped each subscription's `last_notification_at`.
     let notificationStamps = Mutex<[String: Date]>([:])
     let logger: Logger
@@ -51,6 +53,8 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         configuration.options.connectTimeout = .seconds(10)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
+        let writer = PostgresJournalWriter(client: client, location: location, logger: logger)
+        committer = PostgresGroupCommitter(batch: { try await writer.batch($0) }, alone: { try await writer.alone($0) })
         runTask = Task { await client.run() }
         do {
             try await Self.probe(location, logger: logger)
@@ -278,43 +282,21 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     // MARK: Journal
 
+    /// Goes through the group committer: requests arriving while a batch commits share the next
+    /// transaction (``PostgresGroupCommitter``); each returns once its batch has committed.
     public func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] {
         guard !entries.isEmpty else { return [] }
-        let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
-        // Keys are claimed in key order (then arrival order): two calls sharing keys then wait for
-        // each other instead of deadlocking.
-        let keyed = entries.indices.filter { entries[$0].deduplicationKey != nil }
-            .sorted { (entries[$0].deduplicationKey!, $0) < (entries[$1].deduplicationKey!, $1) }
-        let (outcomes, subscriptions) = try await transaction { connection in
-            var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
-            for index in keyed {
-                let key = entries[index].deduplicationKey!
-                let seen = entries[index].event.receivedAt.timeIntervalSince1970
-                let cutoff = seen - windowSeconds
-                let claimed = try await connection.query("""
-                    INSERT INTO dedup(key, seen_at) VALUES (\(key), \(seen))
-                    ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < \(cutoff)
-                    RETURNING 1
-                    """, logger: self.logger).collect()
-                if claimed.isEmpty { outcomes[index] = .duplicate }
-            }
-            var subscriptions: Set<String> = []
-            for (entry, outcome) in zip(entries, outcomes) where outcome == .journaled {
-                let event = entry.event
-                try await connection.query("""
-                    INSERT INTO events(id, received_at, subscription, body, attachment, accepted_by)
-                    VALUES (\(event.id), \(event.receivedAt.timeIntervalSince1970), \(event.subscription.name), \(Self.body(event)), \(entry.attachment?.serializedString),
-                            \(entry.replica?.rawValue))
-                    """, logger: self.logger)
-                subscriptions.insert(event.subscription.name)
-            }
-            return (outcomes, subscriptions)
-        }
+        let outcomes = try await committer.journal(entries)
+        let subscriptions = Set(zip(entries, outcomes).filter { $0.1 == .journaled }.map(\.0.event.subscription.name))
         if let last = entries.last?.event.receivedAt {
             await stampLastNotification(subscriptions, at: last)
         }
         return outcomes
     }
+
+    /// What the journal's group committer did since the store opened, and how many requests wait
+    /// for its next batch now.
+    public var journalCommitStatistics: JournalCommitStatistics { committer.statistics }
 
     // MARK: Routing
 
