@@ -76,9 +76,15 @@ final class BridgeProcess: Sendable {
     /// Whether some log line so far satisfies `predicate` (for `eventually`, when one substring is not enough).
     func hasLog(where predicate: (String) -> Bool) -> Bool { buffer.contains(where: predicate) }
 
-    /// Waits for the process to exit and returns its status.
-    func waitForExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
+    /// Waits for the process to exit and returns its status. One still running after `timeout` is
+    /// killed (status 9), so a bridge that does not stop fails its test instead of hanging the run.
+    func waitForExit(timeout: Duration = .seconds(60)) async -> Int32 {
+        let guardTask = Task { [process] in
+            try await Task.sleep(for: timeout)
+            kill(process.processIdentifier, SIGKILL)
+        }
+        defer { guardTask.cancel() }
+        return await withCheckedContinuation { continuation in
             DispatchQueue.global().async { [process] in
                 process.waitUntilExit()
                 continuation.resume(returning: process.terminationStatus)
@@ -93,10 +99,18 @@ final class BridgeProcess: Sendable {
 
 /// Standard error of the child, split into lines, with waiters for a line to appear.
 final class LineBuffer: Sendable {
+    private struct Waiter {
+        var text: String
+        var continuation: CheckedContinuation<String?, Never>
+    }
+
     private struct State {
         var lines: [String] = []
         var partial = Data()
-        var waiters: [(text: String, continuation: CheckedContinuation<String?, Never>)] = []
+        var waiters: [Int: Waiter] = [:]
+        /// Waits whose time ran out (or whose task was cancelled) before they began.
+        var expired: Set<Int> = []
+        var nextWaiter = 0
         var closed = false
     }
 
@@ -110,8 +124,8 @@ final class LineBuffer: Sendable {
         let ready = state.withLock { state -> [(CheckedContinuation<String?, Never>, String?)] in
             if data.isEmpty {
                 state.closed = true
-                defer { state.waiters = [] }
-                return state.waiters.map { ($0.continuation, nil) }
+                defer { state.waiters = [:] }
+                return state.waiters.values.map { ($0.continuation, nil) }
             }
             state.partial.append(data)
             var ready: [(CheckedContinuation<String?, Never>, String?)] = []
@@ -119,27 +133,54 @@ final class LineBuffer: Sendable {
                 let line = String(decoding: state.partial[state.partial.startIndex..<newline], as: UTF8.self)
                 state.partial.removeSubrange(state.partial.startIndex...newline)
                 state.lines.append(line)
-                var remaining: [(text: String, continuation: CheckedContinuation<String?, Never>)] = []
-                for waiter in state.waiters {
-                    if line.contains(waiter.text) { ready.append((waiter.continuation, line)) } else { remaining.append(waiter) }
+                for (key, waiter) in state.waiters where line.contains(waiter.text) {
+                    ready.append((waiter.continuation, line))
+                    state.waiters[key] = nil
                 }
-                state.waiters = remaining
             }
             return ready
         }
         for (continuation, line) in ready { continuation.resume(returning: line) }
     }
 
-    func waitForLine(containing text: String) async -> String? {
-        await withCheckedContinuation { continuation in
-            let found = state.withLock { state -> (Bool, String?) in
-                if let line = state.lines.first(where: { $0.contains(text) }) { return (true, line) }
-                if state.closed { return (true, nil) }
-                state.waiters.append((text, continuation))
-                return (false, nil)
-            }
-            if found.0 { continuation.resume(returning: found.1) }
+    /// The first line (past or future) containing `text`; nil when the stream closed first, when
+    /// `timeout` passed, or when the calling task is cancelled. Bounded, so a process that neither
+    /// writes the line nor exits fails its test instead of holding up the whole run.
+    func waitForLine(containing text: String, timeout: Duration = .seconds(60)) async -> String? {
+        let key = state.withLock { state -> Int in
+            state.nextWaiter += 1
+            return state.nextWaiter
         }
+        let guardTask = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            expire(key)
+        }
+        defer { guardTask.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let found = state.withLock { state -> (Bool, String?) in
+                    if let line = state.lines.first(where: { $0.contains(text) }) { return (true, line) }
+                    if state.closed || state.expired.contains(key) { return (true, nil) }
+                    state.waiters[key] = Waiter(text: text, continuation: continuation)
+                    return (false, nil)
+                }
+                if found.0 { continuation.resume(returning: found.1) }
+            }
+        } onCancel: {
+            expire(key)
+        }
+    }
+
+    /// Ends the wait `key` with nil now, also if it has not begun.
+    private func expire(_ key: Int) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let waiter = state.waiters.removeValue(forKey: key) else {
+                state.expired.insert(key)
+                return nil
+            }
+            return waiter
+        }
+        waiter?.continuation.resume(returning: nil)
     }
 }
 
@@ -150,9 +191,10 @@ struct ProcessFailure: Error, CustomStringConvertible {
 
 /// Runs a command to completion and returns (status, stdout, stderr): this process's environment,
 /// less `removing`, plus `environment`. With `killAfter`, a command still running then is
-/// SIGKILLed (status 9): for commands that must end by themselves (a `run` that must refuse).
+/// SIGKILLed (status 9): for commands that must end by themselves (a `run` that must refuse). Any
+/// command is killed after two minutes, so one that hangs fails its test instead of the whole run.
 func runToCompletion(
-    _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = nil
+    _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = .seconds(120)
 ) async throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
@@ -176,8 +218,12 @@ func runToCompletion(
     defer { guardTask?.cancel() }
     return await withCheckedContinuation { continuation in
         DispatchQueue.global().async {
+            // Both at once: a child that fills one pipe while this reads the other would never end.
+            nonisolated(unsafe) var stderr = Data()
+            let errors = DispatchGroup()
+            DispatchQueue.global().async(group: errors) { stderr = err.fileHandleForReading.readDataToEndOfFile() }
             let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            errors.wait()
             process.waitUntilExit()
             continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
         }

@@ -26,6 +26,10 @@ struct LeaderLockTests {
 
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    /// Counts the advisory locks granted in the query's own database (other tests share the server).
+    static let advisoryLocksHere =
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
     static func location(_ server: PostgresServer, database: String) throws -> PostgresLocation {
         try PostgresLocation.parse(server.url(database: database))
     }
@@ -62,10 +66,10 @@ struct LeaderLockTests {
         defer { for task in tasks { task.cancel() } }
         #expect(try await Self.eventually { roles.leaders.count == 1 })
         let first = try #require(roles.leaders.first)
-        #expect(try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "1")
+        #expect(try server.query(database: database, Self.advisoryLocksHere).first == "1")
 
         // The leader's session is cut by the server: it stops leading, and the other one leads.
-        _ = try server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        _ = try server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
         #expect(try await Self.eventually { roles.leaders.count == 1 && roles.leaders.first != first })
         #expect(roles.history.count == 2, "\(roles.history)")
         #expect(roles.leaders.count <= 1)
@@ -76,7 +80,7 @@ struct LeaderLockTests {
         #expect(roles.leaders.isEmpty)
         #expect(
             try await Self.eventually {
-                try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "0"
+                try server.query(database: database, Self.advisoryLocksHere).first == "0"
             })
     }
 

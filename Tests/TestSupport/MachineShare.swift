@@ -36,12 +36,37 @@ public struct MachineShare: TestTrait, SuiteTrait, TestScoping {
         guard testCase != nil else { return try await function() }
         await MachineLock.shared.acquire(need)
         do {
-            try await function()
+            try await Self.bounded(function, by: Self.timeLimit)
         } catch {
             await MachineLock.shared.release(need)
             throw error
         }
         await MachineLock.shared.release(need)
+    }
+
+    /// How long a process test may hold its share: one that takes longer is cancelled and fails
+    /// with ``TimeLimitExceeded``, so it cannot keep every later process test waiting.
+    public static let timeLimit: Duration = .seconds(300)
+
+    /// A process test ran past ``timeLimit``.
+    public struct TimeLimitExceeded: Error, CustomStringConvertible {
+        public var limit: Duration
+        public var description: String { "a process test ran past \(limit) and was cancelled (it holds a share of the machine that others wait for)" }
+    }
+
+    /// Runs `function`, cancelled with ``TimeLimitExceeded`` when it takes longer than `limit`.
+    static func bounded(_ function: @Sendable () async throws -> Void, by limit: Duration) async throws {
+        try await withoutActuallyEscaping(function) { function in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await function() }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    throw TimeLimitExceeded(limit: limit)
+                }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        }
     }
 }
 

@@ -189,6 +189,16 @@ public final class PostgresServer: Sendable {
         try run(binDirectory + "/" + tool, arguments, as: runAs)
     }
 
+    // A GNU extension the Glibc module does not import (no _GNU_SOURCE): looked up once by name.
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let addCloseFrom: AddCloseFrom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+        .map { unsafeBitCast($0, to: AddCloseFrom.self) }
+
+    /// The descriptors open in this process now (glibc before 2.34 has no closefrom for posix_spawn).
+    private static func openDescriptors() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+    }
+
     /// Runs a tool to its end; returns its output (stdout and stderr together).
     @discardableResult
     private func run(_ executable: String, _ arguments: [String], as user: String?) throws -> String {
@@ -205,6 +215,16 @@ public final class PostgresServer: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process goes with it: `pg_ctl start` leaves a server that lives as
+        // long as the test process, and a descriptor it inherited stays open that long. Foundation's
+        // `Pipe` is not close-on-exec, so a pipe another test had just made (its write end still
+        // open here until its `Process.run` returns) went with the server, and that test waited for
+        // the pipe's end of file for ever: a parallel run that hung with every test suspended.
+        if let closeFrom = Self.addCloseFrom {
+            _ = closeFrom(&actions, 3)
+        } else {
+            for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
         var cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0
