@@ -7,7 +7,7 @@ import Testing
 /// (SPEC section 9, docs/graph-setup.md): a restart with the new key pair as `encryption:` and
 /// the old one under `previous:` moves the subscription by PATCH, a notification Graph
 /// encrypted for the old key before the restart still decrypts, and later ones use the new key.
-@Suite("rich notifications: key rotation through the binary", .timeLimit(.minutes(3)), .machine(.processes))
+@Suite("rich notifications: key rotation through the binary", .machine(.processes))
 struct KeyRotationEndToEndTests {
     struct Graph {
         var authority: String

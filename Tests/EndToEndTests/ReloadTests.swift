@@ -6,7 +6,7 @@ import Testing
 /// `kill -HUP` on the real binary: the file is read again and applied without a restart (sinks,
 /// routes, retry settings, subscriptions), an invalid one is refused with `FILE:LINE:COL` while the
 /// running configuration keeps working, and keys that need a restart say so.
-@Suite("reload on SIGHUP", .timeLimit(.minutes(3)), .machine(.processes))
+@Suite("reload on SIGHUP", .machine(.processes))
 struct ReloadTests {
     static func start(_ directory: TemporaryDirectory) async throws -> (BridgeProcess, port: Int, admin: Int) {
         let bridge = try BridgeProcess(

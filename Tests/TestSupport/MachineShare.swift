@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 public import Testing
 
 /// How much of the machine a test needs while it runs, for `swift test`'s parallel runs on a
@@ -34,7 +36,10 @@ public struct MachineShare: TestTrait, SuiteTrait, TestScoping {
         // Called for the suite too (testCase nil): only test cases hold a share, or a suite would
         // hold one while its own tests wait for it.
         guard testCase != nil else { return try await function() }
+        let asked = ContinuousClock.now
         await MachineLock.shared.acquire(need)
+        let granted = ContinuousClock.now
+        defer { ShareLog.record(test: test, need: need, waited: granted - asked, held: ContinuousClock.now - granted) }
         do {
             try await Self.bounded(function, by: Self.timeLimit)
         } catch {
@@ -111,5 +116,30 @@ actor MachineLock {
             exclusive = true
         }
         return true
+    }
+}
+
+/// With `MACHINE_SHARE_LOG=PATH` set, one line per process test is appended to PATH: seconds it
+/// held its share, seconds it waited for it, the share, and the test. Where a parallel run's wall
+/// time goes (docs/testing.md).
+enum ShareLog {
+    static let path = ProcessInfo.processInfo.environment["MACHINE_SHARE_LOG"]
+    static let lock = Mutex(())
+
+    static func record(test: Test, need: MachineShare.Need, waited: Duration, held: Duration) {
+        guard let path else { return }
+        func seconds(_ duration: Duration) -> String {
+            String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        }
+        let line = "\(seconds(held)) \(seconds(waited)) \(need) \(test.id)\n"
+        lock.withLock { _ in
+            guard let handle = FileHandle(forWritingAtPath: path) ?? {
+                FileManager.default.createFile(atPath: path, contents: nil)
+                return FileHandle(forWritingAtPath: path)
+            }() else { return }
+            handle.seekToEndOfFile()
+            handle.write(Data(line.utf8))
+            try? handle.close()
+        }
     }
 }
