@@ -1,5 +1,7 @@
+import CurlKit
 import Foundation
 import Synchronization
+import TestSupport
 
 /// The real `graph-bridge` executable, run as a child process on loopback for end-to-end tests.
 final class BridgeProcess: Sendable {
@@ -51,6 +53,18 @@ final class BridgeProcess: Sendable {
     /// Waits for the admin listener's `listening` log line and returns its bound port (status page,
     /// `/status.json`, `/metrics`, `/healthz`, `/readyz`; configs for tests set `server.admin.listen: 127.0.0.1:0`).
     func adminPort() async throws -> Int { try await port(listener: "admin") }
+
+    /// Waits until the admin listener's `/readyz` answers 200 (every managed subscription exists at
+    /// Graph and has not expired, the store is writable, sign-in works) and returns whether it did
+    /// within `timeout`: what an operator's probe sees, rather than the wording of a log line. The
+    /// configuration needs `server.admin.listen`.
+    func waitUntilReady(timeout: Duration = .seconds(60)) async throws -> Bool {
+        let readyz = "http://127.0.0.1:\(try await adminPort())/readyz"
+        let client = CurlClient()
+        let ready = await (try? eventually(timeout: timeout) { (try? await client.execute(HTTPRequest(url: readyz)))?.status == 200 }) ?? false
+        await client.shutdown()
+        return ready
+    }
 
     /// The port in the `listening` line of `listener` (`public` or `admin`).
     private func port(listener: String) async throws -> Int {
@@ -236,6 +250,21 @@ func jsonLines(_ path: String) -> [String] {
     return text.split(separator: "\n").map(String.init)
 }
 
+/// The `graph:` section of a `bridge.yaml` that signs in with a client secret to the Graph (a
+/// simulator) at `authority`, its Graph API at `baseUrl` (default: `authority` + `/v1.0`, as
+/// `graph-bridge simulator` serves both); ends with a newline, so the rest of the file follows.
+func graphConfigSection(tenant: String, clientId: String, secret: String, authority: String, baseUrl: String? = nil) -> String {
+    """
+    graph:
+      tenant: \(tenant)
+      clientId: \(clientId)
+      clientSecret: \(secret)
+      authorityUrl: \(authority)
+      baseUrl: \(baseUrl ?? authority + "/v1.0")
+
+    """
+}
+
 /// What `graph-bridge simulator` prints at start: the values a `bridge.yaml` for it needs.
 struct SimulatorBanner {
     var authorityURL: String
@@ -258,5 +287,10 @@ struct SimulatorBanner {
         tenant = try value("tenant:")
         clientID = try value("clientId:")
         clientSecret = try value("clientSecret:")
+    }
+
+    /// The `graph:` section that signs in to this simulator.
+    var graphSection: String {
+        graphConfigSection(tenant: tenant, clientId: clientID, secret: clientSecret, authority: authorityURL)
     }
 }

@@ -320,13 +320,7 @@ struct ReloadTests {
             let subscriptions = mailboxes.map { mailbox in
                 "  - { name: \(mailbox), resource: \"users/\(mailbox)@contoso.com/mailFolders('Inbox')/messages\", changeTypes: [created] }"
             }
-            return """
-                graph:
-                  tenant: \(banner.tenant)
-                  clientId: \(banner.clientID)
-                  clientSecret: \(banner.clientSecret)
-                  authorityUrl: \(banner.authorityURL)
-                  baseUrl: \(banner.authorityURL)/v1.0
+            return banner.graphSection + """
                 server:
                   listen: 127.0.0.1:\(port)
                   publicUrl: http://127.0.0.1:\(port)
@@ -344,7 +338,7 @@ struct ReloadTests {
         }
         directory.write("bridge.yaml", config(["alice"]))
         let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
+        #expect(try await bridge.waitUntilReady(), "\(bridge.log)")
         let graph = SimulatedGraph(banner: banner)
         let first = try await graph.subscriptions()
         #expect(first.map(\.resource) == ["users/alice@contoso.com/mailFolders('Inbox')/messages"], "\(first)")

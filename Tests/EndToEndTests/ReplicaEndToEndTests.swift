@@ -6,7 +6,11 @@ import Testing
 /// Several real `graph-bridge run` processes on one PostgreSQL database (SPEC section 12): one
 /// leader manages the subscriptions, every replica accepts notifications, and a survivor takes
 /// over when the leader is killed. Skipped, with a message, without the PostgreSQL binaries.
-@Suite("replicas on PostgreSQL", .machine(.exclusive))
+///
+/// Each test takes a process share; only the one that times a 503 takes the whole machine. (The
+/// others wait on 30 s leases and takeovers with room to spare; as exclusive tests they held the
+/// machine for a minute of a parallel run.)
+@Suite("replicas on PostgreSQL")
 struct ReplicaEndToEndTests {
     /// The leader lock's key (`LeaderLock.key`, "graphbrL").
     static let leaderLockKey: Int64 = 0x6772_6170_6862_724C
@@ -14,13 +18,7 @@ struct ReplicaEndToEndTests {
     /// The same configuration for every replica but the port it listens on (behind a load
     /// balancer each would listen on the same port of its own machine); Graph notifies `publicPort`.
     static func config(banner: SimulatorBanner, url: String, listen: Int, publicPort: Int, expiration: String = "20s") -> String {
-        """
-        graph:
-          tenant: \(banner.tenant)
-          clientId: \(banner.clientID)
-          clientSecret: \(banner.clientSecret)
-          authorityUrl: \(banner.authorityURL)
-          baseUrl: \(banner.authorityURL)/v1.0
+        banner.graphSection + """
         server:
           listen: 127.0.0.1:\(listen)
           admin: { listen: 127.0.0.1:0 }
@@ -67,7 +65,8 @@ struct ReplicaEndToEndTests {
     }
 
     @Test(
-        "two replicas: the leader creates the subscription once, the follower accepts its notifications and hands its lifecycle events to the leader; after kill -9 of the leader the follower takes over upkeep within 30 s"
+        "two replicas: the leader creates the subscription once, the follower accepts its notifications and hands its lifecycle events to the leader; after kill -9 of the leader the follower takes over upkeep within 30 s",
+        .machine(.processes)
     )
     func leaderAndFollower() async throws {
         guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
@@ -168,7 +167,7 @@ struct ReplicaEndToEndTests {
         EndToEndTests.config(auditPath: audit).replacingOccurrences(of: "path: state.sqlite", with: "url: \"\(url)\"")
     }
 
-    @Test("three replicas: notifications posted to any of them are all delivered, each exactly once")
+    @Test("three replicas: notifications posted to any of them are all delivered, each exactly once", .machine(.processes))
     func threeReplicasDeliverEachOnce() async throws {
         guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         let database = try server.createDatabase()
@@ -200,7 +199,7 @@ struct ReplicaEndToEndTests {
         await client.shutdown()
     }
 
-    @Test("kill -9 of the replica that holds failing deliveries loses none: another replica delivers them once its lease lapses")
+    @Test("kill -9 of the replica that holds failing deliveries loses none: another replica delivers them once its lease lapses", .machine(.processes))
     func killedReplicasDeliveriesAreTakenOver() async throws {
         guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         let database = try server.createDatabase()
@@ -265,7 +264,7 @@ struct ReplicaEndToEndTests {
         await client.shutdown()
     }
 
-    @Test("a replica that loses PostgreSQL answers 503 and recovers when the server is back, without a restart")
+    @Test("a replica that loses PostgreSQL answers 503 and recovers when the server is back, without a restart", .machine(.exclusive))
     func lostDatabaseAnswers503() async throws {
         guard let server = try PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         defer { server.remove() }
