@@ -121,8 +121,8 @@ struct ReplicaTimingTests {
         "the lifecycle relay reads the journal once per interval on its clock, within its lookback of the injected wall clock; a new leader skips what its predecessor handled",
         .machine(.processes))
     func lifecycleRelay() async throws {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let store = try await PostgresStateStore(location: try PostgresLocation.parse(server.url(database: try server.createDatabase())), logger: Self.quiet)
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let store = try await PostgresStateStore(location: try PostgresLocation.parse(server.url(database: try await server.createDatabase())), logger: Self.quiet)
         do {
             try await relayOnClock(store)
         } catch {

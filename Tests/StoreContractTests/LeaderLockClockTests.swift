@@ -26,14 +26,14 @@ struct LeaderLockClockTests {
         }
     }
 
-    static func leaderBackends(_ server: PostgresServer, _ database: String) throws -> [String] {
-        try server.query(database: database, "SELECT pid FROM pg_stat_activity WHERE application_name = 'graph-bridge leader' AND datname = current_database()").filter { !$0.isEmpty }
+    static func leaderBackends(_ server: PostgresServer, _ database: String) async throws -> [String] {
+        try await server.query(database: database, "SELECT pid FROM pg_stat_activity WHERE application_name = 'graph-bridge leader' AND datname = current_database()").filter { !$0.isEmpty }
     }
 
     @Test("a follower asks for the lock again only when its retry interval has passed on its clock")
     func followerRetries() async throws {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         let location = try PostgresLocation.parse(server.url(database: database))
 
         let holder = RoleChanges()
@@ -61,7 +61,7 @@ struct LeaderLockClockTests {
         await holding.value
         #expect(
             try await eventually {
-                try server.query(database: database, LeaderLockTests.advisoryLocksHere).first == "0"
+                try await server.query(database: database, LeaderLockTests.advisoryLocksHere).first == "0"
             })
         clock.advance(by: .milliseconds(4_999))
         #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(5)], "still waiting: it asks only when the interval is over")
@@ -74,8 +74,8 @@ struct LeaderLockClockTests {
 
     @Test("a leader's probe that hangs ends its leadership when the probe timeout passes on its clock; a slow probe within it does not")
     func probeTimeout() async throws {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         let location = try PostgresLocation.parse(server.url(database: database))
         let clock = ManualTestClock(start: Date(timeIntervalSince1970: 1_800_000_000))
         let roles = RoleChanges()
@@ -90,7 +90,7 @@ struct LeaderLockClockTests {
         #expect(await roles.next() == true)
         // Its watch ticks every 500 ms; the probe is due after 1 s.
         await clock.sleepers(1, until: .milliseconds(500))
-        let backends = try Self.leaderBackends(server, database)
+        let backends = try await Self.leaderBackends(server, database)
         let backend = try #require(backends.first.flatMap { Int32($0) }, "\(backends)")
         // The server stops answering on the lock's session (its backend is stopped).
         #expect(kill(backend, SIGSTOP) == 0)

@@ -27,31 +27,56 @@ public final class PostgresServer: Sendable {
         public var description: String
     }
 
-    private static let state = Mutex<Result<PostgresServer, Unavailable>?>(nil)
+    /// The start of the process's server: begun by the first caller, awaited by every caller.
+    private static let starting = Mutex<Task<Result<PostgresServer, Unavailable>, Never>?>(nil)
+    /// The server once started, for the exit handler.
+    private static let started = Mutex<PostgresServer?>(nil)
 
     /// The process's server, started on the first call; nil when the PostgreSQL binaries are
     /// missing (the reason is in `unavailableReason`). Throws when they are there but fail.
-    public static func shared() throws -> PostgresServer? {
-        let result = state.withLock { state -> Result<PostgresServer, Unavailable> in
-            if let state { return state }
-            let result: Result<PostgresServer, Unavailable>
-            do {
-                result = .success(try PostgresServer())
-            } catch let error as Unavailable {
-                result = .failure(error)
-            } catch {
-                result = .failure(Unavailable(description: "\(error)"))
+    ///
+    /// The start (`initdb`, `pg_ctl start`: seconds, half a minute on a busy machine) and every
+    /// other tool this type runs wait on a thread of their own, never on the cooperative pool:
+    /// a parallel run has two of its threads on this machine, and tests that blocked them while a
+    /// server started stalled every other test meanwhile.
+    public static func shared() async throws -> PostgresServer? {
+        let task = starting.withLock { starting in
+            if let starting { return starting }
+            let task = Task {
+                await offPool { () -> Result<PostgresServer, Unavailable> in
+                    do {
+                        let server = try PostgresServer()
+                        started.withLock { $0 = server }
+                        atexit { PostgresServer.stopShared() }
+                        return .success(server)
+                    } catch let error as Unavailable {
+                        return .failure(error)
+                    } catch {
+                        return .failure(Unavailable(description: "\(error)"))
+                    }
+                }
             }
-            state = result
-            if case .success = result { atexit { PostgresServer.stopShared() } }
-            return result
+            starting = task
+            return task
         }
-        switch result {
+        switch await task.value {
         case .success(let server): return server
         case .failure(let error):
             if binaryDirectory() == nil { return nil }
             throw error
         }
+    }
+
+    /// Runs `body` on a thread outside the cooperative pool and returns its result.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: body()) }
+        }
+    }
+
+    /// As ``offPool(_:)``, for a body that throws.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await offPool { Result { try body() } }.get()
     }
 
     /// Whether the PostgreSQL binaries are there (then `shared()` starts a server or throws).
@@ -104,31 +129,34 @@ public final class PostgresServer: Sendable {
         }
         try runServerTool("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         // fsync stays on: the store's durability is part of what the tests run against.
-        try start()
+        try startNow()
     }
 
     /// Stops the server (fast shutdown) and removes its folder.
     private static func stopShared() {
-        guard case .success(let server)? = state.withLock({ $0 }) else { return }
+        guard let server = started.withLock({ $0 }) else { return }
         try? server.runServerTool("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: server.folder)
     }
 
     /// A new, empty database; returns its name.
-    public func createDatabase() throws -> String {
+    public func createDatabase() async throws -> String {
         let name = "test_\(getpid())_\(databases.add(1, ordering: .relaxed).newValue)"
-        try run(binDirectory + "/createdb", ["-h", socketDirectory, "-p", "\(port)", "-U", user, name], as: nil)
+        let arguments = ["-h", socketDirectory, "-p", "\(port)", "-U", user, name]
+        _ = try await Self.offPool { try self.run(self.binDirectory + "/createdb", arguments, as: nil) }
         return name
     }
 
     /// Runs `sql` in `database` with `psql` (stops at the first error, which it throws).
-    public func psql(database: String, _ sql: String) throws {
-        try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database], as: nil)
+    public func psql(database: String, _ sql: String) async throws {
+        let arguments = ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database]
+        _ = try await Self.offPool { try self.run(self.binDirectory + "/psql", arguments, as: nil) }
     }
 
     /// Runs `sql` in `database` with `psql` and returns its rows, one a line, fields joined by `|`.
-    public func query(database: String, _ sql: String) throws -> [String] {
-        let text = try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql, database], as: nil)
+    public func query(database: String, _ sql: String) async throws -> [String] {
+        let arguments = ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql, database]
+        let text = try await Self.offPool { try self.run(self.binDirectory + "/psql", arguments, as: nil) }
         return text.split(separator: "\n").map(String.init)
     }
 
@@ -139,18 +167,26 @@ public final class PostgresServer: Sendable {
 
     /// A server of the caller's own (for a test that stops and starts it), or nil without the
     /// binaries. Call ``remove()`` at the end.
-    public static func dedicated() throws -> PostgresServer? {
+    public static func dedicated() async throws -> PostgresServer? {
         guard binaryDirectory() != nil else { return nil }
-        return try PostgresServer()
+        return try await Self.offPool { try PostgresServer() }
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`: as if it crashed; clients see their connections cut).
-    public func stop() throws {
+    public func stop() async throws {
+        try await Self.offPool { try self.stopNow() }
+    }
+
+    private func stopNow() throws {
         try runServerTool("pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"])
     }
 
     /// Starts the stopped server again.
-    public func start() throws {
+    public func start() async throws {
+        try await Self.offPool { try self.startNow() }
+    }
+
+    private func startNow() throws {
         try runServerTool("pg_ctl", [
             "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
             "-o", "-c listen_addresses='\(tls == nil ? "" : "127.0.0.1")' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200"
@@ -161,9 +197,9 @@ public final class PostgresServer: Sendable {
 
     /// A server of the caller's own that also listens on 127.0.0.1:`port` with TLS, presenting
     /// `certificate` (PEM files); nil without the binaries. Call ``remove()`` at the end.
-    public static func dedicated(certificate: String, key: String) throws -> PostgresServer? {
+    public static func dedicated(certificate: String, key: String) async throws -> PostgresServer? {
         guard binaryDirectory() != nil else { return nil }
-        return try PostgresServer(tls: (certificate, key))
+        return try await offPool { try PostgresServer(tls: (certificate, key)) }
     }
 
     /// The `state.url` of `database` over TCP to `host` (the server must listen with TLS: ``dedicated(certificate:key:)``).
@@ -173,7 +209,7 @@ public final class PostgresServer: Sendable {
 
     /// Stops a ``dedicated()`` server and removes its folder.
     public func remove() {
-        try? stop()
+        try? stopNow()
         try? FileManager.default.removeItem(atPath: folder)
     }
 
