@@ -8,6 +8,13 @@ import Testing
 /// running configuration keeps working, and keys that need a restart say so.
 @Suite("reload on SIGHUP", .machine(.processes))
 struct ReloadTests {
+    /// Ends a test: the client closed, then the bridge must exit 0 within 10 s of SIGTERM.
+    static func stop(_ bridge: BridgeProcess, _ client: CurlClient, sourceLocation: SourceLocation = #_sourceLocation) async {
+        await client.shutdown()
+        let stopped = await bridge.terminate(within: .seconds(10))
+        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)", sourceLocation: sourceLocation)
+    }
+
     static func start(_ directory: TemporaryDirectory) async throws -> (BridgeProcess, port: Int, admin: Int) {
         let bridge = try BridgeProcess(
             ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
@@ -82,9 +89,7 @@ struct ReloadTests {
         #expect(metrics.contains("# HELP graph_bridge_config_reloads_total Configuration reloads"), "\(metrics)")
         #expect(bridge.log.components(separatedBy: #""message":"starting""#).count == 2, "one start, no restart")
 
-        await client.shutdown()
-        let stopped = await bridge.terminate(within: .seconds(10))
-        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+        await Self.stop(bridge, client)
     }
 
     @Test("a sink removed by SIGHUP: its queue becomes dead letters under its old name, and its delivery in flight finishes")
@@ -150,9 +155,7 @@ struct ReloadTests {
             // New notifications reach the remaining sink only.
             #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("gone", 4)) == 202)
             #expect(try await eventually { Self.delivered("gone", directory, "audit.jsonl").contains(4) })
-            await client.shutdown()
-            let stopped = await bridge.terminate(within: .seconds(10))
-            #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+            await Self.stop(bridge, client)
         }
     }
 
@@ -196,9 +199,7 @@ struct ReloadTests {
             try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("kept", 2)) == 202, "still on the port it started with")
         #expect(try await eventually { Self.delivered("kept", directory, "extra.jsonl") == [2] }, "\(bridge.log)")
 
-        await client.shutdown()
-        let stopped = await bridge.terminate(within: .seconds(10))
-        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+        await Self.stop(bridge, client)
     }
 
     @Test("an exec sink a reload leaves unchanged keeps its plugin process; a changed one gets a new process")
@@ -251,9 +252,7 @@ struct ReloadTests {
         #expect(try await eventually { Self.delivered("exec", directory, "plugin.jsonl") == [1, 2, 3] }, "\(bridge.log)")
         #expect(pids().count == 2 && Set(pids()).count == 2, "a new plugin process: \(pids())")
 
-        await client.shutdown()
-        let stopped = await bridge.terminate(within: .seconds(10))
-        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+        await Self.stop(bridge, client)
     }
 
     @Test("a receive-only subscription added by SIGHUP is accepted at once; one removed is dropped as unknown and forgotten")
@@ -304,9 +303,7 @@ struct ReloadTests {
             ["subscriptions", "--config", "bridge.yaml"], directory: directory.path, environment: EndToEndTests.environment)
         #expect(listing.0 == 0 && listing.1.contains("second-feed") && !listing.1.contains("audit-feed"), "\(listing.1)\(listing.2)")
 
-        await client.shutdown()
-        let stopped = await bridge.terminate(within: .seconds(10))
-        #expect(stopped.inTime && stopped.code == 0, "\(bridge.log)")
+        await Self.stop(bridge, client)
     }
 
     @Test("a managed subscription added by SIGHUP is created at Graph and one removed is deleted there; the one kept is reused")
