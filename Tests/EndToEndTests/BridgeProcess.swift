@@ -98,12 +98,16 @@ final class BridgeProcess: Sendable {
             kill(process.processIdentifier, SIGKILL)
         }
         defer { guardTask.cancel() }
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [process] in
-                process.waitUntilExit()
-                continuation.resume(returning: process.terminationStatus)
+        // Bounded again: Foundation's exit monitoring has been seen to miss an exit, and then
+        // waitUntilExit never returns (status -1 here, and the test fails rather than hangs).
+        return await value(within: timeout + .seconds(10)) { [process] in
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    process.waitUntilExit()
+                    continuation.resume(returning: process.terminationStatus)
+                }
             }
-        }
+        } ?? -1
     }
 
     deinit {

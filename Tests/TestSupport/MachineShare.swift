@@ -49,8 +49,9 @@ public struct MachineShare: TestTrait, SuiteTrait, TestScoping {
         await MachineLock.shared.release(need)
     }
 
-    /// How long a process test may hold its share: one that takes longer is cancelled and fails
-    /// with ``TimeLimitExceeded``, so it cannot keep every later process test waiting.
+    /// How long a process test may hold its share: one that takes longer fails (an issue is
+    /// recorded at once) and is cancelled, so it cannot keep every later process test waiting,
+    /// unless it is stuck in a wait that cancellation cannot end (then the issue names it).
     public static let timeLimit: Duration = .seconds(300)
 
     /// A process test ran past ``timeLimit``.
@@ -66,6 +67,9 @@ public struct MachineShare: TestTrait, SuiteTrait, TestScoping {
                 group.addTask { try await function() }
                 group.addTask {
                     try await Task.sleep(for: limit)
+                    // Said at once: a test stuck in a wait that cancellation cannot end still
+                    // holds the group (and its share), but the run's output names it.
+                    Issue.record(Comment(rawValue: TimeLimitExceeded(limit: limit).description))
                     throw TimeLimitExceeded(limit: limit)
                 }
                 defer { group.cancelAll() }
