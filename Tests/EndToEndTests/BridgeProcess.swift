@@ -101,11 +101,9 @@ final class BridgeProcess: Sendable {
         // Bounded again: Foundation's exit monitoring has been seen to miss an exit, and then
         // waitUntilExit never returns (status -1 here, and the test fails rather than hangs).
         return await value(within: timeout + .seconds(10)) { [process] in
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    process.waitUntilExit()
-                    continuation.resume(returning: process.terminationStatus)
-                }
+            await onOwnThread {
+                process.waitUntilExit()
+                return process.terminationStatus
             }
         } ?? -1
     }
@@ -235,16 +233,20 @@ func runToCompletion(
     }
     defer { guardTask?.cancel() }
     return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
+        // Threads of their own: a Dispatch global queue shares its few threads with Swift's tasks.
+        Thread {
             // Both at once: a child that fills one pipe while this reads the other would never end.
             nonisolated(unsafe) var stderr = Data()
-            let errors = DispatchGroup()
-            DispatchQueue.global().async(group: errors) { stderr = err.fileHandleForReading.readDataToEndOfFile() }
+            let errors = DispatchSemaphore(value: 0)
+            Thread {
+                stderr = err.fileHandleForReading.readDataToEndOfFile()
+                errors.signal()
+            }.start()
             let stdout = out.fileHandleForReading.readDataToEndOfFile()
             errors.wait()
             process.waitUntilExit()
             continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
-        }
+        }.start()
     }
 }
 

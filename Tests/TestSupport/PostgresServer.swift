@@ -36,8 +36,8 @@ public final class PostgresServer: Sendable {
     /// missing (the reason is in `unavailableReason`). Throws when they are there but fail.
     ///
     /// The start (`initdb`, `pg_ctl start`: seconds, half a minute on a busy machine) and every
-    /// other tool this type runs wait on a thread of their own, never on the cooperative pool:
-    /// a parallel run has two of its threads on this machine, and tests that blocked them while a
+    /// other tool this type runs wait on a thread of their own, never on the threads Swift's tasks
+    /// run on: a parallel run has two of them on this machine, and tests that blocked them while a
     /// server started stalled every other test meanwhile.
     public static func shared() async throws -> PostgresServer? {
         let task = starting.withLock { starting in
@@ -67,11 +67,11 @@ public final class PostgresServer: Sendable {
         }
     }
 
-    /// Runs `body` on a thread outside the cooperative pool and returns its result.
+    /// Runs `body` on a thread of its own and returns its result. Not on a Dispatch global queue:
+    /// on Linux those share their few threads (two here) with Swift's tasks, and a blocked work
+    /// item (an `initdb` of half a minute, others waiting for it) stalled every test.
     static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: body()) }
-        }
+        await onOwnThread(body)
     }
 
     /// As ``offPool(_:)``, for a body that throws.
