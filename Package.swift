@@ -412,7 +412,9 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeAppTests",
-            dependencies: ["BridgeApp", "BridgeConfig", "BridgeCore", "BridgeStore", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BridgeApp", "BridgeConfig", "BridgeCore", "BridgeStore", "PostgresStore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -148,7 +148,7 @@ struct BridgeGeneration: Sendable {
         )
         // Delta resyncs journal their events and ring the dispatcher, like the intake.
         manager?.connectJournal(store, doorbell: engine.journalDoorbell)
-        let replicas = ReplicaRoles(store: store, manager: manager, directory: runtime.directory, managedNames: Set(managed.map(\.name)), logger: logger)
+        let replicas = ReplicaRoles(store: store, manager: manager, sync: runtime.directorySync, logger: logger)
         return BridgeGeneration(
             configuration: configuration, engine: engine, manager: manager, replicas: replicas, managedNames: managed.map(\.name), sinks: sinkEntries,
             builtSinks: built)
@@ -170,6 +170,9 @@ struct BridgeGeneration: Sendable {
             if let service = entry.sink as? any Service { runtime.sinkServices.start(entry.configuration.name, service) }
         }
         await runtime.admitReceiveOnly(configuration, previous: previous?.receiveOnlyEntries ?? [])
+        // PostgreSQL: the process's directory sync follows this configuration's managed subscriptions
+        // from now on; ids it admitted for the previous one are dropped at its next read when no record has them.
+        runtime.directorySync?.manage(Set(managedNames))
         if configuration.graph == nil {
             for record in (try? await store.subscriptionRecords().filter(\.managed)) ?? [] {
                 logger.warning(

@@ -7,6 +7,7 @@ import BridgeStore
 import CurlKit
 import Foundation
 import Logging
+import PostgresStore
 
 /// What lives as long as the process, whatever `SIGHUP` reloads: the state store (and its lock),
 /// the HTTP client, the subscription directory and the intake that answers Graph, with the
@@ -26,6 +27,10 @@ final class BridgeRuntime: Sendable {
     /// Its per-host connection cap, sized at start from the sinks' `concurrency`.
     let hostConnectionCap: Int
     let directory: SubscriptionDirectory
+    /// On PostgreSQL (replicas): what keeps the directory in step with the shared subscription
+    /// records. One for the process, so that what it admitted under one configuration is dropped
+    /// under the next when the records no longer have it; each generation runs it. Nil on SQLite.
+    let directorySync: DirectorySync?
     let readiness = ListenerReadiness()
     /// Rung by the intake after each journal commit; every generation's dispatcher waits on it.
     let journalDoorbell = Doorbell()
@@ -61,6 +66,7 @@ final class BridgeRuntime: Sendable {
         hostConnectionCap = lanes + 16
         httpClient = CurlClient(configuration: .init(maxHostConnections: hostConnectionCap))
         directory = SubscriptionDirectory(started.receiveOnlyEntries)
+        directorySync = opened.store is PostgresStateStore ? DirectorySync(store: opened.store, directory: directory, logger: logger) : nil
         sinkServices = SinkServiceHost(logger: logger)
         backlog = Backlog(limit: started.state.maxQueuedDeliveries)
         intake = NotificationIntake(

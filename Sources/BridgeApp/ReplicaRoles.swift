@@ -32,16 +32,17 @@ struct ReplicaRoles {
     /// dropping a notification for an id it does not know yet).
     let sync: DirectorySync?
 
-    init(store: any SubscriptionStore, manager: SubscriptionManager?, directory: SubscriptionDirectory, managedNames: Set<String>, logger: Logger) {
+    /// - Parameter sync: the runtime's reader of the shared records (``BridgeRuntime/directorySync``):
+    ///   one for the process, so a reload keeps what it admitted; nil on SQLite.
+    init(store: any SubscriptionStore, manager: SubscriptionManager?, sync: DirectorySync?, logger: Logger) {
         guard let manager else {
             self.init(lifecycleObserver: nil, upkeep: nil, services: [], sync: nil)
             return
         }
-        guard let postgres = store as? PostgresStateStore else {
+        guard let postgres = store as? PostgresStateStore, let sync else {
             self.init(lifecycleObserver: manager, upkeep: manager, services: [manager], sync: nil)
             return
         }
-        let sync = DirectorySync(store: store, directory: directory, managedNames: managedNames, logger: logger)
         let leadership = LeadershipService(
             lock: LeaderLock(location: postgres.location, logger: logger), manager: manager, sync: sync,
             relay: LifecycleRelay(store: postgres, observer: manager, logger: logger))
@@ -97,55 +98,89 @@ final class LeadershipService: Service, UpkeepReadiness {
 
 /// Keeps the directory of a replica in step with the shared subscription records: what the leader
 /// creates, recreates or deletes is accepted (or no longer) here within `interval`.
+///
+/// One for the process (``BridgeRuntime``), not one per configuration: a reload hands it the
+/// managed names of the new configuration (``manage(_:)``), and it still knows which Graph ids it
+/// admitted before, so an id the leader dropped since, or the id of a subscription the new file no
+/// longer declares, leaves the directory at the next read. Each generation's service group runs
+/// ``run()``; waits are on `clock`.
 final class DirectorySync: Service {
     let store: any SubscriptionStore
     let directory: SubscriptionDirectory
-    /// The managed subscriptions of the configuration; receive-only ones are fixed at start.
-    let managedNames: Set<String>
     let interval: Duration
+    let clock: any Clock<Duration>
     let logger: Logger
-    private let read = Mutex(false)
-
-    init(store: any SubscriptionStore, directory: SubscriptionDirectory, managedNames: Set<String>, interval: Duration = .seconds(1), logger: Logger)
-    {
-        self.store = store
-        self.directory = directory
-        self.managedNames = managedNames
-        self.interval = interval
-        self.logger = logger
-    }
-
-    /// Whether the records have been read once.
-    var hasRead: Bool { read.withLock { $0 } }
-
-    /// The last on-demand read (``refreshNow()``).
-    private let lastOnDemand = Mutex<ContinuousClock.Instant?>(nil)
     /// At most one on-demand read this often: ids nobody knows cannot make a replica read the
     /// store faster than this (the periodic read goes on regardless).
     let onDemandInterval: Duration = .milliseconds(250)
+    /// Time on `clock` since this was made.
+    private let elapsed: @Sendable () -> Duration
+
+    private struct State {
+        /// The managed subscriptions of the running configuration; receive-only ones are fixed at start.
+        var managedNames: Set<String> = []
+        /// Graph ids (lowercased) this sync put in the directory: removed when no record of a managed name has them.
+        var admitted: Set<String> = []
+        var hasRead = false
+        /// When the last on-demand read began (``elapsed``).
+        var lastOnDemand: Duration?
+        /// Reads begun, and the newest one whose result was applied: an older read that ends
+        /// after a newer one has nothing to add.
+        var started = 0
+        var applied = 0
+    }
+
+    private let state = Mutex(State())
+
+    init(
+        store: any SubscriptionStore, directory: SubscriptionDirectory, managedNames: Set<String> = [], interval: Duration = .seconds(1),
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
+        self.store = store
+        self.directory = directory
+        self.interval = interval
+        self.clock = clock
+        self.logger = logger
+        elapsed = Self.stopwatch(clock)
+        state.withLock { $0.managedNames = managedNames }
+    }
+
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let origin = clock.now
+        return { origin.duration(to: clock.now) }
+    }
+
+    /// The managed subscriptions of the configuration that runs from now on (a reload).
+    func manage(_ names: Set<String>) {
+        state.withLock { $0.managedNames = names }
+    }
+
+    /// Whether the records have been read once.
+    var hasRead: Bool { state.withLock { $0.hasRead } }
+
+    /// The Graph ids this sync has admitted (lowercased).
+    var admitted: Set<String> { state.withLock { $0.admitted } }
 
     /// Reads the records now (a notification for an id this replica does not know yet: the leader
-    /// may have created it since the last read), unless an on-demand read ran within
+    /// may have created it since the last read), unless an on-demand read began within
     /// ``onDemandInterval``. Admits and expects; drops nothing (the periodic read does).
     func refreshNow() async {
-        let due = lastOnDemand.withLock { last -> Bool in
-            let now = ContinuousClock.now
-            if let last, now - last < onDemandInterval { return false }
-            last = now
+        let now = elapsed()
+        let due = state.withLock { state -> Bool in
+            if let last = state.lastOnDemand, now - last < onDemandInterval { return false }
+            state.lastOnDemand = now
             return true
         }
         guard due else { return }
-        _ = try? await syncOnce(admitted: [])
+        try? await syncOnce(dropping: false)
     }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            // Graph ids this loop put in the directory: removed when their record no longer has them.
-            var admitted: Set<String> = []
             var failing = false
             while !Task.isCancelled {
                 do {
-                    admitted = try await self.syncOnce(admitted: admitted)
+                    try await self.syncOnce()
                     if failing { self.logger.notice("reading the shared subscription records works again") }
                     failing = false
                 } catch {
@@ -154,27 +189,44 @@ final class DirectorySync: Service {
                     }
                     failing = true
                 }
-                try await Task.sleep(for: self.interval)
+                try await self.clock.sleep(for: self.interval)
             }
         }
     }
 
-    /// Reads the records once; returns the Graph ids now admitted.
-    func syncOnce(admitted: Set<String>) async throws -> Set<String> {
-        var current: Set<String> = []
-        for record in try await store.subscriptionRecords() where record.managed && managedNames.contains(record.name) {
-            if let id = record.graphID {
-                let entry = SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState)
-                if directory.entry(forSubscriptionID: id) != entry { directory.upsert(entry) }
-                current.insert(id.lowercased())
-            } else {
-                // Being created by the leader: its clientState is known, its id not yet.
-                directory.expect(name: record.name, resource: record.resource, clientState: record.clientState)
-            }
+    /// Reads the records once and makes the directory match them: the Graph id of each record of a
+    /// managed name admitted, a record without an id (being created by the leader) expected by its
+    /// clientState, and (with `dropping`) every id admitted before that no such record has any
+    /// longer removed.
+    func syncOnce(dropping: Bool = true) async throws {
+        let ticket = state.withLock { state -> Int in
+            state.started += 1
+            return state.started
         }
-        for gone in admitted.subtracting(current) { directory.remove(subscriptionID: gone) }
-        read.withLock { $0 = true }
-        return current
+        let records = try await store.subscriptionRecords()
+        state.withLock { state in
+            // A newer read has already made the directory match newer records.
+            guard ticket > state.applied else { return }
+            state.applied = ticket
+            var current: Set<String> = []
+            for record in records where record.managed && state.managedNames.contains(record.name) {
+                if let id = record.graphID {
+                    let entry = SubscriptionEntry(name: record.name, id: id, resource: record.resource, clientState: record.clientState)
+                    if directory.entry(forSubscriptionID: id) != entry { directory.upsert(entry) }
+                    current.insert(id.lowercased())
+                } else {
+                    // Being created by the leader: its clientState is known, its id not yet.
+                    directory.expect(name: record.name, resource: record.resource, clientState: record.clientState)
+                }
+            }
+            if dropping {
+                for gone in state.admitted.subtracting(current) { directory.remove(subscriptionID: gone) }
+                state.admitted = current
+            } else {
+                state.admitted.formUnion(current)
+            }
+            state.hasRead = true
+        }
     }
 }
 
@@ -189,13 +241,22 @@ final class LifecycleRelay: Sendable {
     let interval: Duration
     /// How far back a read looks: beyond the 30 s a takeover takes, and beyond clock skew between replicas.
     let lookback: TimeInterval
+    /// What the relay waits on between reads.
+    let clock: any Clock<Duration>
+    /// The date the lookback counts back from (events carry the wall-clock time they were received).
+    let wallClock: @Sendable () -> Date
     let logger: Logger
 
-    init(store: PostgresStateStore, observer: any LifecycleObserver, interval: Duration = .seconds(1), lookback: TimeInterval = 300, logger: Logger) {
+    init(
+        store: PostgresStateStore, observer: any LifecycleObserver, interval: Duration = .seconds(1), lookback: TimeInterval = 300,
+        clock: any Clock<Duration> = ContinuousClock(), wallClock: @escaping @Sendable () -> Date = Date.init, logger: Logger
+    ) {
         self.store = store
         self.observer = observer
         self.interval = interval
         self.lookback = lookback
+        self.clock = clock
+        self.wallClock = wallClock
         self.logger = logger
     }
 
@@ -211,7 +272,7 @@ final class LifecycleRelay: Sendable {
         let handled = stored?.addingTimeInterval(-10)
         var mark = stored ?? .distantPast
         while !Task.isCancelled {
-            let since = Date().addingTimeInterval(-lookback)
+            let since = wallClock().addingTimeInterval(-lookback)
             do {
                 let events = try await store.lifecycleEvents(receivedSince: max(since, handled ?? since)).filter { seen[$0.id] == nil }
                 for event in events { seen[event.id] = event.receivedAt }
@@ -230,7 +291,7 @@ final class LifecycleRelay: Sendable {
                 }
                 failing = true
             }
-            try? await Task.sleep(for: interval)
+            try? await clock.sleep(for: interval)
         }
     }
 }

@@ -21,16 +21,20 @@ public final class LeaderLock: Sendable {
     let retryInterval: Duration
     let probeInterval: Duration
     let probeTimeout: Duration
+    /// What every wait is measured on: the retry of a follower, the probe interval, the probe timeout.
+    let clock: any Clock<Duration>
     let logger: Logger
 
+    /// - Parameter clock: the clock its waits run on (a test moves one by hand).
     public init(
         location: PostgresLocation, retryInterval: Duration = .seconds(5), probeInterval: Duration = .seconds(3),
-        probeTimeout: Duration = .seconds(10), logger: Logger
+        probeTimeout: Duration = .seconds(10), clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.location = location
         self.retryInterval = retryInterval
         self.probeInterval = probeInterval
         self.probeTimeout = probeTimeout
+        self.clock = clock
         self.logger = logger
     }
 
@@ -63,7 +67,7 @@ public final class LeaderLock: Sendable {
                     lastFailure = text
                 }
             }
-            try? await Task.sleep(for: retryInterval)
+            try? await clock.sleep(for: retryInterval)
         }
     }
 
@@ -120,7 +124,7 @@ public final class LeaderLock: Sendable {
                 sinceProbe = .zero
                 guard await probe(connection) else { return }
             }
-            try? await Task.sleep(for: tick)
+            try? await clock.sleep(for: tick)
             sinceProbe += tick
         }
     }
@@ -130,7 +134,7 @@ public final class LeaderLock: Sendable {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { (try? await connection.query("SELECT 1", logger: self.logger).collect()) != nil }
             group.addTask {
-                try? await Task.sleep(for: self.probeTimeout)
+                try? await self.clock.sleep(for: self.probeTimeout)
                 return false
             }
             let alive = await group.next() ?? false

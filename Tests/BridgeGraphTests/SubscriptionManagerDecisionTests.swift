@@ -48,6 +48,18 @@ struct SubscriptionManagerDecisionTests {
         }
     }
 
+    /// A first start: runs the manager on `graph` until the state file holds the subscription's
+    /// Graph id (it was created), then stops it.
+    static func createFirst(
+        graph: InMemoryGraph, statePath: String, declarations: [SubscriptionManager.Declaration] = [BridgeUnderTest.inbox],
+        clock: any UpkeepClock = SystemUpkeepClock()
+    ) async throws {
+        try await run(graph: graph, statePath: statePath, declarations: declarations, clock: clock) { store, _, _ in
+            let stored = try await eventually { try await storedID(store) != nil }
+            #expect(stored, "the first start stores the created subscription's id")
+        }
+    }
+
     static func storedID(_ store: SQLiteStateStore) async throws -> String? {
         try await store.subscriptionRecords().first?.graphID
     }
@@ -82,10 +94,7 @@ struct SubscriptionManagerDecisionTests {
     func reuses() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"))
         let id = try #require(graph.subscriptions.first?.subscription.id)
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { _, manager, subscriptions in
             #expect(subscriptions.entry(forSubscriptionID: id) != nil, "admitted from the store before any Graph call")
@@ -100,10 +109,7 @@ struct SubscriptionManagerDecisionTests {
     func goneAtStart() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"))
         let old = try #require(graph.subscriptions.first?.subscription.id)
         graph.forget(id: old)
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, subscriptions in
@@ -118,10 +124,7 @@ struct SubscriptionManagerDecisionTests {
     func unreachableAtStart() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"))
         let id = try #require(graph.subscriptions.first?.subscription.id)
         graph.fail(.get, with: InMemoryGraph.error(503, .serverError, "ServiceUnavailable", "try later"))
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { _, manager, subscriptions in
@@ -215,10 +218,7 @@ struct SubscriptionManagerDecisionTests {
     func deletesRemoved() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite")) { store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"))
         let id = try #require(graph.subscriptions.first?.subscription.id)
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: []) { store, _, subscriptions in
             #expect(subscriptions.entry(forSubscriptionID: id) == nil, "not admitted: it left the configuration")
@@ -298,10 +298,7 @@ struct SubscriptionManagerDecisionTests {
     func certificateMoved() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")]) { store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")])
         let id = try #require(graph.subscriptions.first?.subscription.id)
         #expect(graph.subscriptions.first?.encryptionCertificate == "CERT-enc-1")
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-2")]) {
@@ -329,11 +326,7 @@ struct SubscriptionManagerDecisionTests {
         let directory = TemporaryDirectory()
         let clock = ManualUpkeepClock()
         let graph = InMemoryGraph(now: { clock.now })
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")], clock: clock) {
-            store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")], clock: clock)
         graph.fail(.updateCertificate, with: InMemoryGraph.error(503, .serverError, "ServiceUnavailable", "try later"))
         let sleeps = clock.sleeps
         try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-2")], clock: clock) { _, _, _ in
@@ -362,10 +355,7 @@ struct SubscriptionManagerDecisionTests {
     func resourceDataChanged() async throws {
         let directory = TemporaryDirectory()
         let graph = InMemoryGraph()
-        try await Self.run(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")]) { store, _, _ in
-            let done = try await eventually { try await Self.storedID(store) != nil }
-            #expect(done)
-        }
+        try await Self.createFirst(graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1")])
         let id = try #require(graph.subscriptions.first?.subscription.id)
         try await Self.run(
             graph: graph, statePath: directory.file("state.sqlite"), declarations: [Self.rich(id: "enc-1", includeResourceData: false)]

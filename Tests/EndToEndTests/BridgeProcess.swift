@@ -1,5 +1,7 @@
+import CurlKit
 import Foundation
 import Synchronization
+import TestSupport
 
 /// The real `graph-bridge` executable, run as a child process on loopback for end-to-end tests.
 final class BridgeProcess: Sendable {
@@ -52,6 +54,18 @@ final class BridgeProcess: Sendable {
     /// `/status.json`, `/metrics`, `/healthz`, `/readyz`; configs for tests set `server.admin.listen: 127.0.0.1:0`).
     func adminPort() async throws -> Int { try await port(listener: "admin") }
 
+    /// Waits until the admin listener's `/readyz` answers 200 (every managed subscription exists at
+    /// Graph and has not expired, the store is writable, sign-in works) and returns whether it did
+    /// within `timeout`: what an operator's probe sees, rather than the wording of a log line. The
+    /// configuration needs `server.admin.listen`.
+    func waitUntilReady(timeout: Duration = .seconds(60)) async throws -> Bool {
+        let readyz = "http://127.0.0.1:\(try await adminPort())/readyz"
+        let client = CurlClient()
+        let ready = await (try? eventually(timeout: timeout) { (try? await client.execute(HTTPRequest(url: readyz)))?.status == 200 }) ?? false
+        await client.shutdown()
+        return ready
+    }
+
     /// The port in the `listening` line of `listener` (`public` or `admin`).
     private func port(listener: String) async throws -> Int {
         guard let line = await waitForLog(containing: #""bridge.listener":"\#(listener)""#) else {
@@ -76,14 +90,22 @@ final class BridgeProcess: Sendable {
     /// Whether some log line so far satisfies `predicate` (for `eventually`, when one substring is not enough).
     func hasLog(where predicate: (String) -> Bool) -> Bool { buffer.contains(where: predicate) }
 
-    /// Waits for the process to exit and returns its status.
-    func waitForExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [process] in
-                process.waitUntilExit()
-                continuation.resume(returning: process.terminationStatus)
-            }
+    /// Waits for the process to exit and returns its status. One still running after `timeout` is
+    /// killed (status 9), so a bridge that does not stop fails its test instead of hanging the run.
+    func waitForExit(timeout: Duration = .seconds(60)) async -> Int32 {
+        let guardTask = Task { [process] in
+            try await Task.sleep(for: timeout)
+            kill(process.processIdentifier, SIGKILL)
         }
+        defer { guardTask.cancel() }
+        // Bounded again: Foundation's exit monitoring has been seen to miss an exit, and then
+        // waitUntilExit never returns (status -1 here, and the test fails rather than hangs).
+        return await value(within: timeout + .seconds(10)) { [process] in
+            await onOwnThread {
+                process.waitUntilExit()
+                return process.terminationStatus
+            }
+        } ?? -1
     }
 
     deinit {
@@ -93,10 +115,18 @@ final class BridgeProcess: Sendable {
 
 /// Standard error of the child, split into lines, with waiters for a line to appear.
 final class LineBuffer: Sendable {
+    private struct Waiter {
+        var text: String
+        var continuation: CheckedContinuation<String?, Never>
+    }
+
     private struct State {
         var lines: [String] = []
         var partial = Data()
-        var waiters: [(text: String, continuation: CheckedContinuation<String?, Never>)] = []
+        var waiters: [Int: Waiter] = [:]
+        /// Waits whose time ran out (or whose task was cancelled) before they began.
+        var expired: Set<Int> = []
+        var nextWaiter = 0
         var closed = false
     }
 
@@ -110,8 +140,8 @@ final class LineBuffer: Sendable {
         let ready = state.withLock { state -> [(CheckedContinuation<String?, Never>, String?)] in
             if data.isEmpty {
                 state.closed = true
-                defer { state.waiters = [] }
-                return state.waiters.map { ($0.continuation, nil) }
+                defer { state.waiters = [:] }
+                return state.waiters.values.map { ($0.continuation, nil) }
             }
             state.partial.append(data)
             var ready: [(CheckedContinuation<String?, Never>, String?)] = []
@@ -119,27 +149,54 @@ final class LineBuffer: Sendable {
                 let line = String(decoding: state.partial[state.partial.startIndex..<newline], as: UTF8.self)
                 state.partial.removeSubrange(state.partial.startIndex...newline)
                 state.lines.append(line)
-                var remaining: [(text: String, continuation: CheckedContinuation<String?, Never>)] = []
-                for waiter in state.waiters {
-                    if line.contains(waiter.text) { ready.append((waiter.continuation, line)) } else { remaining.append(waiter) }
+                for (key, waiter) in state.waiters where line.contains(waiter.text) {
+                    ready.append((waiter.continuation, line))
+                    state.waiters[key] = nil
                 }
-                state.waiters = remaining
             }
             return ready
         }
         for (continuation, line) in ready { continuation.resume(returning: line) }
     }
 
-    func waitForLine(containing text: String) async -> String? {
-        await withCheckedContinuation { continuation in
-            let found = state.withLock { state -> (Bool, String?) in
-                if let line = state.lines.first(where: { $0.contains(text) }) { return (true, line) }
-                if state.closed { return (true, nil) }
-                state.waiters.append((text, continuation))
-                return (false, nil)
-            }
-            if found.0 { continuation.resume(returning: found.1) }
+    /// The first line (past or future) containing `text`; nil when the stream closed first, when
+    /// `timeout` passed, or when the calling task is cancelled. Bounded, so a process that neither
+    /// writes the line nor exits fails its test instead of holding up the whole run.
+    func waitForLine(containing text: String, timeout: Duration = .seconds(60)) async -> String? {
+        let key = state.withLock { state -> Int in
+            state.nextWaiter += 1
+            return state.nextWaiter
         }
+        let guardTask = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            expire(key)
+        }
+        defer { guardTask.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let found = state.withLock { state -> (Bool, String?) in
+                    if let line = state.lines.first(where: { $0.contains(text) }) { return (true, line) }
+                    if state.closed || state.expired.contains(key) { return (true, nil) }
+                    state.waiters[key] = Waiter(text: text, continuation: continuation)
+                    return (false, nil)
+                }
+                if found.0 { continuation.resume(returning: found.1) }
+            }
+        } onCancel: {
+            expire(key)
+        }
+    }
+
+    /// Ends the wait `key` with nil now, also if it has not begun.
+    private func expire(_ key: Int) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let waiter = state.waiters.removeValue(forKey: key) else {
+                state.expired.insert(key)
+                return nil
+            }
+            return waiter
+        }
+        waiter?.continuation.resume(returning: nil)
     }
 }
 
@@ -150,9 +207,10 @@ struct ProcessFailure: Error, CustomStringConvertible {
 
 /// Runs a command to completion and returns (status, stdout, stderr): this process's environment,
 /// less `removing`, plus `environment`. With `killAfter`, a command still running then is
-/// SIGKILLed (status 9): for commands that must end by themselves (a `run` that must refuse).
+/// SIGKILLed (status 9): for commands that must end by themselves (a `run` that must refuse). Any
+/// command is killed after two minutes, so one that hangs fails its test instead of the whole run.
 func runToCompletion(
-    _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = nil
+    _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = .seconds(120)
 ) async throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
@@ -175,12 +233,20 @@ func runToCompletion(
     }
     defer { guardTask?.cancel() }
     return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
+        // Threads of their own: a Dispatch global queue shares its few threads with Swift's tasks.
+        Thread {
+            // Both at once: a child that fills one pipe while this reads the other would never end.
+            nonisolated(unsafe) var stderr = Data()
+            let errors = DispatchSemaphore(value: 0)
+            Thread {
+                stderr = err.fileHandleForReading.readDataToEndOfFile()
+                errors.signal()
+            }.start()
             let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            errors.wait()
             process.waitUntilExit()
             continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)))
-        }
+        }.start()
     }
 }
 
@@ -188,6 +254,21 @@ func runToCompletion(
 func jsonLines(_ path: String) -> [String] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
     return text.split(separator: "\n").map(String.init)
+}
+
+/// The `graph:` section of a `bridge.yaml` that signs in with a client secret to the Graph (a
+/// simulator) at `authority`, its Graph API at `baseUrl` (default: `authority` + `/v1.0`, as
+/// `graph-bridge simulator` serves both); ends with a newline, so the rest of the file follows.
+func graphConfigSection(tenant: String, clientId: String, secret: String, authority: String, baseUrl: String? = nil) -> String {
+    """
+    graph:
+      tenant: \(tenant)
+      clientId: \(clientId)
+      clientSecret: \(secret)
+      authorityUrl: \(authority)
+      baseUrl: \(baseUrl ?? authority + "/v1.0")
+
+    """
 }
 
 /// What `graph-bridge simulator` prints at start: the values a `bridge.yaml` for it needs.
@@ -212,5 +293,10 @@ struct SimulatorBanner {
         tenant = try value("tenant:")
         clientID = try value("clientId:")
         clientSecret = try value("clientSecret:")
+    }
+
+    /// The `graph:` section that signs in to this simulator.
+    var graphSection: String {
+        graphConfigSection(tenant: tenant, clientId: clientID, secret: clientSecret, authority: authorityURL)
     }
 }

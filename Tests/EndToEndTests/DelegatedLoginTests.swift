@@ -47,7 +47,7 @@ struct DelegatedLoginTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600, "the file holding the refresh token is private")
 
         let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
+        #expect(try await bridge.waitUntilReady(), "\(bridge.log)")
         let audit = directory.file("audit.jsonl")
         #expect(try await eventually(timeout: .seconds(30)) { !jsonLines(audit).isEmpty })
         let line = try #require(jsonLines(audit).first)

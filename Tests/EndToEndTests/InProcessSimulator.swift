@@ -29,14 +29,7 @@ func withInProcessSimulator(
 extension GraphSimulator {
     /// The `graph:` section of a bridge.yaml that signs in to this simulator with its client secret.
     var graphSection: String {
-        """
-        graph:
-          tenant: \(tenantID)
-          clientId: \(configuration.clientID)
-          clientSecret: \(configuration.clientSecret ?? "")
-          authorityUrl: \(authorityURL)
-          baseUrl: \(graphBaseURL)
-
-        """
+        graphConfigSection(
+            tenant: tenantID, clientId: configuration.clientID, secret: configuration.clientSecret ?? "", authority: authorityURL, baseUrl: graphBaseURL)
     }
 }

@@ -7,7 +7,7 @@ import Testing
 /// (SPEC section 9, docs/graph-setup.md): a restart with the new key pair as `encryption:` and
 /// the old one under `previous:` moves the subscription by PATCH, a notification Graph
 /// encrypted for the old key before the restart still decrypts, and later ones use the new key.
-@Suite("rich notifications: key rotation through the binary", .timeLimit(.minutes(3)), .machine(.processes))
+@Suite("rich notifications: key rotation through the binary", .machine(.processes))
 struct KeyRotationEndToEndTests {
     struct Graph {
         var authority: String
@@ -24,13 +24,7 @@ struct KeyRotationEndToEndTests {
                 + previous.map {
                     "        - { certificate: \($0).pem, key: \($0).key, id: \($0) }"
                 }.joined(separator: "\n")
-        return """
-            graph:
-              tenant: \(graph.tenant)
-              clientId: \(graph.clientID)
-              clientSecret: \(graph.secret)
-              authorityUrl: \(graph.authority)
-              baseUrl: \(graph.authority)/v1.0
+        return graphConfigSection(tenant: graph.tenant, clientId: graph.clientID, secret: graph.secret, authority: graph.authority) + """
             server:
               listen: 127.0.0.1:\(port)
               publicUrl: http://127.0.0.1:\(port)
@@ -101,7 +95,7 @@ struct KeyRotationEndToEndTests {
         // The old key is the current one: the subscription is created for it.
         directory.write("bridge.yaml", Self.config(graph: graph, port: port, current: "enc-old", previous: []))
         let first = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await first.waitForLog(containing: "created Graph subscription") != nil, "\(first.log)")
+        #expect(try await first.waitUntilReady(), "\(first.log)")
         try await mail("before")
         #expect(try await eventually { Self.audited(audit).count == 1 }, "\(first.log)")
         let stoppedFirst = await first.terminate(within: .seconds(10))

@@ -11,17 +11,19 @@ struct KillLoopTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", root + "/scripts/soak", "--seconds", "8", "--rate", "60", "--kill-every", "0.7:2.0", "--binary", BridgeProcess.executable]
+        // No fuzzing here (`--fuzz-seconds 0`): scripts/soak fuzzes both parsers for 60 s each by default
+        // (after building the fuzzers), which held the whole machine for minutes in a parallel run.
+        process.arguments = [
+            "python3", root + "/scripts/soak", "--seconds", "8", "--rate", "60", "--kill-every", "0.7:2.0", "--fuzz-seconds", "0", "--binary", BridgeProcess.executable,
+        ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        let text: String = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
-            }
+        let text: String = await onOwnThread {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
         }
         let last = try #require(text.split(separator: "\n").last.map(String.init), "no output")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], "\(text)")

@@ -100,13 +100,7 @@ struct ListenerEndToEndTests {
 
     /// A config with one managed subscription whose Graph is at `authority`, the public listener on `port`.
     static func managedConfig(tenant: String, clientId: String, secret: String, authority: String, port: Int) -> String {
-        """
-        graph:
-          tenant: \(tenant)
-          clientId: \(clientId)
-          clientSecret: \(secret)
-          authorityUrl: \(authority)
-          baseUrl: \(authority)/v1.0
+        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: authority) + """
         server:
           listen: 127.0.0.1:\(port)
           publicUrl: http://127.0.0.1:\(port)
@@ -160,8 +154,7 @@ struct ListenerEndToEndTests {
                 tenant: try value("tenant"), clientId: try value("clientId"), secret: try value("clientSecret"), authority: try value("authorityUrl"),
                 port: try closedLoopbackPort()))
         let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
-        #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
-        #expect(try await eventually { try await client.execute(HTTPRequest(url: admin + "/readyz")).status == 200 })
+        #expect(try await bridge.waitUntilReady(), "\(bridge.log)")
         #expect(try await client.execute(HTTPRequest(url: admin + "/readyz")).bodyText == #"{"status":"ready"}"#)
         #expect(try await client.execute(HTTPRequest(url: admin + "/healthz")).status == 200)
 

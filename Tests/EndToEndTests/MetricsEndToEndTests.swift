@@ -78,7 +78,7 @@ struct MetricsEndToEndTests {
             func value(_ name: String, _ labels: [String: String] = [:]) -> Double { Self.sample(text, name, labels) ?? 0 }
 
             // Subscription upkeep: the refused create, then the created subscription's expiry.
-            #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
+            #expect(try await bridge.waitUntilReady(), "\(bridge.log)")
             let subscription = try #require(simulator.subscriptions.first { $0.resource.contains("alice") })
             try await scrape("the upkeep failure and the Graph calls") {
                 Self.sample($0, "graph_bridge_subscription_upkeep_failures_total", ["subscription": "inbox"]) ?? 0 >= 1

@@ -471,12 +471,10 @@ struct OperatorCommandsTests {
         try process.run()
         input.fileHandleForWriting.write(Data((answer + "\n").utf8))
         try input.fileHandleForWriting.close()
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let shown = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: (process.terminationStatus, String(decoding: shown, as: UTF8.self)))
-            }
+        return await onOwnThread {
+            let shown = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: shown, as: UTF8.self))
         }
     }
 

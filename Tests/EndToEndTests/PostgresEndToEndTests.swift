@@ -13,8 +13,8 @@ struct PostgresEndToEndTests {
 
     @Test("notifications are journaled in PostgreSQL and reach the file sink; after a restart Graph's retry is still a duplicate; subscriptions lists the database's records")
     func runOnPostgres() async throws {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", Self.config(url: server.url(database: database)))
         let client = CurlClient()

@@ -10,13 +10,7 @@ import Testing
 @Suite("restart window", .machine(.processes))
 struct RestartWindowTests {
     static func config(tenant: String, clientId: String, secret: String, graph: String, listen: Int, publicPort: Int, fetch: Bool = false) -> String {
-        """
-        graph:
-          tenant: \(tenant)
-          clientId: \(clientId)
-          clientSecret: \(secret)
-          authorityUrl: \(graph)
-          baseUrl: \(graph)/v1.0
+        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: graph) + """
         server:
           listen: 127.0.0.1:\(listen)
           admin: { listen: 127.0.0.1:0 }
@@ -63,7 +57,7 @@ struct RestartWindowTests {
         // First run: the subscription is created (the simulator validates the live listener).
         directory.write("bridge.yaml", Self.config(tenant: tenant, clientId: clientId, secret: secret, graph: authority, listen: publicPort, publicPort: publicPort))
         let first = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await first.waitForLog(containing: "created Graph subscription") != nil, "\(first.log)")
+        #expect(try await first.waitUntilReady(), "\(first.log)")
         first.signal(SIGTERM)
         #expect(await first.waitForExit() == 0)
         simulator.signal(SIGTERM)

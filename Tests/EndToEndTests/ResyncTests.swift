@@ -8,13 +8,7 @@ import Testing
 struct ResyncTests {
     static func config(resource: String, graph: String = "https://graph.example.test", tenant: String = "contoso.onmicrosoft.com",
                        clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "s3cret", port: Int = 0) -> String {
-        """
-        graph:
-          tenant: \(tenant)
-          clientId: \(clientId)
-          clientSecret: \(secret)
-          authorityUrl: \(graph)
-          baseUrl: \(graph)/v1.0
+        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: graph) + """
         server:
           listen: 127.0.0.1:\(port)
           publicUrl: http://127.0.0.1:\(port)

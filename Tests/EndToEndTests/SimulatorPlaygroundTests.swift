@@ -54,7 +54,7 @@ struct SimulatorPlaygroundTests {
         #expect(banner == "graph simulator listening on http://127.0.0.1:\(graphPort)", "\(simulator.output)\(simulator.log)")
         #expect(await simulator.waitForOutput(containing: "send a mail:")?.contains("--port \(graphPort)") == true)
         let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await bridge.waitForLog(containing: "created Graph subscription") != nil, "\(bridge.log)")
+        #expect(try await bridge.waitUntilReady(), "\(bridge.log)")
 
         let sent = try await runToCompletion(
             ["simulator", "mail", "--port", "\(graphPort)", "--to", "alice@contoso.com", "--subject", "Build 1742 is green", "--body", "All tests passed."],
@@ -88,7 +88,7 @@ struct SimulatorPlaygroundTests {
         #expect(await again.waitForOutput(containing: "listening on") == "graph simulator listening on http://127.0.0.1:\(graphPort)")
         let restarted = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
         #expect(await restarted.waitForLog(containing: "stored subscription is gone from Graph; creating it again") != nil, "\(restarted.log)")
-        #expect(await restarted.waitForLog(containing: "created Graph subscription") != nil, "\(restarted.log)")
+        #expect(try await restarted.waitUntilReady(), "\(restarted.log)")
         let after = try await runToCompletion(
             ["simulator", "mail", "--port", "\(graphPort)", "--subject", "After the simulator restarted"], directory: directory.path)
         #expect(after.0 == 0, "\(after.1)\(after.2)")

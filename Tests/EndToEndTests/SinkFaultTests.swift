@@ -6,7 +6,7 @@ import Testing
 /// Every way a sink can fail, at once, beside a healthy one, in the real binary: each sink fault
 /// is covered in isolation by its sink's suite; this shows that together they hold up nothing
 /// else, lose nothing, and do not make the bridge slow or fat.
-@Suite("sink faults end to end", .timeLimit(.minutes(5)), .machine(.exclusive))
+@Suite("sink faults end to end", .machine(.exclusive))
 struct SinkFaultTests {
     /// What the bridge may hold resident with 200 events queued for five failing sinks (debug
     /// build; it idles near 50 MB). Memory that grew with retries or stderr floods would pass it.

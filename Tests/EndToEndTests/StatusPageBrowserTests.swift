@@ -165,12 +165,7 @@ final class BrowserSession: Sendable {
 
     func quit() async {
         _ = try? await send(["op": "quit"])
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [process] in
-                process.waitUntilExit()
-                continuation.resume()
-            }
-        }
+        await onOwnThread { [process] in process.waitUntilExit() }
     }
 
     deinit {

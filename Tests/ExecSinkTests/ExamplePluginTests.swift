@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// The plugins in examples/plugins, run for real through the sink.
-@Suite("exec sink: example plugins", .timeLimit(.minutes(5)), .machine(.processes))
+@Suite("exec sink: example plugins", .machine(.processes))
 struct ExamplePluginTests {
     @Test("log-to-file.sh appends each event once, exactly as its JSON line")
     func logToFile() async throws {

@@ -15,7 +15,7 @@ import Testing
 /// in bounded time, shutdown is bounded, and no plugin is left behind. The starvation is simulated
 /// with a ``StallableExecutor`` that only this test's service group runs on, so the tests running
 /// alongside are not slowed.
-@Suite("exec sink: late starts, early stops, a starved service", .timeLimit(.minutes(5)), .machine(.processes))
+@Suite("exec sink: late starts, early stops, a starved service", .machine(.processes))
 struct StartStopTests {
     /// A start wait long enough that a delivery ending before it was ended by something else.
     static var patient: ExecSink.Supervision {
@@ -176,7 +176,7 @@ struct StartStopTests {
 }
 
 /// The helpers the exec sink tests wait with: every wait ends, however the sink behaves.
-@Suite("exec sink: the tests' own waits", .timeLimit(.minutes(5)), .machine(.processes))
+@Suite("exec sink: the tests' own waits", .machine(.processes))
 struct TestWaitTests {
     @Test("a delivery that ended before the test looked for it does not leave the test waiting (it used to spin on Task.yield)")
     func deliveryEndedFirst() async throws {

@@ -27,24 +27,18 @@ struct LeaderLockTests {
 
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    /// Counts the advisory locks granted in the query's own database (other tests share the server).
+    static let advisoryLocksHere =
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
     static func location(_ server: PostgresServer, database: String) throws -> PostgresLocation {
         try PostgresLocation.parse(server.url(database: database))
     }
 
-    /// Polls `condition` every 20 ms for up to `timeout`.
-    static func eventually(timeout: Duration = .seconds(15), _ condition: () throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return try condition()
-    }
-
     @Test("two replicas: one leads; when its session is terminated it stops leading and the other takes over")
     func takeover() async throws {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         let location = try Self.location(server, database: database)
         let roles = Roles()
         let logger = Self.quiet
@@ -61,31 +55,33 @@ struct LeaderLockTests {
                 })
         }
         defer { for task in tasks { task.cancel() } }
-        #expect(try await Self.eventually { roles.leaders.count == 1 })
+        #expect(try await eventually { roles.leaders.count == 1 })
         let first = try #require(roles.leaders.first)
-        #expect(try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "1")
+        #expect(try await server.query(database: database, Self.advisoryLocksHere).first == "1")
 
         // The leader's session is cut by the server: it stops leading, and the other one leads.
-        _ = try server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-        #expect(try await Self.eventually { roles.leaders.count == 1 && roles.leaders.first != first })
+        _ = try await server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        #expect(try await eventually { roles.leaders.count == 1 && roles.leaders.first != first })
         #expect(roles.history.count == 2, "\(roles.history)")
         #expect(roles.leaders.count <= 1)
 
         // Cancelled: the leader stops leading and its lock is released.
         for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
+        let started = tasks
+        let stopped = await value(within: .seconds(30)) { for task in started { await task.value } }
+        #expect(stopped != nil, "a cancelled lock ends")
         #expect(roles.leaders.isEmpty)
         #expect(
-            try await Self.eventually {
-                try server.query(database: database, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").first == "0"
+            try await eventually {
+                try await server.query(database: database, Self.advisoryLocksHere).first == "0"
             })
     }
 
     @Test("a leader whose server goes away stops leading at once; it leads again when the server is back")
     func serverRestart() async throws {
-        guard let server = try PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        guard let server = try await PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         defer { server.remove() }
-        let database = try server.createDatabase()
+        let database = try await server.createDatabase()
         let roles = Roles()
         let lock = LeaderLock(
             location: try Self.location(server, database: database), retryInterval: .milliseconds(100), probeInterval: .milliseconds(100),
@@ -96,13 +92,13 @@ struct LeaderLockTests {
             }
         }
         defer { task.cancel() }
-        #expect(try await Self.eventually { roles.leaders == ["a"] })
-        try server.stop()
-        #expect(try await Self.eventually(timeout: .seconds(5)) { roles.leaders.isEmpty })
-        try server.start()
-        #expect(try await Self.eventually(timeout: .seconds(30)) { roles.leaders == ["a"] })
+        #expect(try await eventually { roles.leaders == ["a"] })
+        try await server.stop()
+        #expect(try await eventually(timeout: .seconds(5)) { roles.leaders.isEmpty })
+        try await server.start()
+        #expect(try await eventually(timeout: .seconds(30)) { roles.leaders == ["a"] })
         #expect(roles.history == ["a", "a"])
         task.cancel()
-        await task.value
+        #expect(await value(within: .seconds(30)) { await task.value } != nil, "a cancelled lock ends")
     }
 }

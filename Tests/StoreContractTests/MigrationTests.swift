@@ -54,11 +54,11 @@ struct MigrationTests {
 
     @Test("a PostgreSQL database of schema version 1 migrates to version 2 and keeps its events and deliveries")
     func postgres() async throws {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         let location = try PostgresLocation.parse(server.url(database: database))
         let version1 = PostgresStateStore.migrations[0].joined(separator: ";\n")
-        try server.psql(
+        try await server.psql(
             database: database,
             """
             CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());

@@ -55,27 +55,27 @@ struct PostgresGroupCommitTests {
             process.standardError = FileHandle.nullDevice
             try process.run()
             try #require(
-                try await eventually { try server.query(database: database, "SELECT count(*) FROM (\(holders)) h").first == "1" },
+                try await eventually { try await server.query(database: database, "SELECT count(*) FROM (\(holders)) h").first == "1" },
                 "the test's psql did not take the lock")
         }
 
         /// Ends the session, rolling its transaction back (psql ignores SIGTERM, and a backend in
         /// pg_sleep would notice a killed client only at its end).
-        func release() throws {
-            _ = try server.query(database: database, "SELECT pg_terminate_backend(pid) FROM (\(holders)) h")
+        func release() async throws {
+            _ = try await server.query(database: database, "SELECT pg_terminate_backend(pid) FROM (\(holders)) h")
         }
 
         /// Whether a journal batch waits for the lock.
-        func hasWaiter() throws -> Bool {
-            try server.query(database: database, waiting).first == "1"
+        func hasWaiter() async throws -> Bool {
+            try await server.query(database: database, waiting).first == "1"
         }
 
         deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
     }
 
-    static func database() throws -> (PostgresServer, String, PostgresLocation) {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+    static func database() async throws -> (PostgresServer, String, PostgresLocation) {
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         return (server, database, try PostgresLocation.parse(server.url(database: database)))
     }
 
@@ -85,7 +85,7 @@ struct PostgresGroupCommitTests {
         [JournalOutcome], any Error
     > {
         let first = Task { try await store.journal([entry(makeEvent(resource: "first"), key: key)]) }
-        try #require(try await eventually { try lock.hasWaiter() }, "the first batch did not reach the lock")
+        try #require(try await eventually { try await lock.hasWaiter() }, "the first batch did not reach the lock")
         #expect(store.journalCommitStatistics.waiting == 0)
         return first
     }
@@ -101,7 +101,7 @@ struct PostgresGroupCommitTests {
 
     @Test("requests arriving while a batch commits share the next transaction; each gets its own outcome")
     func concurrentRequestsShareACommit() async throws {
-        let (server, database, location) = try Self.database()
+        let (server, database, location) = try await Self.database()
         let store = try await PostgresStateStore(location: location, logger: quietLogger)
         defer { Task { await store.shutdown() } }
         let lock = try await HeldLock.events(server, database: database)
@@ -110,7 +110,7 @@ struct PostgresGroupCommitTests {
         let queued = try await Self.queue(store, requests)
         #expect(try await store.eventCount() == 0, "nothing is visible before the commit")
 
-        try lock.release()
+        try await lock.release()
         #expect(try await first.value == [.journaled])
         for (task, request) in zip(queued, requests) {
             #expect(try await task.value == Array(repeating: .journaled, count: request.count))
@@ -129,7 +129,7 @@ struct PostgresGroupCommitTests {
         "deduplication inside one batch is per item: the same item twice in a request and across requests, a key of the batch before, keys older and newer than the window"
     )
     func deduplicationPerItem() async throws {
-        let (server, database, location) = try Self.database()
+        let (server, database, location) = try await Self.database()
         let store = try await PostgresStateStore(location: location, logger: quietLogger)
         defer { Task { await store.shutdown() } }
         // Keys journaled earlier: one just outside the window (it counts again), one inside it.
@@ -151,7 +151,7 @@ struct PostgresGroupCommitTests {
             [entry(makeEvent(), key: "spread"), entry(makeEvent(at: later), key: "spread"), entry(makeEvent(at: later), key: "spread")],
         ]
         let queued = try await Self.queue(store, requests)
-        try lock.release()
+        try await lock.release()
         #expect(try await first.value == [.journaled])
         var outcomes: [[JournalOutcome]] = []
         for task in queued { outcomes.append(try await task.value) }
@@ -175,7 +175,7 @@ struct PostgresGroupCommitTests {
 
     @Test("a request the server refuses fails alone: the batch runs again request by request and the others are journaled")
     func failingMemberDoesNotPoisonTheBatch() async throws {
-        let (server, database, location) = try Self.database()
+        let (server, database, location) = try await Self.database()
         let store = try await PostgresStateStore(location: location, logger: quietLogger)
         defer { Task { await store.shutdown() } }
         let taken = makeEvent(resource: "taken")
@@ -190,7 +190,7 @@ struct PostgresGroupCommitTests {
             [entry(makeEvent(resource: "c"), key: "c")],
         ]
         let queued = try await Self.queue(store, requests)
-        try lock.release()
+        try await lock.release()
         #expect(try await first.value == [.journaled])
         #expect(try await queued[0].value == [.journaled])
         do {
@@ -220,41 +220,41 @@ struct PostgresGroupCommitTests {
 
     @Test("a batch that no request waits for any more (all gave up at their deadline) holds up nobody: the next batch commits while it still hangs")
     func abandonedBatchHoldsUpNobody() async throws {
-        let (server, database, location) = try Self.database()
+        let (server, database, location) = try await Self.database()
         let store = try await PostgresStateStore(location: location, logger: quietLogger)
         defer { Task { await store.shutdown() } }
         let lock = try await HeldLock.key("stuck", server, database: database)
         let stuck = Self.journal(store, [entry(makeEvent(resource: "stuck"), key: "stuck")], deadline: .milliseconds(500))
-        try #require(try await eventually { try lock.hasWaiter() }, "the batch did not reach the held key")
+        try #require(try await eventually { try await lock.hasWaiter() }, "the batch did not reach the held key")
         await #expect(throws: CancellationError.self) { try await stuck.value }
         #expect(store.journalCommitStatistics.abandoned == 1)
 
         // The held batch still waits at the server; a request for another key does not wait for it.
-        #expect(try lock.hasWaiter())
+        #expect(try await lock.hasWaiter())
         #expect(try await Self.journal(store, [entry(makeEvent(resource: "next"), key: "next")], deadline: .seconds(20)).value == [.journaled])
-        #expect(try lock.hasWaiter(), "the abandoned batch was still in flight")
-        try lock.release()
-        #expect(try await eventually { try !lock.hasWaiter() })
+        #expect(try await lock.hasWaiter(), "the abandoned batch was still in flight")
+        try await lock.release()
+        #expect(try await eventually { try await !lock.hasWaiter() })
     }
 
     @Test(
         "the server going away mid-batch: the batch in flight and the queued requests answer by their deadline, never later; after a restart the journal works again"
     )
     func serverGoneMidBatch() async throws {
-        guard let server = try PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        guard let server = try await PostgresServer.dedicated() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
         defer { server.remove() }
-        let database = try server.createDatabase()
+        let database = try await server.createDatabase()
         let store = try await PostgresStateStore(location: try PostgresLocation.parse(server.url(database: database)), logger: quietLogger)
         defer { Task { await store.shutdown() } }
         let lock = try await HeldLock.events(server, database: database)
         let deadline = Duration.seconds(3)
         let started = ContinuousClock.now
         let first = Self.journal(store, [entry(makeEvent(resource: "first"), key: "first")], deadline: deadline)
-        try #require(try await eventually { try lock.hasWaiter() }, "the first batch did not reach the lock")
+        try #require(try await eventually { try await lock.hasWaiter() }, "the first batch did not reach the lock")
         let queued = (0..<5).map { i in Self.journal(store, [entry(makeEvent(resource: "q\(i)"), key: "q\(i)")], deadline: deadline) }
         try #require(try await eventually { store.journalCommitStatistics.waiting == 5 })
 
-        try server.stop()
+        try await server.stop()
         for task in [first] + queued {
             await #expect(throws: (any Error).self) { try await task.value }
         }
@@ -262,7 +262,7 @@ struct PostgresGroupCommitTests {
         #expect(ContinuousClock.now - started < deadline + .seconds(3))
         #expect(store.journalCommitStatistics.batches == 0)
 
-        try server.start()
+        try await server.start()
         // The pool reconnects with a backoff of its own; each attempt has its deadline too.
         let attempts = Mutex(0)
         #expect(

@@ -8,15 +8,15 @@ import TestSupport
 /// What only the PostgreSQL store has: its versioned schema. (The contract suite covers the rest.)
 @Suite("PostgreSQL store: schema")
 struct PostgresStoreTests {
-    static func database() throws -> (PostgresServer, PostgresLocation) {
-        guard let server = try PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
-        let database = try server.createDatabase()
+    static func database() async throws -> (PostgresServer, PostgresLocation) {
+        guard let server = try await PostgresServer.shared() else { try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason)) }
+        let database = try await server.createDatabase()
         return (server, try PostgresLocation.parse(server.url(database: database)))
     }
 
     @Test("the first start creates the schema and records its version; the next start finds it and keeps the data")
     func migratesOnce() async throws {
-        let (_, location) = try Self.database()
+        let (_, location) = try await Self.database()
         let first = try await PostgresStateStore(location: location, logger: quietLogger)
         #expect(try await first.storedSchemaVersion() == PostgresStateStore.schemaVersion)
         #expect(try await first.journal([entry(makeEvent(), key: "k")]) == [.journaled])
@@ -31,10 +31,10 @@ struct PostgresStoreTests {
 
     @Test("a database whose schema is newer than this build knows is refused, naming both versions")
     func refusesNewerSchema() async throws {
-        let (server, location) = try Self.database()
+        let (server, location) = try await Self.database()
         await try PostgresStateStore(location: location, logger: quietLogger).shutdown()
         let newer = PostgresStateStore.schemaVersion + 1
-        try server.psql(database: location.database, "INSERT INTO schema_migrations(version) VALUES (\(newer))")
+        try await server.psql(database: location.database, "INSERT INTO schema_migrations(version) VALUES (\(newer))")
         do {
             let store = try await PostgresStateStore(location: location, logger: quietLogger)
             await store.shutdown()
@@ -46,7 +46,7 @@ struct PostgresStoreTests {
 
     @Test("a server that cannot be reached fails the start at once, naming the database, without the password")
     func unreachable() async throws {
-        let (server, location) = try Self.database()
+        let (server, location) = try await Self.database()
         var wrong = location
         wrong.socketDirectory = server.socketDirectory + "-missing"
         wrong.password = "hunter2"

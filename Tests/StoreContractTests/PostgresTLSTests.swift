@@ -20,10 +20,10 @@ struct PostgresTLSTests {
         let server = try #require(
             try await {
                 let (certificate, key) = try await makeSelfSignedCertificate(in: folder.path, name: "server")
-                return try PostgresServer.dedicated(certificate: certificate, key: key)
+                return try await PostgresServer.dedicated(certificate: certificate, key: key)
             }())
         defer { server.remove() }
-        let database = try server.createDatabase()
+        let database = try await server.createDatabase()
         let ca = folder.file("server.pem")
 
         let verified = try await PostgresStateStore(
@@ -31,7 +31,7 @@ struct PostgresTLSTests {
         try await verified.ping()
         // The pool keeps the session open: the server lists it as encrypted.
         #expect(
-            try server.query(
+            try await server.query(
                 database: database, "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = current_database()"
             ).first != "0")
         await verified.shutdown()

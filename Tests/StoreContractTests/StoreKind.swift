@@ -55,10 +55,10 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .memory:
             try await body(InMemoryStateStore())
         case .postgres:
-            guard let server = try PostgresServer.shared() else {
+            guard let server = try await PostgresServer.shared() else {
                 try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason))
             }
-            let database = try server.createDatabase()
+            let database = try await server.createDatabase()
             let location = try PostgresLocation.parse(server.url(database: database))
             let store = try await PostgresStateStore(location: location, logger: quietLogger)
             do {
@@ -79,10 +79,10 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
             try await withStore { store in try await body(store, store) }
             return
         }
-        guard let server = try PostgresServer.shared() else {
+        guard let server = try await PostgresServer.shared() else {
             try Test.cancel(Comment(rawValue: PostgresServer.unavailableReason))
         }
-        let database = try server.createDatabase()
+        let database = try await server.createDatabase()
         let location = try PostgresLocation.parse(server.url(database: database))
         let first = try await PostgresStateStore(location: location, logger: quietLogger)
         let second: PostgresStateStore

@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 public import Testing
 
 /// How much of the machine a test needs while it runs, for `swift test`'s parallel runs on a
@@ -34,14 +36,46 @@ public struct MachineShare: TestTrait, SuiteTrait, TestScoping {
         // Called for the suite too (testCase nil): only test cases hold a share, or a suite would
         // hold one while its own tests wait for it.
         guard testCase != nil else { return try await function() }
+        let asked = ContinuousClock.now
         await MachineLock.shared.acquire(need)
+        let granted = ContinuousClock.now
+        defer { ShareLog.record(test: test, need: need, waited: granted - asked, held: ContinuousClock.now - granted) }
         do {
-            try await function()
+            try await Self.bounded(function, by: Self.timeLimit)
         } catch {
             await MachineLock.shared.release(need)
             throw error
         }
         await MachineLock.shared.release(need)
+    }
+
+    /// How long a process test may hold its share: one that takes longer fails (an issue is
+    /// recorded at once) and is cancelled, so it cannot keep every later process test waiting,
+    /// unless it is stuck in a wait that cancellation cannot end (then the issue names it).
+    public static let timeLimit: Duration = .seconds(300)
+
+    /// A process test ran past ``timeLimit``.
+    public struct TimeLimitExceeded: Error, CustomStringConvertible {
+        public var limit: Duration
+        public var description: String { "a process test ran past \(limit) and was cancelled (it holds a share of the machine that others wait for)" }
+    }
+
+    /// Runs `function`, cancelled with ``TimeLimitExceeded`` when it takes longer than `limit`.
+    static func bounded(_ function: @Sendable () async throws -> Void, by limit: Duration) async throws {
+        try await withoutActuallyEscaping(function) { function in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await function() }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    // Said at once: a test stuck in a wait that cancellation cannot end still
+                    // holds the group (and its share), but the run's output names it.
+                    Issue.record(Comment(rawValue: TimeLimitExceeded(limit: limit).description))
+                    throw TimeLimitExceeded(limit: limit)
+                }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        }
     }
 }
 
@@ -86,5 +120,30 @@ actor MachineLock {
             exclusive = true
         }
         return true
+    }
+}
+
+/// With `MACHINE_SHARE_LOG=PATH` set, one line per process test is appended to PATH: seconds it
+/// held its share, seconds it waited for it, the share, and the test. Where a parallel run's wall
+/// time goes (docs/testing.md).
+enum ShareLog {
+    static let path = ProcessInfo.processInfo.environment["MACHINE_SHARE_LOG"]
+    static let lock = Mutex(())
+
+    static func record(test: Test, need: MachineShare.Need, waited: Duration, held: Duration) {
+        guard let path else { return }
+        func seconds(_ duration: Duration) -> String {
+            String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        }
+        let line = "\(seconds(held)) \(seconds(waited)) \(need) \(test.id)\n"
+        lock.withLock { _ in
+            guard let handle = FileHandle(forWritingAtPath: path) ?? {
+                FileManager.default.createFile(atPath: path, contents: nil)
+                return FileHandle(forWritingAtPath: path)
+            }() else { return }
+            handle.seekToEndOfFile()
+            handle.write(Data(line.utf8))
+            try? handle.close()
+        }
     }
 }

@@ -30,3 +30,20 @@ public final class OneShot<Value: Sendable>: Sendable {
         }
     }
 }
+
+/// The value of `body`, or nil when it has not finished within `limit`. A body still running then
+/// goes on in the background, unawaited: for waits that cancellation cannot end (a thread blocked
+/// in `Process.waitUntilExit`, an unstructured task that does not stop), so that they fail their
+/// test instead of holding up the whole run.
+public func value<T: Sendable>(within limit: Duration, of body: @escaping @Sendable () async -> T) async -> T? {
+    let outcome = OneShot<T?>()
+    let worker = Task { outcome.set(await body()) }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        outcome.set(nil)
+    }
+    let value = await outcome.value()
+    timer.cancel()
+    withExtendedLifetime(worker) {}
+    return value
+}

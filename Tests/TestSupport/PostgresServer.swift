@@ -27,31 +27,56 @@ public final class PostgresServer: Sendable {
         public var description: String
     }
 
-    private static let state = Mutex<Result<PostgresServer, Unavailable>?>(nil)
+    /// The start of the process's server: begun by the first caller, awaited by every caller.
+    private static let starting = Mutex<Task<Result<PostgresServer, Unavailable>, Never>?>(nil)
+    /// The server once started, for the exit handler.
+    private static let started = Mutex<PostgresServer?>(nil)
 
     /// The process's server, started on the first call; nil when the PostgreSQL binaries are
     /// missing (the reason is in `unavailableReason`). Throws when they are there but fail.
-    public static func shared() throws -> PostgresServer? {
-        let result = state.withLock { state -> Result<PostgresServer, Unavailable> in
-            if let state { return state }
-            let result: Result<PostgresServer, Unavailable>
-            do {
-                result = .success(try PostgresServer())
-            } catch let error as Unavailable {
-                result = .failure(error)
-            } catch {
-                result = .failure(Unavailable(description: "\(error)"))
+    ///
+    /// The start (`initdb`, `pg_ctl start`: seconds, half a minute on a busy machine) and every
+    /// other tool this type runs wait on a thread of their own, never on the threads Swift's tasks
+    /// run on: a parallel run has two of them on this machine, and tests that blocked them while a
+    /// server started stalled every other test meanwhile.
+    public static func shared() async throws -> PostgresServer? {
+        let task = starting.withLock { starting in
+            if let starting { return starting }
+            let task = Task {
+                await offPool { () -> Result<PostgresServer, Unavailable> in
+                    do {
+                        let server = try PostgresServer()
+                        started.withLock { $0 = server }
+                        atexit { PostgresServer.stopShared() }
+                        return .success(server)
+                    } catch let error as Unavailable {
+                        return .failure(error)
+                    } catch {
+                        return .failure(Unavailable(description: "\(error)"))
+                    }
+                }
             }
-            state = result
-            if case .success = result { atexit { PostgresServer.stopShared() } }
-            return result
+            starting = task
+            return task
         }
-        switch result {
+        switch await task.value {
         case .success(let server): return server
         case .failure(let error):
             if binaryDirectory() == nil { return nil }
             throw error
         }
+    }
+
+    /// Runs `body` on a thread of its own and returns its result. Not on a Dispatch global queue:
+    /// on Linux those share their few threads (two here) with Swift's tasks, and a blocked work
+    /// item (an `initdb` of half a minute, others waiting for it) stalled every test.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await onOwnThread(body)
+    }
+
+    /// As ``offPool(_:)``, for a body that throws.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await offPool { Result { try body() } }.get()
     }
 
     /// Whether the PostgreSQL binaries are there (then `shared()` starts a server or throws).
@@ -102,33 +127,36 @@ public final class PostgresServer: Sendable {
         } else {
             self.tls = nil
         }
-        try runServerTool("initdb", ["-D", dataDirectory, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        try makeDataDirectory()
         // fsync stays on: the store's durability is part of what the tests run against.
-        try start()
+        try startNow()
     }
 
     /// Stops the server (fast shutdown) and removes its folder.
     private static func stopShared() {
-        guard case .success(let server)? = state.withLock({ $0 }) else { return }
+        guard let server = started.withLock({ $0 }) else { return }
         try? server.runServerTool("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: server.folder)
     }
 
     /// A new, empty database; returns its name.
-    public func createDatabase() throws -> String {
+    public func createDatabase() async throws -> String {
         let name = "test_\(getpid())_\(databases.add(1, ordering: .relaxed).newValue)"
-        try run(binDirectory + "/createdb", ["-h", socketDirectory, "-p", "\(port)", "-U", user, name], as: nil)
+        let arguments = ["-h", socketDirectory, "-p", "\(port)", "-U", user, name]
+        _ = try await Self.offPool { try self.run(self.binDirectory + "/createdb", arguments, as: nil) }
         return name
     }
 
     /// Runs `sql` in `database` with `psql` (stops at the first error, which it throws).
-    public func psql(database: String, _ sql: String) throws {
-        try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database], as: nil)
+    public func psql(database: String, _ sql: String) async throws {
+        let arguments = ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql, database]
+        _ = try await Self.offPool { try self.run(self.binDirectory + "/psql", arguments, as: nil) }
     }
 
     /// Runs `sql` in `database` with `psql` and returns its rows, one a line, fields joined by `|`.
-    public func query(database: String, _ sql: String) throws -> [String] {
-        let text = try run(binDirectory + "/psql", ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql, database], as: nil)
+    public func query(database: String, _ sql: String) async throws -> [String] {
+        let arguments = ["-h", socketDirectory, "-p", "\(port)", "-U", user, "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql, database]
+        let text = try await Self.offPool { try self.run(self.binDirectory + "/psql", arguments, as: nil) }
         return text.split(separator: "\n").map(String.init)
     }
 
@@ -139,18 +167,26 @@ public final class PostgresServer: Sendable {
 
     /// A server of the caller's own (for a test that stops and starts it), or nil without the
     /// binaries. Call ``remove()`` at the end.
-    public static func dedicated() throws -> PostgresServer? {
+    public static func dedicated() async throws -> PostgresServer? {
         guard binaryDirectory() != nil else { return nil }
-        return try PostgresServer()
+        return try await Self.offPool { try PostgresServer() }
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`: as if it crashed; clients see their connections cut).
-    public func stop() throws {
+    public func stop() async throws {
+        try await Self.offPool { try self.stopNow() }
+    }
+
+    private func stopNow() throws {
         try runServerTool("pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"])
     }
 
     /// Starts the stopped server again.
-    public func start() throws {
+    public func start() async throws {
+        try await Self.offPool { try self.startNow() }
+    }
+
+    private func startNow() throws {
         try runServerTool("pg_ctl", [
             "-D", dataDirectory, "-l", folder + "/server.log", "-w", "-t", "60",
             "-o", "-c listen_addresses='\(tls == nil ? "" : "127.0.0.1")' -c unix_socket_directories='\(socketDirectory)' -p \(port) -c max_connections=200"
@@ -161,9 +197,9 @@ public final class PostgresServer: Sendable {
 
     /// A server of the caller's own that also listens on 127.0.0.1:`port` with TLS, presenting
     /// `certificate` (PEM files); nil without the binaries. Call ``remove()`` at the end.
-    public static func dedicated(certificate: String, key: String) throws -> PostgresServer? {
+    public static func dedicated(certificate: String, key: String) async throws -> PostgresServer? {
         guard binaryDirectory() != nil else { return nil }
-        return try PostgresServer(tls: (certificate, key))
+        return try await offPool { try PostgresServer(tls: (certificate, key)) }
     }
 
     /// The `state.url` of `database` over TCP to `host` (the server must listen with TLS: ``dedicated(certificate:key:)``).
@@ -173,7 +209,7 @@ public final class PostgresServer: Sendable {
 
     /// Stops a ``dedicated()`` server and removes its folder.
     public func remove() {
-        try? stop()
+        try? stopNow()
         try? FileManager.default.removeItem(atPath: folder)
     }
 
@@ -185,8 +221,44 @@ public final class PostgresServer: Sendable {
     /// The server's log, for a failure message.
     public var log: String { (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? "" }
 
+    /// A data directory that `initdb` made once in this process, copied for every server: `initdb`
+    /// takes seconds (half a minute on a busy machine), a copy a fraction of one.
+    private static let template = Mutex<String?>(nil)
+
+    /// Makes `dataDirectory`: a copy of the process's template cluster (`initdb` runs for the first).
+    private func makeDataDirectory() throws {
+        let template = try Self.template.withLock { template -> String in
+            if let template { return template }
+            let folder = "/tmp/gb-pg-template-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            if let runAs { try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: folder) }
+            let data = folder + "/data"
+            try run(binDirectory + "/initdb", ["-D", data, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], as: runAs)
+            atexit { PostgresServer.removeTemplate() }
+            template = data
+            return data
+        }
+        // `cp -a` keeps the owner (the postgres user when running as root) and the 0700 mode PostgreSQL requires.
+        try run("/bin/cp", ["-a", template, dataDirectory], as: nil)
+    }
+
+    private static func removeTemplate() {
+        guard let data = template.withLock({ $0 }) else { return }
+        try? FileManager.default.removeItem(atPath: (data as NSString).deletingLastPathComponent)
+    }
+
     private func runServerTool(_ tool: String, _ arguments: [String]) throws {
         try run(binDirectory + "/" + tool, arguments, as: runAs)
+    }
+
+    // A GNU extension the Glibc module does not import (no _GNU_SOURCE): looked up once by name.
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let addCloseFrom: AddCloseFrom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+        .map { unsafeBitCast($0, to: AddCloseFrom.self) }
+
+    /// The descriptors open in this process now (glibc before 2.34 has no closefrom for posix_spawn).
+    private static func openDescriptors() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
     }
 
     /// Runs a tool to its end; returns its output (stdout and stderr together).
@@ -205,6 +277,16 @@ public final class PostgresServer: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process goes with it: `pg_ctl start` leaves a server that lives as
+        // long as the test process, and a descriptor it inherited stays open that long. Foundation's
+        // `Pipe` is not close-on-exec, so a pipe another test had just made (its write end still
+        // open here until its `Process.run` returns) went with the server, and that test waited for
+        // the pipe's end of file for ever: a parallel run that hung with every test suspended.
+        if let closeFrom = Self.addCloseFrom {
+            _ = closeFrom(&actions, 3)
+        } else {
+            for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
         var cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0

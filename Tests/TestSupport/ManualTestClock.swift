@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// A `Clock` that moves only when the test advances it, with the wall date that goes with it:
@@ -6,14 +6,16 @@ import Synchronization
 /// when `advance` passes their deadline; cancelling a sleeper ends its sleep with
 /// `CancellationError`, as `ContinuousClock` does. A test awaits `sleeper(where:)` to know a
 /// component has gone to sleep (and until when) instead of guessing with a real pause.
-final class ManualTestClock: Clock, Sendable {
-    struct Instant: InstantProtocol {
+public final class ManualTestClock: Clock, Sendable {
+    public struct Instant: InstantProtocol {
         /// Time since the clock was made.
-        var offset: Duration
+        public var offset: Duration
 
-        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Duration { other.offset - offset }
-        static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
+        public init(offset: Duration) { self.offset = offset }
+
+        public func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        public func duration(to other: Instant) -> Duration { other.offset - offset }
+        public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
     }
 
     private struct Sleeper {
@@ -36,19 +38,19 @@ final class ManualTestClock: Clock, Sendable {
 
     private let state = Mutex(State())
     /// The wall date at offset zero.
-    let start: Date
+    public let start: Date
 
-    init(start: Date) { self.start = start }
+    public init(start: Date) { self.start = start }
 
-    var now: Instant { state.withLock { $0.now } }
-    var minimumResolution: Duration { .zero }
+    public var now: Instant { state.withLock { $0.now } }
+    public var minimumResolution: Duration { .zero }
 
     /// The wall date now: `start` plus how far the clock has moved.
-    var date: Date { wallDate(of: now) }
+    public var date: Date { wallDate(of: now) }
 
-    func wallDate(of instant: Instant) -> Date { start.addingTimeInterval(instant.offset.secondsValue) }
+    public func wallDate(of instant: Instant) -> Date { start.addingTimeInterval(instant.offset.secondsValue) }
 
-    func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
+    public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         let id = state.withLock { state -> Int in
             state.nextID += 1
             return state.nextID
@@ -78,7 +80,7 @@ final class ManualTestClock: Clock, Sendable {
     }
 
     /// Moves the clock on by `duration`, waking every sleeper whose deadline it reaches.
-    func advance(by duration: Duration) {
+    public func advance(by duration: Duration) {
         let woken = state.withLock { state -> [Sleeper] in
             state.now = state.now.advanced(by: duration)
             let now = state.now
@@ -90,14 +92,14 @@ final class ManualTestClock: Clock, Sendable {
     }
 
     /// Moves the clock to `date` (never back).
-    func advance(to date: Date) {
+    public func advance(to date: Date) {
         let target = Duration.seconds(date.timeIntervalSince(start))
         advance(by: max(.zero, target - now.offset))
     }
 
     /// Returns once `condition` holds for the deadlines of the sleepers asleep (checked now and
     /// whenever one goes to sleep).
-    func until(_ condition: @escaping @Sendable ([Instant]) -> Bool) async {
+    public func until(_ condition: @escaping @Sendable ([Instant]) -> Bool) async {
         await withCheckedContinuation { continuation in
             let holds = state.withLock { state -> Bool in
                 if condition(state.sleepers.values.map(\.deadline)) { return true }
@@ -111,21 +113,21 @@ final class ManualTestClock: Clock, Sendable {
 
     /// Returns the deadline of a sleeper for which `predicate` holds, once there is one (one already
     /// asleep counts).
-    func sleeper(where predicate: @escaping @Sendable (Instant) -> Bool) async -> Instant {
+    public func sleeper(where predicate: @escaping @Sendable (Instant) -> Bool) async -> Instant {
         await until { $0.contains(where: predicate) }
         return state.withLock { $0.sleepers.values.map(\.deadline).filter(predicate).min()! }
     }
 
     /// Returns once at least `count` sleepers sleep until `offset`.
-    func sleepers(_ count: Int, until offset: Duration) async {
+    public func sleepers(_ count: Int, until offset: Duration) async {
         await until { deadlines in deadlines.filter { $0.offset == offset }.count >= count }
     }
 
     /// The deadlines of the sleepers now asleep.
-    var pendingDeadlines: [Instant] { state.withLock { $0.sleepers.values.map(\.deadline).sorted() } }
+    public var pendingDeadlines: [Instant] { state.withLock { $0.sleepers.values.map(\.deadline).sorted() } }
 }
 
 extension Duration {
     /// This duration in seconds.
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    public var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
