@@ -80,7 +80,7 @@ final class LeadershipService: Service, UpkeepReadiness {
     var isLeading: Bool { leading.withLock { $0 } }
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             let gauge = Gauge(label: "graph_bridge_leader")
             gauge.record(0)
             await self.lock.run(changed: { leading in

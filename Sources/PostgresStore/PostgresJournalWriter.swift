@@ -34,38 +34,31 @@ struct PostgresJournalWriter: Sendable {
         }
         let outcomes: [JournalOutcome]
         do {
-            outcomes = try await client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
-                    for round in rounds {
-                        let ordered = round.sorted { (entries[$0].deduplicationKey!, $0) < (entries[$1].deduplicationKey!, $1) }
-                        let keys = ordered.map { entries[$0].deduplicationKey! }
-                        let seen = ordered.map { entries[$0].event.receivedAt.timeIntervalSince1970 }
-                        // The cutoff is seen_at minus the window, as the single-request path computes it.
-                        var claimed: Set<String> = []
-                        for try await key in try await connection.query(
-                            """
-                            INSERT INTO dedup(key, seen_at)
-                            SELECT k, s FROM unnest(\(keys)::text[], \(seen)::float8[]) WITH ORDINALITY AS u(k, s, o) ORDER BY o
-                            ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < EXCLUDED.seen_at - \(Self.windowSeconds)
-                            RETURNING key
-                            """, logger: logger
-                        ).decode(String.self) {
-                            claimed.insert(key)
-                        }
-                        for index in ordered where !claimed.contains(entries[index].deduplicationKey!) { outcomes[index] = .duplicate }
+            outcomes = try await client.transaction(logger: logger) { connection in
+                var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
+                for round in rounds {
+                    let ordered = round.sorted { (entries[$0].deduplicationKey!, $0) < (entries[$1].deduplicationKey!, $1) }
+                    let keys = ordered.map { entries[$0].deduplicationKey! }
+                    let seen = ordered.map { entries[$0].event.receivedAt.timeIntervalSince1970 }
+                    // The cutoff is seen_at minus the window, as the single-request path computes it.
+                    var claimed: Set<String> = []
+                    for try await key in try await connection.query(
+                        """
+                        INSERT INTO dedup(key, seen_at)
+                        SELECT k, s FROM unnest(\(keys)::text[], \(seen)::float8[]) WITH ORDINALITY AS u(k, s, o) ORDER BY o
+                        ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < EXCLUDED.seen_at - \(Self.windowSeconds)
+                        RETURNING key
+                        """, logger: logger
+                    ).decode(String.self) {
+                        claimed.insert(key)
                     }
-                    let journaled = entries.indices.filter { outcomes[$0] == .journaled }
-                    if !journaled.isEmpty {
-                        try await insertEvents(journaled.map { entries[$0] }, on: connection)
-                    }
-                    try await connection.query("COMMIT", logger: logger)
-                    return outcomes
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
+                    for index in ordered where !claimed.contains(entries[index].deduplicationKey!) { outcomes[index] = .duplicate }
                 }
+                let journaled = entries.indices.filter { outcomes[$0] == .journaled }
+                if !journaled.isEmpty {
+                    try await insertEvents(journaled.map { entries[$0] }, on: connection)
+                }
+                return outcomes
             }
         } catch let error as PSQLError {
             throw PostgresBatchError(underlying: PostgresStoreError(error, location: location), retryAlone: Self.isStatementFailure(error))
@@ -88,33 +81,26 @@ struct PostgresJournalWriter: Sendable {
         let keyed = entries.indices.filter { entries[$0].deduplicationKey != nil }
             .sorted { (entries[$0].deduplicationKey!, $0) < (entries[$1].deduplicationKey!, $1) }
         do {
-            return try await client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
-                    for index in keyed {
-                        let key = entries[index].deduplicationKey!
-                        let seen = entries[index].event.receivedAt.timeIntervalSince1970
-                        let cutoff = seen - Self.windowSeconds
-                        let claimed = try await connection.query(
-                            """
-                            INSERT INTO dedup(key, seen_at) VALUES (\(key), \(seen))
-                            ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < \(cutoff)
-                            RETURNING 1
-                            """, logger: logger
-                        ).collect()
-                        if claimed.isEmpty { outcomes[index] = .duplicate }
-                    }
-                    let journaled = entries.indices.filter { outcomes[$0] == .journaled }
-                    if !journaled.isEmpty {
-                        try await insertEvents(journaled.map { entries[$0] }, on: connection)
-                    }
-                    try await connection.query("COMMIT", logger: logger)
-                    return outcomes
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
+            return try await client.transaction(logger: logger) { connection in
+                var outcomes = Array(repeating: JournalOutcome.journaled, count: entries.count)
+                for index in keyed {
+                    let key = entries[index].deduplicationKey!
+                    let seen = entries[index].event.receivedAt.timeIntervalSince1970
+                    let cutoff = seen - Self.windowSeconds
+                    let claimed = try await connection.query(
+                        """
+                        INSERT INTO dedup(key, seen_at) VALUES (\(key), \(seen))
+                        ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at < \(cutoff)
+                        RETURNING 1
+                        """, logger: logger
+                    ).collect()
+                    if claimed.isEmpty { outcomes[index] = .duplicate }
                 }
+                let journaled = entries.indices.filter { outcomes[$0] == .journaled }
+                if !journaled.isEmpty {
+                    try await insertEvents(journaled.map { entries[$0] }, on: connection)
+                }
+                return outcomes
             }
         } catch let error as PSQLError {
             throw PostgresStoreError(error, location: location)

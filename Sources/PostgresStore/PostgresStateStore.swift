@@ -230,19 +230,7 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws
     /// (its error is rethrown as is).
     func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
-        try await run {
-            try await self.client.withConnection { connection in
-                try await connection.query("BEGIN", logger: self.logger)
-                do {
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: self.logger)
-                    return result
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: self.logger)
-                    throw error
-                }
-            }
-        }
+        try await run { try await self.client.transaction(logger: self.logger, body) }
     }
 
     /// Runs `body`, turning PostgresNIO's errors (whose descriptions hide the server's message) into readable ones.

@@ -9,3 +9,10 @@ public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async 
         Thread { continuation.resume(returning: body()) }.start()
     }
 }
+
+/// ``onOwnThread(_:)`` for a body that throws.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}

@@ -116,16 +116,14 @@ public final class RawConnection: Sendable {
 
     deinit { close() }
 
+    /// Blocking socket calls run on a thread of their own (``onOwnThread(_:)``), never on a
+    /// Dispatch global queue, whose threads Swift's tasks share on Linux.
     private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
+        try await onOwnThread(work)
     }
 
     private static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: work()) }
-        }
+        await onOwnThread(work)
     }
 }
 
