@@ -4,6 +4,8 @@ import BridgeStore
 import Foundation
 import Logging
 import Synchronization
+import Testing
+import TestSupport
 
 let quietLogger: Logger = {
     var logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -62,10 +64,10 @@ final class Recorder: Sendable {
         var attempts: [(event: String, number: Int)] = []
         var delivered: [String] = []
         var script: @Sendable (BridgeEvent, DeliveryAttempt) -> Behaviour = { _, _ in .succeed }
-        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     let state = Mutex(State())
+    private let deliveries = Tally()
 
     init(script: @escaping @Sendable (BridgeEvent, DeliveryAttempt) -> Behaviour = { _, _ in .succeed }) {
         state.withLock { $0.script = script }
@@ -83,29 +85,19 @@ final class Recorder: Sendable {
     }
 
     func succeeded(_ event: BridgeEvent) {
-        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.delivered.append(event.id)
-            let count = state.delivered.count
-            let ready = state.waiters.filter { $0.count <= count }.map(\.continuation)
-            state.waiters.removeAll { $0.count <= count }
-            return ready
-        }
-        for continuation in ready { continuation.resume() }
+        state.withLock { $0.delivered.append(event.id) }
+        deliveries.add()
     }
 
     var delivered: [String] { state.withLock { $0.delivered } }
     var attemptCount: Int { state.withLock { $0.attempts.count } }
     func attempts(for event: String) -> [Int] { state.withLock { $0.attempts.filter { $0.event == event }.map(\.number) } }
 
-    /// Returns once `count` deliveries succeeded.
-    func waitForDeliveries(_ count: Int) async {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool in
-                if state.delivered.count >= count { return true }
-                state.waiters.append((count, continuation))
-                return false
-            }
-            if now { continuation.resume() }
+    /// Returns once `count` deliveries succeeded; records an issue and returns after 30 s if
+    /// they did not (the test's expectations then say which are missing).
+    func waitForDeliveries(_ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async {
+        if await !deliveries.wait(for: count) {
+            Issue.record("only \(deliveries.count) of \(count) deliveries within 30 s", sourceLocation: sourceLocation)
         }
     }
 }

@@ -186,7 +186,8 @@ struct RichNotificationTests {
 
 /// Everything the delivery engine routes goes to one sink that keeps the events in order.
 final class EventCollector: Sendable {
-    private let state = Mutex<(events: [BridgeEvent], waiters: [(count: Int, continuation: CheckedContinuation<[BridgeEvent], Never>)])>(([], []))
+    private let state = Mutex<[BridgeEvent]>([])
+    private let arrived = Tally()
 
     func engine(store: SQLiteStateStore, enricher: any EventEnricher) -> DeliveryEngine {
         let sink = CollectingSink(collector: self)
@@ -199,49 +200,15 @@ final class EventCollector: Sendable {
     }
 
     func add(_ event: BridgeEvent) {
-        let ready = state.withLock { state in
-            state.events.append(event)
-            let ready = state.waiters.filter { $0.count <= state.events.count }
-            state.waiters.removeAll { $0.count <= state.events.count }
-            return (ready.map(\.continuation), state.events)
-        }
-        for continuation in ready.0 { continuation.resume(returning: ready.1) }
+        state.withLock { $0.append(event) }
+        arrived.add()
     }
 
     /// The events once at least `count` have arrived, or the ones there are after `timeout`
     /// (a lost event fails the test's expectations instead of hanging the run).
     func wait(for count: Int, timeout: Duration = .seconds(20)) async -> [BridgeEvent] {
-        await withTaskGroup(of: [BridgeEvent]?.self) { group in
-            group.addTask { await self.waitUnbounded(for: count) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            if let first {
-                group.cancelAll()
-                return first
-            }
-            // Timed out: release the waiter so the group can finish.
-            let events = state.withLock { state in
-                defer { state.waiters.removeAll() }
-                return (state.waiters.map(\.continuation), state.events)
-            }
-            for continuation in events.0 { continuation.resume(returning: events.1) }
-            await group.waitForAll()
-            return events.1
-        }
-    }
-
-    private func waitUnbounded(for count: Int) async -> [BridgeEvent] {
-        await withCheckedContinuation { continuation in
-            let events: [BridgeEvent]? = state.withLock { state in
-                if state.events.count >= count { return state.events }
-                state.waiters.append((count, continuation))
-                return nil
-            }
-            if let events { continuation.resume(returning: events) }
-        }
+        await arrived.wait(for: count, timeout: timeout)
+        return state.withLock { $0 }
     }
 }
 

@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// Two delivery engines (two replicas) on one store, as two processes on one PostgreSQL: each
 /// routes the events its replica journaled, they share the deliveries by claims, and every event
@@ -13,30 +14,22 @@ struct EngineReplicaTests {
         private struct State {
             var calls: [(event: String, replica: String)] = []
             var distinct: Set<String> = []
-            var waiter: (count: Int, continuation: CheckedContinuation<Void, Never>)?
         }
         private let state = Mutex(State())
+        private let distinct = Tally()
 
         func record(_ event: String, by replica: String) {
-            let ready = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let new = state.withLock { state in
                 state.calls.append((event, replica))
-                state.distinct.insert(event)
-                guard let waiter = state.waiter, state.distinct.count >= waiter.count else { return nil }
-                state.waiter = nil
-                return waiter.continuation
+                return state.distinct.insert(event).inserted
             }
-            ready?.resume()
+            if new { distinct.add() }
         }
 
-        /// Returns once `count` distinct events were delivered.
-        func waitForDistinct(_ count: Int) async {
-            await withCheckedContinuation { continuation in
-                let now = state.withLock { state -> Bool in
-                    if state.distinct.count >= count { return true }
-                    state.waiter = (count, continuation)
-                    return false
-                }
-                if now { continuation.resume() }
+        /// Returns once `count` distinct events were delivered (an issue after 30 s if not).
+        func waitForDistinct(_ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async {
+            if await !distinct.wait(for: count) {
+                Issue.record("only \(distinct.count) of \(count) distinct events within 30 s", sourceLocation: sourceLocation)
             }
         }
 
