@@ -13,13 +13,14 @@ struct IntakeTests {
         let store: SQLiteStateStore
         let intake: NotificationIntake
 
-        init(store override: (any StateStore)? = nil, journalDeadline: Duration? = nil) throws {
+        init(store override: (any StateStore)? = nil, journalDeadline: Duration? = nil, clock: any Clock<Duration> = ContinuousClock()) throws {
             store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
             let subscriptions = SubscriptionDirectory([
                 SubscriptionEntry(name: "audit-feed", id: IntakeTests.subscriptionID, resource: "users/alice/messages", clientState: "secretClientValue")
             ])
             intake = NotificationIntake(
-                directory: subscriptions, store: override ?? store, doorbell: Doorbell(), journalDeadline: journalDeadline, logger: quietLogger)
+                directory: subscriptions, store: override ?? store, doorbell: Doorbell(), journalDeadline: journalDeadline, clock: clock,
+                logger: quietLogger)
         }
     }
 
@@ -164,9 +165,16 @@ struct IntakeTests {
 
     @Test("with a journal deadline (a remote store), a write that hangs is given up and answered 503; nothing is acknowledged")
     func journalDeadline() async throws {
-        // The store would hang for an hour: only the deadline ends the request.
-        let fixture = try Fixture(store: FailingStore(hangs: true), journalDeadline: .milliseconds(100))
-        let outcome = await fixture.intake.receive(body: Self.body([Self.item()]), endpoint: .notifications)
+        // The store would hang for an hour: only the deadline, on a clock the test moves, ends the request.
+        let clock = ManualTestClock(start: Date())
+        let fixture = try Fixture(store: FailingStore(hangs: true), journalDeadline: .seconds(5), clock: clock)
+        let answer = Task { await fixture.intake.receive(body: Self.body([Self.item()]), endpoint: .notifications) }
+        await clock.sleepers(1, until: .seconds(5))
+        clock.advance(by: .milliseconds(4_999))
+        // Still waiting at 4.999 s: the deadline's timer sleeps on, and only it can end the request.
+        #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(5)])
+        clock.advance(by: .milliseconds(1))
+        let outcome = await answer.value
         #expect(outcome.status == 503)
         #expect(outcome.accepted == 0)
         #expect(fixture.intake.lastJournalFailure?.contains("did not take the write") == true)

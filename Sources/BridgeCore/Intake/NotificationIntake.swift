@@ -60,10 +60,11 @@ public final class NotificationIntake: Sendable {
     public init(
         directory: SubscriptionDirectory, store: any StateStore, doorbell: Doorbell, lifecycleObserver: (any LifecycleObserver)? = nil,
         backlog: Backlog = Backlog(limit: nil), load: ListenerLoad? = nil, replica: ReplicaID? = nil,
-        directoryRefresher: (any DirectoryRefresher)? = nil, journalDeadline: Duration? = nil, logger: Logger,
-        logLimiter: LogRateLimiter = LogRateLimiter()
+        directoryRefresher: (any DirectoryRefresher)? = nil, journalDeadline: Duration? = nil,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger, logLimiter: LogRateLimiter = LogRateLimiter()
     ) {
         self.journalDeadline = journalDeadline
+        self.clock = clock
         self.replica = replica
         self.logLimiter = logLimiter
         self.load = load
@@ -144,7 +145,7 @@ public final class NotificationIntake: Sendable {
         let outcomes: [JournalOutcome]
         do {
             if let journalDeadline {
-                outcomes = try await Self.journal(entries, in: store, deadline: journalDeadline)
+                outcomes = try await Self.journal(entries, in: store, deadline: journalDeadline, clock: clock)
             } else {
                 outcomes = try await store.journal(entries)
             }
@@ -191,14 +192,18 @@ public final class NotificationIntake: Sendable {
     /// (a local SQLite file: its writes do not wait on a network, and the 202 path spends no tasks
     /// or timers on a deadline).
     let journalDeadline: Duration?
+    /// What the journal deadline is measured on.
+    let clock: any Clock<Duration>
 
-    /// `store.journal(entries)`, given up after `deadline` (cancelled: a store waiting for a
-    /// connection stops waiting). A write already under way may still commit after the 503: then
-    /// Graph's retry is a duplicate.
-    static func journal(_ entries: [JournalEntry], in store: any StateStore, deadline: Duration) async throws -> [JournalOutcome] {
+    /// `store.journal(entries)`, given up after `deadline` on `clock` (cancelled: a store waiting
+    /// for a connection stops waiting). A write already under way may still commit after the 503:
+    /// then Graph's retry is a duplicate.
+    static func journal(
+        _ entries: [JournalEntry], in store: any StateStore, deadline: Duration, clock: any Clock<Duration>
+    ) async throws -> [JournalOutcome] {
         let write = Task { try await store.journal(entries) }
         let timer = Task {
-            try await Task.sleep(for: deadline)
+            try await clock.sleep(for: deadline)
             write.cancel()
         }
         defer { timer.cancel() }
