@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "GraphClient",
             dependencies: [
-                "CurlKit",
+                "Transport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -405,7 +405,8 @@ let package = Package(
         .testTarget(
             name: "GraphClientTests",
             dependencies: [
-                "GraphClient", "BridgeGraph",
+                "GraphClient", "BridgeGraph", "Transport", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],

@@ -1,5 +1,4 @@
 public import BridgeCore
-import CurlKit
 import Foundation
 public import GraphClient
 import Synchronization

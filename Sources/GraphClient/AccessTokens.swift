@@ -1,4 +1,4 @@
-public import CurlKit
+public import Transport
 import Foundation
 public import Logging
 
@@ -61,7 +61,7 @@ struct TokenResponse: Decodable {
 }
 
 /// Posts a form to the identity platform and returns the token response, or a `GraphError(.authentication)`.
-func requestToken(http: CurlClient, url: String, form: [(String, String)], logger: Logger) async throws -> TokenResponse {
+func requestToken(http: any OutgoingTransport, url: String, form: [(String, String)], logger: Logger) async throws -> TokenResponse {
     let body = Array(FormEncoding.encode(form).utf8)
     let response: HTTPResponse
     do {
@@ -96,11 +96,11 @@ public final class ClientCredentialsTokenProvider: AccessTokenProvider {
     let tenant: String
     let clientID: String
     let credential: Credential
-    let http: CurlClient
+    let http: any OutgoingTransport
     let logger: Logger
     let cache = TokenCache()
 
-    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, credential: Credential, http: CurlClient, logger: Logger) {
+    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, credential: Credential, http: any OutgoingTransport, logger: Logger) {
         self.endpoints = endpoints
         self.tenant = tenant
         self.clientID = clientID
@@ -146,11 +146,11 @@ public final class RefreshTokenProvider: AccessTokenProvider {
     let clientID: String
     let scopes: String
     let storage: any RefreshTokenStorage
-    let http: CurlClient
+    let http: any OutgoingTransport
     let logger: Logger
     let cache = TokenCache()
 
-    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, storage: any RefreshTokenStorage, http: CurlClient, logger: Logger) {
+    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, storage: any RefreshTokenStorage, http: any OutgoingTransport, logger: Logger) {
         self.endpoints = endpoints
         self.tenant = tenant
         self.clientID = clientID

@@ -1,4 +1,4 @@
-public import CurlKit
+public import Transport
 import Foundation
 public import Logging
 
@@ -22,10 +22,10 @@ public struct DeviceCodeFlow: Sendable {
     let tenant: String
     let clientID: String
     let scopes: String
-    let http: CurlClient
+    let http: any OutgoingTransport
     let logger: Logger
 
-    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, http: CurlClient, logger: Logger) {
+    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, http: any OutgoingTransport, logger: Logger) {
         self.endpoints = endpoints
         self.tenant = tenant
         self.clientID = clientID

@@ -1,4 +1,4 @@
-import CurlKit
+import Transport
 
 extension GraphClient {
     /// One page of a delta query: `pathOrLink` is the first query's path (e.g.

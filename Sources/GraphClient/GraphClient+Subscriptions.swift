@@ -1,4 +1,4 @@
-import CurlKit
+import Transport
 public import Foundation
 
 /// A Graph subscription as Graph returns it (`clientState` is never listed back).

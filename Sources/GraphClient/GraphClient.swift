@@ -1,4 +1,4 @@
-public import CurlKit
+public import Transport
 import Foundation
 public import Logging
 import Metrics
@@ -9,25 +9,34 @@ import Metrics
 public final class GraphClient: Sendable {
     public let endpoints: GraphEndpoints
     let tokens: any AccessTokenProvider
-    let http: CurlClient
+    let http: any OutgoingTransport
     let logger: Logger
     let maxRetries: Int
     let maxRetryWait: Duration
+    /// What the waits between retries run on.
+    let clock: any Clock<Duration>
 
-    public init(endpoints: GraphEndpoints, tokens: any AccessTokenProvider, http: CurlClient, logger: Logger, maxRetries: Int = 3, maxRetryWait: Duration = .seconds(60)) {
+    /// - Parameters:
+    ///   - http: the transport (in the daemon the shared `CurlClient`).
+    ///   - clock: what the waits between retries (backoff, `Retry-After`) run on; a test moves its own.
+    public init(
+        endpoints: GraphEndpoints, tokens: any AccessTokenProvider, http: any OutgoingTransport, logger: Logger, maxRetries: Int = 3,
+        maxRetryWait: Duration = .seconds(60), clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.endpoints = endpoints
         self.tokens = tokens
         self.http = http
         self.logger = logger
         self.maxRetries = maxRetries
         self.maxRetryWait = maxRetryWait
+        self.clock = clock
     }
 
     /// The same client (endpoints, tokens, HTTP client), retrying throttling, server errors and
     /// transport failures at most `maxRetries` times (0: never): for a caller that waits out
     /// `Retry-After` on its own terms, without holding what it holds meanwhile.
     public func retrying(atMost maxRetries: Int) -> GraphClient {
-        GraphClient(endpoints: endpoints, tokens: tokens, http: http, logger: logger, maxRetries: maxRetries, maxRetryWait: maxRetryWait)
+        GraphClient(endpoints: endpoints, tokens: tokens, http: http, logger: logger, maxRetries: maxRetries, maxRetryWait: maxRetryWait, clock: clock)
     }
 
     /// Sends a request to `path` (relative to the Graph base, e.g. `/subscriptions`) or to an
@@ -61,7 +70,7 @@ public final class GraphClient: Sendable {
                     "bridge.call": "\(method) \(path)", "bridge.client_request_id": "\(clientRequestID)", "error": "\(error)",
                 ])
                 if error.isTransient, attempt <= maxRetries {
-                    try await Task.sleep(for: backoff(attempt))
+                    try await clock.sleep(for: backoff(attempt))
                     continue
                 }
                 throw failure
@@ -87,7 +96,7 @@ public final class GraphClient: Sendable {
             }
             if [429, 503, 504].contains(response.status), attempt <= maxRetries {
                 let wait = min(response.retryAfter ?? backoff(attempt), maxRetryWait)
-                try await Task.sleep(for: wait)
+                try await clock.sleep(for: wait)
                 continue
             }
             throw error

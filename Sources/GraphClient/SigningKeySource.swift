@@ -1,4 +1,4 @@
-public import CurlKit
+public import Transport
 import Foundation
 
 /// The keys an authority signs `validationTokens` with, as one fetch found them.
@@ -23,11 +23,11 @@ public protocol SigningKeySource: Sendable {
 /// then the JWKS its `jwks_uri` names. Both are fetched on every call: ``SigningKeyCache`` decides
 /// how often that is.
 public struct AuthoritySigningKeys: SigningKeySource {
-    let http: CurlClient
+    let http: any OutgoingTransport
     let authority: String
     let tenant: String
 
-    public init(http: CurlClient, endpoints: GraphEndpoints, tenant: String) {
+    public init(http: any OutgoingTransport, endpoints: GraphEndpoints, tenant: String) {
         self.http = http
         self.authority = endpoints.authority
         self.tenant = tenant

@@ -27,3 +27,10 @@ public struct NoOutgoingTransport: OutgoingTransport {
         throw TransportError.invalidRequest("this sink was built without an outgoing transport")
     }
 }
+
+extension OutgoingTransport {
+    /// Sends `request` with the transport's own certificate verification.
+    public func execute(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try await execute(request, tls: nil)
+    }
+}
