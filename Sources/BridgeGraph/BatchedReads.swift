@@ -1,6 +1,6 @@
-public import BridgeCore
+import BridgeCore
 import Foundation
-public import GraphClient
+import GraphClient
 import Synchronization
 
 /// The reads `fetch:` makes, within Outlook's limits and grouped into JSON `$batch` requests.

@@ -1,4 +1,4 @@
-public import BridgeCore
+import BridgeCore
 import BridgeSettings
 import Foundation
 import GraphClient

@@ -1,4 +1,4 @@
-public import BridgeCore
+import BridgeCore
 public import Hummingbird
 import HummingbirdCore
 import NIOCore

@@ -1,5 +1,5 @@
 import BridgeCore
-public import Foundation
+import Foundation
 
 /// Where a PostgreSQL state store lives: `state.url`, parsed
 /// (`postgres://user:password@host:port/database?sslmode=...&sslrootcert=...`).

@@ -1,4 +1,4 @@
-public import BridgeCore
+import BridgeCore
 public import BridgeSettings
 import Foundation
 public import Logging

@@ -1,4 +1,4 @@
-public import BridgeCore
+import BridgeCore
 import Synchronization
 
 /// Group commit for the PostgreSQL journal: journal requests that arrive while a batch is being

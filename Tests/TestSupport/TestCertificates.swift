@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Makes a throwaway self-signed certificate for `127.0.0.1` (and `localhost`) with the
 /// `openssl` command line; returns the paths of the PEM certificate and its key.
