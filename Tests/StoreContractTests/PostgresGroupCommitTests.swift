@@ -90,12 +90,18 @@ struct PostgresGroupCommitTests {
         return first
     }
 
-    /// Starts one task per request; returns them once all of them wait for the next batch.
+    /// Starts one task per request, each once the one before waits for the next batch (tasks
+    /// started together reach the committer in any order), so arrival order is the order of
+    /// `requests`; returns them once all of them wait.
     static func queue(_ store: PostgresStateStore, _ requests: [[JournalEntry]]) async throws -> [Task<[JournalOutcome], any Error>] {
-        let tasks = requests.map { request in Task { try await store.journal(request) } }
-        try #require(
-            try await eventually { store.journalCommitStatistics.waiting == requests.count },
-            "\(store.journalCommitStatistics.waiting) of \(requests.count) requests queued")
+        var tasks: [Task<[JournalOutcome], any Error>] = []
+        for request in requests {
+            tasks.append(Task { try await store.journal(request) })
+            let count = tasks.count
+            try #require(
+                try await eventually { store.journalCommitStatistics.waiting == count },
+                "\(store.journalCommitStatistics.waiting) of \(count) requests queued")
+        }
         return tasks
     }
 
