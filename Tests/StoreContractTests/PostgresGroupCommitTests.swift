@@ -14,7 +14,7 @@ import Testing
 /// in flight (a `psql` session of the test's own locks the `events` table, so that batch waits at
 /// its insert), queues more requests behind it, and then lets it go: the queued requests are
 /// then one batch, whatever the machine's speed.
-@Suite("PostgreSQL journal: group commit", .machine(.processes), .timeLimit(.minutes(2)))
+@Suite("PostgreSQL journal: group commit", .machine(.processes))
 struct PostgresGroupCommitTests {
     /// A `psql` session of the test's own that holds a lock until ``release()``: the `events`
     /// table (every batch waits at its events insert), or one deduplication key (only a batch
@@ -23,6 +23,8 @@ struct PostgresGroupCommitTests {
         let server: PostgresServer
         let database: String
         let process = Process()
+        /// Only this test's database: other tests share the server (a relation's OID can repeat across databases).
+        static let here = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         /// Selects the backends holding the lock.
         private let holders: String
         /// Counts the backends waiting for it.
@@ -31,16 +33,16 @@ struct PostgresGroupCommitTests {
         static func events(_ server: PostgresServer, database: String) async throws -> HeldLock {
             try await HeldLock(
                 server, database: database, "BEGIN; LOCK TABLE events IN EXCLUSIVE MODE; SELECT pg_sleep(600)",
-                holders: "SELECT pid FROM pg_locks WHERE relation = 'events'::regclass AND mode = 'ExclusiveLock' AND granted",
-                waiting: "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted")
+                holders: "SELECT pid FROM pg_locks WHERE \(Self.here) AND relation = 'events'::regclass AND mode = 'ExclusiveLock' AND granted",
+                waiting: "SELECT count(*) FROM pg_locks WHERE \(Self.here) AND relation = 'events'::regclass AND NOT granted")
         }
 
         /// An uncommitted insert of `key`: a batch inserting it waits for this transaction.
         static func key(_ key: String, _ server: PostgresServer, database: String) async throws -> HeldLock {
             try await HeldLock(
                 server, database: database, "BEGIN; INSERT INTO dedup(key, seen_at) VALUES ('\(key)', 0); SELECT pg_sleep(600)",
-                holders: "SELECT pid FROM pg_stat_activity WHERE query LIKE 'BEGIN; INSERT INTO dedup%' AND pid <> pg_backend_pid()",
-                waiting: "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted")
+                holders: "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'BEGIN; INSERT INTO dedup%' AND pid <> pg_backend_pid()",
+                waiting: "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.datname = current_database() AND l.locktype = 'transactionid' AND NOT l.granted")
         }
 
         private init(_ server: PostgresServer, database: String, _ sql: String, holders: String, waiting: String) async throws {
