@@ -9,7 +9,8 @@ enum HTTPDate {
         let day: Int, month: Int, year: Int, clock: String
         if tokens.count == 6, tokens[5] == "GMT", let d = Int(tokens[1]), let m = monthNumber(tokens[2]), let y = Int(tokens[3]) {
             (day, month, clock) = (d, m, tokens[4])
-            // RFC 850's two-digit year: RFC 9110 says a year more than 50 years ahead is in the past century.
+            // RFC 850's two-digit year on a fixed pivot: 70-99 are 19xx, 00-69 are 20xx. (RFC 9110 asks for a
+            // window sliding with today; the two differ only for 2070-2076 read today, not a Retry-After anyone sends.)
             year = tokens[3].count == 2 ? (y < 70 ? 2000 + y : 1900 + y) : y
         } else if tokens.count == 5, let m = monthNumber(tokens[1]), let d = Int(tokens[2]), let y = Int(tokens[4]) {
             (day, month, year, clock) = (d, m, y, tokens[3])
