@@ -35,13 +35,9 @@ final class BridgeProcess: Sendable {
         process.standardError = stderr
         process.standardOutput = stdout
         process.standardInput = FileHandle.nullDevice
-        stderr.fileHandleForReading.readabilityHandler = { [buffer] handle in
-            buffer.consume(handle.availableData)
-        }
-        stdout.fileHandleForReading.readabilityHandler = { [outputBuffer] handle in
-            outputBuffer.consume(handle.availableData)
-        }
         try process.run()
+        stderr.fileHandleForReading.readToEnd(onOwnThread: buffer.consume)
+        stdout.fileHandleForReading.readToEnd(onOwnThread: outputBuffer.consume)
     }
 
     /// The first log line (past or future) containing `text`; nil if the process closed its stderr first.

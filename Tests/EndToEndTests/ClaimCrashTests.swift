@@ -8,8 +8,7 @@ import Testing
 /// in flight at a sink, and their outcomes not written must lose none of them, and may repeat
 /// only what at-least-once allows.
 @Suite(
-    "kill -9 with deliveries claimed and outcomes unwritten", .timeLimit(.minutes(3)), .machine(.exclusive),
-    .disabled("crashes the test process (SIGSEGV in libdispatch's manager thread) in about one run in three since 2026-12-07, which would take the whole suite down; see the issue 16 note")
+    "kill -9 with deliveries claimed and outcomes unwritten", .timeLimit(.minutes(3)), .machine(.exclusive)
 )
 struct ClaimCrashTests {
     static let tag = "claimcrash"

@@ -119,9 +119,9 @@ final class BrowserSession: Sendable {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
-        output.fileHandleForReading.readabilityHandler = { [answers] in answers.consume($0.availableData) }
-        errors.fileHandleForReading.readabilityHandler = { [errorOutput] in errorOutput.consume($0.availableData) }
         try process.run()
+        output.fileHandleForReading.readToEnd(onOwnThread: answers.consume)
+        errors.fileHandleForReading.readToEnd(onOwnThread: errorOutput.consume)
         let ready = try await answer(0)
         guard ready["value"] as? String == "ready" else { throw ProcessFailure("the browser did not start: \(ready) \(errorOutput.text)") }
     }
