@@ -45,6 +45,7 @@ public final class PostgresServer: Sendable {
             let task = Task {
                 await offPool { () -> Result<PostgresServer, Unavailable> in
                     do {
+                        reclaimAbandoned()
                         let server = try PostgresServer()
                         started.withLock { $0 = server }
                         atexit { PostgresServer.stopShared() }
@@ -65,6 +66,29 @@ public final class PostgresServer: Sendable {
             if binaryDirectory() == nil { return nil }
             throw error
         }
+    }
+
+    /// Stops the servers and removes the folders that test processes no longer running left in
+    /// `/tmp` (a test process that crashed or was killed never ran its exit handler): each folder
+    /// names its owner in `owner.pid`. A folder without one, or whose owner runs, is left alone.
+    private static func reclaimAbandoned() {
+        let folders = ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("gb-pg-") }.map { "/tmp/" + $0 }
+        for folder in folders {
+            guard let text = try? String(contentsOfFile: folder + "/owner.pid", encoding: .utf8), let owner = pid_t(text) else { continue }
+            guard kill(owner, 0) != 0 && errno == ESRCH else { continue }
+            // The server's postmaster.pid starts with its process id; SIGQUIT is an immediate shutdown.
+            if let postmaster = try? String(contentsOfFile: folder + "/data/postmaster.pid", encoding: .utf8),
+                let line = postmaster.split(separator: "\n").first, let pid = pid_t(line)
+            {
+                kill(pid, SIGQUIT)
+            }
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+    }
+
+    /// Writes this process's id into `folder`, for ``reclaimAbandoned()`` of a later run.
+    private static func markOwned(_ folder: String) throws {
+        try "\(getpid())".write(toFile: folder + "/owner.pid", atomically: true, encoding: .utf8)
     }
 
     /// Runs `body` on a thread of its own and returns its result. Not on a Dispatch global queue:
@@ -109,6 +133,7 @@ public final class PostgresServer: Sendable {
         socketDirectory = folder + "/socket"
         port = tls == nil ? 5432 : try closedLoopbackPort()
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try Self.markOwned(folder)
         if let runAs {
             for path in [folder, socketDirectory] {
                 try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: path)
@@ -231,6 +256,7 @@ public final class PostgresServer: Sendable {
             if let template { return template }
             let folder = "/tmp/gb-pg-template-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try Self.markOwned(folder)
             if let runAs { try FileManager.default.setAttributes([.ownerAccountName: runAs], ofItemAtPath: folder) }
             let data = folder + "/data"
             try run(binDirectory + "/initdb", ["-D", data, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], as: runAs)
