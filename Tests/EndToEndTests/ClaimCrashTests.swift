@@ -7,9 +7,7 @@ import Testing
 /// join a later commit (docs/performance.md, issue 16): a `kill -9` while deliveries are claimed,
 /// in flight at a sink, and their outcomes not written must lose none of them, and may repeat
 /// only what at-least-once allows.
-@Suite(
-    "kill -9 with deliveries claimed and outcomes unwritten", .timeLimit(.minutes(3)), .machine(.exclusive)
-)
+@Suite("kill -9 with deliveries claimed and outcomes unwritten", .machine(.exclusive))
 struct ClaimCrashTests {
     static let tag = "claimcrash"
     static let count = 30
