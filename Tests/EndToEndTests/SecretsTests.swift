@@ -20,7 +20,10 @@ struct SecretsTests {
     @Test("a trace-level run with failing sinks logs none of the configured secrets")
     func noSecretsLogged() async throws {
         try await withHTTPReceiver { receiver in
-            let closedPort = try closedLoopbackPort()
+            // Graph and the SMTP server: refused.
+            let refusing = try RefusingPort()
+            defer { refusing.close() }
+            let closedPort = refusing.port
             let directory = TemporaryDirectory()
             directory.write("bridge.yaml", """
                 graph:
@@ -29,10 +32,8 @@ struct SecretsTests {
                   clientSecret: ${GRAPH_SECRET}
                   authorityUrl: http://127.0.0.1:\(closedPort)
                   baseUrl: http://127.0.0.1:\(closedPort)/v1.0
-                server:
-                  listen: 127.0.0.1:0
-                  publicUrl: https://bridge.example.com
-                  admin: { listen: 127.0.0.1:0, token: "${ADMIN_TOKEN}" }
+
+                """ + serverConfigSection(publicUrl: "https://bridge.example.com", admin: #"{ listen: 127.0.0.1:0, token: "${ADMIN_TOKEN}" }"#) + """
                 state:
                   path: state.sqlite
                 subscriptions:
