@@ -23,15 +23,15 @@ struct SecretsTests {
             // Graph and the SMTP server: refused.
             let refusing = try RefusingPort()
             defer { refusing.close() }
-            let closedPort = refusing.port
+            let refusedPort = refusing.port
             let directory = TemporaryDirectory()
             directory.write("bridge.yaml", """
                 graph:
                   tenant: contoso.onmicrosoft.com
                   clientId: 11111111-2222-3333-4444-555555555555
                   clientSecret: ${GRAPH_SECRET}
-                  authorityUrl: http://127.0.0.1:\(closedPort)
-                  baseUrl: http://127.0.0.1:\(closedPort)/v1.0
+                  authorityUrl: http://127.0.0.1:\(refusedPort)
+                  baseUrl: http://127.0.0.1:\(refusedPort)/v1.0
 
                 """ + serverConfigSection(publicUrl: "https://bridge.example.com", admin: #"{ listen: 127.0.0.1:0, token: "${ADMIN_TOKEN}" }"#) + """
                 state:
@@ -53,7 +53,7 @@ struct SecretsTests {
                     format: json
                   mail:
                     type: smtp
-                    url: smtp://127.0.0.1:\(closedPort)
+                    url: smtp://127.0.0.1:\(refusedPort)
                     tls: none
                     username: bridge
                     password: ${SMTP_PASSWORD}
