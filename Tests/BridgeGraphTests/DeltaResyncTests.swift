@@ -240,7 +240,7 @@ struct DeltaResyncTests {
     func interruptedResyncResumes() async throws {
         let directory = TemporaryDirectory()
         let collector = EventCollector()
-        let port = try closedLoopbackPort()
+        let port = try reservedLoopbackPort()  // the same public URL across restarts, as in production
         try await withSimulator { simulator in
             let state = directory.file("state.sqlite")
             var lost: SimulatedMessage?
@@ -355,7 +355,7 @@ struct DeltaResyncTests {
     func resyncsAfterLongOutage() async throws {
         let directory = TemporaryDirectory()
         let collector = EventCollector()
-        let port = try closedLoopbackPort()
+        let port = try reservedLoopbackPort()  // the same public URL across restarts, as in production
         try await withSimulator { simulator in
             let state = directory.file("state.sqlite")
             try await BridgeUnderTest.run(simulator: simulator, statePath: state, declarations: [Self.inbox], port: port) { bridge in

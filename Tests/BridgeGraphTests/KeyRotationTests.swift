@@ -99,7 +99,7 @@ struct KeyRotationTests {
     )
     func restartWithNewKey() async throws {
         let directory = TemporaryDirectory()
-        let port = try closedLoopbackPort()  // the same public URL across restarts, as in production
+        let port = try reservedLoopbackPort()  // the same public URL across restarts, as in production
         let old = try Self.key("enc-2026")
         let new = try Self.key("enc-2027")
         try await withSimulator { simulator in

@@ -15,7 +15,7 @@ struct RestartWindowTests {
     func routedWhileGraphIsSlow() async throws {
         let directory = TemporaryDirectory()
         let state = directory.file("state.sqlite")
-        let port = try closedLoopbackPort()  // the same public URL across restarts, as in production
+        let port = try reservedLoopbackPort()  // the same public URL across restarts, as in production
         try await withSimulator { simulator in
             try await BridgeUnderTest.run(simulator: simulator, statePath: state, port: port) { bridge in
                 let stored = try await eventually { try await bridge.store.subscriptionRecords().first?.graphID != nil }

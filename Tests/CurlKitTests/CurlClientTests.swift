@@ -164,13 +164,14 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
     }
 
     @Test func refusedConnection() async throws {
-        let port = try closedLoopbackPort()
-        let error = await #expect(throws: TransportError.self) {
-            try await CurlClient().execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
+        try await withRefusingPort { port in
+            let error = await #expect(throws: TransportError.self) {
+                try await CurlClient().execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
+            }
+            #expect(error?.kind == .couldNotConnect)
+            #expect(error?.isTransient == true)
+            #expect(error?.message.contains("curl code 7") == true)
         }
-        #expect(error?.kind == .couldNotConnect)
-        #expect(error?.isTransient == true)
-        #expect(error?.message.contains("curl code 7") == true)
     }
 
     @Test(arguments: ["/reset", "/close", "/garbage"])

@@ -13,7 +13,7 @@ struct DelegatedLoginTests {
         let simulator = try BridgeProcess(["simulator", "--approve-device-codes", "--mail-every", "0.3", "--log-format", "json"], directory: directory.path)
         let banner = try await SimulatorBanner(of: simulator)
         let (authority, tenant, clientId) = (banner.authorityURL, banner.tenant, banner.clientID)
-        let port = try closedLoopbackPort()
+        let port = try reservedLoopbackPort()
         directory.write("bridge.yaml", """
             graph:
               tenant: \(tenant)
@@ -21,10 +21,8 @@ struct DelegatedLoginTests {
               delegated: true
               authorityUrl: \(authority)
               baseUrl: \(authority)/v1.0
-            server:
-              listen: 127.0.0.1:\(port)
-              publicUrl: http://127.0.0.1:\(port)
-              admin: { listen: 127.0.0.1:0 }
+
+            """ + serverConfigSection(publicPort: port) + """
             state:
               path: state.sqlite
             subscriptions:

@@ -9,11 +9,7 @@ struct EndToEndTests {
     static let subscriptionID = "7f105c7d-2dc5-4530-97cd-4e7ae6534c07"
 
     static func config(auditPath: String = "audit.jsonl") -> String {
-        """
-        server:
-          listen: 127.0.0.1:0
-          maxBodyBytes: 64KiB
-          admin: { listen: 127.0.0.1:0 }
+        serverConfigSection(extra: ["maxBodyBytes: 64KiB"]) + """
         state:
           path: state.sqlite
         subscriptions:

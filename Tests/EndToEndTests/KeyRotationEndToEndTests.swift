@@ -24,11 +24,7 @@ struct KeyRotationEndToEndTests {
                 + previous.map {
                     "        - { certificate: \($0).pem, key: \($0).key, id: \($0) }"
                 }.joined(separator: "\n")
-        return graphConfigSection(tenant: graph.tenant, clientId: graph.clientID, secret: graph.secret, authority: graph.authority) + """
-            server:
-              listen: 127.0.0.1:\(port)
-              publicUrl: http://127.0.0.1:\(port)
-              admin: { listen: 127.0.0.1:0 }
+        return graphConfigSection(tenant: graph.tenant, clientId: graph.clientID, secret: graph.secret, authority: graph.authority) + serverConfigSection(publicPort: port) + """
             state:
               path: state.sqlite
             subscriptions:
@@ -84,7 +80,7 @@ struct KeyRotationEndToEndTests {
         let banner = try await SimulatorBanner(of: simulator)
         let graph = Graph(authority: banner.authorityURL, tenant: banner.tenant, clientID: banner.clientID, secret: banner.clientSecret)
         let simulatorPort = try #require(banner.authorityURL.split(separator: ":").last.map(String.init))
-        let port = try closedLoopbackPort()  // the same public URL across restarts, as in production
+        let port = try reservedLoopbackPort()  // the same public URL across restarts, as in production
         let audit = directory.file("audit.jsonl")
         func mail(_ subject: String) async throws {
             let sent = try await runToCompletion(

@@ -100,11 +100,7 @@ struct ListenerEndToEndTests {
 
     /// A config with one managed subscription whose Graph is at `authority`, the public listener on `port`.
     static func managedConfig(tenant: String, clientId: String, secret: String, authority: String, port: Int) -> String {
-        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: authority) + """
-        server:
-          listen: 127.0.0.1:\(port)
-          publicUrl: http://127.0.0.1:\(port)
-          admin: { listen: 127.0.0.1:0 }
+        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: authority) + serverConfigSection(publicPort: port) + """
         state:
           path: state.sqlite
         subscriptions:
@@ -124,11 +120,13 @@ struct ListenerEndToEndTests {
         let client = CurlClient()
         // Graph unreachable: the subscription cannot be made.
         let unreachable = TemporaryDirectory()
+        let refusingGraph = try RefusingPort()
+        defer { refusingGraph.close() }
         let lonely = try Self.start(
             unreachable,
             config: Self.managedConfig(
                 tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", secret: "s",
-                authority: "http://127.0.0.1:\(try closedLoopbackPort())", port: try closedLoopbackPort()))
+                authority: "http://127.0.0.1:\(refusingGraph.port)", port: try reservedLoopbackPort()))
         let lonelyAdmin = "http://127.0.0.1:\(try await lonely.adminPort())"
         #expect(await lonely.waitForLog(containing: "subscription upkeep failed") != nil, "\(lonely.log)")
         let notReady = try await client.execute(HTTPRequest(url: lonelyAdmin + "/readyz"))
@@ -152,7 +150,7 @@ struct ListenerEndToEndTests {
             directory,
             config: Self.managedConfig(
                 tenant: try value("tenant"), clientId: try value("clientId"), secret: try value("clientSecret"), authority: try value("authorityUrl"),
-                port: try closedLoopbackPort()))
+                port: try reservedLoopbackPort()))
         let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
         #expect(try await bridge.waitUntilReady(), "\(bridge.log)")
         #expect(try await client.execute(HTTPRequest(url: admin + "/readyz")).bodyText == #"{"status":"ready"}"#)

@@ -14,12 +14,8 @@ struct MetricsEndToEndTests {
     static let plugin = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Support/plugins/test-plugin.py").path
 
-    static func config(simulator: GraphSimulator, port: Int, closed: Int) -> String {
-        simulator.graphSection + """
-        server:
-          listen: 127.0.0.1:\(port)
-          publicUrl: http://127.0.0.1:\(port)
-          admin: { listen: 127.0.0.1:0 }
+    static func config(simulator: GraphSimulator, port: Int, refusing: Int) -> String {
+        simulator.graphSection + serverConfigSection(publicPort: port) + """
         state:
           path: state.sqlite
         subscriptions:
@@ -36,11 +32,11 @@ struct MetricsEndToEndTests {
           audit: { type: file, path: audit.jsonl }
           broken:
             type: webhook
-            url: http://127.0.0.1:\(closed)/hook
+            url: http://127.0.0.1:\(refusing)/hook
             retry: { initialBackoff: 100ms, maxBackoff: 200ms, maxAge: 500ms }
           stuck:
             type: webhook
-            url: http://127.0.0.1:\(closed)/stuck
+            url: http://127.0.0.1:\(refusing)/stuck
             retry: { initialBackoff: 1h, maxBackoff: 1h, maxAge: 1d }
           plugin:
             type: exec
@@ -58,10 +54,12 @@ struct MetricsEndToEndTests {
     func everyMetric() async throws {
         try await withInProcessSimulator { simulator in
             let directory = TemporaryDirectory()
-            let port = try closedLoopbackPort()
+            let port = try reservedLoopbackPort()
+            let refusingHook = try RefusingPort()
+            defer { refusingHook.close() }
             // The first create is refused: an upkeep failure; the retry two seconds later creates it.
             simulator.injectFault(.error(status: 400, code: "InvalidRequest", message: "refused by the test"), on: .createSubscription)
-            directory.write("bridge.yaml", Self.config(simulator: simulator, port: port, closed: try closedLoopbackPort()))
+            directory.write("bridge.yaml", Self.config(simulator: simulator, port: port, refusing: refusingHook.port))
             let bridge = try BridgeProcess(
                 ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
             let admin = "http://127.0.0.1:\(try await bridge.adminPort())"

@@ -26,10 +26,7 @@ struct OperatorCommandsTests {
 
     // MARK: routes test and the intake
 
-    static let receiveOnlyConfig = """
-        server:
-          listen: 127.0.0.1:0
-          admin: { listen: 127.0.0.1:0 }
+    static let receiveOnlyConfig = serverConfigSection() + """
         state:
           path: state.sqlite
         subscriptions:
@@ -140,10 +137,8 @@ struct OperatorCommandsTests {
           tenant: contoso.onmicrosoft.com
           clientId: 11111111-2222-3333-4444-555555555555
           clientSecret: ${GRAPH_CLIENT_SECRET}
-        server:
-          listen: 127.0.0.1:0
-          admin: { listen: 127.0.0.1:0 }
-          publicUrl: https://bridge.example.com
+
+        """ + serverConfigSection(publicUrl: "https://bridge.example.com") + """
         state:
           path: state.sqlite
         subscriptions:
@@ -256,10 +251,8 @@ struct OperatorCommandsTests {
           tenant: contoso.onmicrosoft.com
           clientId: 11111111-2222-3333-4444-555555555555
           clientSecret: ${GRAPH_CLIENT_SECRET}
-        server:
-          listen: 127.0.0.1:0
-          admin: { listen: 127.0.0.1:0 }
-          publicUrl: https://bridge.example.com
+
+        """ + serverConfigSection(publicUrl: "https://bridge.example.com") + """
         state:
           path: state.sqlite
         subscriptions:

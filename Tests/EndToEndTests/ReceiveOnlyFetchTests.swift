@@ -16,10 +16,7 @@ struct ReceiveOnlyFetchTests {
             let other = try simulator.createMessage(MessageContent(subject: "bob's, not this feed's"), in: "bob@contoso.com").message
             directory.write(
                 "bridge.yaml",
-                simulator.graphSection + """
-                server:
-                  listen: 127.0.0.1:0
-                  admin: { listen: 127.0.0.1:0 }
+                simulator.graphSection + serverConfigSection() + """
                 state: { path: state.sqlite }
                 subscriptions:
                   - name: feed

@@ -179,12 +179,14 @@ struct ReloadTests {
             "the running configuration still delivers: \(bridge.log)")
         #expect(try await Self.metrics(client, admin: admin).contains(#"graph_bridge_config_reloads_total{outcome="invalid"} 1"#))
 
-        // server.listen needs a restart; the new sink and route apply anyway.
-        let other = try closedLoopbackPort()
+        // server.listen needs a restart; the new sink and route apply anyway. (The new port is held
+        // by the test, so nothing could move to it.)
+        let other = try RefusingPort()
+        defer { other.close() }
         directory.write(
             "bridge.yaml",
             EndToEndTests.config()
-                .replacingOccurrences(of: "listen: 127.0.0.1:0\n  maxBodyBytes", with: "listen: 127.0.0.1:\(other)\n  maxBodyBytes")
+                .replacingOccurrences(of: "listen: 127.0.0.1:0\n  maxBodyBytes", with: "listen: 127.0.0.1:\(other.port)\n  maxBodyBytes")
                 .replacingOccurrences(
                     of: "  audit: { type: file, path: audit.jsonl }",
                     with: "  audit: { type: file, path: audit.jsonl }\n  extra: { type: file, path: extra.jsonl }"
@@ -312,16 +314,12 @@ struct ReloadTests {
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
         let banner = try await SimulatorBanner(of: simulator)
         let simulatorPort = try #require(banner.authorityURL.split(separator: ":").last.map(String.init))
-        let port = try closedLoopbackPort()
+        let port = try reservedLoopbackPort()
         func config(_ mailboxes: [String]) -> String {
             let subscriptions = mailboxes.map { mailbox in
                 "  - { name: \(mailbox), resource: \"users/\(mailbox)@contoso.com/mailFolders('Inbox')/messages\", changeTypes: [created] }"
             }
-            return banner.graphSection + """
-                server:
-                  listen: 127.0.0.1:\(port)
-                  publicUrl: http://127.0.0.1:\(port)
-                  admin: { listen: 127.0.0.1:0 }
+            return banner.graphSection + serverConfigSection(publicPort: port) + """
                 state:
                   path: state.sqlite
                 subscriptions:

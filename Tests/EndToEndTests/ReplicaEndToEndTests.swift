@@ -18,11 +18,7 @@ struct ReplicaEndToEndTests {
     /// The same configuration for every replica but the port it listens on (behind a load
     /// balancer each would listen on the same port of its own machine); Graph notifies `publicPort`.
     static func config(banner: SimulatorBanner, url: String, listen: Int, publicPort: Int, expiration: String = "20s") -> String {
-        banner.graphSection + """
-        server:
-          listen: 127.0.0.1:\(listen)
-          admin: { listen: 127.0.0.1:0 }
-          publicUrl: http://127.0.0.1:\(publicPort)
+        banner.graphSection + serverConfigSection(listen: "127.0.0.1:\(listen)", publicUrl: "http://127.0.0.1:\(publicPort)") + """
         state:
           url: "\(url)"
         subscriptions:
@@ -74,7 +70,7 @@ struct ReplicaEndToEndTests {
         let directory = TemporaryDirectory()
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
         let banner = try await SimulatorBanner(of: simulator)
-        let publicPort = try closedLoopbackPort()
+        let publicPort = try reservedLoopbackPort()
         let url = server.url(database: database)
         directory.write("a.yaml", Self.config(banner: banner, url: url, listen: publicPort, publicPort: publicPort))
         directory.write("b.yaml", Self.config(banner: banner, url: url, listen: 0, publicPort: publicPort))

@@ -10,11 +10,7 @@ import Testing
 @Suite("restart window", .machine(.processes))
 struct RestartWindowTests {
     static func config(tenant: String, clientId: String, secret: String, graph: String, listen: Int, publicPort: Int, fetch: Bool = false) -> String {
-        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: graph) + """
-        server:
-          listen: 127.0.0.1:\(listen)
-          admin: { listen: 127.0.0.1:0 }
-          publicUrl: http://127.0.0.1:\(publicPort)
+        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: graph) + serverConfigSection(listen: "127.0.0.1:\(listen)", publicUrl: "http://127.0.0.1:\(publicPort)") + """
         state:
           path: state.sqlite
         subscriptions:
@@ -52,7 +48,7 @@ struct RestartWindowTests {
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
         let banner = try await SimulatorBanner(of: simulator)
         let (authority, tenant, clientId, secret) = (banner.authorityURL, banner.tenant, banner.clientID, banner.clientSecret)
-        let publicPort = try closedLoopbackPort()
+        let publicPort = try reservedLoopbackPort()
 
         // First run: the subscription is created (the simulator validates the live listener).
         directory.write("bridge.yaml", Self.config(tenant: tenant, clientId: clientId, secret: secret, graph: authority, listen: publicPort, publicPort: publicPort))

@@ -8,10 +8,7 @@ import Testing
 struct ResyncTests {
     static func config(resource: String, graph: String = "https://graph.example.test", tenant: String = "contoso.onmicrosoft.com",
                        clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "s3cret", port: Int = 0) -> String {
-        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: graph) + """
-        server:
-          listen: 127.0.0.1:\(port)
-          publicUrl: http://127.0.0.1:\(port)
+        graphConfigSection(tenant: tenant, clientId: clientId, secret: secret, authority: graph) + serverConfigSection(publicPort: port) + """
         state:
           path: state.sqlite
         subscriptions:
@@ -33,7 +30,7 @@ struct ResyncTests {
         directory.write("bad.yaml", Self.config(resource: "users/alice@contoso.com/messages"))
         let bad = try await runToCompletion(["check", "--config", "bad.yaml"], directory: directory.path)
         #expect(bad.0 == 1)
-        #expect(bad.2.contains("bad.yaml:16:13: subscription 'inbox': resync: delta needs the messages of one folder"), "\(bad.2)")
+        #expect(bad.2.contains("bad.yaml:17:13: subscription 'inbox': resync: delta needs the messages of one folder"), "\(bad.2)")
         directory.write("good.yaml", Self.config(resource: "users/alice@contoso.com/mailFolders('Inbox')/messages"))
         let good = try await runToCompletion(["check", "--config", "good.yaml"], directory: directory.path)
         #expect(good.0 == 0, "\(good.2)")
@@ -46,7 +43,7 @@ struct ResyncTests {
         let banner = try await SimulatorBanner(of: simulator)
         let (authority, tenant, clientId, secret) = (banner.authorityURL, banner.tenant, banner.clientID, banner.clientSecret)
         let simulatorPort = try #require(authority.split(separator: ":").last.map(String.init))
-        let port = try closedLoopbackPort()
+        let port = try reservedLoopbackPort()
         directory.write("bridge.yaml", Self.config(
             resource: "users/alice@contoso.com/mailFolders('Inbox')/messages", graph: authority, tenant: tenant, clientId: clientId, secret: secret, port: port))
         // A mail is there before the subscription: the baseline lists it, and no event is made for it.

@@ -20,19 +20,20 @@ struct SecretsTests {
     @Test("a trace-level run with failing sinks logs none of the configured secrets")
     func noSecretsLogged() async throws {
         try await withHTTPReceiver { receiver in
-            let closedPort = try closedLoopbackPort()
+            // Graph and the SMTP server: refused.
+            let refusing = try RefusingPort()
+            defer { refusing.close() }
+            let refusedPort = refusing.port
             let directory = TemporaryDirectory()
             directory.write("bridge.yaml", """
                 graph:
                   tenant: contoso.onmicrosoft.com
                   clientId: 11111111-2222-3333-4444-555555555555
                   clientSecret: ${GRAPH_SECRET}
-                  authorityUrl: http://127.0.0.1:\(closedPort)
-                  baseUrl: http://127.0.0.1:\(closedPort)/v1.0
-                server:
-                  listen: 127.0.0.1:0
-                  publicUrl: https://bridge.example.com
-                  admin: { listen: 127.0.0.1:0, token: "${ADMIN_TOKEN}" }
+                  authorityUrl: http://127.0.0.1:\(refusedPort)
+                  baseUrl: http://127.0.0.1:\(refusedPort)/v1.0
+
+                """ + serverConfigSection(publicUrl: "https://bridge.example.com", admin: #"{ listen: 127.0.0.1:0, token: "${ADMIN_TOKEN}" }"#) + """
                 state:
                   path: state.sqlite
                 subscriptions:
@@ -52,7 +53,7 @@ struct SecretsTests {
                     format: json
                   mail:
                     type: smtp
-                    url: smtp://127.0.0.1:\(closedPort)
+                    url: smtp://127.0.0.1:\(refusedPort)
                     tls: none
                     username: bridge
                     password: ${SMTP_PASSWORD}

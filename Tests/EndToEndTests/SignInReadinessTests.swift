@@ -12,14 +12,10 @@ struct SignInReadinessTests {
         // Tokens shorter-lived than the bridge's 60 s renewal margin: every Graph call signs in again.
         try await withInProcessSimulator({ $0.accessTokenLifetime = .seconds(30) }) { simulator in
             let directory = TemporaryDirectory()
-            let port = try closedLoopbackPort()
+            let port = try reservedLoopbackPort()
             directory.write(
                 "bridge.yaml",
-                simulator.graphSection + """
-                server:
-                  listen: 127.0.0.1:\(port)
-                  publicUrl: http://127.0.0.1:\(port)
-                  admin: { listen: 127.0.0.1:0 }
+                simulator.graphSection + serverConfigSection(publicPort: port) + """
                 state: { path: state.sqlite }
                 subscriptions:
                   - name: inbox

@@ -22,14 +22,6 @@ struct SimulatorPlaygroundTests {
         return String(text[fence.upperBound..<end.lowerBound]) + "\n"
     }
 
-    /// Two distinct free loopback ports.
-    static func twoPorts() throws -> (Int, Int) {
-        let first = try closedLoopbackPort()
-        var second = try closedLoopbackPort()
-        while second == first { second = try closedLoopbackPort() }
-        return (first, second)
-    }
-
     @Test("the documented bridge.yaml passes check as written; with the simulator on its --port, `simulator mail` reaches the bridge's console, also after the simulator restarts")
     func documentedPlayground() async throws {
         let directory = TemporaryDirectory()
@@ -39,8 +31,9 @@ struct SimulatorPlaygroundTests {
         #expect(check.0 == 0, "check refused the documented bridge.yaml: \(check.1)\(check.2)")
         #expect(check.1.hasPrefix("bridge.yaml: OK"), "\(check.1)\(check.2)")
 
-        // The same file on free ports instead of 8081 and 8080.
-        let (graphPort, bridgePort) = try Self.twoPorts()
+        // The same file on free ports instead of 8081 and 8080: reserved, since the simulator and the
+        // bridge come back on the same ports after their restarts.
+        let (graphPort, bridgePort) = (try reservedLoopbackPort(), try reservedLoopbackPort())
         #expect(documented.components(separatedBy: "127.0.0.1:8081").count == 3, "authorityUrl and baseUrl name the simulator's port")
         #expect(documented.components(separatedBy: "127.0.0.1:8080").count == 3, "listen and publicUrl name the bridge's port")
         directory.write(
@@ -102,10 +95,11 @@ struct SimulatorPlaygroundTests {
     @Test("`simulator mail` without a simulator on the port, and a bad --retry-schedule, fail with a message")
     func mailErrors() async throws {
         let directory = TemporaryDirectory()
-        let port = try closedLoopbackPort()
-        let nobody = try await runToCompletion(["simulator", "mail", "--port", "\(port)"], directory: directory.path)
-        #expect(nobody.0 == 1)
-        #expect(nobody.2.contains("no Graph simulator answers on 127.0.0.1:\(port)"), "\(nobody.2)")
+        try await withRefusingPort { port in
+            let nobody = try await runToCompletion(["simulator", "mail", "--port", "\(port)"], directory: directory.path)
+            #expect(nobody.0 == 1)
+            #expect(nobody.2.contains("no Graph simulator answers on 127.0.0.1:\(port)"), "\(nobody.2)")
+        }
         let badSchedule = try await runToCompletion(["simulator", "--retry-schedule", "5s,soon"], directory: directory.path)
         #expect(badSchedule.0 != 0)
         #expect(badSchedule.2.contains("--retry-schedule"), "\(badSchedule.2)")
@@ -118,16 +112,17 @@ struct SimulatorPlaygroundTests {
     @Test("a mail sent while the bridge is down is retried, logged at the simulator's default level, and routed once the bridge is back on its port")
     func retriedAcrossBridgeRestart() async throws {
         let directory = TemporaryDirectory()
-        let (graphPort, bridgePort) = try Self.twoPorts()
+        // The bridge comes back on the same port, where the simulator retries: reserved. The
+        // simulator picks its own port and prints it.
+        let bridgePort = try reservedLoopbackPort()
         let schedule = Array(repeating: "250ms", count: 200).joined(separator: ",")
-        let simulator = try BridgeProcess(["simulator", "--port", "\(graphPort)", "--retry-schedule", schedule], directory: directory.path)
+        let simulator = try BridgeProcess(["simulator", "--retry-schedule", schedule], directory: directory.path)
         #expect(await simulator.waitForOutput(containing: "retries:")?.contains("200, 250ms apart") == true, "\(simulator.output)")
+        let banner = try await SimulatorBanner(of: simulator)
+        let graphPort = try #require(banner.authorityURL.split(separator: ":").last.flatMap { Int($0) }, "\(simulator.output)")
 
         func configuration(id: String) -> String {
-            """
-            server:
-              listen: 127.0.0.1:\(bridgePort)
-              admin: { listen: 127.0.0.1:0 }
+            serverConfigSection(listen: "127.0.0.1:\(bridgePort)") + """
             state:
               path: state.sqlite
             subscriptions:

@@ -12,19 +12,11 @@ import Testing
 struct StartupTests {
     /// A managed subscription (whose manager waits for the listener: the case that hung) and a
     /// Graph that never answers. `listen`, `state` and `extraServer` vary per case.
-    static func config(graphPort: Int, listen: String = "127.0.0.1:0", publicPort: Int = 8080, state: String = "state.sqlite", extraServer: String = "") -> String {
-        """
-        graph:
-          tenant: contoso.onmicrosoft.com
-          clientId: 11111111-2222-3333-4444-555555555555
-          clientSecret: not-a-secret
-          authorityUrl: http://127.0.0.1:\(graphPort)
-          baseUrl: http://127.0.0.1:\(graphPort)/v1.0
-        server:
-          listen: \(listen)
-          admin: { listen: 127.0.0.1:0 }
-          publicUrl: http://127.0.0.1:\(publicPort)
-        \(extraServer)
+    static func config(graphPort: Int, listen: String = "127.0.0.1:0", publicPort: Int = 8080, state: String = "state.sqlite", extraServer: String? = nil) -> String {
+        graphConfigSection(
+            tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", secret: "not-a-secret",
+            authority: "http://127.0.0.1:\(graphPort)")
+            + serverConfigSection(listen: listen, publicUrl: "http://127.0.0.1:\(publicPort)", extra: extraServer.map { [$0] } ?? []) + """
         state:
           path: \(state)
         subscriptions:
@@ -79,7 +71,7 @@ struct StartupTests {
         case .certificateUnusable:
             directory.write("server.pem", "not a certificate\n")
             directory.write("server.key", "not a key\n")
-            directory.write("bridge.yaml", Self.config(graphPort: graph.port, extraServer: "  tls: { certificate: server.pem, key: server.key }"))
+            directory.write("bridge.yaml", Self.config(graphPort: graph.port, extraServer: "tls: { certificate: server.pem, key: server.key }"))
             expected = "server.tls"
         }
         let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: environment)

@@ -18,6 +18,8 @@ struct StatusPageBrowserTests {
     func livePage() async throws {
         let directory = TemporaryDirectory()
         let token = "page-token-8d7c6b5a"
+        let refusingHook = try RefusingPort()
+        defer { refusingHook.close() }
         let config = EndToEndTests.config()
             .replacingOccurrences(of: "admin: { listen: 127.0.0.1:0 }", with: "admin: { listen: 127.0.0.1:0, token: \"${ADMIN_TOKEN}\" }")
             .replacingOccurrences(
@@ -26,7 +28,7 @@ struct StatusPageBrowserTests {
                       audit: { type: file, path: audit.jsonl }
                       broken:
                         type: webhook
-                        url: http://127.0.0.1:\(try closedLoopbackPort())/hook
+                        url: http://127.0.0.1:\(refusingHook.port)/hook
                         retry: { initialBackoff: 100ms, maxBackoff: 200ms, maxAge: 500ms }
                     """
             )

@@ -284,9 +284,10 @@ struct SMTPSinkTests {
     @Test("a refused connection is retryable; the same sink delivers once the server is back")
     func refusedThenDelivered() async throws {
         let client = CurlClient()
-        let port = try closedLoopbackPort()
-        let refused = try Self.plainSink(url: "smtp://127.0.0.1:\(port)", client: client)
-        #expect(await Self.disposition(of: refused) == .retry(after: nil))
+        try await withRefusingPort { port in
+            let refused = try Self.plainSink(url: "smtp://127.0.0.1:\(port)", client: client)
+            #expect(await Self.disposition(of: refused) == .retry(after: nil))
+        }
         try await withSMTPServer(["--reply", "rcpt:421:4.3.2 Try later", "--reply-times", "1"]) { (server) async throws in
             let sink = try Self.plainSink(url: server.url(), client: client)
             #expect(await Self.disposition(of: sink) == .retry(after: nil))

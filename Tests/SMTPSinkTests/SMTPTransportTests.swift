@@ -161,12 +161,13 @@ struct SMTPTransportTests {
             #expect(error?.smtpReplyCode == nil)
             #expect(try smtp.messages().isEmpty)
         }
-        let port = try closedLoopbackPort()
-        let refused = await #expect(throws: TransportError.self) {
-            try await client.sendMail(Self.envelope("smtp://127.0.0.1:\(port)"), message: Self.message)
+        try await withRefusingPort { port in
+            let refused = await #expect(throws: TransportError.self) {
+                try await client.sendMail(Self.envelope("smtp://127.0.0.1:\(port)"), message: Self.message)
+            }
+            #expect(refused?.kind == .couldNotConnect)
+            #expect(refused?.isTransient == true)
         }
-        #expect(refused?.kind == .couldNotConnect)
-        #expect(refused?.isTransient == true)
         await client.shutdown()
     }
 

@@ -176,22 +176,3 @@ public func commandOutput(_ arguments: [String]) async throws -> (status: Int32,
     try emptyInput.close()
     return (process.terminationStatus, (try? String(contentsOf: capture, encoding: .utf8)) ?? "")
 }
-
-/// A loopback port nothing listens on: bound, read back, then closed.
-public func closedLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HTTPReceiver.StartError(description: "socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-            bind(fd, address, length) == 0 && getsockname(fd, address, &length) == 0
-        }
-    }
-    guard bound else { throw HTTPReceiver.StartError(description: "bind() failed") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}

@@ -131,7 +131,7 @@ public final class PostgresServer: Sendable {
         folder = "/tmp/gb-pg-\(UUID().uuidString.prefix(8))"
         dataDirectory = folder + "/data"
         socketDirectory = folder + "/socket"
-        port = tls == nil ? 5432 : try closedLoopbackPort()
+        port = tls == nil ? 5432 : try reservedLoopbackPort()
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try Self.markOwned(folder)
         if let runAs {

@@ -133,11 +133,12 @@ struct OutcomeTests {
 
     @Test("a refused connection is a retryable failure")
     func refused() async throws {
-        let port = try closedLoopbackPort()
-        let under = try SinkUnderTest(.init(url: "http://127.0.0.1:\(port)/hook"))
-        let error = try await sinkError { try await under.deliver(mailEvent()) }
-        #expect(error.disposition == .retry(after: nil))
-        #expect(error.message.hasPrefix("request to http://127.0.0.1:\(port) failed: couldNotConnect"))
+        try await withRefusingPort { port in
+            let under = try SinkUnderTest(.init(url: "http://127.0.0.1:\(port)/hook"))
+            let error = try await sinkError { try await under.deliver(mailEvent()) }
+            #expect(error.disposition == .retry(after: nil))
+            #expect(error.message.hasPrefix("request to http://127.0.0.1:\(port) failed: couldNotConnect"))
+        }
     }
 
     @Test("insecureSkipVerify is logged loudly at start")
