@@ -11,6 +11,7 @@ struct RemovedSinkTests {
     func queueBecomesDeadLetters() async throws {
         let directory = TemporaryDirectory()
         let refusing = try SilentListener()  // a webhook that never answers: deliveries stay queued
+        defer { withExtendedLifetime(refusing) {} }  // held to the end, past its last use
         let withHook = EndToEndTests.config()
             .replacingOccurrences(
                 of: "  audit: { type: file, path: audit.jsonl }",

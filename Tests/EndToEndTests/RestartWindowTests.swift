@@ -62,6 +62,7 @@ struct RestartWindowTests {
 
         // Second run: Graph accepts connections and never answers, so the reconcile never ends.
         let silentGraph = try SilentListener()
+        defer { withExtendedLifetime(silentGraph) {} }  // held to the end, past its last use
         directory.write("bridge.yaml", Self.config(
             tenant: tenant, clientId: clientId, secret: secret, graph: "http://127.0.0.1:\(silentGraph.port)", listen: 0, publicPort: publicPort))
         let second = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)

@@ -52,6 +52,8 @@ struct StartupTests {
         let directory = TemporaryDirectory()
         let graph = try SilentListener()
         let held = try SilentListener()  // a port another process holds
+        // Held to the end: Swift may free an object after its last use, and these must outlive the bridge.
+        defer { withExtendedLifetime((graph, held)) {} }
         var environment: [String: String] = [:]
         let expected: String
         switch failure {
