@@ -143,6 +143,7 @@ struct BridgeGeneration: Sendable {
             listenerLoad: runtime.listenerLoad,
             journalDoorbell: runtime.journalDoorbell,
             replica: runtime.replica,
+            lease: runtime.started.state.lease,
             logger: logger,
             activity: runtime.activity
         )

@@ -44,12 +44,7 @@ extension BridgeConfiguration {
         // Every other section counts as known: these are the unknown keys inside `state:`.
         let unknown = decoder.unknownKeyErrors()
         if !unknown.isEmpty { throw ConfigErrors(errors: unknown) }
-        return StateSettings(
-            path: keys?.path?.path ?? document.directory + "/bridge-state.sqlite",
-            url: keys?.url,
-            retention: keys?.retention?.duration ?? .seconds(3600),
-            maxQueuedDeliveries: keys?.maxQueuedDeliveries ?? StateSettings.defaultMaxQueuedDeliveries
-        )
+        return StateSettings(keys: keys, directory: document.directory)
     }
 }
 

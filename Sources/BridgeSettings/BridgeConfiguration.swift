@@ -102,12 +102,7 @@ private struct Loader {
         let graph = sections.graph.flatMap { node in attempt { try decoder.decode(GraphSettings.self, from: node.node) } }
         let server = sections.server.map { node in attempt { try decoder.decode(ServerSettings.self, from: node.node) } } ?? .default
         let stateKeys = sections.state.map { node in attempt { try decoder.decode(StateSettings.Keys.self, from: node.node) } } ?? nil
-        let state = StateSettings(
-            path: stateKeys?.path?.path ?? document.directory + "/bridge-state.sqlite",
-            url: stateKeys?.url,
-            retention: stateKeys?.retention?.duration ?? .seconds(3600),
-            maxQueuedDeliveries: stateKeys?.maxQueuedDeliveries ?? StateSettings.defaultMaxQueuedDeliveries
-        )
+        let state = StateSettings(keys: stateKeys, directory: document.directory)
         let retry = sections.retry.map { node in attempt { try decoder.decode(RetryBlock.self, from: node.node).policy } } ?? .default
         let subscriptions = loadSubscriptions(sections.subscriptions?.node)
         let sinks = loadSinks(sections.sinks?.node, defaultRetry: retry ?? .default)

@@ -252,14 +252,37 @@ public struct StateSettings: Sendable {
     public var retention: Duration
     /// Beyond this many waiting deliveries (and unrouted events), new notifications get 503.
     public var maxQueuedDeliveries: Int
+    /// `state.lease`: how long this process (replica) counts as alive after its last renewal. A
+    /// replica renews every third of it; one that died without stopping keeps its claimed
+    /// deliveries and unrouted events this long before another replica (or the next start) takes them.
+    public var lease: Duration
 
     public static let defaultMaxQueuedDeliveries = 1_000_000
+    public static let defaultLease: Duration = .seconds(30)
+    /// The shortest `state.lease`: a renewal every second, so a slow store write does not lapse it.
+    public static let minimumLease: Duration = .seconds(3)
 
-    public init(path: String, url: PostgresLocation? = nil, retention: Duration = .seconds(3600), maxQueuedDeliveries: Int = defaultMaxQueuedDeliveries) {
+    public init(
+        path: String, url: PostgresLocation? = nil, retention: Duration = .seconds(3600), maxQueuedDeliveries: Int = defaultMaxQueuedDeliveries,
+        lease: Duration = defaultLease
+    ) {
         self.path = path
         self.url = url
         self.retention = retention
         self.maxQueuedDeliveries = maxQueuedDeliveries
+        self.lease = lease
+    }
+
+    /// The settings `keys` (the `state:` section as written, nil when absent) give, with the
+    /// defaults for what they leave out; `directory` is the configuration file's folder.
+    init(keys: Keys?, directory: String) {
+        self.init(
+            path: keys?.path?.path ?? directory + "/bridge-state.sqlite",
+            url: keys?.url,
+            retention: keys?.retention?.duration ?? .seconds(3600),
+            maxQueuedDeliveries: keys?.maxQueuedDeliveries ?? Self.defaultMaxQueuedDeliveries,
+            lease: keys?.lease?.duration ?? Self.defaultLease
+        )
     }
 
     /// The keys as written; the loader supplies the default path next to the config file.
@@ -268,8 +291,9 @@ public struct StateSettings: Sendable {
         var url: PostgresLocation?
         var retention: ConfigDuration?
         var maxQueuedDeliveries: Int?
+        var lease: ConfigDuration?
 
-        enum CodingKeys: String, CodingKey { case path, url, retention, maxQueuedDeliveries }
+        enum CodingKeys: String, CodingKey { case path, url, retention, maxQueuedDeliveries, lease }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -288,6 +312,10 @@ public struct StateSettings: Sendable {
             maxQueuedDeliveries = try container.decodeIfPresent(Int.self, forKey: .maxQueuedDeliveries)
             if let maxQueuedDeliveries, maxQueuedDeliveries < 1 {
                 throw decoder.configError("state.maxQueuedDeliveries must be at least 1")
+            }
+            lease = try container.decodeIfPresent(ConfigDuration.self, forKey: .lease)
+            if let lease, lease.duration < StateSettings.minimumLease {
+                throw try container.superDecoder(forKey: .lease).configError("state.lease must be at least \(ConfigDuration(StateSettings.minimumLease)) (it is renewed every third of it)")
             }
         }
     }

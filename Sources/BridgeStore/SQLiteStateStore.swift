@@ -448,6 +448,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    /// Another live replica's claims never wait here: a replica that registers on the file ends
+    /// every other's lease (one process per file), so every live claim is `replica`'s own.
     public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
         let seconds = now.timeIntervalSince1970
         let claims = self.claims

@@ -206,9 +206,11 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         let cutoff = now.timeIntervalSince1970
         return state.withLock { state in
             state.deliveries.values
-                .filter { $0.sink == sink && !$0.dead && !state.leases.isHeld($0.id, at: cutoff) }
-                .min(by: StoredDelivery.dueOrder)
-                .map { Date(timeIntervalSince1970: $0.nextAttemptAt) }
+                .filter { $0.sink == sink && !$0.dead }
+                .map { max($0.nextAttemptAt, state.leases.claimableAt($0.id, by: replica, now: cutoff) ?? -.infinity) }
+                .filter(\.isFinite)
+                .min()
+                .map(Date.init(timeIntervalSince1970:))
         }
     }
 

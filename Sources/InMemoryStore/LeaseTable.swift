@@ -20,6 +20,14 @@ struct LeaseTable: Sendable {
         claims[delivery].map { isLive($0, at: now) } ?? false
     }
 
+    /// When a claim on `delivery` can next be taken by `replica`: nil when none holds it or its
+    /// holder's lease has run out at `now`, else the holder's lease end (`.infinity` for
+    /// `replica`'s own claim: never by itself).
+    func claimableAt(_ delivery: Int64, by replica: ReplicaID, now: Double) -> Double? {
+        guard let holder = claims[delivery], isLive(holder, at: now) else { return nil }
+        return holder == replica ? .infinity : aliveUntil[holder]
+    }
+
     /// Starts or extends a lease; returns whether it was live before.
     @discardableResult
     mutating func renew(_ replica: ReplicaID, now: Double, lease: Duration) -> Bool {

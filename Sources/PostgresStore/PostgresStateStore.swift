@@ -461,11 +461,16 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
 
     public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
         let seconds = now.timeIntervalSince1970
+        // The first claimable delivery, and the earliest lease end of another live replica that
+        // holds one of the sink's (a claimed delivery was due when it was claimed). LEAST skips NULLs.
         return try await single("""
-            SELECT next_attempt_at FROM deliveries d WHERE sink = \(sink) AND status = 0
-            AND (claimed_by IS NULL OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.claimed_by AND r.alive_until > \(seconds)))
-            ORDER BY next_attempt_at, id LIMIT 1
-            """, as: Double.self).map(Date.init(timeIntervalSince1970:))
+            SELECT LEAST(
+                (SELECT next_attempt_at FROM deliveries d WHERE sink = \(sink) AND status = 0
+                AND (claimed_by IS NULL OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.claimed_by AND r.alive_until > \(seconds)))
+                ORDER BY next_attempt_at, id LIMIT 1),
+                (SELECT MIN(r.alive_until) FROM replicas r WHERE r.alive_until > \(seconds) AND r.id <> \(replica.rawValue)
+                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.claimed_by = r.id AND d.sink = \(sink) AND d.status = 0)))
+            """, as: Double?.self).flatMap { $0 }.map(Date.init(timeIntervalSince1970:))
     }
 
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {

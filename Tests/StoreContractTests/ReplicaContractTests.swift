@@ -93,7 +93,10 @@ struct ReplicaContractTests {
             let stillAlive = now.addingTimeInterval(49)
             try await second.renewLease(b, now: stillAlive, lease: Self.lease)
             #expect(try await second.claimDeliveries(sink: "s", replica: b, now: stillAlive, limit: 10).isEmpty)
-            #expect(try await second.nextDueDate(sink: "s", replica: b, now: stillAlive) == nil, "A's claims are held")
+            // Held by A: B's worker is told to look again when A's lease runs out (+50), not later.
+            #expect(try await second.nextDueDate(sink: "s", replica: b, now: stillAlive) == now.addingTimeInterval(50))
+            // For A: B's one claim, at B's lease end (+79); A's own claims (lease end +50) do not count.
+            #expect(try await first.nextDueDate(sink: "s", replica: a, now: stillAlive) == stillAlive.addingTimeInterval(30))
             let lapsed = now.addingTimeInterval(50.001)
             #expect(try await second.nextDueDate(sink: "s", replica: b, now: lapsed) == now)
             let adopted = try await second.claimDeliveries(sink: "s", replica: b, now: lapsed, limit: 10)

@@ -244,6 +244,9 @@ public protocol StateStore: Sendable {
 
     /// When the next pending delivery of `sink` that `replica` could claim is due (at or before
     /// `now`: at once), in the terms of ``claimDeliveries(sink:replica:now:limit:)``; nil: none.
+    /// A delivery another live replica holds counts as due when that replica's lease runs out (as
+    /// renewed so far), so a worker waiting on it wakes when a dead replica's claims are free
+    /// rather than at its longest wait; `replica`'s own claims do not count.
     func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date?
 
     /// Pending deliveries for `sink` due at `now`, claimed or not, oldest first, leaving out
