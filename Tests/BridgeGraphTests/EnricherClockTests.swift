@@ -37,7 +37,7 @@ struct EnricherClockTests {
             simulator.injectFault(.tooManyRequests(retryAfter: 30), on: .getMessage)
 
             let enriched = Task { await enricher.enrich(Self.pending(message)) }
-            await clock.sleepers(1, until: .seconds(30))
+            try #require(await clock.sleeper { _ in true }.offset == .seconds(30))
             #expect(Self.reads(of: message, at: simulator) == [429])
             clock.advance(by: .milliseconds(29_999))
             #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(30)], "still waiting at 29.999 s")
@@ -62,7 +62,7 @@ struct EnricherClockTests {
             let enriched = Task { await enricher.enrich(Self.pending(message)) }
             // Reads at 0, 1, 3 and 7 s on the clock.
             for (wait, until, readsBefore) in [(1, 1, 1), (2, 3, 2), (4, 7, 3)] as [(Int64, Int64, Int)] {
-                await clock.sleepers(1, until: .seconds(until))
+                try #require(await clock.sleeper { _ in true }.offset == .seconds(until))
                 #expect(Self.reads(of: message, at: simulator).count == readsBefore)
                 clock.advance(by: .seconds(wait) - .milliseconds(1))
                 #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(until)], "not read again 1 ms early")
@@ -88,7 +88,7 @@ struct EnricherClockTests {
             simulator.injectFault(.tooManyRequests(retryAfter: 3600), on: .getMessage)
 
             let enriched = Task { await enricher.enrich(Self.pending(message)) }
-            await clock.sleepers(1, until: .seconds(3600))
+            try #require(await clock.sleeper { _ in true }.offset == .seconds(3600))
             enriched.cancel()
             let event = await enriched.value
             #expect(event?.data == nil)

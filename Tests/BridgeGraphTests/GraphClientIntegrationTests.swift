@@ -110,7 +110,7 @@ struct GraphClientIntegrationTests {
             let polling = Task { try await flow.poll(prompt) }
             // Polls at 1 s (slow_down), 7 s (pending) and 13 s: pending keeps the interval, slow_down adds 5 s.
             for (wait, until) in [(1, 1), (6, 7), (6, 13)] as [(Int64, Int64)] {
-                await clock.sleepers(1, until: .seconds(until))
+                try #require(await clock.sleeper { _ in true }.offset == .seconds(until))
                 // The user signs in while the bridge waits the third time.
                 if until == 13 { _ = simulator.approveDeviceCode(userCode: prompt.userCode) }
                 clock.advance(by: .seconds(wait))

@@ -38,63 +38,61 @@ struct RestartClockTests {
         // Exits at once with status 7, unless the `stay` file exists: then runs until its stdin closes.
         let plugin = directory.script("plugin.sh", "#!/bin/sh\nif [ -e '\(stay)' ]; then exec cat > /dev/null; fi\nexit 7\n")
         let clock = ManualTestClock(start: Date())
-        let running = RunningSink.start(command: [plugin], supervision: Self.supervision(clock))
-        let log = running.log
+        let log = try await withExecSink(command: [plugin], supervision: Self.supervision(clock)) { _, log in
+            // Exits at 0, 1, 3 and 7 s: each restart waits 1, 2, 4, then 4 s (the maximum).
+            for (count, delay, restartAt) in [(1, 1, 1), (2, 2, 3), (3, 4, 7), (4, 4, 11)] as [(Int, Int64, Int64)] {
+                try #require(await clock.sleeper { _ in true }.offset == .seconds(restartAt))
+                #expect(log.startedPIDs.count == count)
+                clock.advance(by: .seconds(delay) - .milliseconds(1))
+                #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(restartAt)], "no restart 1 ms early")
+                #expect(log.startedPIDs.count == count)
+                if count == 4 { _ = FileManager.default.createFile(atPath: stay, contents: nil) }
+                clock.advance(by: .milliseconds(1))
+            }
+            let restarts = log.entries.filter { $0.message.hasPrefix("exec plugin exited with status 7") }
+            #expect(restarts.map { $0.metadata["bridge.restart_in"] } == ["1s", "2s", "4s", "4s"])
 
-        // Exits at 0, 1, 3 and 7 s: each restart waits 1, 2, 4, then 4 s (the maximum).
-        for (count, delay, restartAt) in [(1, 1, 1), (2, 2, 3), (3, 4, 7), (4, 4, 11)] as [(Int, Int64, Int64)] {
-            await clock.sleepers(1, until: .seconds(restartAt))
-            #expect(log.startedPIDs.count == count)
-            clock.advance(by: .seconds(delay) - .milliseconds(1))
-            #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(restartAt)], "no restart 1 ms early")
-            #expect(log.startedPIDs.count == count)
-            if count == 4 { _ = FileManager.default.createFile(atPath: stay, contents: nil) }
-            clock.advance(by: .milliseconds(1))
+            // The fifth child stays up. Killed after 9.999 s on the clock, it was not stable: 4 s again.
+            let fifth = try await Self.started(5, log)
+            #expect(clock.pendingDeadlines.isEmpty, "nothing waits while the child runs")
+            clock.advance(by: .milliseconds(9_999))
+            kill(fifth, SIGTERM)
+            try #require(await clock.sleeper { _ in true }.offset == .milliseconds(24_999))
+            clock.advance(by: .seconds(4))
+
+            // The sixth stays up for 10 s: stable, so the next delay is 1 s again.
+            let sixth = try await Self.started(6, log)
+            clock.advance(by: .seconds(10))
+            kill(sixth, SIGTERM)
+            try #require(await clock.sleeper { _ in true }.offset == .milliseconds(35_999))
+            let killed = log.entries.filter { $0.message.hasPrefix("exec plugin was killed by signal 15") }
+            #expect(killed.map { $0.metadata["bridge.restart_in"] } == ["4s", "1s"])
+            #expect(log.startedPIDs.count == 6)
         }
-        let restarts = log.entries.filter { $0.message.hasPrefix("exec plugin exited with status 7") }
-        #expect(restarts.map { $0.metadata["bridge.restart_in"] } == ["1s", "2s", "4s", "4s"])
-
-        // The fifth child stays up. Killed after 9.999 s on the clock, it was not stable: 4 s again.
-        let fifth = try await Self.started(5, log)
-        #expect(clock.pendingDeadlines.isEmpty, "nothing waits while the child runs")
-        clock.advance(by: .milliseconds(9_999))
-        kill(fifth, SIGTERM)
-        await clock.sleepers(1, until: .milliseconds(24_999))
-        clock.advance(by: .seconds(4))
-
-        // The sixth stays up for 10 s: stable, so the next delay is 1 s again.
-        let sixth = try await Self.started(6, log)
-        clock.advance(by: .seconds(10))
-        kill(sixth, SIGTERM)
-        await clock.sleepers(1, until: .milliseconds(35_999))
-        let killed = log.entries.filter { $0.message.hasPrefix("exec plugin was killed by signal 15") }
-        #expect(killed.map { $0.metadata["bridge.restart_in"] } == ["4s", "1s"])
-        #expect(log.startedPIDs.count == 6)
-
-        // Stopping during a restart delay ends it at once: the clock need not move.
-        #expect(await running.shutDown(within: .seconds(10)) != nil)
-        #expect(log.startedPIDs.count == 6)
+        #expect(log.startedPIDs.count == 6, "stopped during that 1 s delay, without the clock moving: no seventh start")
     }
 
     @Test("a delivery the plugin never answers fails retryable at its timeout on the clock, not 1 ms before")
     func deliveryTimeout() async throws {
         let directory = TemporaryDirectory()
-        // Reads every event and never answers.
-        let plugin = directory.script("silent.sh", "#!/bin/sh\nexec cat > /dev/null\n")
+        // Reads every event, says so on stderr, and never answers.
+        let plugin = directory.script("silent.sh", "#!/bin/sh\nwhile IFS= read -r line; do echo 'read an event' >&2; done\n")
         let clock = ManualTestClock(start: Date())
-        let running = RunningSink.start(command: [plugin], timeout: .seconds(30), supervision: Self.supervision(clock))
-        _ = try await Self.started(1, running.log)
-        let sink = running.sink
-
-        let held = event("unanswered")
-        let delivery = Task { await sink.send(held) }
-        #expect(await running.log.deliveriesRegistered(id: held.id))
-        await clock.sleepers(1, until: .seconds(30))
-        clock.advance(by: .milliseconds(29_999))
-        #expect(sink.supervisor.waiterCount == 1, "still waiting at 29.999 s")
-        clock.advance(by: .milliseconds(1))
-        #expect(await delivery.value == .retry("no answer from the plugin within 30s"))
-        #expect(sink.supervisor.waiterCount == 0)
-        #expect(await running.shutDown(within: .seconds(10)) != nil)
+        try await withExecSink(command: [plugin], timeout: .seconds(30), supervision: Self.supervision(clock)) { sink, log in
+            let held = event("unanswered")
+            let delivery = Task { await sink.send(held) }
+            // The plugin has the line: from now on only the timeout can end the delivery.
+            #expect(await log.first { $0.message == "read an event" } != nil)
+            // Its timeout is asleep on the clock (beside, when it came before the child counted as
+            // running, the 5 s start wait, which ends harmlessly: the child has the line).
+            await clock.until { $0.contains { $0.offset > .seconds(5) } }
+            #expect(clock.pendingDeadlines.last?.offset == .seconds(30))
+            clock.advance(by: .milliseconds(29_999))
+            #expect(sink.supervisor.waiterCount == 1, "still waiting at 29.999 s")
+            clock.advance(by: .milliseconds(1))
+            let outcome = await delivery.value
+            #expect(outcome == .retry("no answer from the plugin within 30s"), "\(log.entries.map { "\($0.message) \($0.metadata)" })")
+            #expect(sink.supervisor.waiterCount == 0)
+        }
     }
 }

@@ -112,7 +112,7 @@ struct SignInClockTests {
         let polling = Task { try await flow.poll(prompt) }
         // Polls at 5 (pending), 10 (slow_down), 20 (pending) and 30 s (signed in).
         for (polled, until, wait) in [(0, 5, 5), (1, 10, 5), (2, 20, 10), (3, 30, 10)] as [(Int, Int64, Int64)] {
-            await clock.sleepers(1, until: .seconds(until))
+            try #require(await clock.sleeper { _ in true }.offset == .seconds(until))
             #expect(transport.requests.count == 1 + polled)
             clock.advance(by: .seconds(wait) - .milliseconds(1))
             #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(until)], "no poll 1 ms before \(until) s")
@@ -135,12 +135,12 @@ struct SignInClockTests {
         let flow = Self.flow(transport, clock: clock)
         let prompt = try await flow.start()
         let polling = Task { try await flow.poll(prompt) }
-        await clock.sleepers(1, until: .seconds(5))
+        try #require(await clock.sleeper { _ in true }.offset == .seconds(5))
         clock.advance(by: .seconds(5))
-        await clock.sleepers(1, until: .seconds(10))
+        try #require(await clock.sleeper { _ in true }.offset == .seconds(10))
         clock.advance(by: .seconds(5))
         // The next poll would be at 15 s, past the code's lifetime: it waits for the expiry instead.
-        await clock.sleepers(1, until: .seconds(12))
+        try #require(await clock.sleeper { _ in true }.offset == .seconds(12))
         #expect(transport.requests.count == 3)
         clock.advance(by: .milliseconds(1999))
         #expect(clock.pendingDeadlines.map(\.offset) == [.seconds(12)], "still waiting at 11.999 s")
@@ -157,7 +157,7 @@ struct SignInClockTests {
         let flow = Self.flow(transport, clock: clock)
         let prompt = try await flow.start()
         let polling = Task { try await flow.poll(prompt) }
-        await clock.sleepers(1, until: .seconds(5))
+        try #require(await clock.sleeper { _ in true }.offset == .seconds(5))
         clock.advance(by: .seconds(5))
         let error = await #expect(throws: GraphError.self) { try await polling.value }
         #expect(error?.code == "authorization_declined")
