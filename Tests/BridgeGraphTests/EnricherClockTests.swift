@@ -4,8 +4,8 @@ import CurlKit
 import Foundation
 import GraphClient
 import GraphSimulator
-import Testing
 import TestSupport
+import Testing
 
 /// `fetch:`'s waits between reads of one item, on a clock the test moves: the reads are real
 /// (the simulator on loopback answers them, faults included); only the waiting is the test's.

@@ -1,9 +1,9 @@
 import Foundation
 import SinkAPI
+import TestSupport
 import Testing
 
 @testable import ExecSink
-import TestSupport
 
 #if canImport(Glibc)
     import Glibc

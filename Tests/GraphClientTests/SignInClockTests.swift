@@ -2,8 +2,8 @@ import Foundation
 import GraphClient
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Transport
 
 /// Sign-in on clocks the test moves: when a cached access token is renewed, and how the device
@@ -96,7 +96,8 @@ struct SignInClockTests {
     }
 
     static func flow(_ transport: ScriptedTransport, clock: ManualTestClock) -> DeviceCodeFlow {
-        DeviceCodeFlow(endpoints: endpoints, tenant: "tenant", clientID: "client", scopes: "offline_access", http: transport, logger: quiet, clock: clock)
+        DeviceCodeFlow(
+            endpoints: endpoints, tenant: "tenant", clientID: "client", scopes: "offline_access", http: transport, logger: quiet, clock: clock)
     }
 
     @Test("the device code flow polls every interval, 5 s slower after slow_down, and returns the tokens once the user signed in")
