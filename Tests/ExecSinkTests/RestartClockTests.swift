@@ -93,6 +93,17 @@ struct RestartClockTests {
             let outcome = await delivery.value
             #expect(outcome == .retry("no answer from the plugin within 30s"), "\(log.entries.map { "\($0.message) \($0.metadata)" })")
             #expect(sink.supervisor.waiterCount == 0)
+            #expect(clock.pendingDeadlines.isEmpty, "no timer outlives the delivery")
+        }
+    }
+
+    @Test("a delivery the plugin answers leaves no timer asleep on the clock")
+    func answeredDelivery() async throws {
+        let clock = ManualTestClock(start: Date())
+        try await withExecSink(command: testPlugin(), timeout: .seconds(30), supervision: Self.supervision(clock)) { sink, _ in
+            #expect(await sink.send(event("ok")) == .ok)
+            #expect(clock.pendingDeadlines.isEmpty)
+            #expect(clock.now.offset == .zero)
         }
     }
 }

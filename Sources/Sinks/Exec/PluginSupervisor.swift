@@ -36,6 +36,8 @@ final class PluginSupervisor: Sendable {
         var phase: Phase = .idle
         var table = DeliveryTable()
         var continuations: [Token: CheckedContinuation<DeliveryOutcome, Never>] = [:]
+        /// The timers (start wait, timeout) of deliveries still waiting: cancelled when they settle.
+        var alarms: [Token: [Task<Void, Never>]] = [:]
         var nextToken: Token = 0
         var nextGeneration = 1
         var stopRequested = false
@@ -68,10 +70,11 @@ final class PluginSupervisor: Sendable {
         return { origin.duration(to: clock.now) }
     }
 
-    /// Runs `action` once `delay` has passed on the clock.
-    private func after(_ delay: Duration, _ action: @escaping @Sendable () -> Void) {
+    /// Runs `action` once `delay` has passed on the clock, unless the delivery `token` has settled
+    /// first: its timers are cancelled then (``resume(_:with:)``), so none outlives it.
+    private func after(_ delay: Duration, for token: Token, _ action: @escaping @Sendable () -> Void) {
         let clock = supervision.clock
-        Task {
+        let alarm = Task {
             do {
                 try await clock.sleep(for: delay)
             } catch {
@@ -79,6 +82,12 @@ final class PluginSupervisor: Sendable {
             }
             action()
         }
+        let settled = state.withLock { state -> Bool in
+            guard state.continuations[token] != nil else { return true }
+            state.alarms[token, default: []].append(alarm)
+            return false
+        }
+        if settled { alarm.cancel() }
     }
 
     // MARK: Deliveries
@@ -122,14 +131,14 @@ final class PluginSupervisor: Sendable {
             process.enqueue(id: id, line: line)
             logger.trace("exec event sent to the plugin", metadata: ["bridge.event": "\(id)", "bridge.pid": "\(process.pid)"])
         case .waitForChild:
-            after(min(supervision.startWait, configuration.timeout)) { [self] in
+            after(min(supervision.startWait, configuration.timeout), for: token) { [self] in
                 startWaitExpired(token)
             }
             logger.trace("exec event waits for the plugin to start", metadata: ["bridge.event": "\(id)"])
         case .waitForAnswer:
             logger.trace("exec event joins the same event already sent to the plugin", metadata: ["bridge.event": "\(id)"])
         }
-        after(configuration.timeout) { [self] in
+        after(configuration.timeout, for: token) { [self] in
             timedOut(token)
         }
     }
@@ -183,7 +192,10 @@ final class PluginSupervisor: Sendable {
     }
 
     private func resume(_ tokens: [Token], with outcome: DeliveryOutcome) {
-        let continuations = state.withLock { state in tokens.compactMap { state.continuations.removeValue(forKey: $0) } }
+        let (continuations, alarms) = state.withLock { state in
+            (tokens.compactMap { state.continuations.removeValue(forKey: $0) }, tokens.flatMap { state.alarms.removeValue(forKey: $0) ?? [] })
+        }
+        for alarm in alarms { alarm.cancel() }
         for continuation in continuations { continuation.resume(returning: outcome) }
     }
 
