@@ -8,6 +8,9 @@ import Foundation
 /// - `/healthz` (public): notifications can be taken (the store answers and the last journal write worked).
 /// - `/readyz` (admin): the store takes a write, the last sign-in to Graph worked, and every
 ///   managed subscription has a Graph id confirmed by the subscription manager and has not expired.
+///
+/// Dates come from `now` (the system's wall clock in the bridge): the write probe's stamp and
+/// the moment a subscription counts as expired.
 struct StoreHealth: HealthCheck {
     let store: BridgeStateStore
     let intake: NotificationIntake
@@ -15,6 +18,8 @@ struct StoreHealth: HealthCheck {
     let current: CurrentGeneration
     /// The last sign-in to Graph: failing makes the bridge not ready (renewals will fail too).
     var signIn: SignInStatus? = nil
+    /// The wall clock: what the write probe stamps, and what a subscription's expiry is compared with.
+    var now: @Sendable () -> Date = Date.init
 
     func problems() async -> [String: String] {
         var problems = await intakeProblems()
@@ -31,7 +36,7 @@ struct StoreHealth: HealthCheck {
     func readinessProblems() async -> [String: String] {
         var problems: [String: String] = [:]
         do {
-            try await store.setSetting("readyz.lastWriteProbe", to: Timestamp.format(Date()))
+            try await store.setSetting("readyz.lastWriteProbe", to: Timestamp.format(now()))
         } catch {
             problems["store"] = "not writable: \(error)"
         }
@@ -52,19 +57,24 @@ struct StoreHealth: HealthCheck {
                 problems["store"] = "unreadable: \(error)"
                 return problems
             }
-            let byName = Dictionary(records.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-            let now = Date()
-            let failing = managedNames.compactMap { name -> String? in
-                guard let record = byName[name], record.graphID != nil else { return "\(name): no subscription at Graph yet" }
-                if let expiration = record.expiration, expiration <= now { return "\(name): expired at \(Timestamp.format(expiration))" }
-                return nil
-            }
+            let failing = Self.subscriptionProblems(managedNames: managedNames, records: records, at: now())
             if !failing.isEmpty {
                 let shown = failing.prefix(10).joined(separator: "; ")
                 problems["subscriptions"] = failing.count > 10 ? shown + "; and \(failing.count - 10) more" : shown
             }
         }
         return problems
+    }
+
+    /// The managed subscriptions that are not looked after at `now`: no Graph id yet, or expired
+    /// (an expiration at or before `now`).
+    static func subscriptionProblems(managedNames: [String], records: [SubscriptionRecord], at now: Date) -> [String] {
+        let byName = Dictionary(records.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        return managedNames.compactMap { name -> String? in
+            guard let record = byName[name], record.graphID != nil else { return "\(name): no subscription at Graph yet" }
+            if let expiration = record.expiration, expiration <= now { return "\(name): expired at \(Timestamp.format(expiration))" }
+            return nil
+        }
     }
 
     /// What stops a notification from being journaled.

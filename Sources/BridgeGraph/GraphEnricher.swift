@@ -14,7 +14,8 @@ public import Metrics
 /// (Outlook allows 4, counting each request inside a `$batch`), reads that queue up sent together
 /// as JSON `$batch` requests of up to 20, and every 429/503 (of a whole call or of one request in
 /// a batch) read again after its `Retry-After`, up to `attempts` times, without holding the
-/// mailbox's slot while waiting. Stopping the bridge ends every wait at once.
+/// mailbox's slot while waiting. Stopping the bridge ends every wait at once. The waits are on
+/// `clock` (the system's in the bridge; tests move their own).
 public struct GraphEnricher: EventEnricher {
     /// What to fetch for one subscription.
     public struct Target: Sendable {
@@ -36,17 +37,21 @@ public struct GraphEnricher: EventEnricher {
     let attempts: Int
     let reads: BatchedReads
     let metrics: any MetricsFactory
+    /// What the waits between reads of one item sleep on.
+    let clock: any Clock<Duration>
 
     /// - Parameters:
     ///   - attempts: reads of one item before it is routed without `data` (throttling and server errors).
     ///   - perMailbox: reads of one mailbox in flight at once (Outlook allows 4).
     ///   - concurrentCalls: HTTP calls to Graph in flight at once (each a GET or a `$batch` of up to 20).
     ///   - metrics: where `graph_bridge_enrichment_total` goes; the process's bootstrapped factory unless a test gives its own.
+    ///   - clock: what the wait before reading an item again (its `Retry-After`, or the backoff) sleeps on.
     public init(
         graph: GraphClient, targets: [String: Target], logger: Logger, attempts: Int = 6, perMailbox: Int = 4, concurrentCalls: Int = 4,
-        metrics: any MetricsFactory = MetricsSystem.factory
+        metrics: any MetricsFactory = MetricsSystem.factory, clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.metrics = metrics
+        self.clock = clock
         self.graph = graph
         self.targets = targets
         self.logger = logger
@@ -97,7 +102,7 @@ public struct GraphEnricher: EventEnricher {
                 lastError = error
                 guard attempt < attempts else { break }
                 do {
-                    try await Task.sleep(for: after ?? .milliseconds(500 * (1 << min(attempt, 6))))
+                    try await clock.sleep(for: after ?? .milliseconds(500 * (1 << min(attempt, 6))))
                 } catch {
                     return event  // the bridge is stopping: the event stays journaled, unrouted
                 }

@@ -1,5 +1,5 @@
 public import Transport
-import Foundation
+public import Foundation
 public import Logging
 
 /// Gives a valid access token for Graph, renewing it before it expires.
@@ -25,12 +25,16 @@ struct CachedToken: Sendable {
 actor TokenCache {
     private var cached: CachedToken?
     private var inFlight: Task<CachedToken, any Error>?
+    /// The wall clock a token's freshness is judged by.
+    let now: @Sendable () -> Date
+
+    init(now: @escaping @Sendable () -> Date) { self.now = now }
 
     /// Waiting is cancellable: a cancelled caller cancels the shared request (callers are only
     /// cancelled when the bridge stops, and a sign-in that hangs must not hold the stop up); any
     /// other caller waiting on it then gets the cancellation error too and asks again next time.
     func token(fetch: @escaping @Sendable () async throws -> CachedToken) async throws -> String {
-        if let cached, cached.isFresh(at: Date()) { return cached.value }
+        if let cached, cached.isFresh(at: now()) { return cached.value }
         if let inFlight { return try await Self.value(of: inFlight).value }
         let task = Task { try await fetch() }
         inFlight = task
@@ -98,15 +102,23 @@ public final class ClientCredentialsTokenProvider: AccessTokenProvider {
     let credential: Credential
     let http: any OutgoingTransport
     let logger: Logger
-    let cache = TokenCache()
+    let now: @Sendable () -> Date
+    let cache: TokenCache
 
-    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, credential: Credential, http: any OutgoingTransport, logger: Logger) {
+    /// - Parameter now: the wall clock that stamps a token's expiry, judges when to renew it
+    ///   (``CachedToken/isFresh(at:)``) and dates a certificate assertion.
+    public init(
+        endpoints: GraphEndpoints, tenant: String, clientID: String, credential: Credential, http: any OutgoingTransport, logger: Logger,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.endpoints = endpoints
         self.tenant = tenant
         self.clientID = clientID
         self.credential = credential
         self.http = http
         self.logger = logger
+        self.now = now
+        self.cache = TokenCache(now: now)
     }
 
     public func accessToken() async throws -> String {
@@ -123,12 +135,12 @@ public final class ClientCredentialsTokenProvider: AccessTokenProvider {
             form.append(("client_secret", secret))
         case .certificate(let assertion):
             form.append(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"))
-            form.append(("client_assertion", try assertion.make(clientID: clientID, audience: tokenURL)))
+            form.append(("client_assertion", try assertion.make(clientID: clientID, audience: tokenURL, now: now())))
         }
         let response = try await requestToken(http: http, url: tokenURL, form: form, logger: logger)
         let lifetime = response.expires_in ?? 3600
         logger.debug("signed in to Graph", metadata: ["bridge.expires_in": "\(Int(lifetime))"])
-        return CachedToken(value: response.access_token ?? "", expiresAt: Date().addingTimeInterval(lifetime), lifetime: lifetime)
+        return CachedToken(value: response.access_token ?? "", expiresAt: now().addingTimeInterval(lifetime), lifetime: lifetime)
     }
 }
 
@@ -148,9 +160,15 @@ public final class RefreshTokenProvider: AccessTokenProvider {
     let storage: any RefreshTokenStorage
     let http: any OutgoingTransport
     let logger: Logger
-    let cache = TokenCache()
+    let now: @Sendable () -> Date
+    let cache: TokenCache
 
-    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, storage: any RefreshTokenStorage, http: any OutgoingTransport, logger: Logger) {
+    /// - Parameter now: the wall clock that stamps a token's expiry and judges when to renew it
+    ///   (``CachedToken/isFresh(at:)``).
+    public init(
+        endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, storage: any RefreshTokenStorage, http: any OutgoingTransport,
+        logger: Logger, now: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.endpoints = endpoints
         self.tenant = tenant
         self.clientID = clientID
@@ -158,6 +176,8 @@ public final class RefreshTokenProvider: AccessTokenProvider {
         self.storage = storage
         self.http = http
         self.logger = logger
+        self.now = now
+        self.cache = TokenCache(now: now)
     }
 
     public func accessToken() async throws -> String {
@@ -179,7 +199,7 @@ public final class RefreshTokenProvider: AccessTokenProvider {
             try await storage.saveRefreshToken(rotated)
         }
         let lifetime = response.expires_in ?? 3600
-        return CachedToken(value: response.access_token ?? "", expiresAt: Date().addingTimeInterval(lifetime), lifetime: lifetime)
+        return CachedToken(value: response.access_token ?? "", expiresAt: now().addingTimeInterval(lifetime), lifetime: lifetime)
     }
 }
 

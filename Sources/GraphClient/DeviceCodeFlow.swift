@@ -2,7 +2,8 @@ public import Transport
 import Foundation
 public import Logging
 
-/// The device code flow (`graph-bridge login`): show a code, poll until the user signed in.
+/// The device code flow (`graph-bridge login`): show a code, poll until the user signed in. The
+/// polling interval and the code's lifetime are measured on `clock` (the system's in the bridge).
 public struct DeviceCodeFlow: Sendable {
     public struct Prompt: Sendable {
         public var userCode: String
@@ -24,14 +25,20 @@ public struct DeviceCodeFlow: Sendable {
     let scopes: String
     let http: any OutgoingTransport
     let logger: Logger
+    let clock: any Clock<Duration>
 
-    public init(endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, http: any OutgoingTransport, logger: Logger) {
+    /// - Parameter clock: what ``poll(_:)`` waits on between polls and measures the code's lifetime with.
+    public init(
+        endpoints: GraphEndpoints, tenant: String, clientID: String, scopes: String, http: any OutgoingTransport, logger: Logger,
+        clock: any Clock<Duration> = ContinuousClock()
+    ) {
         self.endpoints = endpoints
         self.tenant = tenant
         self.clientID = clientID
         self.scopes = scopes
         self.http = http
         self.logger = logger
+        self.clock = clock
     }
 
     public func start() async throws -> Prompt {
@@ -62,13 +69,22 @@ public struct DeviceCodeFlow: Sendable {
         )
     }
 
-    /// Polls no faster than the interval; `slow_down` adds 5 s; `authorization_pending` keeps going;
-    /// `expired_token`, `authorization_declined` and `bad_verification_code` stop with an error.
-    public func poll(_ prompt: Prompt, sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) async throws -> Tokens {
-        var interval = max(1, prompt.interval)
-        let deadline = Date().addingTimeInterval(TimeInterval(prompt.expiresIn))
-        while Date() < deadline {
-            try await sleep(.seconds(interval))
+    /// Polls every `interval` seconds of `clock`; `slow_down` adds 5 s; `authorization_pending` keeps
+    /// going; `expired_token`, `authorization_declined` and `bad_verification_code` stop with an
+    /// error. Once `expiresIn` seconds have passed it stops with `expired_token`, and it does not
+    /// poll at or after that moment (the code has expired).
+    public func poll(_ prompt: Prompt) async throws -> Tokens {
+        let clock: any Clock<Duration> = self.clock
+        let elapsed = Self.stopwatch(clock)
+        var interval = Duration.seconds(max(1, prompt.interval))
+        let lifetime = Duration.seconds(max(0, prompt.expiresIn))
+        while true {
+            let now = elapsed()
+            guard now + interval < lifetime else {
+                try await clock.sleep(for: lifetime - now)
+                break
+            }
+            try await clock.sleep(for: interval)
             let response = try await http.execute(HTTPRequest(
                 method: "POST", url: endpoints.tokenURL(tenant: tenant),
                 headers: [("Content-Type", "application/x-www-form-urlencoded")],
@@ -82,11 +98,17 @@ public struct DeviceCodeFlow: Sendable {
             }
             switch answer?.error {
             case "authorization_pending": continue
-            case "slow_down": interval += 5
+            case "slow_down": interval += .seconds(5)
             case let code:
                 throw GraphError(kind: .authentication, status: response.status, code: code, message: answer?.error_description ?? "sign-in failed", requestID: response.requestID)
             }
         }
         throw GraphError(kind: .authentication, status: 0, code: "expired_token", message: "the code expired before sign-in finished; run login again", requestID: nil)
+    }
+
+    /// Time on `clock` since the call.
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let origin = clock.now
+        return { origin.duration(to: clock.now) }
     }
 }

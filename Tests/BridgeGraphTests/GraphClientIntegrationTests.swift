@@ -5,8 +5,8 @@ import Foundation
 import GraphClient
 import GraphSimulator
 import MetricsTestKit
-import Synchronization
 import Testing
+import TestSupport
 
 /// The Graph client's auth and error handling against the simulator.
 @Suite("Graph client against the simulator", .timeLimit(.minutes(2)))
@@ -101,19 +101,22 @@ struct GraphClientIntegrationTests {
         try await withSimulator({ $0.deviceCodePollingInterval = 1 }) { simulator in
             let http = CurlClient()
             let endpoints = GraphEndpoints(authority: simulator.authorityURL, graphBase: simulator.graphBaseURL)
+            let clock = ManualTestClock(start: Date())
             let flow = DeviceCodeFlow(endpoints: endpoints, tenant: simulator.tenantID, clientID: simulator.configuration.clientID,
-                                      scopes: "offline_access \(endpoints.defaultScope)", http: http, logger: quiet)
+                                      scopes: "offline_access \(endpoints.defaultScope)", http: http, logger: quiet, clock: clock)
             let prompt = try await flow.start()
             #expect(prompt.message.contains(prompt.userCode))
             #expect(simulator.slowDownDeviceCode(userCode: prompt.userCode, times: 1))
-            let sleeps = SleepLog()
-            let tokens = try await flow.poll(prompt) { duration in
-                let count = sleeps.append(duration)
+            let polling = Task { try await flow.poll(prompt) }
+            // Polls at 1 s (slow_down), 7 s (pending) and 13 s: pending keeps the interval, slow_down adds 5 s.
+            for (wait, until) in [(1, 1), (6, 7), (6, 13)] as [(Int64, Int64)] {
+                try #require(await clock.sleeper { _ in true }.offset == .seconds(until))
                 // The user signs in while the bridge waits the third time.
-                if count == 3 { _ = simulator.approveDeviceCode(userCode: prompt.userCode) }
-                try await Task.sleep(for: .milliseconds(5))
+                if until == 13 { _ = simulator.approveDeviceCode(userCode: prompt.userCode) }
+                clock.advance(by: .seconds(wait))
             }
-            #expect(sleeps.all == [.seconds(1), .seconds(6), .seconds(6)], "pending keeps the interval; slow_down adds 5 s")
+            let tokens = try await polling.value
+            #expect(simulator.requests.filter { $0.bodyText.contains("device_code") && $0.path.hasSuffix("/token") }.count == 3)
             let refresh = try #require(tokens.refreshToken)
 
             let storage = MemoryRefreshTokens(refresh)
@@ -178,10 +181,4 @@ struct GraphClientIntegrationTests {
             await http.shutdown()
         }
     }
-}
-
-final class SleepLog: Sendable {
-    private let entries = Mutex<[Duration]>([])
-    func append(_ duration: Duration) -> Int { entries.withLock { $0.append(duration); return $0.count } }
-    var all: [Duration] { entries.withLock { $0 } }
 }

@@ -90,6 +90,10 @@ extension ExecSink {
         public var stderrBurst = 200
         /// Longer stdout lines are not answers and are ignored.
         public var answerLineLimit = 64 * 1024
+        /// What every wait above (restart delays, the start wait, a delivery's `timeout`, the stop
+        /// graces) sleeps on, and what a child's uptime and the stderr rate are measured with: the
+        /// system's clock in the bridge; tests move their own.
+        public var clock: any Clock<Duration> = ContinuousClock()
 
         public init() {}
     }

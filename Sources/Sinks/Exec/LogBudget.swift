@@ -1,9 +1,10 @@
 /// A token bucket that bounds how many lines per second reach the log; counts what it refused.
+/// Times are offsets on the supervisor's clock (``PluginProcess/elapsed``).
 struct LogBudget: Sendable {
     let capacity: Double
     let perSecond: Double
     private var tokens: Double
-    private var last: ContinuousClock.Instant?
+    private var last: Duration?
     /// Lines refused since the last report.
     private(set) var suppressed = 0
 
@@ -14,7 +15,7 @@ struct LogBudget: Sendable {
     }
 
     /// Whether one more line may be logged at `now`. A refusal is counted in ``suppressed``.
-    mutating func allow(at now: ContinuousClock.Instant) -> Bool {
+    mutating func allow(at now: Duration) -> Bool {
         if let last {
             let elapsed = now - last
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -1,5 +1,3 @@
-import Dispatch
-import Foundation
 import Synchronization
 
 /// The supervising task's inbox: one consumer, any number of posters, no cancellation semantics
@@ -42,13 +40,30 @@ final class Mailbox: Sendable {
         }
     }
 
-    /// Posts `.timer(id)` after `delay`; returns the id.
-    func schedule(after delay: Duration, on queue: DispatchQueue) -> Int {
+    /// A timer ``schedule(after:on:)`` started.
+    struct Alarm: Sendable {
+        /// What it posts: `.timer(id)`.
+        let id: Int
+        let task: Task<Void, Never>
+
+        /// Stops it; once it has not fired yet, it never posts.
+        func cancel() { task.cancel() }
+    }
+
+    /// Posts `.timer(id)` once `delay` has passed on `clock`, unless cancelled first.
+    func schedule(after delay: Duration, on clock: any Clock<Duration>) -> Alarm {
         let id = state.withLock { state -> Int in
             state.nextTimer += 1
             return state.nextTimer
         }
-        queue.asyncAfter(deadline: .now() + delay.timeInterval) { [self] in post(.timer(id)) }
-        return id
+        let task = Task { [self] in
+            do {
+                try await clock.sleep(for: delay)
+            } catch {
+                return
+            }
+            post(.timer(id))
+        }
+        return Alarm(id: id, task: task)
     }
 }

@@ -61,7 +61,10 @@ final class PluginProcess: Sendable {
 
     let pid: pid_t
     let generation: Int
-    let startedAt: ContinuousClock.Instant
+    /// When it started, on ``elapsed``.
+    let startedAt: Duration
+    /// Time on the supervisor's clock: what uptime and the stderr rate limit are measured with.
+    let elapsed: @Sendable () -> Duration
     private let stdinFD: Int32
     private let stdoutFD: Int32
     private let stderrFD: Int32
@@ -80,6 +83,7 @@ final class PluginProcess: Sendable {
         workingDirectory: String,
         generation: Int,
         limits: Limits,
+        elapsed: @escaping @Sendable () -> Duration,
         logger: Logger,
         callbacks: Callbacks
     ) throws(SpawnError) {
@@ -102,7 +106,8 @@ final class PluginProcess: Sendable {
         self.wakeRead = wake.read
         self.wakeWrite = wake.write
         self.generation = generation
-        self.startedAt = .now
+        self.elapsed = elapsed
+        self.startedAt = elapsed()
         self.limits = limits
         var logger = logger
         logger[metadataKey: "bridge.pid"] = "\(child.pid)"
@@ -202,7 +207,7 @@ final class PluginProcess: Sendable {
         var stderrLines: LineSplitter
         var stderrBudget: LogBudget
         var protocolBudget = LogBudget(perSecond: 1, burst: 20)
-        var lastDropReport: ContinuousClock.Instant?
+        var lastDropReport: Duration?
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
         init(process: PluginProcess) {
@@ -378,7 +383,7 @@ final class PluginProcess: Sendable {
         }
 
         mutating func protocolProblem(_ message: String, line: [UInt8]?) {
-            guard protocolBudget.allow(at: .now) else { return }
+            guard protocolBudget.allow(at: process.elapsed()) else { return }
             var metadata: Logger.Metadata = [:]
             if let line {
                 metadata["bridge.line"] = "\(PluginAnswer.bounded(String(decoding: line.prefix(300), as: UTF8.self), to: 200))"
@@ -389,7 +394,7 @@ final class PluginProcess: Sendable {
         }
 
         mutating func handleStderr(_ piece: LineSplitter.Piece) {
-            let now = ContinuousClock.now
+            let now = process.elapsed()
             guard stderrBudget.allow(at: now) else { return }
             if lastDropReport.map({ now - $0 >= .seconds(1) }) ?? true { reportSuppressedStderr() }
             switch piece {
@@ -421,7 +426,7 @@ final class PluginProcess: Sendable {
         mutating func reportSuppressedStderr() {
             let suppressed = stderrBudget.takeSuppressed()
             guard suppressed > 0 else { return }
-            lastDropReport = .now
+            lastDropReport = process.elapsed()
             logger.warning(
                 "exec plugin wrote too much on stderr: \(suppressed) lines dropped (limit: \(process.limits.stderrLinesPerSecond) lines/s)",
                 metadata: ["bridge.stream": "stderr", "bridge.dropped": "\(suppressed)"]

@@ -1,5 +1,4 @@
 import SinkAPI
-import Dispatch
 import Foundation
 import Logging
 import Metrics
@@ -18,6 +17,8 @@ enum DeliveryOutcome: Sendable, Equatable {
 /// Deliveries and the I/O threads meet in ``State`` behind one lock; the supervising task
 /// (``supervise()``) waits on a ``Mailbox`` for exits, timers and the stop request, so it never
 /// polls and keeps working the same whether it is stopped by a graceful shutdown or a cancellation.
+/// Every wait (restart delays, start waits, delivery timeouts, stop graces) is on
+/// `supervision.clock`, and so is a child's uptime.
 final class PluginSupervisor: Sendable {
     typealias Token = DeliveryTable.Token
 
@@ -35,6 +36,8 @@ final class PluginSupervisor: Sendable {
         var phase: Phase = .idle
         var table = DeliveryTable()
         var continuations: [Token: CheckedContinuation<DeliveryOutcome, Never>] = [:]
+        /// The timers (start wait, timeout) of deliveries still waiting: cancelled when they settle.
+        var alarms: [Token: [Task<Void, Never>]] = [:]
         var nextToken: Token = 0
         var nextGeneration = 1
         var stopRequested = false
@@ -48,7 +51,8 @@ final class PluginSupervisor: Sendable {
     let logger: Logger
     private let state = Mutex(State())
     private let mailbox = Mailbox()
-    private let timers = DispatchQueue(label: "graph-bridge.exec.timers")
+    /// Time on `supervision.clock` since this was made.
+    private let elapsed: @Sendable () -> Duration
 
     /// `graph_bridge_plugin_restarts_total{sink}`: one per restart after the plugin exited.
     let restarts: Counter
@@ -58,6 +62,32 @@ final class PluginSupervisor: Sendable {
         self.configuration = configuration
         self.supervision = supervision
         self.logger = logger
+        self.elapsed = Self.stopwatch(supervision.clock)
+    }
+
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let origin = clock.now
+        return { origin.duration(to: clock.now) }
+    }
+
+    /// Runs `action` once `delay` has passed on the clock, unless the delivery `token` has settled
+    /// first: its timers are cancelled then (``resume(_:with:)``), so none outlives it.
+    private func after(_ delay: Duration, for token: Token, _ action: @escaping @Sendable () -> Void) {
+        let clock = supervision.clock
+        let alarm = Task {
+            do {
+                try await clock.sleep(for: delay)
+            } catch {
+                return
+            }
+            action()
+        }
+        let settled = state.withLock { state -> Bool in
+            guard state.continuations[token] != nil else { return true }
+            state.alarms[token, default: []].append(alarm)
+            return false
+        }
+        if settled { alarm.cancel() }
     }
 
     // MARK: Deliveries
@@ -101,14 +131,14 @@ final class PluginSupervisor: Sendable {
             process.enqueue(id: id, line: line)
             logger.trace("exec event sent to the plugin", metadata: ["bridge.event": "\(id)", "bridge.pid": "\(process.pid)"])
         case .waitForChild:
-            timers.asyncAfter(deadline: .now() + min(supervision.startWait, configuration.timeout).timeInterval) { [self] in
+            after(min(supervision.startWait, configuration.timeout), for: token) { [self] in
                 startWaitExpired(token)
             }
             logger.trace("exec event waits for the plugin to start", metadata: ["bridge.event": "\(id)"])
         case .waitForAnswer:
             logger.trace("exec event joins the same event already sent to the plugin", metadata: ["bridge.event": "\(id)"])
         }
-        timers.asyncAfter(deadline: .now() + configuration.timeout.timeInterval) { [self] in
+        after(configuration.timeout, for: token) { [self] in
             timedOut(token)
         }
     }
@@ -162,7 +192,10 @@ final class PluginSupervisor: Sendable {
     }
 
     private func resume(_ tokens: [Token], with outcome: DeliveryOutcome) {
-        let continuations = state.withLock { state in tokens.compactMap { state.continuations.removeValue(forKey: $0) } }
+        let (continuations, alarms) = state.withLock { state in
+            (tokens.compactMap { state.continuations.removeValue(forKey: $0) }, tokens.flatMap { state.alarms.removeValue(forKey: $0) ?? [] })
+        }
+        for alarm in alarms { alarm.cancel() }
         for continuation in continuations { continuation.resume(returning: outcome) }
     }
 
@@ -249,7 +282,7 @@ final class PluginSupervisor: Sendable {
             }
             switch await waitForExit(of: process, timeout: nil) {
             case .exited(let status):
-                let uptime = ContinuousClock.now - process.startedAt
+                let uptime = elapsed() - process.startedAt
                 let delay = backoff.delay(afterUptime: uptime)
                 logger.warning(
                     "exec plugin \(status); restarting in \(DurationText.text(delay))",
@@ -289,6 +322,7 @@ final class PluginSupervisor: Sendable {
                 stderrLinesPerSecond: supervision.stderrLinesPerSecond,
                 stderrBurst: supervision.stderrBurst
             ),
+            elapsed: elapsed,
             logger: logger,
             callbacks: callbacks
         )
@@ -346,15 +380,15 @@ final class PluginSupervisor: Sendable {
     /// Waits for `process` to exit, for the stop request, or for `timeout`. Stop requests are
     /// ignored while already stopping (timeout given).
     private func waitForExit(of process: PluginProcess, timeout: Duration?) async -> Wake {
-        var timer: Int?
-        if let timeout { timer = mailbox.schedule(after: timeout, on: timers) }
+        let alarm = timeout.map { mailbox.schedule(after: $0, on: supervision.clock) }
+        defer { alarm?.cancel() }
         while true {
             switch await mailbox.next() {
             case .exited(let generation, let status) where generation == process.generation:
                 return .exited(status)
             case .stop where timeout == nil:
                 return .stop
-            case .timer(let id) where id == timer:
+            case .timer(let id) where id == alarm?.id:
                 return .timeout
             default:
                 continue
@@ -366,11 +400,12 @@ final class PluginSupervisor: Sendable {
 
     private func sleep(_ delay: Duration) async -> SleepResult {
         if state.withLock({ $0.stopRequested }) { return .stop }
-        let timer = mailbox.schedule(after: delay, on: timers)
+        let alarm = mailbox.schedule(after: delay, on: supervision.clock)
+        defer { alarm.cancel() }
         while true {
             switch await mailbox.next() {
             case .stop: return .stop
-            case .timer(let id) where id == timer: return .elapsed
+            case .timer(let id) where id == alarm.id: return .elapsed
             default: continue
             }
         }
