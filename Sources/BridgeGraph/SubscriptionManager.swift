@@ -174,7 +174,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         // transfer). Nothing is lost: what the manager knows is in the store before and after
         // each call, and a create cut short is found again at the next start (its clientState
         // was stored first; Graph's 409 leads to adopting it).
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             var tracked = Dictionary(
                 uniqueKeysWithValues: self.declarations.map { ($0.name, Tracked(declaration: $0, deltaRefresh: self.deltaRefresh)) })
             await self.reconcile(&tracked, notificationURL: notificationURL)
