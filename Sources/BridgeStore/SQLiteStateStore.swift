@@ -514,6 +514,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         claims.end(deliveryID)
     }
 
+    public func recordSuccesses(deliveryIDs: [Int64]) async throws {
+        guard !deliveryIDs.isEmpty else { return }
+        try await committer.write(.deferred) { db in
+            let statement = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?")
+            for id in deliveryIDs { try statement.execute(arguments: [id]) }
+        }
+        claims.end(deliveryIDs)
+    }
+
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         let next = nextAttemptAt.timeIntervalSince1970
         try await committer.write(.deferred) { db in

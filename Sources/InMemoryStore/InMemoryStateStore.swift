@@ -250,6 +250,15 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         }
     }
 
+    public func recordSuccesses(deliveryIDs: [Int64]) async throws {
+        state.withLock { state in
+            for id in deliveryIDs {
+                state.deliveries[id] = nil
+                state.leases.unclaim(id)
+            }
+        }
+    }
+
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         state.withLock { state in
             state.deliveries[deliveryID]?.attempts = attempts

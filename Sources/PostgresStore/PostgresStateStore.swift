@@ -495,6 +495,11 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
         try await execute("DELETE FROM deliveries WHERE id = \(deliveryID)")
     }
 
+    public func recordSuccesses(deliveryIDs: [Int64]) async throws {
+        guard !deliveryIDs.isEmpty else { return }
+        try await execute("DELETE FROM deliveries WHERE id = ANY(\(deliveryIDs))")
+    }
+
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         try await execute("""
             UPDATE deliveries SET attempts = \(attempts), next_attempt_at = \(nextAttemptAt.timeIntervalSince1970), last_error = \(error),

@@ -36,7 +36,7 @@ struct SinkWorkerStateMachineTests {
         #expect(machine.handle(.turn(stopping: false), now: now) == [.awaitStep], "no slot free: nothing to do")
         #expect(
             machine.handle(.delivered(1, .success(took: .milliseconds(3))), now: now) == [
-                .record(a, .success(took: .milliseconds(3)), failures: 0, after: .zero)
+                .recordSuccesses([Machine.Success(delivery: a, took: .milliseconds(3))], failures: 0, after: .zero)
             ])
         #expect(machine.recording == [1])
         #expect(machine.handle(.turn(stopping: false), now: now) == [.start(c), .awaitStep])
@@ -125,8 +125,8 @@ struct SinkWorkerStateMachineTests {
         let a = Self.delivery(1)
         _ = machine.handle(.turn(stopping: false), now: now)
         _ = machine.handle(.claimed([a]), now: now)
-        let record = Machine.Record.success(took: .zero)
-        #expect(machine.handle(.delivered(1, .success(took: .zero)), now: now) == [.record(a, record, failures: 0, after: .zero)])
+        let record = Machine.Record.deadLetter(error: "no", at: now, expired: false)
+        #expect(machine.handle(.delivered(1, .failure(.permanent("no"))), now: now) == [.record(a, record, failures: 0, after: .zero)])
         #expect(machine.handle(.notRecorded(a, record, failures: 1), now: now) == [.record(a, record, failures: 1, after: .milliseconds(100))])
         #expect(!machine.handle(.turn(stopping: false), now: now).contains(.claim(limit: 8)), "no new delivery while an outcome cannot be written")
         #expect(machine.handle(.notRecorded(a, record, failures: 2), now: now) == [.record(a, record, failures: 2, after: .milliseconds(200))])
@@ -174,10 +174,10 @@ struct SinkWorkerStateMachineTests {
         #expect(
             machine.handle(.turn(stopping: false), now: now) == [.awaitStep],
             "a stop stays a stop; one grace timer; the buffered delivery does not start")
-        _ = machine.handle(.delivered(2, .success(took: .zero)), now: now)
-        _ = machine.handle(.recorded(1), now: now)
+        #expect(machine.handle(.delivered(2, .success(took: .zero)), now: now) == [], "waits for the batch being written")
+        #expect(machine.handle(.recordedSuccesses([1]), now: now) == [.recordSuccesses([Machine.Success(delivery: b, took: .zero)], failures: 0, after: .zero)])
         #expect(machine.handle(.turn(stopping: true), now: now) == [.awaitStep], "an outcome is still being written")
-        _ = machine.handle(.recorded(2), now: now)
+        _ = machine.handle(.recordedSuccesses([2]), now: now)
         #expect(machine.handle(.turn(stopping: true), now: now) == [.finish])
     }
 
@@ -192,7 +192,8 @@ struct SinkWorkerStateMachineTests {
         #expect(machine.handle(.graceOver, now: now) == [.reportAbandoned(count: 2), .cancelAll])
         #expect(machine.handle(.abandoned(1), now: now) == [])
         #expect(machine.handle(.abandoned(2), now: now) == [])
-        #expect(machine.handle(.notRecorded(c, .success(took: .zero), failures: 1), now: now) == [], "not written again at a stop")
+        #expect(
+            machine.handle(.successesNotRecorded([Machine.Success(delivery: c, took: .zero)], failures: 1), now: now) == [], "not written again at a stop")
         #expect(machine.inFlight.isEmpty && machine.recording.isEmpty && machine.unrecorded.isEmpty)
         #expect(machine.handle(.turn(stopping: true), now: now) == [.finish])
     }

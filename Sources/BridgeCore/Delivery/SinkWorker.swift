@@ -90,6 +90,11 @@ final class SinkWorker: Sendable {
                             if pause > .zero { try? await self.clock.sleep(for: pause) }
                             return await self.write(record, of: delivery, failures: failures)
                         }
+                    case .recordSuccesses(let batch, let failures, let pause):
+                        group.addTask {
+                            if pause > .zero { try? await self.clock.sleep(for: pause) }
+                            return await self.write(batch, failures: failures)
+                        }
                     case .startWaiter(let timeout):
                         group.addTask {
                             await self.doorbell.wait(timeout: timeout, clock: self.clock)
@@ -143,6 +148,29 @@ final class SinkWorker: Sendable {
             if Task.isCancelled { return .abandoned(delivery.id) }
             return .delivered(delivery.id, .failure(error as? SinkError ?? .retryable(String(describing: error))))
         }
+    }
+
+    /// Writes a batch of successes as one change (their deliveries are deleted); `.successesNotRecorded`
+    /// when the store refused it (`failures` times before this one).
+    private func write(_ batch: [SinkWorkerStateMachine.Success], failures: Int) async -> SinkWorkerStateMachine.Event {
+        do {
+            try await store.recordSuccesses(deliveryIDs: batch.map(\.delivery.id))
+        } catch {
+            logger.error("recording delivery outcomes failed; will write them again", metadata: ["error": "\(error)", "bridge.count": "\(batch.count)"])
+            return .successesNotRecorded(batch, failures: failures + 1)
+        }
+        let delivered = Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")])
+        let duration = Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)])
+        for success in batch {
+            backlog.finished()
+            delivered.increment()
+            activity?.record(.delivered(eventID: success.delivery.event.id, sink: name, outcome: .success, attempt: success.delivery.attempts + 1))
+            duration.recordElapsed(success.took)
+            if logger.logLevel <= .debug {
+                logger.debug("delivered", metadata: ["bridge.event": "\(success.delivery.event.id)", "bridge.attempt": "\(success.delivery.attempts + 1)"])
+            }
+        }
+        return .recordedSuccesses(batch.map(\.delivery.id))
     }
 
     /// Writes one outcome the state machine decided: success deletes the delivery, a retry or a

@@ -11,6 +11,11 @@ import Foundation
 /// decides the wait; the turn ends with ``Action/awaitStep`` (the loop waits for its next task
 /// to finish and feeds that in) or ``Action/finish``.
 ///
+/// Successes are written in batches: the first is written at once, and those that finish while a
+/// batch is being written wait for it and go together in the next (``Action/recordSuccesses(_:failures:after:)``),
+/// so at a trickle nothing waits and under load a write carries many (one write and one wake-up
+/// for them all, where each was a write of its own). Retries and dead letters are written one by one.
+///
 /// What it guarantees: never more than `concurrency` deliveries in flight; a delivery's outcome
 /// is written before its claim ends (the store never hands it out again meanwhile); while an
 /// outcome cannot be written, nothing new is claimed (its outcome could not be written either)
@@ -22,6 +27,13 @@ struct SinkWorkerStateMachine {
     enum Outcome: Sendable {
         case success(took: Duration)
         case failure(SinkError)
+    }
+
+    /// A delivery that succeeded, its outcome to write in a batch.
+    struct Success: Sendable, Equatable {
+        var delivery: Delivery
+        /// How long the sink took (for the delivery-time metric).
+        var took: Duration
     }
 
     /// The outcome to write.
@@ -47,6 +59,10 @@ struct SinkWorkerStateMachine {
         case recorded(Int64)
         /// Writing this outcome failed; `failures` in a row so far.
         case notRecorded(Delivery, Record, failures: Int)
+        /// The batch of successes with these ids is durable.
+        case recordedSuccesses([Int64])
+        /// Writing this batch of successes failed; `failures` in a row so far.
+        case successesNotRecorded([Success], failures: Int)
         /// A try was cancelled (shutdown): nothing recorded.
         case abandoned(Int64)
         /// The waiter returned (rung, or its time is up).
@@ -65,6 +81,9 @@ struct SinkWorkerStateMachine {
         /// Write an outcome, after `after` (a pause before writing again); feed ``Event/recorded(_:)``
         /// or ``Event/notRecorded(_:_:failures:)``.
         case record(Delivery, Record, failures: Int, after: Duration)
+        /// Write these successes as one change, after `after`; feed ``Event/recordedSuccesses(_:)``
+        /// or ``Event/successesNotRecorded(_:failures:)``.
+        case recordSuccesses([Success], failures: Int, after: Duration)
         /// Start the waiter: it returns (``Event/woke``) when rung or after this long.
         case startWaiter(Duration)
         /// Wake the waiter now: something is due before it would wake.
@@ -97,6 +116,10 @@ struct SinkWorkerStateMachine {
     private(set) var recording: Set<Int64> = []
     /// Outcomes the store refused, being written again. While any wait, nothing new is claimed.
     private(set) var unrecorded: Set<Int64> = []
+    /// Successes waiting for the batch being written, oldest first (their ids are in `recording`).
+    private(set) var pendingSuccesses: [Success] = []
+    /// Whether a batch of successes is being written.
+    private(set) var writingSuccesses = false
     private(set) var stopping = false
     private var waiting = false
     private var waiterDeadline = Date.distantPast
@@ -160,7 +183,36 @@ struct SinkWorkerStateMachine {
             // sink is not held to one write per event. (A crash before the write lands means one
             // more delivery of this event: at-least-once.)
             recording.insert(id)
-            return [.record(delivery, decide(outcome, for: delivery, now: now, random: random), failures: 0, after: .zero)]
+            switch decide(outcome, for: delivery, now: now, random: random) {
+            case .success(let took):
+                pendingSuccesses.append(Success(delivery: delivery, took: took))
+                return writeSuccesses(failures: 0, after: .zero)
+            case let record:
+                return [.record(delivery, record, failures: 0, after: .zero)]
+            }
+
+        case .recordedSuccesses(let ids):
+            writingSuccesses = false
+            recording.subtract(ids)
+            let wasUnrecorded = !unrecorded.isEmpty
+            unrecorded.subtract(ids)
+            let report: [Action] = wasUnrecorded && unrecorded.isEmpty ? [.reportOutcomesWritable] : []
+            return report + writeSuccesses(failures: 0, after: .zero)
+
+        case .successesNotRecorded(let batch, let failures):
+            writingSuccesses = false
+            if stopping {
+                // Given up, as a single outcome is (see ``Event/notRecorded(_:_:failures:)``);
+                // the successes that finished meanwhile are still tried.
+                for success in batch {
+                    recording.remove(success.delivery.id)
+                    unrecorded.remove(success.delivery.id)
+                }
+                return writeSuccesses(failures: 0, after: .zero)
+            }
+            unrecorded.formUnion(batch.map(\.delivery.id))
+            pendingSuccesses = batch + pendingSuccesses
+            return writeSuccesses(failures: failures, after: .milliseconds(min(2_000, 100 << min(failures - 1, 5))))
 
         case .recorded(let id):
             recording.remove(id)
@@ -209,6 +261,15 @@ struct SinkWorkerStateMachine {
                 }
             }
         }
+    }
+
+    /// Writes the waiting successes as one batch unless a batch is being written (they go in the
+    /// next, when it is done).
+    private mutating func writeSuccesses(failures: Int, after pause: Duration) -> [Action] {
+        guard !writingSuccesses, !pendingSuccesses.isEmpty else { return [] }
+        writingSuccesses = true
+        defer { pendingSuccesses = [] }
+        return [.recordSuccesses(pendingSuccesses, failures: failures, after: pause)]
     }
 
     /// Starts claimed deliveries while slots are free; asks for the next due date when slots stay free.

@@ -258,6 +258,10 @@ public protocol StateStore: Sendable {
 
     /// The delivery succeeded: it is deleted (with its claim).
     func recordSuccess(deliveryID: Int64) async throws
+    /// These deliveries succeeded: as ``recordSuccess(deliveryID:)`` for each, in one durable
+    /// change (all or none). A sink worker writes the successes that finished while its previous
+    /// batch was being written this way: one write and one wake-up for them all.
+    func recordSuccesses(deliveryIDs: [Int64]) async throws
     /// The delivery failed and is tried again at `nextAttemptAt`: unclaimed, for any replica.
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws
     /// The delivery is a dead letter from `date` (unclaimed).
@@ -286,6 +290,12 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
+    /// One ``recordSuccess(deliveryID:)`` after another: for stores whose single writes are as
+    /// cheap as a batch. The stores of this package write a batch as one change.
+    public func recordSuccesses(deliveryIDs: [Int64]) async throws {
+        for id in deliveryIDs { try await recordSuccess(deliveryID: id) }
+    }
+
     /// Reads every unrouted event and keeps those after `sequence`: correct, not fast. The stores
     /// of this package answer it with one query.
     public func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
