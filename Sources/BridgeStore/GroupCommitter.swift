@@ -38,12 +38,15 @@ final class GroupCommitter: Sendable {
     private let pool: DatabasePool
     private let state = Mutex(State())
     private let maxBatch: Int
-    private let deferral: DispatchTimeInterval
+    private let deferral: Duration
+    /// What the deferral waits on.
+    private let clock: any Clock<Duration>
 
-    init(pool: DatabasePool, maxBatch: Int = 2048, deferral: DispatchTimeInterval = .milliseconds(3)) {
+    init(pool: DatabasePool, maxBatch: Int = 2048, deferral: Duration = .milliseconds(3), clock: any Clock<Duration> = ContinuousClock()) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.deferral = deferral
+        self.clock = clock
     }
 
     /// Runs `work` in the next group transaction and returns its result once that is durable.
@@ -95,7 +98,9 @@ final class GroupCommitter: Sendable {
         case .drain:
             pool.asyncWriteWithoutTransaction { db in self.drain(db) }
         case .armTimer:
-            DispatchQueue.global().asyncAfter(deadline: .now() + deferral) {
+            // A task that sleeps, not a thread that waits: at most one is armed at a time.
+            Task {
+                try? await self.clock.sleep(for: self.deferral)
                 let start = self.state.withLock { state -> Bool in
                     state.timerArmed = false
                     if state.draining || state.pending.isEmpty { return false }

@@ -34,7 +34,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     }
 
     /// `checkpointInterval` nil: the checkpointer runs a round only when `checkpointRound()` is called.
-    init(path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, checkpointInterval: DispatchTimeInterval? = .milliseconds(200), logger: Logger) throws {
+    /// `clock`: what a deferred write waits on for company (``GroupCommitter``).
+    init(
+        path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, checkpointInterval: DispatchTimeInterval? = .milliseconds(200),
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) throws {
         self.path = path
         self.logger = logger
         try Self.createPrivately(path)
@@ -60,7 +64,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
         }
         try Self.migrator.migrate(pool)
-        committer = GroupCommitter(pool: pool)
+        committer = GroupCommitter(pool: pool, clock: clock)
         checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
         checkpointer.start()
     }

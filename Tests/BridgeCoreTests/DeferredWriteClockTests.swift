@@ -1,0 +1,58 @@
+import BridgeCore
+import Foundation
+import TestSupport
+import Testing
+
+@testable import BridgeStore
+
+/// The SQLite group committer's deferral on an injected clock: a write no caller waits to
+/// acknowledge (routing, outcomes) waits up to 3 ms for a transaction to join before it starts one.
+@Suite("SQLite group commit: the deferral of a write that can wait")
+struct DeferredWriteClockTests {
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// A store on `clock` with one delivery of one event to sink `a`; returns it and the delivery's id.
+    func storeWithDelivery(_ directory: TemporaryDirectory, clock: ManualTestClock) async throws -> (SQLiteStateStore, Int64) {
+        let store = try SQLiteStateStore(
+            path: directory.file("state.sqlite"), walSizeLimit: SQLiteStateStore.walSizeLimit, checkpointInterval: nil, clock: clock, logger: quietLogger)
+        _ = try await store.journal([JournalEntry(event: makeEvent(at: Self.start), deduplicationKey: nil, replica: nil)])
+        let pending = try await store.unroutedEvents(limit: 10)
+        // Routing is a deferred write too: it commits when the clock has moved 3 ms.
+        let routing = Task {
+            try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["a"]) }, now: Self.start)
+        }
+        await clock.sleepers(1, until: .milliseconds(3))
+        clock.advance(by: .milliseconds(3))
+        _ = try await routing.value
+        let due = try await store.dueDeliveries(sink: "a", now: Self.start, limit: 10, excluding: [])
+        return (store, try #require(due.first?.id))
+    }
+
+    @Test("alone, it commits when 3 ms have passed on the clock, not a microsecond before")
+    func alone() async throws {
+        let directory = TemporaryDirectory()
+        let clock = ManualTestClock(start: Self.start)
+        let (store, id) = try await storeWithDelivery(directory, clock: clock)
+        let write = Task { try await store.recordSuccesses(deliveryIDs: [id]) }
+        await clock.sleepers(1, until: .milliseconds(6))
+        clock.advance(by: .microseconds(2_999))
+        #expect(clock.pendingDeadlines.count == 1, "still waiting for company")
+        #expect(try await store.dueDeliveries(sink: "a", now: Self.start, limit: 10, excluding: []).map(\.id) == [id], "not written yet")
+        clock.advance(by: .microseconds(1))
+        try await write.value
+        #expect(try await store.dueDeliveries(sink: "a", now: Self.start, limit: 10, excluding: []).isEmpty)
+    }
+
+    @Test("a write that cannot wait (a journal entry) takes it along at once, without the clock moving")
+    func joins() async throws {
+        let directory = TemporaryDirectory()
+        let clock = ManualTestClock(start: Self.start)
+        let (store, id) = try await storeWithDelivery(directory, clock: clock)
+        let write = Task { try await store.recordSuccesses(deliveryIDs: [id]) }
+        await clock.sleepers(1, until: .milliseconds(6))
+        _ = try await store.journal([JournalEntry(event: makeEvent(at: Self.start), deduplicationKey: nil, replica: nil)])
+        try await write.value
+        #expect(clock.now.offset == .milliseconds(3), "the clock did not move")
+        #expect(try await store.dueDeliveries(sink: "a", now: Self.start, limit: 10, excluding: []).isEmpty)
+    }
+}
