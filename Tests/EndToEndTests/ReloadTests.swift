@@ -335,7 +335,9 @@ struct ReloadTests {
         await Self.stop(bridge, client)
     }
 
-    @Test("a managed subscription added by SIGHUP is created at Graph and one removed is deleted there; the one kept is reused")
+    @Test(
+        "a managed subscription added by SIGHUP is created at Graph and one removed is deleted there, its delta gauge with it; the one kept is reused"
+    )
     func managedSubscriptions() async throws {
         let directory = TemporaryDirectory()
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
@@ -344,7 +346,7 @@ struct ReloadTests {
         let port = try reservedLoopbackPort()
         func config(_ mailboxes: [String]) -> String {
             let subscriptions = mailboxes.map { mailbox in
-                "  - { name: \(mailbox), resource: \"users/\(mailbox)@contoso.com/mailFolders('Inbox')/messages\", changeTypes: [created] }"
+                "  - { name: \(mailbox), resource: \"users/\(mailbox)@contoso.com/mailFolders('Inbox')/messages\", changeTypes: [created], resync: delta }"
             }
             return banner.graphSection + serverConfigSection(publicPort: port) + """
                 state:
@@ -364,6 +366,8 @@ struct ReloadTests {
         let graph = SimulatedGraph(banner: banner)
         let first = try await graph.subscriptions()
         #expect(first.map(\.resource) == ["users/alice@contoso.com/mailFolders('Inbox')/messages"], "\(first)")
+        let delta = "graph_bridge_delta_last_query_timestamp_seconds"
+        #expect(try await bridge.waitForMetric(delta, labels: ["subscription": "alice"]), "alice's delta baseline: \(bridge.log)")
 
         // bob is added: created at Graph; alice's is reused, not created again.
         directory.write("bridge.yaml", config(["alice", "bob"]))
@@ -380,6 +384,7 @@ struct ReloadTests {
             ])
         #expect(both.first { $0.resource.contains("alice") }?.id == first.first?.id, "alice's subscription was kept")
         #expect(try await bridge.metric("graph_bridge_graph_requests_total", labels: created) == 2, "alice's was not created again")
+        #expect(try await bridge.waitForMetric(delta, labels: ["subscription": "bob"]), "bob's delta baseline: \(bridge.log)")
 
         // alice is removed: deleted at Graph; a mail to bob still arrives.
         directory.write("bridge.yaml", config(["bob"]))
@@ -390,6 +395,9 @@ struct ReloadTests {
             "alice's deleted at Graph: \(bridge.log)")
         let left = try await graph.subscriptions()
         #expect(left.map(\.resource) == ["users/bob@contoso.com/mailFolders('Inbox')/messages"], "\(left)")
+        // Its deltaLink is forgotten, and its gauge goes with it; bob's stays.
+        #expect(try await eventually { try await bridge.metric(delta, labels: ["subscription": "alice"]) == nil }, "\(bridge.log)")
+        #expect(try await bridge.metric(delta, labels: ["subscription": "bob"]) != nil)
         let mail = try await runToCompletion(
             ["simulator", "mail", "--port", simulatorPort, "--to", "bob@contoso.com", "--from", "alice@contoso.com"], directory: directory.path)
         #expect(mail.0 == 0, "\(mail.1)\(mail.2)")
