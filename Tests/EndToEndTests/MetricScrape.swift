@@ -107,11 +107,13 @@ extension BridgeProcess {
     func waitForMetric(_ name: String, labels: [String: String] = [:], atLeast: Double = 1, timeout: Duration = .seconds(30)) async throws -> Bool {
         let admin = try await adminPort()
         let client = CurlClient()
-        let reached = await (try? eventually(timeout: timeout) {
-            (try? await Self.scrape(client, admin: admin, name, labels: labels)).flatMap { $0 }.map { $0 >= atLeast } ?? false
-        }) ?? false
+        let reached = try? await eventually(timeout: timeout) {
+            // No series yet, or no answer yet: not there yet.
+            guard let value = try? await Self.scrape(client, admin: admin, name, labels: labels) else { return false }
+            return value >= atLeast
+        }
         await client.shutdown()
-        return reached
+        return reached ?? false
     }
 
     private static func scrape(_ client: CurlClient, admin: Int, _ name: String, labels: [String: String]) async throws -> Double? {

@@ -26,7 +26,9 @@ struct MetricScrapeTests {
         #expect(PrometheusText.value(in: text, "graph_bridge_deliveries_total", labels: ["sink": "stuck"]) == nil)
         #expect(PrometheusText.value(in: text, "graph_bridge_deliveries", labels: ["sink": "audit"]) == nil, "a name is whole, not a prefix")
         #expect(PrometheusText.value(in: text, "graph_bridge_leader") == 1)
-        #expect(PrometheusText.value(in: text, "graph_bridge_delta_last_query_timestamp_seconds", labels: ["subscription": "inbox"]) == 1_765_123_456.7891)
+        #expect(
+            PrometheusText.value(in: text, "graph_bridge_delta_last_query_timestamp_seconds", labels: ["subscription": "inbox"]) == 1_765_123_456.7891
+        )
     }
 
     @Test("label values are unescaped and may hold commas, braces and equals signs; +Inf is a value")
