@@ -27,16 +27,27 @@ import UnixSignals
 /// process); an added or changed one is built anew, and a changed one's old service stopped first.
 /// A service in the outer group, so SIGTERM stops the running generation in its own order
 /// (manager, engine), then the ``SinkServiceHost`` stops the sinks' services.
+///
+/// Each outcome is counted in `graph_bridge_config_reloads_total{outcome}`; as Prometheus and
+/// Alertmanager do, `graph_bridge_config_last_reload_successful` says whether the last load
+/// (the one at start, or the last `SIGHUP`) was applied, and
+/// `graph_bridge_config_last_reload_success_timestamp_seconds` when the running configuration was.
 final class GenerationSupervisor: Service {
     let runtime: BridgeRuntime
     let options: BridgeRunner.Options
     let logger: Logger
     /// `SIGHUP`.
     let reloadSignals: UnixSignalsSequence
+    /// The time of `graph_bridge_config_last_reload_success_timestamp_seconds`.
+    let wallClock: @Sendable () -> Date
     private let first: BridgeGeneration
 
-    init(first: BridgeGeneration, runtime: BridgeRuntime, reloadSignals: UnixSignalsSequence, options: BridgeRunner.Options, logger: Logger) {
+    init(
+        first: BridgeGeneration, runtime: BridgeRuntime, reloadSignals: UnixSignalsSequence, options: BridgeRunner.Options,
+        wallClock: @escaping @Sendable () -> Date = Date.init, logger: Logger
+    ) {
         self.first = first
+        self.wallClock = wallClock
         self.runtime = runtime
         self.reloadSignals = reloadSignals
         self.options = options
@@ -62,6 +73,7 @@ final class GenerationSupervisor: Service {
         // The file as it was at start: what the running configuration says, key by key.
         var running = (try? ConfigDocument.load(path: first.configuration.file).root) ?? .mapping([], mark: ConfigMark(line: 0, column: 0))
         let started = running
+        Self.recordLastReload(successful: true, at: wallClock())  // the configuration the bridge started with
         try await withThrowingTaskGroup(of: Void.self) { signals in
             signals.addTask {
                 for await _ in self.reloadSignals { requests.ring() }
@@ -134,7 +146,7 @@ final class GenerationSupervisor: Service {
                 metadata: [
                     "bridge.config": "\(file)", "bridge.errors": "\(error.errors.count)",
                 ])
-            Self.count("invalid")
+            count("invalid")
             return nil
         }
         for warning in FileChecks.warnings(in: configuration) {
@@ -167,7 +179,7 @@ final class GenerationSupervisor: Service {
             logger.error(
                 "the new configuration could not start; the running configuration is kept",
                 metadata: ["bridge.config": "\(file)", "error": "\(error)"])
-            Self.count("failed")
+            count("failed")
             return nil
         }
         return Reload(generation: generation, document: document.root, changes: changes)
@@ -185,7 +197,7 @@ final class GenerationSupervisor: Service {
         for part in reload.changes.summary { metadata[part.key] = "\(part.value)" }
         if reload.changes.isEmpty { metadata["bridge.changes"] = "none" }
         logger.notice("configuration reloaded", metadata: metadata)
-        Self.count("applied")
+        count("applied")
     }
 
     /// Loads the file with the checks `check` makes (``BridgeRunner/loadConfiguration(path:environment:)``:
@@ -199,7 +211,19 @@ final class GenerationSupervisor: Service {
         }
     }
 
-    private static func count(_ outcome: String) {
+    /// Counts a reload by `outcome` and sets the last-reload gauges (applied: 1 and now; else 0).
+    private func count(_ outcome: String) {
         Counter(label: "graph_bridge_config_reloads_total", dimensions: [("outcome", outcome)]).increment()
+        Self.recordLastReload(successful: outcome == "applied", at: wallClock())
+    }
+
+    /// `graph_bridge_config_last_reload_successful` (1 or 0) and, when successful, first
+    /// `graph_bridge_config_last_reload_success_timestamp_seconds` (Unix time, seconds): a scrape
+    /// that sees the 1 sees its time.
+    private static func recordLastReload(successful: Bool, at date: Date) {
+        if successful {
+            Gauge(label: "graph_bridge_config_last_reload_success_timestamp_seconds").record(date.timeIntervalSince1970)
+        }
+        Gauge(label: "graph_bridge_config_last_reload_successful").record(successful ? 1 : 0)
     }
 }

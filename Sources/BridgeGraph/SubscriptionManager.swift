@@ -415,6 +415,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         }
         try await StoredDeltaLink(link: link, resource: declaration.resource, takenAt: startedAt).save(declaration.name, to: store)
         item.resynced(takenAt: startedAt)
+        recordDeltaQuery(declaration.name, takenAt: startedAt)
         if journal == nil, reason != "refresh" {
             logger.warning("followed the delta but has no journal to write resync events to")
         }
@@ -437,6 +438,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
         }
         try await StoredDeltaLink(link: link, resource: declaration.resource, takenAt: startedAt).save(declaration.name, to: store)
         item.resynced(takenAt: startedAt)
+        recordDeltaQuery(declaration.name, takenAt: startedAt)
         logger.info("took a delta baseline (no events for what was already there)", metadata: ["bridge.items": "\(items)"])
     }
 
@@ -576,6 +578,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
                     "bridge.subscription": "\(name)", "bridge.last_seen": "\(Timestamp.format(lastAlive))",
                 ])
             }
+            if let taken = item.deltaTakenAt { recordDeltaQuery(name, takenAt: taken) }
             tracked[name] = item
         }
     }
@@ -638,6 +641,7 @@ public final class SubscriptionManager: Service, LifecycleObserver {
             do {
                 try await store.deleteSubscription(name: record.name)
                 try await store.setSetting(StoredDeltaLink.key(for: record.name), to: nil)  // its deltaLink, if it had one
+                Gauge(label: "graph_bridge_delta_last_query_timestamp_seconds", dimensions: [("subscription", record.name)]).destroy()
             } catch {
                 logger.error("could not forget the subscription record", metadata: ["error": "\(error)"])
             }
@@ -647,6 +651,12 @@ public final class SubscriptionManager: Service, LifecycleObserver {
     private func recordExpiry(_ record: SubscriptionRecord) {
         guard let expiration = record.expiration else { return }
         Gauge(label: "graph_bridge_subscription_expiry_timestamp_seconds", dimensions: [("subscription", record.name)]).record(expiration.timeIntervalSince1970)
+    }
+
+    /// When the deltaLink a `resync: delta` subscription follows from was taken (the start of its
+    /// last successful delta query); removed with the deltaLink when the subscription leaves the configuration.
+    private func recordDeltaQuery(_ name: String, takenAt: Date) {
+        Gauge(label: "graph_bridge_delta_last_query_timestamp_seconds", dimensions: [("subscription", name)]).record(takenAt.timeIntervalSince1970)
     }
 
     /// The subscription is gone (at Graph, or from the configuration): its expiry gauge goes too,

@@ -35,6 +35,12 @@ public enum MetricHelp {
         "graph_bridge_rich_notifications_rejected_total": "Rich notifications dropped after the 202 because a check failed, by reason.",
         "graph_bridge_config_reloads_total":
             "Configuration reloads asked for with SIGHUP, by outcome (applied; invalid: the file was refused; failed: it could not start), the running configuration kept unless applied.",
+        "graph_bridge_config_last_reload_successful":
+            "1 when the last configuration load (at start, or the last SIGHUP) was applied, 0 when it was refused or could not start.",
+        "graph_bridge_config_last_reload_success_timestamp_seconds":
+            "When the running configuration was applied (at start, or by the last successful SIGHUP), as a Unix timestamp in seconds.",
+        "graph_bridge_delta_last_query_timestamp_seconds":
+            "When the deltaLink of each resync: delta subscription was taken (the start of its last successful delta query), as a Unix timestamp in seconds.",
         "graph_bridge_leader": "On PostgreSQL: 1 on the replica that manages the subscriptions (it holds the leader lock), 0 on the others.",
         "graph_bridge_request_timeouts_total": "Connections closed because a request did not fully arrive within server.requestTimeout, by listener.",
     ]

@@ -53,14 +53,6 @@ struct KeyRotationEndToEndTests {
         }
     }
 
-    /// The value of the one sample of `metric` whose labels include every one of `labels`; nil when none.
-    static func sample(_ metrics: String, _ metric: String, _ labels: [String]) -> Double? {
-        for line in metrics.split(separator: "\n") where line.hasPrefix(metric + "{") && labels.allSatisfy({ line.contains($0) }) {
-            return line.split(separator: " ").last.flatMap { Double($0) }
-        }
-        return nil
-    }
-
     @Test(
         "restart with the new key current and the old one previous: one PATCH, no recreate; an old-key notification still decrypts, new ones use the new key"
     )
@@ -105,7 +97,10 @@ struct KeyRotationEndToEndTests {
         let checked = try await runToCompletion(["check", "--config", "bridge.yaml"], directory: directory.path)
         #expect(checked.0 == 0, "\(checked.2)")
         let second = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await second.waitForLog(containing: "moved the Graph subscription to the new encryption certificate") != nil, "\(second.log)")
+        // The subscription moved to the new certificate: Graph answered the PATCH.
+        #expect(
+            try await second.waitForMetric("graph_bridge_graph_requests_total", labels: ["operation": "update_encryption_certificate", "status": "200"]),
+            "\(second.log)")
         #expect(try await eventually { Self.audited(audit).count == 2 }, "the old-key notification was not routed: \(second.log)")
         try await mail("after")
         #expect(try await eventually { Self.audited(audit).count == 3 }, "\(second.log)")
@@ -118,12 +113,12 @@ struct KeyRotationEndToEndTests {
         let metrics = try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(try await second.adminPort())/metrics")).bodyText
         await client.shutdown()
         let decrypted = "graph_bridge_rich_notifications_decrypted_total"
-        #expect(Self.sample(metrics, decrypted, [#"encryption_id="enc-old""#]) == 1, "the late retry decrypted with the previous key: \(metrics)")
-        #expect(Self.sample(metrics, decrypted, [#"encryption_id="enc-new""#]) == 1, "the new mail was encrypted for the new key: \(metrics)")
+        #expect(PrometheusText.value(in: metrics, decrypted, labels: ["encryption_id": "enc-old"]) == 1, "the late retry decrypted with the previous key: \(metrics)")
+        #expect(PrometheusText.value(in: metrics, decrypted, labels: ["encryption_id": "enc-new"]) == 1, "the new mail was encrypted for the new key: \(metrics)")
         let requests = "graph_bridge_graph_requests_total"
-        #expect(Self.sample(metrics, requests, [#"operation="update_encryption_certificate""#, #"status="200""#]) == 1, "one PATCH")
-        #expect(Self.sample(metrics, requests, [#"operation="create_subscription""#]) == nil, "no recreate")
-        #expect(Self.sample(metrics, requests, [#"operation="delete_subscription""#]) == nil, "nothing deleted")
+        #expect(PrometheusText.value(in: metrics, requests, labels: ["operation": "update_encryption_certificate", "status": "200"]) == 1, "one PATCH")
+        #expect(PrometheusText.value(in: metrics, requests, labels: ["operation": "create_subscription"]) == nil, "no recreate")
+        #expect(PrometheusText.value(in: metrics, requests, labels: ["operation": "delete_subscription"]) == nil, "nothing deleted")
 
         let stopped = await second.terminate(within: .seconds(10))
         #expect(stopped.inTime && stopped.code == 0, "\(second.log)")

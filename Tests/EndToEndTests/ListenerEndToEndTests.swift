@@ -128,7 +128,8 @@ struct ListenerEndToEndTests {
                 tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", secret: "s",
                 authority: "http://127.0.0.1:\(refusingGraph.port)", port: try reservedLoopbackPort()))
         let lonelyAdmin = "http://127.0.0.1:\(try await lonely.adminPort())"
-        #expect(await lonely.waitForLog(containing: "subscription upkeep failed") != nil, "\(lonely.log)")
+        #expect(
+            try await lonely.waitForMetric("graph_bridge_subscription_upkeep_failures_total", labels: ["subscription": "inbox"]), "\(lonely.log)")
         let notReady = try await client.execute(HTTPRequest(url: lonelyAdmin + "/readyz"))
         #expect(notReady.status == 503)
         let body = try #require(try JSONSerialization.jsonObject(with: Data(notReady.body)) as? [String: Any])

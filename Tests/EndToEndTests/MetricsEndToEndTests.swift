@@ -60,6 +60,7 @@ struct MetricsEndToEndTests {
             // The first create is refused: an upkeep failure; the retry two seconds later creates it.
             simulator.injectFault(.error(status: 400, code: "InvalidRequest", message: "refused by the test"), on: .createSubscription)
             directory.write("bridge.yaml", Self.config(simulator: simulator, port: port, refusing: refusingHook.port))
+            let launched = Date()
             let bridge = try BridgeProcess(
                 ["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path, environment: EndToEndTests.environment)
             let admin = "http://127.0.0.1:\(try await bridge.adminPort())"
@@ -96,7 +97,12 @@ struct MetricsEndToEndTests {
             try await scrape("the fetch") { Self.sample($0, "graph_bridge_enrichment_total", ["outcome": "fetched"]) ?? 0 >= 1 }
             #expect(value("graph_bridge_notifications_total", ["subscription": "inbox", "outcome": "accepted"]) >= 1)
 
-            #expect(await bridge.waitForLog(containing: "took a delta baseline") != nil, "\(bridge.log)")
+            // The delta baseline after the create: its gauge says when its query began.
+            try await scrape("the delta baseline") {
+                Self.sample($0, "graph_bridge_delta_last_query_timestamp_seconds", ["subscription": "inbox"]) != nil
+            }
+            let baseline = value("graph_bridge_delta_last_query_timestamp_seconds", ["subscription": "inbox"])
+            #expect(baseline >= launched.timeIntervalSince1970 - 1 && baseline <= Date().timeIntervalSince1970 + 1, "\(text)")
             // Missed notifications: a lifecycle event, and the delta resync makes the event Graph did not send.
             // (`updated` too: Graph's createdDateTime has whole seconds, so a mail made in the second of
             // the baseline reads as an update.)
@@ -108,6 +114,7 @@ struct MetricsEndToEndTests {
                 Self.sample($0, "graph_bridge_lifecycle_events_total", ["event": "missed"]) ?? 0 >= 1
                     && Self.sample($0, "graph_bridge_resync_events_total", ["subscription": "inbox"]) ?? 0 >= 1
             }
+            #expect(value("graph_bridge_delta_last_query_timestamp_seconds", ["subscription": "inbox"]) > baseline, "the resync's query is the last one")
 
             // The receive-only feed: accepted and forged items, delivered to four sinks: one works,
             // one fails for good (a dead letter), one waits an hour to retry (queued), one is an exec
@@ -163,23 +170,10 @@ struct MetricsEndToEndTests {
         }
     }
 
-    /// The value of sample `name{labels...}` in a Prometheus text exposition: the first whose labels
-    /// include all of `labels` (in any order); nil when there is none.
+    /// The value of `name{labels...}` in a Prometheus text exposition (``PrometheusText``: the
+    /// series whose labels include all of `labels`, in any order); nil when there is none.
     static func sample(_ text: String, _ name: String, _ labels: [String: String] = [:]) -> Double? {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + "{") || line.hasPrefix(name + " ") {
-            var rest = line.dropFirst(name.count)
-            var found: [String: String] = [:]
-            if rest.hasPrefix("{"), let close = rest.firstIndex(of: "}") {
-                for pair in rest[rest.index(after: rest.startIndex)..<close].split(separator: ",") {
-                    let parts = pair.split(separator: "=", maxSplits: 1)
-                    guard parts.count == 2 else { continue }
-                    found[String(parts[0])] = String(parts[1].dropFirst().dropLast())
-                }
-                rest = rest[rest.index(after: close)...]
-            }
-            if labels.allSatisfy({ found[$0.key] == $0.value }) { return Double(rest.trimmingCharacters(in: .whitespaces)) }
-        }
-        return nil
+        PrometheusText.value(in: text, name, labels: labels)
     }
 
     /// The Graph simulator on loopback for one test; stopped gracefully at the end.

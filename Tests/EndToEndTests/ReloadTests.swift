@@ -21,9 +21,16 @@ struct ReloadTests {
         return (bridge, try await bridge.port(), try await bridge.adminPort())
     }
 
-    /// Waits until `bridge` has logged `text` `count` times (each reload logs its own line).
-    static func awaitLog(_ bridge: BridgeProcess, _ text: String, count: Int) async throws -> Bool {
-        try await eventually { bridge.log.components(separatedBy: text).count - 1 >= count }
+    /// Waits until `bridge` has applied `count` reloads, as its `/metrics` counts them
+    /// (`graph_bridge_config_reloads_total{outcome="applied"}`).
+    static func awaitReloads(_ bridge: BridgeProcess, count: Int) async throws -> Bool {
+        try await bridge.waitForMetric("graph_bridge_config_reloads_total", labels: ["outcome": "applied"], atLeast: Double(count))
+    }
+
+    /// Whether a `configuration reloaded` line of `bridge` (one has been written when the reload is
+    /// counted; the pipe may bring it a moment later) says `change`, such as `"bridge.sinks_changed":"plugin"`.
+    static func reloadSaid(_ bridge: BridgeProcess, _ change: String) async throws -> Bool {
+        try await eventually { bridge.hasLog { $0.contains(#""message":"configuration reloaded""#) && $0.contains(change) } }
     }
 
     static func metrics(_ client: CurlClient, admin: Int) async throws -> String {
@@ -57,6 +64,7 @@ struct ReloadTests {
             if n == 10 { bridge.signal(SIGHUP) }
             #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("reload", n)) == 202)
         }
+        #expect(try await Self.awaitReloads(bridge, count: 1), "\(bridge.log)")
         let reloaded = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
         #expect(reloaded.contains(#""bridge.sinks_added":"second""#) && reloaded.contains(#""bridge.routes":"changed""#), "\(reloaded)")
         #expect(!reloaded.contains("sinks_removed") && !reloaded.contains("subscriptions_"), "\(reloaded)")
@@ -80,12 +88,12 @@ struct ReloadTests {
                 )
                 .replacingOccurrences(of: "  - to: [audit]", with: "  - to: [second]"))
         bridge.signal(SIGHUP)
-        #expect(try await Self.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
+        #expect(try await Self.awaitReloads(bridge, count: 2), "\(bridge.log)")
         #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("reload", 66)) == 202)
         #expect(try await eventually { Self.delivered("reload", directory, "second.jsonl").contains(66) }, "\(bridge.log)")
         #expect(!Self.delivered("reload", directory, "audit.jsonl").contains(66), "the old route no longer applies")
         let metrics = try await Self.metrics(client, admin: admin)
-        #expect(metrics.contains(#"graph_bridge_config_reloads_total{outcome="applied"} 2"#), "\(metrics)")
+        #expect(PrometheusText.value(in: metrics, "graph_bridge_config_reloads_total", labels: ["outcome": "applied"]) == 2, "\(metrics)")
         #expect(metrics.contains("# HELP graph_bridge_config_reloads_total Configuration reloads"), "\(metrics)")
         #expect(bridge.log.components(separatedBy: #""message":"starting""#).count == 2, "one start, no restart")
 
@@ -123,6 +131,7 @@ struct ReloadTests {
             // gone-3 is at the webhook now, its answer 3 s away.
             directory.write("bridge.yaml", EndToEndTests.config())
             bridge.signal(SIGHUP)
+            #expect(try await Self.awaitReloads(bridge, count: 1), "\(bridge.log)")
             let reloaded = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
             #expect(reloaded.contains(#""bridge.sinks_removed":"hook""#) && reloaded.contains(#""bridge.routes":"changed""#), "\(reloaded)")
             let retired = try #require(await bridge.waitForLog(containing: "its queued deliveries are now dead letters"))
@@ -165,8 +174,15 @@ struct ReloadTests {
     func invalidAndRestartOnly() async throws {
         let directory = TemporaryDirectory()
         directory.write("bridge.yaml", EndToEndTests.config())
+        let launched = Date().timeIntervalSince1970
         let (bridge, port, admin) = try await Self.start(directory)
         let client = CurlClient()
+        // As Prometheus counts its own, the file loaded at start is the last successful reload.
+        let successful = "graph_bridge_config_last_reload_successful"
+        let successAt = "graph_bridge_config_last_reload_success_timestamp_seconds"
+        #expect(try await bridge.waitForMetric(successful, atLeast: 1), "\(bridge.log)")
+        let loadedAt = try #require(try await bridge.metric(successAt))
+        #expect(loadedAt >= launched - 1 && loadedAt <= Date().timeIntervalSince1970 + 1, "\(loadedAt)")
 
         directory.write("bridge.yaml", EndToEndTests.config().replacingOccurrences(of: "  - to: [audit]", with: "  - to: [audit, nowhere]"))
         bridge.signal(SIGHUP)
@@ -177,7 +193,10 @@ struct ReloadTests {
         #expect(
             try await eventually { Self.delivered("kept", directory, "audit.jsonl") == [1] },
             "the running configuration still delivers: \(bridge.log)")
-        #expect(try await Self.metrics(client, admin: admin).contains(#"graph_bridge_config_reloads_total{outcome="invalid"} 1"#))
+        let afterInvalid = try await Self.metrics(client, admin: admin)
+        #expect(PrometheusText.value(in: afterInvalid, "graph_bridge_config_reloads_total", labels: ["outcome": "invalid"]) == 1, "\(afterInvalid)")
+        #expect(PrometheusText.value(in: afterInvalid, successful) == 0, "the last reload was refused: \(afterInvalid)")
+        #expect(PrometheusText.value(in: afterInvalid, successAt) == loadedAt, "the configuration running is the one loaded at start")
 
         // server.listen needs a restart; the new sink and route apply anyway. (The new port is held
         // by the test, so nothing could move to it.)
@@ -192,7 +211,11 @@ struct ReloadTests {
                     with: "  audit: { type: file, path: audit.jsonl }\n  extra: { type: file, path: extra.jsonl }"
                 )
                 .replacingOccurrences(of: "  - to: [audit]", with: "  - to: [audit, extra]"))
+        let asked = Date().timeIntervalSince1970
         bridge.signal(SIGHUP)
+        #expect(try await bridge.waitForMetric(successful, atLeast: 1), "applied: \(bridge.log)")
+        let reloadedAt = try #require(try await bridge.metric(successAt))
+        #expect(reloadedAt >= asked - 1 && reloadedAt > loadedAt, "\(reloadedAt) after \(loadedAt)")
         let restart = try #require(await bridge.waitForLog(containing: "need a restart"), "\(bridge.log)")
         #expect(restart.contains(#""bridge.restart_needed":"server.listen""#), "\(restart)")
         let reloaded = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
@@ -239,6 +262,7 @@ struct ReloadTests {
         // Only the routes change: the plugin keeps its process.
         directory.write("bridge.yaml", config(timeout: "10s", route: "  - match: { changeType: created }\n    to: [plugin, audit]"))
         bridge.signal(SIGHUP)
+        #expect(try await Self.awaitReloads(bridge, count: 1), "\(bridge.log)")
         let kept = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
         #expect(kept.contains(#""bridge.routes":"changed""#) && !kept.contains("sinks_changed"), "\(kept)")
         #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("exec", 2)) == 202)
@@ -248,8 +272,8 @@ struct ReloadTests {
         // The plugin's keys change: its process is stopped and a new one started.
         directory.write("bridge.yaml", config(timeout: "20s", route: "  - match: { changeType: created }\n    to: [plugin, audit]"))
         bridge.signal(SIGHUP)
-        #expect(try await Self.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
-        #expect(bridge.hasLog { $0.contains(#""bridge.sinks_changed":"plugin""#) }, "\(bridge.log)")
+        #expect(try await Self.awaitReloads(bridge, count: 2), "\(bridge.log)")
+        #expect(try await Self.reloadSaid(bridge, #""bridge.sinks_changed":"plugin""#), "\(bridge.log)")
         #expect(try await EndToEndTests.post(client, port: port, body: EndToEndTests.notification("exec", 3)) == 202)
         #expect(try await eventually { Self.delivered("exec", directory, "plugin.jsonl") == [1, 2, 3] }, "\(bridge.log)")
         #expect(pids().count == 2 && Set(pids()).count == 2, "a new plugin process: \(pids())")
@@ -280,6 +304,7 @@ struct ReloadTests {
 
         directory.write("bridge.yaml", EndToEndTests.config().replacingOccurrences(of: "sinks:\n", with: second + "sinks:\n"))
         bridge.signal(SIGHUP)
+        #expect(try await Self.awaitReloads(bridge, count: 1), "\(bridge.log)")
         let added = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
         #expect(added.contains(#""bridge.subscriptions_added":"second-feed""#), "\(added)")
         #expect(try await EndToEndTests.post(client, port: port, body: item(secondID, "second-secret", 2)) == 202)
@@ -293,14 +318,16 @@ struct ReloadTests {
         #expect(!onlySecond.contains("audit-feed"))
         directory.write("bridge.yaml", onlySecond)
         bridge.signal(SIGHUP)
-        #expect(try await Self.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
-        #expect(bridge.hasLog { $0.contains(#""bridge.subscriptions_removed":"audit-feed""#) }, "\(bridge.log)")
+        #expect(try await Self.awaitReloads(bridge, count: 2), "\(bridge.log)")
+        #expect(try await Self.reloadSaid(bridge, #""bridge.subscriptions_removed":"audit-feed""#), "\(bridge.log)")
         #expect(try await EndToEndTests.post(client, port: port, body: item(EndToEndTests.subscriptionID, "secretClientValue", 3)) == 202)
         #expect(try await EndToEndTests.post(client, port: port, body: item(secondID, "second-secret", 4)) == 202)
         #expect(try await eventually { Self.delivered("feeds", directory, "audit.jsonl").contains(4) }, "\(bridge.log)")
         #expect(Self.delivered("feeds", directory, "audit.jsonl") == [2, 4], "the removed subscription's notification was dropped")
         let metrics = try await Self.metrics(client, admin: admin)
-        #expect(metrics.contains(#"graph_bridge_notifications_total{subscription="unknown",outcome="unknown_subscription"} 2"#), "\(metrics)")
+        #expect(
+            PrometheusText.value(in: metrics, "graph_bridge_notifications_total", labels: ["subscription": "unknown", "outcome": "unknown_subscription"]) == 2,
+            "\(metrics)")
         let listing = try await runToCompletion(
             ["subscriptions", "--config", "bridge.yaml"], directory: directory.path, environment: EndToEndTests.environment)
         #expect(listing.0 == 0 && listing.1.contains("second-feed") && !listing.1.contains("audit-feed"), "\(listing.1)\(listing.2)")
@@ -308,7 +335,9 @@ struct ReloadTests {
         await Self.stop(bridge, client)
     }
 
-    @Test("a managed subscription added by SIGHUP is created at Graph and one removed is deleted there; the one kept is reused")
+    @Test(
+        "a managed subscription added by SIGHUP is created at Graph and one removed is deleted there, its delta gauge with it; the one kept is reused"
+    )
     func managedSubscriptions() async throws {
         let directory = TemporaryDirectory()
         let simulator = try BridgeProcess(["simulator", "--log-format", "json"], directory: directory.path)
@@ -317,7 +346,7 @@ struct ReloadTests {
         let port = try reservedLoopbackPort()
         func config(_ mailboxes: [String]) -> String {
             let subscriptions = mailboxes.map { mailbox in
-                "  - { name: \(mailbox), resource: \"users/\(mailbox)@contoso.com/mailFolders('Inbox')/messages\", changeTypes: [created] }"
+                "  - { name: \(mailbox), resource: \"users/\(mailbox)@contoso.com/mailFolders('Inbox')/messages\", changeTypes: [created], resync: delta }"
             }
             return banner.graphSection + serverConfigSection(publicPort: port) + """
                 state:
@@ -337,30 +366,38 @@ struct ReloadTests {
         let graph = SimulatedGraph(banner: banner)
         let first = try await graph.subscriptions()
         #expect(first.map(\.resource) == ["users/alice@contoso.com/mailFolders('Inbox')/messages"], "\(first)")
+        let delta = "graph_bridge_delta_last_query_timestamp_seconds"
+        #expect(try await bridge.waitForMetric(delta, labels: ["subscription": "alice"]), "alice's delta baseline: \(bridge.log)")
 
         // bob is added: created at Graph; alice's is reused, not created again.
         directory.write("bridge.yaml", config(["alice", "bob"]))
         bridge.signal(SIGHUP)
+        #expect(try await Self.awaitReloads(bridge, count: 1), "\(bridge.log)")
         let added = try #require(await bridge.waitForLog(containing: "configuration reloaded"), "\(bridge.log)")
         #expect(added.contains(#""bridge.subscriptions_added":"bob""#), "\(added)")
-        #expect(try await Self.awaitLog(bridge, "created Graph subscription", count: 2), "\(bridge.log)")
-        #expect(
-            await bridge.waitForLog(containing: "reusing Graph subscription")?.contains(#""bridge.subscription":"alice""#) == true, "\(bridge.log)")
+        let created = ["operation": "create_subscription", "status": "201"]
+        #expect(try await bridge.waitForMetric("graph_bridge_graph_requests_total", labels: created, atLeast: 2), "bob's created: \(bridge.log)")
         let both = try await graph.subscriptions()
         #expect(
             Set(both.map(\.resource)) == [
                 "users/alice@contoso.com/mailFolders('Inbox')/messages", "users/bob@contoso.com/mailFolders('Inbox')/messages",
             ])
         #expect(both.first { $0.resource.contains("alice") }?.id == first.first?.id, "alice's subscription was kept")
+        #expect(try await bridge.metric("graph_bridge_graph_requests_total", labels: created) == 2, "alice's was not created again")
+        #expect(try await bridge.waitForMetric(delta, labels: ["subscription": "bob"]), "bob's delta baseline: \(bridge.log)")
 
         // alice is removed: deleted at Graph; a mail to bob still arrives.
         directory.write("bridge.yaml", config(["bob"]))
         bridge.signal(SIGHUP)
-        #expect(try await ReloadTests.awaitLog(bridge, "configuration reloaded", count: 2), "\(bridge.log)")
-        let deleted = try #require(await bridge.waitForLog(containing: "deleted Graph subscription no longer in the configuration"), "\(bridge.log)")
-        #expect(deleted.contains(#""bridge.subscription":"alice""#), "\(deleted)")
+        #expect(try await Self.awaitReloads(bridge, count: 2), "\(bridge.log)")
+        #expect(
+            try await bridge.waitForMetric("graph_bridge_graph_requests_total", labels: ["operation": "delete_subscription", "status": "204"]),
+            "alice's deleted at Graph: \(bridge.log)")
         let left = try await graph.subscriptions()
         #expect(left.map(\.resource) == ["users/bob@contoso.com/mailFolders('Inbox')/messages"], "\(left)")
+        // Its deltaLink is forgotten, and its gauge goes with it; bob's stays.
+        #expect(try await eventually { try await bridge.metric(delta, labels: ["subscription": "alice"]) == nil }, "\(bridge.log)")
+        #expect(try await bridge.metric(delta, labels: ["subscription": "bob"]) != nil)
         let mail = try await runToCompletion(
             ["simulator", "mail", "--port", simulatorPort, "--to", "bob@contoso.com", "--from", "alice@contoso.com"], directory: directory.path)
         #expect(mail.0 == 0, "\(mail.1)\(mail.2)")

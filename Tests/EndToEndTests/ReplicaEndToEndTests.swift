@@ -97,25 +97,27 @@ struct ReplicaEndToEndTests {
         let b = try BridgeProcess(["run", "--config", "b.yaml", "--log-format", "json"], directory: directory.path)
         let (portA, portB) = (try await a.port(), try await b.port())
         #expect(try await Self.storedSubscription(server, database: database) == nil, "no replica may create while another holds the lock")
-        #expect(Self.count("this replica is the leader", in: [a, b]) == 0)
+        let (leading, requests) = ("graph_bridge_leader", "graph_bridge_graph_requests_total")
+        for bridge in [a, b] { #expect(try await bridge.metric(leading) != 1, "neither leads: \(bridge.log)") }
 
         // The lock is free: one replica leads and creates the subscription; the other learns of it
         // from the shared records (it started before there was one).
         // (psql ignores SIGTERM, and a backend busy in pg_sleep would notice a killed client only at its end.)
         _ = try await server.query(database: database, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
-        #expect(try await eventually(timeout: .seconds(30)) { Self.count("created Graph subscription", in: [a, b]) == 1 }, "\(a.log)\n\(b.log)")
-        let aLeads = a.hasLog { $0.contains("this replica is the leader") }
+        // Graph's answers to creates, as each replica counts them (the leader gauge is 1 before its manager starts).
+        let created = ["operation": "create_subscription", "status": "201"]
+        func creates(_ bridges: [BridgeProcess]) async throws -> Double {
+            var total = 0.0
+            for bridge in bridges { total += try await bridge.metric(requests, labels: created) ?? 0 }
+            return total
+        }
+        #expect(try await eventually(timeout: .seconds(30)) { try await creates([a, b]) == 1 }, "\(a.log)\n\(b.log)")
+        let aLeads = try await a.metric(leading) == 1
         let (leader, follower, followerPort) = aLeads ? (a, b, portB) : (b, a, portA)
-        #expect(!follower.hasLog { $0.contains("this replica is the leader") })
+        #expect(try await leader.metric(leading) == 1, "\(a.log)\n\(b.log)")
+        #expect(try await follower.metric(leading) == 0, "one leader: \(a.log)\n\(b.log)")
         let stored = try #require(try await Self.storedSubscription(server, database: database))
         let client = CurlClient()
-        for (bridge, value) in [(leader, "1"), (follower, "0")] {
-            let metrics = try await client.execute(
-                HTTPRequest(method: "GET", url: "http://127.0.0.1:\(try await bridge.adminPort())/metrics", headers: [], body: []))
-            #expect(
-                String(decoding: metrics.body, as: UTF8.self).contains("\ngraph_bridge_leader \(value)"),
-                "\(String(decoding: metrics.body, as: UTF8.self))")
-        }
         // The operator commands read the shared records, whichever replica's configuration they are given.
         let (status, out, err) = try await runToCompletion(["subscriptions", "--config", aLeads ? "b.yaml" : "a.yaml"], directory: directory.path)
         #expect(status == 0, "\(err)")
@@ -139,20 +141,26 @@ struct ReplicaEndToEndTests {
             try await EndToEndTests.post(
                 client, port: followerPort, path: "/lifecycle",
                 body: Self.lifecycle(id: stored.id, clientState: stored.clientState, "reauthorizationRequired")) == 202)
-        #expect(try await eventually(timeout: .seconds(15)) { leader.hasLog { $0.contains("reauthorized Graph subscription") } }, "\(leader.log)")
         #expect(
-            !follower.hasLog { $0.contains("reauthorized Graph subscription") || $0.contains("renewed Graph subscription") },
-            "only the leader talks to Graph")
+            try await leader.waitForMetric(requests, labels: ["operation": "reauthorize_subscription", "status": "204"], timeout: .seconds(15)),
+            "\(leader.log)")
+        for operation in ["reauthorize_subscription", "renew_subscription"] {
+            #expect(try await follower.metric(requests, labels: ["operation": operation]) == nil, "only the leader talks to Graph: \(operation)")
+        }
 
         // kill -9 of the leader: the follower takes over within 30 s, reuses the subscription and renews it.
         leader.signal(SIGKILL)
         _ = await leader.waitForExit()
         let killed = ContinuousClock.now
-        #expect(try await eventually(timeout: .seconds(30)) { follower.hasLog { $0.contains("this replica is the leader") } }, "\(follower.log)")
+        #expect(try await follower.waitForMetric(leading, atLeast: 1, timeout: .seconds(30)), "\(follower.log)")
         #expect(ContinuousClock.now - killed < .seconds(30))
-        #expect(try await eventually(timeout: .seconds(30)) { follower.hasLog { $0.contains("renewed Graph subscription") } }, "\(follower.log)")
-        #expect(follower.hasLog { $0.contains("reusing Graph subscription") }, "\(follower.log)")
-        #expect(Self.count("created Graph subscription", in: [a, b]) == 1, "never two creates")
+        #expect(
+            try await follower.waitForMetric(requests, labels: ["operation": "renew_subscription", "status": "200"], timeout: .seconds(30)),
+            "\(follower.log)")
+        #expect(
+            try await follower.metric(requests, labels: ["operation": "get_subscription", "status": "200"]) ?? 0 >= 1,
+            "it checked the stored subscription with Graph (reused it): \(follower.log)")
+        #expect(try await creates([follower]) == 0, "never two creates")
         #expect(try await Self.storedSubscription(server, database: database)?.id == stored.id)
 
         follower.signal(SIGTERM)

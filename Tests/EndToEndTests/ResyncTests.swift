@@ -50,8 +50,11 @@ struct ResyncTests {
         let before = try await runToCompletion(["simulator", "mail", "--port", simulatorPort, "--to", "alice@contoso.com"], directory: directory.path)
         #expect(before.0 == 0, "\(before.2)")
 
+        let launched = Date()
         let bridge = try BridgeProcess(["run", "--config", "bridge.yaml", "--log-format", "json"], directory: directory.path)
-        #expect(await bridge.waitForLog(containing: "took a delta baseline") != nil, "\(bridge.log)")
+        // The baseline is taken once its deltaLink is stored: the gauge says when its query began.
+        let baseline = "graph_bridge_delta_last_query_timestamp_seconds"
+        #expect(try await bridge.waitForMetric(baseline, labels: ["subscription": "inbox"], atLeast: launched.timeIntervalSince1970 - 1), "\(bridge.log)")
         let after = try await runToCompletion(["simulator", "mail", "--port", simulatorPort, "--to", "alice@contoso.com"], directory: directory.path)
         #expect(after.0 == 0, "\(after.2)")
         let audit = directory.file("audit.jsonl")
