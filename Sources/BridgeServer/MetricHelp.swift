@@ -26,6 +26,8 @@ public enum MetricHelp {
         "graph_bridge_subscription_upkeep_failures_total": "Failed creates, renewals or reauthorizations of a subscription, by subscription.",
         "graph_bridge_enrichment_total": "fetch: reads of changed items, by outcome.",
         "graph_bridge_plugin_restarts_total": "Restarts of an exec sink's plugin process, by sink.",
+        "graph_bridge_outcome_write_failures_total":
+            "Writes of delivery outcomes the state store refused, by sink (each is written again; meanwhile the sink claims nothing new).",
         "graph_bridge_resync_events_total": "Events made by a delta resync, by subscription.",
         "graph_bridge_routing_yield_seconds_total": "Time routing held back for a saturated listener, in seconds.",
         "graph_bridge_state_wal_bytes_total": "Bytes the SQLite state store's commits appended to its write-ahead log (frames of one page each).",

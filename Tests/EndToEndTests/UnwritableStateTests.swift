@@ -101,11 +101,6 @@ struct UnwritableStateTests {
             func health() async throws -> Int {
                 try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/healthz")).status
             }
-            func hookOutcomeFailures() -> Int {
-                bridge.log.split(separator: "\n").filter {
-                    $0.contains("recording a delivery outcome failed") && $0.contains(#""bridge.sink":"hook""#)
-                }.count
-            }
 
             for _ in 0..<10 { #expect(try await post() == 202) }
             #expect(try await eventually { try receiver.recordedRequests().count >= 1 })
@@ -116,7 +111,9 @@ struct UnwritableStateTests {
             #expect(try await health() == 503)
             // The in-flight webhook delivery's outcome cannot be written; it is written again later
             // (100 ms, 200 ms) rather than forgotten, which would send the event a second time.
-            #expect(try await eventually { hookOutcomeFailures() >= 3 }, "\(bridge.log.suffix(3000))")
+            #expect(
+                try await bridge.waitForMetric("graph_bridge_outcome_write_failures_total", labels: ["sink": "hook"], atLeast: 3),
+                "\(bridge.log.suffix(3000))")
             #expect(try await post() == 503, "still failing, still refused, still serving")
 
             // Faults off: the very next POST is journaled; no restart, no operator.

@@ -156,6 +156,7 @@ final class SinkWorker: Sendable {
         do {
             try await store.recordSuccesses(deliveryIDs: batch.map(\.delivery.id))
         } catch {
+            Counter(label: "graph_bridge_outcome_write_failures_total", dimensions: [("sink", name)]).increment()
             logger.error("recording delivery outcomes failed; will write them again", metadata: ["error": "\(error)", "bridge.count": "\(batch.count)"])
             return .successesNotRecorded(batch, failures: failures + 1)
         }
@@ -182,6 +183,7 @@ final class SinkWorker: Sendable {
         do {
             switch record {
             case .success(let took):
+                // The state machine writes successes in batches (`write(_:failures:)`); one on its own is written here.
                 try await store.recordSuccess(deliveryID: delivery.id)
                 backlog.finished()
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
@@ -205,6 +207,7 @@ final class SinkWorker: Sendable {
                     metadata: ["bridge.attempt": "\(number)", "error": "\(error)"])
             }
         } catch {
+            Counter(label: "graph_bridge_outcome_write_failures_total", dimensions: [("sink", name)]).increment()
             logger.error("recording a delivery outcome failed; will write it again", metadata: ["error": "\(error)"])
             return .notRecorded(delivery, record, failures: failures + 1)
         }
