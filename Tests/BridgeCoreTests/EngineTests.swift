@@ -239,15 +239,21 @@ final class OutcomeRefusingStore: StateStore {
 
     init(_ base: SQLiteStateStore) { self.base = base }
 
-    private func refuse() throws {
+    /// Counts `outcomes` refused outcomes (a refused batch refuses each of its outcomes).
+    private func refuse(_ outcomes: Int = 1) throws {
         guard refusing.load(ordering: .relaxed) else { return }
-        refusals.add(1, ordering: .relaxed)
+        refusals.add(outcomes, ordering: .relaxed)
         throw Refused()
     }
 
     func recordSuccess(deliveryID: Int64) async throws {
         try refuse()
         try await base.recordSuccess(deliveryID: deliveryID)
+    }
+
+    func recordSuccesses(deliveryIDs: [Int64]) async throws {
+        try refuse(deliveryIDs.count)
+        try await base.recordSuccesses(deliveryIDs: deliveryIDs)
     }
 
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {

@@ -76,13 +76,20 @@ public final class PostgresServer: Sendable {
         for folder in folders {
             guard let text = try? String(contentsOfFile: folder + "/owner.pid", encoding: .utf8), let owner = pid_t(text) else { continue }
             guard kill(owner, 0) != 0 && errno == ESRCH else { continue }
-            // The server's postmaster.pid starts with its process id; SIGQUIT is an immediate shutdown.
+            // The server's postmaster.pid starts with its process id; SIGQUIT is an immediate
+            // shutdown. Its files are removed once it has gone (it writes while it stops).
             if let postmaster = try? String(contentsOfFile: folder + "/data/postmaster.pid", encoding: .utf8),
                 let line = postmaster.split(separator: "\n").first, let pid = pid_t(line)
             {
                 kill(pid, SIGQUIT)
+                for _ in 0..<200 where kill(pid, 0) == 0 { usleep(50_000) }
             }
-            try? FileManager.default.removeItem(atPath: folder)
+            // owner.pid last: a removal that fails halfway is tried again by the next run.
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+            for entry in entries where entry != "owner.pid" { try? FileManager.default.removeItem(atPath: folder + "/" + entry) }
+            if (try? FileManager.default.contentsOfDirectory(atPath: folder)) == ["owner.pid"] {
+                try? FileManager.default.removeItem(atPath: folder)
+            }
         }
     }
 
