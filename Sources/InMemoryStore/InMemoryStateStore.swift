@@ -169,7 +169,7 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
     // MARK: Replicas
 
     public func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws {
-        state.withLock { $0.leases.renew(replica, now: now.timeIntervalSince1970, lease: lease) }
+        _ = state.withLock { $0.leases.renew(replica, now: now.timeIntervalSince1970, lease: lease) }
     }
 
     @discardableResult

@@ -57,7 +57,7 @@ struct EncryptionRotationConfigTests {
 
     @Test("without previous: the list is empty")
     func noPrevious() throws {
-        let configuration = try ConfigurationTests.load(
+        let configuration = ConfigurationTests.load(
             Self.config("      { certificate: enc.pem, key: enc.key, id: enc-1 }")
                 .replacingOccurrences(of: "encryption:\n", with: "encryption: "))
         let encryption = try #require(try configuration.get().subscriptions.first?.encryption)

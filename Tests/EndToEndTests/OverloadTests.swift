@@ -21,7 +21,11 @@ struct OverloadTests {
             statuses.append(try await EndToEndTests.post(client, port: port, body: StoreFaultTests.notification(1000 + n)))
         }
         let accepted = statuses.filter { $0 == 202 }.count
-        #expect(accepted >= 18 && accepted <= 20, "\(statuses)")
+        // At the bound, give or take one: the counts the intake checks are refreshed from the store
+        // every 5 s (two reads), and a notification journaled between the reads and the refresh is
+        // missing from that refresh (docs/configuration.md, `maxQueuedDeliveries`). A parallel run
+        // accepted 21 once.
+        #expect(accepted >= 18 && accepted <= 21, "\(statuses)")
         #expect(statuses.suffix(15).allSatisfy { $0 == 503 }, "\(statuses)")
         #expect(try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/healthz")).status == 200)
 

@@ -68,7 +68,7 @@ struct LeaderLockTests {
         // Cancelled: the leader stops leading and its lock is released.
         for task in tasks { task.cancel() }
         let started = tasks
-        let stopped = await value(within: .seconds(30)) { for task in started { await task.value } }
+        let stopped: Void? = await value(within: .seconds(30)) { for task in started { await task.value } }
         #expect(stopped != nil, "a cancelled lock ends")
         #expect(roles.leaders.isEmpty)
         #expect(

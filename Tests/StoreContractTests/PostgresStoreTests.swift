@@ -32,7 +32,7 @@ struct PostgresStoreTests {
     @Test("a database whose schema is newer than this build knows is refused, naming both versions")
     func refusesNewerSchema() async throws {
         let (server, location) = try await Self.database()
-        await try PostgresStateStore(location: location, logger: quietLogger).shutdown()
+        try await PostgresStateStore(location: location, logger: quietLogger).shutdown()
         let newer = PostgresStateStore.schemaVersion + 1
         try await server.psql(database: location.database, "INSERT INTO schema_migrations(version) VALUES (\(newer))")
         do {

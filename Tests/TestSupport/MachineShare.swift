@@ -138,7 +138,7 @@ enum ShareLog {
         let line = "\(seconds(held)) \(seconds(waited)) \(need) \(test.id)\n"
         lock.withLock { _ in
             guard let handle = FileHandle(forWritingAtPath: path) ?? {
-                FileManager.default.createFile(atPath: path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
                 return FileHandle(forWritingAtPath: path)
             }() else { return }
             handle.seekToEndOfFile()
