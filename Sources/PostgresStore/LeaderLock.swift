@@ -3,6 +3,7 @@ public import BridgeSettings
 import Foundation
 public import Logging
 import PostgresNIO
+import Synchronization
 
 /// Leadership among the replicas that share one PostgreSQL database: a session-level advisory
 /// lock (`pg_try_advisory_lock`) held on a connection of its own, outside the store's pool.
@@ -52,7 +53,7 @@ public final class LeaderLock: Sendable {
                     changed(true)
                     await hold(connection, while: lead)
                     changed(false)
-                    try? await connection.close()
+                    Self.close(connection)
                     if !Task.isCancelled {
                         logger.warning("this replica lost the leader lock's connection: it stopped managing subscriptions and tries to lead again")
                     }
@@ -130,19 +131,36 @@ public final class LeaderLock: Sendable {
     }
 
     /// `SELECT 1` on the session, bounded by `probeTimeout`; a failed or late probe closes the connection.
+    ///
+    /// Neither the query nor the close is awaited past the timeout: on a session the server has
+    /// just terminated, a query (and the close that should end it) may never return, not even
+    /// when cancelled, and a probe that waited for it would keep this replica leading beside the
+    /// replica that took the released lock. A parallel test run saw two leaders that way.
     private func probe(_ connection: PostgresConnection) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await connection.query("SELECT 1", logger: self.logger).collect()) != nil }
-            group.addTask {
-                try? await self.clock.sleep(for: self.probeTimeout)
-                return false
-            }
-            let alive = await group.next() ?? false
-            group.cancelAll()
-            // Closing also ends a query still waiting for an answer, so the group can finish.
-            if !alive { try? await connection.close() }
-            return alive
+        let answer = FirstAnswer()
+        let timer = Task {
+            try? await self.clock.sleep(for: self.probeTimeout)
+            answer.give(false)
         }
+        let query = Task {
+            answer.give((try? await connection.query("SELECT 1", logger: self.logger).collect()) != nil)
+            timer.cancel()
+        }
+        let alive = await withTaskCancellationHandler {
+            await answer.value()
+        } onCancel: {
+            answer.give(false)
+        }
+        if !alive {
+            query.cancel()
+            Self.close(connection)
+        }
+        return alive
+    }
+
+    /// Closes `connection` without waiting for it (see ``probe(_:)``): the lock goes with the session.
+    static func close(_ connection: PostgresConnection) {
+        Task { try? await connection.close() }
     }
 
     /// The connection settings of a single session to `location` (TLS as `sslmode` says).
@@ -158,5 +176,31 @@ public final class LeaderLock: Sendable {
             }
         configuration.options.connectTimeout = .seconds(10)
         return configuration
+    }
+}
+
+/// The first of several answers, awaited once: later ones are dropped.
+private final class FirstAnswer: Sendable {
+    private let state = Mutex<(answer: Bool?, waiter: CheckedContinuation<Bool, Never>?)>((nil, nil))
+
+    func give(_ answer: Bool) {
+        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard state.answer == nil else { return nil }
+            state.answer = answer
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: answer)
+    }
+
+    func value() async -> Bool {
+        await withCheckedContinuation { continuation in
+            let answer = state.withLock { state -> Bool? in
+                if let answer = state.answer { return answer }
+                state.waiter = continuation
+                return nil
+            }
+            if let answer { continuation.resume(returning: answer) }
+        }
     }
 }
