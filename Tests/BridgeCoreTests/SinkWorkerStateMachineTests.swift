@@ -87,27 +87,26 @@ struct SinkWorkerStateMachineTests {
         #expect(machine.handle(.nextDue(now.addingTimeInterval(5)), now: now) == [.startWaiter(.seconds(5)), .awaitStep])
     }
 
-    @Test("outcomes: success, a permanent refusal, a retryable failure at the schedule's time (Retry-After honoured), past maxAge")
+    @Test("outcomes of a failure: a permanent refusal, a retryable failure at the schedule's time (Retry-After honoured), past maxAge")
     func outcomes() {
         let machine = Self.machine()
         let fresh = Self.delivery(1, attempts: 0, createdAt: now)
-        #expect(machine.decide(.success(took: .seconds(1)), for: fresh, now: now, random: 0) == .success(took: .seconds(1)))
         #expect(
-            machine.decide(.failure(.permanent("400 Bad Request")), for: fresh, now: now, random: 0)
+            machine.decide(.permanent("400 Bad Request"), for: fresh, now: now, random: 0)
                 == .deadLetter(error: "400 Bad Request", at: now, expired: false))
         // First failure: backoff 10 s, equal jitter: 5 s at random 0, 10 s at random 1.
-        #expect(machine.decide(.failure(.retryable("503")), for: fresh, now: now, random: 0) == .retry(at: now.addingTimeInterval(5), error: "503"))
+        #expect(machine.decide(.retryable("503"), for: fresh, now: now, random: 0) == .retry(at: now.addingTimeInterval(5), error: "503"))
         #expect(
-            machine.decide(.failure(.retryable("503")), for: fresh, now: now, random: 0.999_999)
+            machine.decide(.retryable("503"), for: fresh, now: now, random: 0.999_999)
                 == .retry(at: now.addingTimeInterval(9.999_995), error: "503"))
         // Third failure: 40 s before jitter.
         let third = Self.delivery(1, attempts: 2, createdAt: now)
-        #expect(machine.decide(.failure(.retryable("503")), for: third, now: now, random: 0) == .retry(at: now.addingTimeInterval(20), error: "503"))
+        #expect(machine.decide(.retryable("503"), for: third, now: now, random: 0) == .retry(at: now.addingTimeInterval(20), error: "503"))
         #expect(
-            machine.decide(.failure(.retryable("429", after: .seconds(120))), for: fresh, now: now, random: 0)
+            machine.decide(.retryable("429", after: .seconds(120)), for: fresh, now: now, random: 0)
                 == .retry(at: now.addingTimeInterval(120), error: "429"))
         let old = Self.delivery(1, attempts: 7, createdAt: now.addingTimeInterval(-3600))
-        #expect(machine.decide(.failure(.retryable("503")), for: old, now: now, random: 0) == .deadLetter(error: "503", at: now, expired: true))
+        #expect(machine.decide(.retryable("503"), for: old, now: now, random: 0) == .deadLetter(error: "503", at: now, expired: true))
         // A delivered event turns into the record action with that decision.
         var running = Self.machine()
         _ = running.handle(.turn(stopping: false), now: now)

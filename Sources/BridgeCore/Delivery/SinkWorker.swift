@@ -160,11 +160,10 @@ final class SinkWorker: Sendable {
             logger.error("recording delivery outcomes failed; will write them again", metadata: ["error": "\(error)", "bridge.count": "\(batch.count)"])
             return .successesNotRecorded(batch, failures: failures + 1)
         }
-        let delivered = Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")])
+        backlog.finished(batch.count)
+        Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment(by: batch.count)
         let duration = Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)])
         for success in batch {
-            backlog.finished()
-            delivered.increment()
             activity?.record(.delivered(eventID: success.delivery.event.id, sink: name, outcome: .success, attempt: success.delivery.attempts + 1))
             duration.recordElapsed(success.took)
             if logger.logLevel <= .debug {
@@ -174,22 +173,14 @@ final class SinkWorker: Sendable {
         return .recordedSuccesses(batch.map(\.delivery.id))
     }
 
-    /// Writes one outcome the state machine decided: success deletes the delivery, a retry or a
-    /// dead letter updates it. `.notRecorded` when the store refused the write (`failures` times before this one).
+    /// Writes the outcome of a failed delivery the state machine decided: a retry or a dead letter
+    /// updates it. `.notRecorded` when the store refused the write (`failures` times before this one).
     private func write(_ record: SinkWorkerStateMachine.Record, of delivery: Delivery, failures: Int) async -> SinkWorkerStateMachine.Event {
         let number = delivery.attempts + 1
         var logger = self.logger
         logger[metadataKey: "bridge.event"] = "\(delivery.event.id)"
         do {
             switch record {
-            case .success(let took):
-                // The state machine writes successes in batches (`write(_:failures:)`); one on its own is written here.
-                try await store.recordSuccess(deliveryID: delivery.id)
-                backlog.finished()
-                Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "success")]).increment()
-                activity?.record(.delivered(eventID: delivery.event.id, sink: name, outcome: .success, attempt: number))
-                Timer(label: "graph_bridge_delivery_seconds", dimensions: [("sink", name)]).recordElapsed(took)
-                logger.debug("delivered", metadata: ["bridge.attempt": "\(number)"])
             case .retry(let at, let error):
                 try await store.recordRetry(deliveryID: delivery.id, attempts: number, nextAttemptAt: at, error: error)
                 Counter(label: "graph_bridge_deliveries_total", dimensions: [("sink", name), ("outcome", "retry")]).increment()

@@ -36,9 +36,8 @@ struct SinkWorkerStateMachine {
         var took: Duration
     }
 
-    /// The outcome to write.
+    /// The outcome of a failed delivery, written on its own (successes go in batches: ``Success``).
     enum Record: Sendable, Equatable {
-        case success(took: Duration)
         case retry(at: Date, error: String)
         /// `expired`: retry.maxAge has passed; otherwise the sink refused it for good.
         case deadLetter(error: String, at: Date, expired: Bool)
@@ -183,12 +182,12 @@ struct SinkWorkerStateMachine {
             // sink is not held to one write per event. (A crash before the write lands means one
             // more delivery of this event: at-least-once.)
             recording.insert(id)
-            switch decide(outcome, for: delivery, now: now, random: random) {
+            switch outcome {
             case .success(let took):
                 pendingSuccesses.append(Success(delivery: delivery, took: took))
                 return writeSuccesses(failures: 0, after: .zero)
-            case let record:
-                return [.record(delivery, record, failures: 0, after: .zero)]
+            case .failure(let error):
+                return [.record(delivery, decide(error, for: delivery, now: now, random: random), failures: 0, after: .zero)]
             }
 
         case .recordedSuccesses(let ids):
@@ -243,22 +242,17 @@ struct SinkWorkerStateMachine {
         }
     }
 
-    /// What to write for `outcome`.
-    func decide(_ outcome: Outcome, for delivery: Delivery, now: Date, random: Double) -> Record {
-        switch outcome {
-        case .success(let took):
-            return .success(took: took)
-        case .failure(let error):
-            switch error.disposition {
-            case .permanent:
-                return .deadLetter(error: error.message, at: now, expired: false)
-            case .retry(let retryAfter):
-                switch schedule.decide(
-                    attempts: delivery.attempts + 1, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: random)
-                {
-                case .retry(let at): return .retry(at: at, error: error.message)
-                case .deadLetter: return .deadLetter(error: error.message, at: now, expired: true)
-                }
+    /// What to write for a delivery that failed with `error`.
+    func decide(_ error: SinkError, for delivery: Delivery, now: Date, random: Double) -> Record {
+        switch error.disposition {
+        case .permanent:
+            return .deadLetter(error: error.message, at: now, expired: false)
+        case .retry(let retryAfter):
+            switch schedule.decide(
+                attempts: delivery.attempts + 1, createdAt: delivery.createdAt, now: now, retryAfter: retryAfter, random: random)
+            {
+            case .retry(let at): return .retry(at: at, error: error.message)
+            case .deadLetter: return .deadLetter(error: error.message, at: now, expired: true)
             }
         }
     }
