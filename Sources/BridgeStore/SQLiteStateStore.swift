@@ -511,13 +511,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         return seconds.map(Date.init(timeIntervalSince1970:))
     }
 
-    public func recordSuccess(deliveryID: Int64) async throws {
-        try await committer.write(.deferred) { db in
-            try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?").execute(arguments: [deliveryID])
-        }
-        claims.end(deliveryID)
-    }
-
     public func recordSuccesses(deliveryIDs: [Int64]) async throws {
         guard !deliveryIDs.isEmpty else { return }
         try await committer.write(.deferred) { db in

@@ -243,13 +243,6 @@ public final class InMemoryStateStore: StateStore, SubscriptionStore {
         }
     }
 
-    public func recordSuccess(deliveryID: Int64) async throws {
-        state.withLock { state in
-            state.deliveries[deliveryID] = nil
-            state.leases.unclaim(deliveryID)
-        }
-    }
-
     public func recordSuccesses(deliveryIDs: [Int64]) async throws {
         state.withLock { state in
             for id in deliveryIDs {

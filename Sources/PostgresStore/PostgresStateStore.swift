@@ -491,10 +491,6 @@ public final class PostgresStateStore: StateStore, SubscriptionStore, StoreInspe
             """, as: Double.self).map(Date.init(timeIntervalSince1970:))
     }
 
-    public func recordSuccess(deliveryID: Int64) async throws {
-        try await execute("DELETE FROM deliveries WHERE id = \(deliveryID)")
-    }
-
     public func recordSuccesses(deliveryIDs: [Int64]) async throws {
         guard !deliveryIDs.isEmpty else { return }
         try await execute("DELETE FROM deliveries WHERE id = ANY(\(deliveryIDs))")

@@ -246,11 +246,6 @@ final class OutcomeRefusingStore: StateStore {
         throw Refused()
     }
 
-    func recordSuccess(deliveryID: Int64) async throws {
-        try refuse()
-        try await base.recordSuccess(deliveryID: deliveryID)
-    }
-
     func recordSuccesses(deliveryIDs: [Int64]) async throws {
         try refuse(deliveryIDs.count)
         try await base.recordSuccesses(deliveryIDs: deliveryIDs)

@@ -210,7 +210,7 @@ struct FailingStore: StateStore {
     func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? { nil }
     func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] { [] }
     func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? { nil }
-    func recordSuccess(deliveryID: Int64) async throws { throw DiskFull() }
+    func recordSuccesses(deliveryIDs: [Int64]) async throws { throw DiskFull() }
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws { throw DiskFull() }
     func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws { throw DiskFull() }
     func queueDepths() async throws -> [String: QueueDepth] { [:] }

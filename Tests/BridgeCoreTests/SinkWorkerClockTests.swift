@@ -146,9 +146,9 @@ final class ObservedStore: StateStore {
         waiter?.resume(returning: outcome)
     }
 
-    func recordSuccess(deliveryID: Int64) async throws {
-        try await base.recordSuccess(deliveryID: deliveryID)
-        announce("success")
+    func recordSuccesses(deliveryIDs: [Int64]) async throws {
+        try await base.recordSuccesses(deliveryIDs: deliveryIDs)
+        for _ in deliveryIDs { announce("success") }
     }
 
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {

@@ -178,7 +178,7 @@ public struct QueueDepth: Sendable, Hashable {
 /// ``renewLease(_:now:lease:)`` plus the lease. A pending delivery is handed to one replica at a
 /// time by ``claimDeliveries(sink:replica:now:limit:)``; the claim holds while its replica's lease
 /// does (renewing the lease extends every claim at once), ends with the delivery's outcome
-/// (``recordSuccess(deliveryID:)``, ``recordRetry(deliveryID:attempts:nextAttemptAt:error:)``,
+/// (``recordSuccesses(deliveryIDs:)``, ``recordRetry(deliveryID:attempts:nextAttemptAt:error:)``,
 /// ``recordDeadLetter(deliveryID:attempts:error:at:)``) or with ``releaseReplica(_:)``, and is
 /// free for any replica once the lease lapsed. An event journaled with a replica is routed by
 /// that replica's dispatcher; ``adoptUnroutedEvents(replica:now:)`` hands the unrouted events of
@@ -256,11 +256,9 @@ public protocol StateStore: Sendable {
     /// When the next pending delivery of `sink` outside `excluding` is due, claimed or not, if any.
     func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date?
 
-    /// The delivery succeeded: it is deleted (with its claim).
-    func recordSuccess(deliveryID: Int64) async throws
-    /// These deliveries succeeded: as ``recordSuccess(deliveryID:)`` for each, in one durable
-    /// change (all or none). A sink worker writes the successes that finished while its previous
-    /// batch was being written this way: one write and one wake-up for them all.
+    /// These deliveries succeeded: each is deleted (with its claim), in one durable change (all or
+    /// none). A sink worker writes the successes that finished while its previous batch was being
+    /// written this way: one write and one wake-up for them all.
     func recordSuccesses(deliveryIDs: [Int64]) async throws
     /// The delivery failed and is tried again at `nextAttemptAt`: unclaimed, for any replica.
     func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws
@@ -290,10 +288,9 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
-    /// One ``recordSuccess(deliveryID:)`` after another: for stores whose single writes are as
-    /// cheap as a batch. The stores of this package write a batch as one change.
-    public func recordSuccesses(deliveryIDs: [Int64]) async throws {
-        for id in deliveryIDs { try await recordSuccess(deliveryID: id) }
+    /// The delivery succeeded: a batch of one.
+    public func recordSuccess(deliveryID: Int64) async throws {
+        try await recordSuccesses(deliveryIDs: [deliveryID])
     }
 
     /// Reads every unrouted event and keeps those after `sequence`: correct, not fast. The stores
