@@ -47,7 +47,7 @@ public final class LeaderLock: Sendable {
         var lastFailure: String?
         while !Task.isCancelled {
             do {
-                if let connection = try await acquire() {
+                if let connection = try await acquireUnlessCancelled() {
                     lastFailure = nil
                     logger.notice("this replica is the leader: it manages the subscriptions", metadata: ["bridge.lock_key": "\(Self.key)"])
                     changed(true)
@@ -69,6 +69,25 @@ public final class LeaderLock: Sendable {
                 }
             }
             try? await clock.sleep(for: retryInterval)
+        }
+    }
+
+    /// ``acquire()``, given up at once when this task is cancelled: a connect or query to a server
+    /// that has just cut sessions may not return, not even to cancellation, and a lock task that
+    /// waited for it would not end when the bridge stops (a test saw one hang past 30 s). A session
+    /// that gets the lock after it was given up is closed, so the lock is not held by nobody's task.
+    func acquireUnlessCancelled() async throws -> PostgresConnection? {
+        let outcome = FirstAnswer<Result<PostgresConnection?, any Error>>()
+        let attempt = Task {
+            let result: Result<PostgresConnection?, any Error>
+            do { result = .success(try await self.acquire()) } catch { result = .failure(error) }
+            if !outcome.give(result), case .success(let connection?) = result { Self.close(connection) }
+        }
+        return try await withTaskCancellationHandler {
+            try await outcome.value().get()
+        } onCancel: {
+            outcome.give(.failure(CancellationError()))
+            attempt.cancel()
         }
     }
 
@@ -137,7 +156,7 @@ public final class LeaderLock: Sendable {
     /// when cancelled, and a probe that waited for it would keep this replica leading beside the
     /// replica that took the released lock. A parallel test run saw two leaders that way.
     private func probe(_ connection: PostgresConnection) async -> Bool {
-        let answer = FirstAnswer()
+        let answer = FirstAnswer<Bool>()
         let timer = Task {
             try? await self.clock.sleep(for: self.probeTimeout)
             answer.give(false)
@@ -180,22 +199,25 @@ public final class LeaderLock: Sendable {
 }
 
 /// The first of several answers, awaited once: later ones are dropped.
-private final class FirstAnswer: Sendable {
-    private let state = Mutex<(answer: Bool?, waiter: CheckedContinuation<Bool, Never>?)>((nil, nil))
+private final class FirstAnswer<Value: Sendable>: Sendable {
+    private let state = Mutex<(answer: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
 
-    func give(_ answer: Bool) {
-        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            guard state.answer == nil else { return nil }
+    /// Gives `answer`; false when an earlier one was given (this one is dropped).
+    @discardableResult
+    func give(_ answer: Value) -> Bool {
+        let (first, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Value, Never>?) in
+            guard state.answer == nil else { return (false, nil) }
             state.answer = answer
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume(returning: answer)
+        return first
     }
 
-    func value() async -> Bool {
+    func value() async -> Value {
         await withCheckedContinuation { continuation in
-            let answer = state.withLock { state -> Bool? in
+            let answer = state.withLock { state -> Value? in
                 if let answer = state.answer { return answer }
                 state.waiter = continuation
                 return nil
