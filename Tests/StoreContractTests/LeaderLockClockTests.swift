@@ -112,3 +112,22 @@ struct LeaderLockClockTests {
         await leading.value
     }
 }
+
+/// A stopping replica does not wait for an attempt to take the lock that hangs. (A connect that
+/// hangs here ends on cancellation by itself too; the query that did not, in the store suite's
+/// failure, needs a server that answers the start-up and then nothing, which this test does not have.)
+@Suite("leader lock: a cancelled attempt")
+struct LeaderLockCancelTests {
+    @Test("a lock task cancelled while its connect hangs on a server that never answers ends at once")
+    func cancelledWhileConnecting() async throws {
+        let server = try SilentListener()
+        let location = try PostgresLocation.parse("postgres://bridge@127.0.0.1:\(server.port)/graph?sslmode=disable")
+        let lock = LeaderLock(location: location, logger: LeaderLockClockTests.quiet)
+        let task = Task { await lock.run { Issue.record("led without a server") } }
+        // The attempt is under way: its session waits for the server's answer to its start-up message.
+        await server.nextConnection()
+        task.cancel()
+        let ended: Void? = await value(within: .seconds(5)) { await task.value }
+        #expect(ended != nil, "the cancelled lock task still waits for its attempt")
+    }
+}
