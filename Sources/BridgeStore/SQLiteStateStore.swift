@@ -14,6 +14,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     private let walMeter: WALMeter
     /// Claimed deliveries: in memory, not on the delivery rows (see `claimDeliveries`).
     let claims = ClaimTable()
+    /// Deliveries that are a cursor position, not a row (see ``SinkCursors``).
+    let cursors: SinkCursors
     /// When this store last stamped each subscription's `last_notification_at` (event time, seconds).
     private let notificationStamps = Mutex<[String: Double]>([:])
 
@@ -37,7 +39,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// `clock`: what a deferred write waits on for company (``GroupCommitter``).
     init(
         path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, checkpointInterval: DispatchTimeInterval? = .milliseconds(200),
-        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+        clock: any Clock<Duration> = ContinuousClock(), cursorDoneLimit: Int = 1024, logger: Logger
     ) throws {
         self.path = path
         self.logger = logger
@@ -64,6 +66,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             throw StoreError.internalInconsistency("SQLite refused synchronous = FULL on \(path) (it reports \(synchronous.map(String.init) ?? "nothing"))")
         }
         try Self.migrator.migrate(pool)
+        cursors = SinkCursors(try pool.read(Self.loadCursors), doneLimit: cursorDoneLimit)
         committer = GroupCommitter(pool: pool, clock: clock)
         checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
         checkpointer.start()
@@ -181,6 +184,25 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 ALTER TABLE events ADD COLUMN accepted_by TEXT;
                 ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
                 CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by IS NOT NULL;
+                """)
+        }
+        migrator.registerMigration("v5-sink-cursors") { db in
+            // Deliveries routed in order are a position, not a row (`SinkCursors`): a range of
+            // sequence numbers routed to the same sinks, and a cursor per sink. A sink gets its
+            // slot (the low bits of its deliveries' ids) when it is first routed to; earlier
+            // deliveries stay rows.
+            try db.execute(sql: """
+                CREATE TABLE sink_cursors (
+                    slot INTEGER PRIMARY KEY,
+                    sink TEXT NOT NULL UNIQUE,
+                    through INTEGER NOT NULL
+                );
+                CREATE TABLE routes (
+                    first INTEGER PRIMARY KEY,
+                    last INTEGER NOT NULL,
+                    slots TEXT NOT NULL,
+                    routed_at REAL NOT NULL
+                );
                 """)
         }
         return migrator
@@ -330,12 +352,14 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             )
         }
         let now = now.timeIntervalSince1970
-        return try await committer.write(.deferred) { db in
+        let (routed, changes) = try await committer.write(.deferred) { db -> (Set<Int64>, CursorChanges) in
+            var changes = CursorChanges()
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
-            let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(id, event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
             let mark = try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0
             let flagged = try db.cachedStatement(sql: "SELECT routed FROM events WHERE seq = ?")
             var routed: Set<Int64> = []
+            var accepted: [(sequence: Int64, createdAt: Double, sinks: [String])] = []
             for row in rows {
                 // Routed already (by this call, or before it): no second set of deliveries. A
                 // sequence the store does not hold goes on, so its deliveries fail the foreign key.
@@ -345,21 +369,36 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 if let body = row.body {
                     try replaceBody.execute(arguments: [body, row.sequence])
                 }
-                for sink in row.sinks {
-                    try insert.execute(arguments: [row.sequence, sink, row.createdAt, now])
-                }
+                accepted.append((row.sequence, row.createdAt, row.sinks))
             }
-            try Self.advanceMark(db, past: routed)
-            return routed
+            let newMark = try Self.advanceMark(db, past: routed)
+            // In order (at or below the new mark): a range and the cursors. Ahead of the mark: rows.
+            var inOrder: [(sequence: Int64, slots: [Int])] = []
+            for event in accepted.sorted(by: { $0.sequence < $1.sequence }) {
+                var slots: [Int] = []
+                for sink in Set(event.sinks) {
+                    let slot = try Self.slot(for: sink, mark: mark, db, &changes)
+                    if event.sequence <= newMark {
+                        slots.append(slot)
+                    } else {
+                        try insert.execute(arguments: [SinkCursors.deliveryID(sequence: event.sequence, slot: slot), event.sequence, sink, event.createdAt, now])
+                    }
+                }
+                if event.sequence <= newMark { inOrder.append((event.sequence, slots.sorted())) }
+            }
+            try Self.writeRanges(inOrder, at: now, db, &changes)
+            return (routed, changes)
         }
+        apply(changes)
+        return routed
     }
 
     /// Moves the routed-through mark over `committed` and the events routed earlier out of order,
-    /// up to the first unrouted event; flags the committed events beyond it as routed.
-    private static func advanceMark(_ db: Database, past committed: Set<Int64>) throws {
+    /// up to the first unrouted event; flags the committed events beyond it as routed. Returns the mark.
+    private static func advanceMark(_ db: Database, past committed: Set<Int64>) throws -> Int64 {
         let mark = try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0
         var ahead = committed.filter { $0 > mark }
-        guard !ahead.isEmpty else { return }
+        guard !ahead.isEmpty else { return mark }
         var newMark = mark
         let walk = try Row.fetchCursor(db.cachedStatement(sql: "SELECT seq, routed FROM events WHERE seq > ? ORDER BY seq"), arguments: [mark])
         while let row = try walk.next() {
@@ -373,6 +412,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
         let flag = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
         for sequence in ahead.sorted() { try flag.execute(arguments: [sequence]) }
+        return newMark
     }
 
     // MARK: Replicas
@@ -429,23 +469,18 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let claims = self.claims
         let claimed = try await pool.read { db -> [Int64] in
             try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try Self.liveReplicas(db, at: seconds) }) { count in
-                try Int64.fetchAll(db.cachedStatement(sql: """
-                    SELECT id FROM deliveries WHERE sink = ? AND status = 0 AND next_attempt_at <= ?
-                    ORDER BY next_attempt_at, id LIMIT ?
-                    """), arguments: [sink, seconds, count])
+                try self.dueCandidates(sink: sink, now: seconds, count: count, skip: { _ in false }, db).map(\.id)
             }
         }
         guard !claimed.isEmpty else { return [] }
-        let list = "[" + claimed.map(String.init).joined(separator: ",") + "]"
         do {
-            return try await pool.read { db in
-                try Row.fetchAll(db, sql: """
-                    SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                    WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at, d.id
-                    """, arguments: [list]).map { row in
-                    Delivery(id: row["id"], sink: sink, event: try Self.event(row["body"]), attempts: row["attempts"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
-                }
+            let deliveries = try await pool.read { db in try self.deliveries(claimed, sink: sink, db) }
+            if deliveries.count < claimed.count {
+                // Gone between the claim and the read (an outcome of an earlier claim, a retired sink).
+                let found = Set(deliveries.map(\.id))
+                claims.end(claimed.filter { !found.contains($0) })
             }
+            return deliveries
         } catch {
             claims.end(claimed)
             throw error
@@ -459,100 +494,105 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let claims = self.claims
         return try await pool.read { db -> Double? in
             let held = claims.held(sink: sink, live: try Self.liveReplicas(db, at: seconds))
-            let statement = try db.cachedStatement(sql: """
-                SELECT id, next_attempt_at FROM deliveries WHERE sink = ? AND status = 0 ORDER BY next_attempt_at, id LIMIT ?
-                """)
-            for row in try Row.fetchAll(statement, arguments: [sink, held.count + 1]) {
-                let id: Int64 = row["id"]
-                if !held.contains(id) { return row["next_attempt_at"] }
-            }
-            return nil
+            return try self.earliestDue(sink: sink, skip: held.contains, rowsLimit: held.count + 1, db)
         }.map(Date.init(timeIntervalSince1970:))
     }
 
-    // The excluded ids (in flight, or outcome being written) are skipped here rather than in the
-    // SQL: one fixed statement stays prepared, where `NOT IN (?, ?, …)` made a new one per call.
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
-        let arguments: StatementArguments = [sink, now.timeIntervalSince1970, limit + excluding.count]
+        let seconds = now.timeIntervalSince1970
         return try await pool.read { db in
-            let statement = try db.cachedStatement(sql: """
-                SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.sink = ? AND d.status = 0 AND d.next_attempt_at <= ?
-                ORDER BY d.next_attempt_at, d.id LIMIT ?
-                """)
-            var deliveries: [Delivery] = []
-            for row in try Row.fetchAll(statement, arguments: arguments) where deliveries.count < limit {
-                let id: Int64 = row["id"]
-                if excluding.contains(id) { continue }
-                deliveries.append(Delivery(
-                    id: id,
-                    sink: sink,
-                    event: try Self.event(row["body"]),
-                    attempts: row["attempts"],
-                    createdAt: Date(timeIntervalSince1970: row["created_at"])
-                ))
-            }
-            return deliveries
+            let ids = try self.dueCandidates(sink: sink, now: seconds, count: limit + excluding.count, skip: excluding.contains, db).prefix(limit).map(\.id)
+            return try self.deliveries(Array(ids), sink: sink, db)
         }
     }
 
     public func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? {
-        let arguments: StatementArguments = [sink, excluding.count + 1]
-        let seconds = try await pool.read { db -> Double? in
-            let statement = try db.cachedStatement(sql: """
-                SELECT id, next_attempt_at FROM deliveries WHERE sink = ? AND status = 0 ORDER BY next_attempt_at, id LIMIT ?
-                """)
-            for row in try Row.fetchAll(statement, arguments: arguments) {
-                let id: Int64 = row["id"]
-                if !excluding.contains(id) { return row["next_attempt_at"] }
-            }
-            return nil
-        }
-        return seconds.map(Date.init(timeIntervalSince1970:))
+        try await pool.read { db in
+            try self.earliestDue(sink: sink, skip: excluding.contains, rowsLimit: excluding.count + 1, db)
+        }.map(Date.init(timeIntervalSince1970:))
     }
 
+    /// A row is deleted; a cursor delivery is marked done (it was delivered, whatever the commit
+    /// does), and its sink's cursor moves over the done ones in the same commit.
     public func recordSuccesses(deliveryIDs: [Int64]) async throws {
         guard !deliveryIDs.isEmpty else { return }
-        try await committer.write(.deferred) { db in
+        let changes = try await committer.write(.deferred) { db -> CursorChanges in
             let statement = try db.cachedStatement(sql: "DELETE FROM deliveries WHERE id = ?")
-            for id in deliveryIDs { try statement.execute(arguments: [id]) }
+            var delivered: [Int: [Int64]] = [:]
+            for id in deliveryIDs {
+                try statement.execute(arguments: [id])
+                if db.changesCount == 0, let (sequence, slot) = SinkCursors.decode(id) { delivered[slot, default: []].append(sequence) }
+            }
+            var changes = CursorChanges()
+            for (slot, sequences) in delivered {
+                self.cursors.markDone(sequences, slot: slot)
+                changes.merge(try self.moveCursor(slot: slot, db), slot: slot)
+            }
+            return changes
         }
+        apply(changes)
         claims.end(deliveryIDs)
     }
 
     public func recordRetry(deliveryID: Int64, attempts: Int, nextAttemptAt: Date, error: String) async throws {
         let next = nextAttemptAt.timeIntervalSince1970
-        try await committer.write(.deferred) { db in
+        try await recordFailure(deliveryID) { db in
             try db.cachedStatement(sql: "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE id = ?")
                 .execute(arguments: [attempts, next, error, deliveryID])
+            guard db.changesCount == 0 else { return nil }
+            return try self.materialize(deliveryID, status: 0, attempts: attempts, nextAttemptAt: next, error: error, deadAt: nil, db)
         }
-        claims.end(deliveryID)
     }
 
     public func recordDeadLetter(deliveryID: Int64, attempts: Int, error: String, at date: Date) async throws {
         let deadAt = date.timeIntervalSince1970
-        try await committer.write(.deferred) { db in
+        try await recordFailure(deliveryID) { db in
             try db.cachedStatement(sql: "UPDATE deliveries SET status = 1, attempts = ?, last_error = ?, dead_at = ?, claimed_by = NULL WHERE id = ?")
                 .execute(arguments: [attempts, error, deadAt, deliveryID])
+            guard db.changesCount == 0 else { return nil }
+            return try self.materialize(deliveryID, status: 1, attempts: attempts, nextAttemptAt: deadAt, error: error, deadAt: deadAt, db)
         }
-        claims.end(deliveryID)
+    }
+
+    /// A retry or a dead letter: `update` changes the row, or makes the cursor delivery one (and
+    /// returns its slot and sequence number), which its cursor may then pass. The mark that it
+    /// is done goes to the mirror only after the commit: before, a cursor could pass a delivery
+    /// whose row was rolled back.
+    private func recordFailure(_ id: Int64, _ update: @escaping @Sendable (Database) throws -> (slot: Int, sequence: Int64)?) async throws {
+        let changes = try await committer.write(.deferred) { db -> CursorChanges in
+            var changes = CursorChanges()
+            guard let (slot, sequence) = try update(db) else { return changes }
+            changes.done[slot] = [sequence]
+            changes.merge(try self.moveCursor(slot: slot, alsoDone: [sequence], db), slot: slot)
+            return changes
+        }
+        apply(changes)
+        claims.end(id)
     }
 
     public func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int] {
         let kept = JSONValue.array(sinks.sorted().map(JSONValue.string)).serializedString
         defer { claims.endAll(exceptFor: sinks) }
-        return try await committer.write { db in
+        let deadAt = date.timeIntervalSince1970
+        let (retired, changes) = try await committer.write { db -> ([String: Int], CursorChanges) in
             var retired: [String: Int] = [:]
             let pending = "status = 0 AND sink NOT IN (SELECT value FROM json_each(?))"
             for row in try Row.fetchAll(db, sql: "SELECT sink, COUNT(*) AS n FROM deliveries WHERE \(pending) GROUP BY sink", arguments: [kept]) {
                 retired[row["sink"]] = row["n"]
             }
-            guard !retired.isEmpty else { return retired }
-            try db.execute(
-                sql: "UPDATE deliveries SET status = 1, last_error = ?, dead_at = ?, claimed_by = NULL WHERE \(pending)",
-                arguments: [error, date.timeIntervalSince1970, kept])
-            return retired
+            if !retired.isEmpty {
+                try db.execute(
+                    sql: "UPDATE deliveries SET status = 1, last_error = ?, dead_at = ?, claimed_by = NULL WHERE \(pending)",
+                    arguments: [error, deadAt, kept])
+            }
+            var changes = CursorChanges()
+            for (sink, count) in try self.retireCursorDeliveries(exceptFor: sinks, error: error, at: deadAt, db, &changes) {
+                retired[sink, default: 0] += count
+            }
+            return (retired, changes)
         }
+        apply(changes)
+        return retired
     }
 
     // MARK: Inspection and replay
@@ -567,6 +607,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 var depth = depths[sink] ?? QueueDepth(pending: 0, dead: 0)
                 if status == 0 { depth.pending = count } else { depth.dead = count }
                 depths[sink] = depth
+            }
+            for (sink, count) in self.cursors.pendingCounts() {
+                depths[sink, default: QueueDepth(pending: 0, dead: 0)].pending += count
             }
             return depths
         }
@@ -665,18 +708,25 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         let delivered = date.timeIntervalSince1970
         let dedup = deduplicationBefore.timeIntervalSince1970
-        try await committer.write(.deferred) { db in
+        let removed = try await committer.write(.deferred) { db -> Set<Int64> in
             // Sequence follows arrival: the first event received on or after the cut-off bounds the
             // walk, so it visits only old rows (and events still waiting for a delivery), not the
-            // whole retention window.
+            // whole retention window. Events a cursor has not passed for every sink of their range
+            // stay (read from the file: the mirror may lag a routing commit).
+            let (limit, doneRanges) = try Self.cursorPruneLimit(db)
             try db.execute(sql: """
-                DELETE FROM events WHERE seq <= (SELECT routed_through FROM routing_state)
+                DELETE FROM events WHERE seq <= MIN((SELECT routed_through FROM routing_state), ?)
                 AND seq < IFNULL((SELECT seq FROM events WHERE received_at >= ? ORDER BY seq LIMIT 1), 9223372036854775807)
                 AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
-                """, arguments: [delivered, delivered])
+                """, arguments: [limit, delivered, delivered])
             try db.execute(sql: "DELETE FROM dedup WHERE seen_at < ?", arguments: [dedup])
+            if !doneRanges.isEmpty {
+                try db.execute(sql: "DELETE FROM routes WHERE first IN (SELECT value FROM json_each(?))", arguments: ["[" + doneRanges.map(String.init).joined(separator: ",") + "]"])
+            }
+            return Set(doneRanges)
         }
+        cursors.removeRanges(firsts: removed)
     }
 
     // MARK: Subscriptions and settings
@@ -777,7 +827,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
-    private static func event(_ body: String) throws -> BridgeEvent {
+    static func event(_ body: String) throws -> BridgeEvent {
         do {
             return try BridgeEvent(encoded: Array(body.utf8))
         } catch {

@@ -255,9 +255,12 @@ struct ExecSinkTests {
     @Test("a plugin gets PATH, HOME, LANG, TZ and its environment: only; the bridge's secrets only with inheritEnvironment")
     func minimalEnvironment() async throws {
         let directory = TemporaryDirectory()
-        // Set in the bridge's (this process's) environment, as `run` has it; never unset (other tests may be spawning).
-        setenv("GRAPH_CLIENT_SECRET", "s3cret-from-the-bridge", 1)
-        setenv("EXEC_TEST_BRIDGE_ONLY", "bridge", 1)
+        // The bridge's environment as `run` has it, with a secret in it. Passed in, not set with
+        // `setenv`: that races the threads of parallel tests that spawn processes (a crash in
+        // Foundation's `Process.run` copying the environment).
+        var supervision = ExecSink.Supervision.fast
+        let parent = ProcessInfo.processInfo.environment.merging(["GRAPH_CLIENT_SECRET": "s3cret-from-the-bridge", "EXEC_TEST_BRIDGE_ONLY": "bridge"]) { $1 }
+        supervision.parentEnvironment = { parent }
         let plugin = directory.script(
             "env.sh",
             """
@@ -274,7 +277,7 @@ struct ExecSinkTests {
             let parts = message.components(separatedBy: "| ")
             return (Set(parts[0].split(separator: " ").map(String.init)), parts.count > 1 ? parts[1] : "?")
         }
-        try await withExecSink(command: [plugin], environment: ["PLUGIN_SETTING": "on"]) { sink, _ in
+        try await withExecSink(command: [plugin], environment: ["PLUGIN_SETTING": "on"], supervision: supervision) { sink, _ in
             let (names, secret) = await environment(of: sink)
             #expect(secret == "unset")
             #expect(!names.contains("GRAPH_CLIENT_SECRET") && !names.contains("EXEC_TEST_BRIDGE_ONLY"), "\(names)")
@@ -283,7 +286,7 @@ struct ExecSinkTests {
             let expected = Set(ExecSink.Configuration.minimalVariables + ["PLUGIN_SETTING", "PWD", "OLDPWD", "SHLVL", "_"])
             #expect(names.isSubset(of: expected), "\(names.subtracting(expected))")
         }
-        try await withExecSink(command: [plugin], environment: ["PLUGIN_SETTING": "on"], inheritEnvironment: true) { sink, _ in
+        try await withExecSink(command: [plugin], environment: ["PLUGIN_SETTING": "on"], inheritEnvironment: true, supervision: supervision) { sink, _ in
             let (names, secret) = await environment(of: sink)
             #expect(secret == "s3cret-from-the-bridge")
             #expect(names.isSuperset(of: ["GRAPH_CLIENT_SECRET", "EXEC_TEST_BRIDGE_ONLY", "PLUGIN_SETTING", "PATH"]), "\(names)")

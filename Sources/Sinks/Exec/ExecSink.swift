@@ -1,4 +1,5 @@
 public import SinkAPI
+import Foundation
 import Logging
 public import ServiceLifecycle
 
@@ -94,6 +95,10 @@ extension ExecSink {
         /// graces) sleeps on, and what a child's uptime and the stderr rate are measured with: the
         /// system's clock in the bridge; tests move their own.
         public var clock: any Clock<Duration> = ContinuousClock()
+        /// The bridge's environment, which a child's is made from (see `childEnvironment`): the
+        /// process's own. Tests pass one instead of calling `setenv`, which races other threads
+        /// that read the environment (a `Process` being spawned copies it).
+        public var parentEnvironment: @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment }
 
         public init() {}
     }

@@ -309,7 +309,7 @@ final class PluginSupervisor: Sendable {
             answer: { [self] generation, answer in answered(generation: generation, answer: answer) },
             exited: { [self] generation, status in exited(generation: generation, status: status) }
         )
-        let environment = configuration.childEnvironment(parent: ProcessInfo.processInfo.environment)
+        let environment = configuration.childEnvironment(parent: supervision.parentEnvironment())
         let process = try PluginProcess(
             executable: configuration.executable,
             arguments: configuration.arguments,
