@@ -42,9 +42,12 @@ extension SQLiteStateStore {
             state.cursors[slot] = SinkCursors.Cursor(sink: row["sink"], through: row["through"])
             state.slots[row["sink"]] = slot
         }
-        // Deliveries past a cursor that are rows now (a retry, a dead letter, a straggler) are done for it.
+        // Deliveries past a cursor that are rows now (a retry, a dead letter, a straggler) are done
+        // for it. A row of an event routed ahead of the mark is in no range: not the cursor's.
         for id in try Int64.fetchAll(db, sql: "SELECT id FROM deliveries WHERE id >= ?", arguments: [SinkCursors.idBase]) {
             guard let (sequence, slot) = SinkCursors.decode(id), let through = state.cursors[slot]?.through, sequence > through else { continue }
+            let index = SinkCursors.firstRange(state.ranges, after: sequence - 1)
+            guard index < state.ranges.count, state.ranges[index].first <= sequence, state.ranges[index].slots.contains(slot) else { continue }
             state.cursors[slot]?.done.insert(sequence)
         }
         return state

@@ -205,6 +205,31 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 );
                 """)
         }
+        migrator.registerMigration("v6-events-sequence") { db in
+            // `events` without `AUTOINCREMENT`: the journal numbers events itself (`lastSequence`),
+            // where `sqlite_sequence` was a page written in every journal commit. (The unique index
+            // on `id` stays, though it costs a page a commit as well: the store contract refuses a
+            // journal call that repeats an event id, on every store.)
+            // The sequence goes on from the highest number ever given without `sqlite_sequence`: an
+            // event above every one left was pruned, and only events at or below the routed-through
+            // mark are, so `lastSequence` (the larger of the two) is at least that number.
+            try db.execute(sql: """
+                CREATE TABLE events_v6 (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    received_at REAL NOT NULL,
+                    subscription TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    attachment TEXT,
+                    routed INTEGER NOT NULL DEFAULT 0,
+                    accepted_by TEXT
+                );
+                INSERT INTO events_v6(seq, id, received_at, subscription, body, attachment, routed, accepted_by)
+                    SELECT seq, id, received_at, subscription, body, attachment, routed, accepted_by FROM events;
+                DROP TABLE events;
+                ALTER TABLE events_v6 RENAME TO events;
+                """)
+        }
         return migrator
     }
 
@@ -242,7 +267,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 INSERT INTO dedup(key, seen_at) VALUES (?, ?)
                 ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at < ?
                 """)
-            let insert = try db.cachedStatement(sql: "INSERT INTO events(id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO events(seq, id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            var sequence = try Self.lastSequence(db)
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(rows.count)
             var subscriptions: Set<String> = []
@@ -254,7 +280,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                         continue
                     }
                 }
-                try insert.execute(arguments: [row.id, row.receivedAt, row.subscription, row.body, row.attachment, row.replica])
+                sequence += 1
+                try insert.execute(arguments: [sequence, row.id, row.receivedAt, row.subscription, row.body, row.attachment, row.replica])
                 outcomes.append(.journaled)
                 subscriptions.insert(row.subscription)
             }
@@ -271,6 +298,16 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             }
             return outcomes
         }
+    }
+
+    /// The highest sequence number given so far: the last event's, or the routed-through mark when
+    /// every event up to it was pruned. Two reads of pages the commit writes anyway, where
+    /// `AUTOINCREMENT` wrote `sqlite_sequence` in every commit (schema `v6-events-sequence`).
+    /// Only routed events are pruned, so no number above the mark was ever given and gone.
+    private static func lastSequence(_ db: Database) throws -> Int64 {
+        let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM events")) ?? 0
+        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT routed_through FROM routing_state WHERE id = 1")) ?? 0
+        return max(last, mark)
     }
 
     // MARK: Routing

@@ -48,7 +48,7 @@ struct MigrationTests {
         let path = directory + "/state.sqlite"
         try SQLiteStateStore.createFile(at: path, migratedThrough: "v3-routing-watermark", sql: Self.oldRows(routedThrough: true))
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v5-sink-cursors")
+        #expect(try store.appliedMigrations().last == "v6-events-sequence")
         try await Self.checkMigrated(store)
     }
 
@@ -75,5 +75,31 @@ struct MigrationTests {
             throw error
         }
         await store.shutdown()
+    }
+
+    @Test("a SQLite file of schema v5 keeps its deliveries through the events table's rebuild, and numbers on from the highest number given")
+    func sqliteEventsSequence() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
+        let body = { (event: BridgeEvent) in String(decoding: event.encoded(), as: UTF8.self).replacingOccurrences(of: "'", with: "''") }
+        // Three events given numbers 1-3, all routed; 1 and 3 delivered and pruned, 2 still waits
+        // as an older row. sqlite_sequence says 3, and no event left has it.
+        try SQLiteStateStore.createFile(
+            at: path, migratedThrough: "v5-sink-cursors",
+            sql: events.map { "INSERT INTO events(id, received_at, subscription, body) VALUES ('\($0.id)', \($0.receivedAt.timeIntervalSince1970), 'inbox', '\(body($0))');" }.joined()
+                + """
+                INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (2, 's', \(t0.timeIntervalSince1970), \(t0.timeIntervalSince1970));
+                UPDATE routing_state SET routed_through = 3;
+                DELETE FROM events WHERE seq IN (1, 3);
+                """)
+        let store = try SQLiteStateStore(path: path, logger: quietLogger)
+        #expect(try store.appliedMigrations().last == "v6-events-sequence")
+        let now = t0.addingTimeInterval(60)
+        let replica = ReplicaID("after-migration")
+        try await store.registerReplica(replica, now: now, lease: .seconds(30))
+        #expect(try await store.claimDeliveries(sink: "s", replica: replica, now: now, limit: 10).map(\.event.id) == [events[1].id], "the rebuild kept the row")
+        _ = try await store.journal([entry(makeEvent(at: now))])
+        #expect(try await store.unroutedEvents(limit: 10).map(\.sequence) == [4], "3 was given before: the next is 4")
     }
 }

@@ -142,6 +142,31 @@ struct SinkCursorTests {
         }
     }
 
+    @Test("an event routed ahead of the mark keeps rows; the next in order joins a range; a reopened store counts and hands out both")
+    func routedAhead() async throws {
+        try await Self.withFile { path in
+            let store = try Self.open(path)
+            let events = Self.events(2)
+            _ = try await store.journal(events.map { entry($0) })
+            let pending = try await store.unroutedEvents(limit: 2)
+            try await store.commitRouting([RoutedEvent(sequence: pending[1].sequence, event: pending[1].event, changed: false, sinks: ["a"])])
+            #expect(try await Self.count(store, "SELECT COUNT(*) FROM deliveries") == 1, "the second event, routed first, is a row")
+            try await store.commitRouting([RoutedEvent(sequence: pending[0].sequence, event: pending[0].event, changed: false, sinks: ["a"])])
+            #expect(try await Self.count(store, "SELECT COUNT(*) FROM deliveries") == 1)
+            #expect(try await Self.count(store, "SELECT COUNT(*) FROM routes") == 1)
+
+            let reopened = try Self.open(path)
+            #expect(try await reopened.queueDepths() == ["a": QueueDepth(pending: 2, dead: 0)])
+            let now = wallClock(plus: 1)
+            try await reopened.registerReplica(Self.replica, now: now, lease: .seconds(30))
+            let claimed = try await reopened.claimDeliveries(sink: "a", replica: Self.replica, now: now, limit: 10)
+            #expect(Set(claimed.map(\.event.id)) == Set(events.map(\.id)))
+            try await reopened.recordSuccesses(deliveryIDs: claimed.map(\.id))
+            #expect(try await reopened.queueDepths().isEmpty)
+            #expect(try await Self.through(reopened, "a") == 1)
+        }
+    }
+
     @Test("past the limit of done deliveries the older ones in flight become rows, keep their claim, and the cursor passes them")
     func stragglers() async throws {
         try await Self.withFile { path in
