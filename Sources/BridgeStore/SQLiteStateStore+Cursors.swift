@@ -119,19 +119,24 @@ extension SQLiteStateStore {
         let ranges = try Self.ranges(after: through, limit: 4 * cursors.doneLimit + 64, db)
         var moved = SinkCursors.advanced(ranges, slot: slot, from: through, done: done)
         var move = CursorMove()
+        var stragglers: [(sequence: Int64, routedAt: Double)] = []
         let stillDone = done.filter { $0 > moved }
         if stillDone.count > cursors.doneLimit, let newest = stillDone.max() {
+            // Due when their range was routed, as they were; a claim on one holds (same id).
             let insert = try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO deliveries(id, event_seq, sink, created_at, next_attempt_at)
-                SELECT ?, seq, (SELECT sink FROM sink_cursors WHERE slot = ?), received_at, received_at FROM events WHERE seq = ?
+                SELECT ?, seq, (SELECT sink FROM sink_cursors WHERE slot = ?), received_at, ? FROM events WHERE seq = ?
                 """)
-            SinkCursors.walk(ranges, slot: slot, after: moved) { sequence in
+            SinkCursors.walk(ranges, slot: slot, after: moved) { sequence, range in
                 guard sequence < newest else { return false }
-                if !done.contains(sequence) { move.materialized.append(sequence) }
+                if !done.contains(sequence) {
+                    move.materialized.append(sequence)
+                    stragglers.append((sequence, range.routedAt))
+                }
                 return true
             }
-            for sequence in move.materialized {
-                try insert.execute(arguments: [SinkCursors.deliveryID(sequence: sequence, slot: slot), slot, sequence])
+            for (sequence, routedAt) in stragglers {
+                try insert.execute(arguments: [SinkCursors.deliveryID(sequence: sequence, slot: slot), slot, routedAt, sequence])
             }
             done.formUnion(move.materialized)
             moved = SinkCursors.advanced(ranges, slot: slot, from: moved, done: done)

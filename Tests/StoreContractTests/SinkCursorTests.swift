@@ -180,6 +180,9 @@ struct SinkCursorTests {
             try await store.recordSuccesses(deliveryIDs: [a[6].id])
             // 1, 2 (in flight) and 6 (pending) are older than the newest done one (7): rows now.
             #expect(try await Self.count(store, "SELECT COUNT(*) FROM deliveries") == 3)
+            #expect(
+                try await Self.count(store, "SELECT COUNT(*) FROM deliveries WHERE attempts = 0 AND next_attempt_at = (SELECT routed_at FROM routes)") == 3,
+                "due when they were routed, untried")
             #expect(try await Self.through(store, "a") == 7)
             #expect(try await store.claimDeliveries(sink: "a", replica: Self.replica, now: now, limit: 8).isEmpty, "their claims hold")
 
