@@ -192,7 +192,7 @@ extension SQLiteStateStore {
     }
 
     /// The due deliveries of `sink` in claim order (due date, then id): rows due by `now` and
-    /// cursor deliveries (due since their event arrived), at most `count`, leaving out `skip`.
+    /// cursor deliveries (due since their range was routed), at most `count`, leaving out `skip`.
     func dueCandidates(sink: String, now: Double, count: Int, skip: (Int64) -> Bool, _ db: Database) throws -> [(id: Int64, due: Double)] {
         var candidates: [(id: Int64, due: Double)] = []
         let rows = try db.cachedStatement(sql: """
