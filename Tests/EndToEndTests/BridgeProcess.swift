@@ -17,14 +17,14 @@ final class BridgeProcess: Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates.last!
     }()
 
-    private let process: Process
+    private let process: ChildProcess
     private let buffer = LineBuffer()
     private let outputBuffer = LineBuffer()
     private let stdout = Pipe()
 
     /// Starts `graph-bridge ARGUMENTS --log-format json` in `directory`.
     init(_ arguments: [String], directory: String, environment: [String: String] = [:]) throws {
-        process = Process()
+        process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: Self.executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
@@ -208,7 +208,7 @@ struct ProcessFailure: Error, CustomStringConvertible {
 func runToCompletion(
     _ arguments: [String], directory: String, environment: [String: String] = [:], removing: [String] = [], killAfter: Duration? = .seconds(120)
 ) async throws -> (Int32, String, String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: BridgeProcess.executable)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: directory)

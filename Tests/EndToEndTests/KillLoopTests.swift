@@ -9,7 +9,7 @@ struct KillLoopTests {
     @Test("SIGKILL at random moments for 8 seconds loses no acknowledged notification")
     func killLoop() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // No fuzzing here (`--fuzz-seconds 0`): scripts/soak fuzzes both parsers for 60 s each by default
         // (after building the fuzzers), which held the whole machine for minutes in a parallel run.

@@ -453,7 +453,7 @@ struct OperatorCommandsTests {
             sys.stdout.write(shown.decode())
             sys.exit(os.WEXITSTATUS(status))
             """
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script, BridgeProcess.executable] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory.path)

@@ -81,7 +81,7 @@ struct ReplicaEndToEndTests {
 
         // The test holds the leader lock while both replicas start: neither leads, neither creates.
         let (psql, arguments) = server.psqlCommand(database: database, "SELECT pg_advisory_lock(\(Self.leaderLockKey)); SELECT pg_sleep(600)")
-        let holder = Process()
+        let holder = ChildProcess()
         holder.executableURL = URL(fileURLWithPath: psql)
         holder.arguments = arguments
         holder.standardOutput = FileHandle.nullDevice

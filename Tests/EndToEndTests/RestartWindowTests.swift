@@ -29,7 +29,7 @@ struct RestartWindowTests {
     /// The stored subscription's Graph id and clientState, read from the state file as it is.
     static func storedSubscription(_ path: String) async throws -> (id: String, clientState: String) {
         let script = "import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute('select graph_id, client_state from subscriptions').fetchone(); print(r[0]); print(r[1])"
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script, path]
         let output = Pipe()

@@ -106,7 +106,7 @@ final class BrowserSession: Sendable {
     static let helper = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Support/cdp_browser.py").path
 
-    private let process = Process()
+    private let process = ChildProcess()
     private let input = Pipe()
     private let answers = LineBuffer()
     private let errorOutput = LineBuffer()

@@ -18,7 +18,7 @@ struct StoreFaultTests {
 
     @discardableResult
     static func shell(_ arguments: String...) throws -> Int32 {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice

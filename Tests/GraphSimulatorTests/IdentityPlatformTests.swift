@@ -1,5 +1,6 @@
 import CurlKit
 import Foundation
+import TestSupport
 import Testing
 import _CryptoExtras
 
@@ -400,7 +401,7 @@ struct IdentityPlatformTests {
 
 /// Runs a program and returns its standard output.
 func run(_ executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let pipe = Pipe()

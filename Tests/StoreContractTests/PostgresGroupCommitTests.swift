@@ -22,7 +22,7 @@ struct PostgresGroupCommitTests {
     final class HeldLock {
         let server: PostgresServer
         let database: String
-        let process = Process()
+        let process = ChildProcess()
         /// Only this test's database: other tests share the server (a relation's OID can repeat across databases).
         static let here = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         /// Selects the backends holding the lock.

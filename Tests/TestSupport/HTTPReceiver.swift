@@ -32,7 +32,7 @@ public final class HTTPReceiver {
 
     public let port: Int
     public let recordFile: URL
-    private let process: Process
+    private let process: ChildProcess
     private let exit: ProcessExit
 
     /// `Tests/Support/http_receiver.py`, found from this file's location.
@@ -40,7 +40,7 @@ public final class HTTPReceiver {
         .deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Support/http_receiver.py").path
 
-    private init(port: Int, recordFile: URL, process: Process, exit: ProcessExit) {
+    private init(port: Int, recordFile: URL, process: ChildProcess, exit: ProcessExit) {
         self.port = port
         self.recordFile = recordFile
         self.process = process
@@ -51,7 +51,7 @@ public final class HTTPReceiver {
     public static func start(arguments: [String] = []) async throws -> HTTPReceiver {
         let recordFile = FileManager.default.temporaryDirectory
             .appendingPathComponent("curlkit-receiver-\(UUID().uuidString).jsonl")
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", scriptPath, "--record", recordFile.path] + arguments
         let stdout = Pipe()
@@ -102,7 +102,7 @@ public final class HTTPReceiver {
 public final class ProcessExit: Sendable {
     private let state = Mutex<(exited: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    public init(_ process: Process) {
+    public init(_ process: ChildProcess) {
         process.terminationHandler = { [self] _ in
             let waiters = state.withLock { state in
                 state.exited = true
@@ -142,7 +142,7 @@ public func withHTTPReceiver<T>(
 
 /// Runs a command to completion and fails unless it exits 0.
 public func runCommand(_ arguments: [String]) async throws {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     process.standardOutput = FileHandle.nullDevice
@@ -158,7 +158,7 @@ public func runCommand(_ arguments: [String]) async throws {
 /// Runs a command to completion with empty standard input; returns its exit status and its
 /// standard output and error together.
 public func commandOutput(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     let emptyInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/null"))

@@ -75,7 +75,7 @@ public final class SMTPServer {
 
     public let port: Int
     public let recordFile: URL
-    private let process: Process
+    private let process: ChildProcess
     private let exit: ProcessExit
 
     /// `Tests/Support/smtp_server.py`, found from this file's location.
@@ -88,7 +88,7 @@ public final class SMTPServer {
         ProcessInfo.processInfo.environment["GRAPH_BRIDGE_SMTP_PYTHON"] ?? "/usr/bin/python3"
     }
 
-    private init(port: Int, recordFile: URL, process: Process, exit: ProcessExit) {
+    private init(port: Int, recordFile: URL, process: ChildProcess, exit: ProcessExit) {
         self.port = port
         self.recordFile = recordFile
         self.process = process
@@ -104,7 +104,7 @@ public final class SMTPServer {
             .appendingPathComponent("smtp-server-\(UUID().uuidString).stderr")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [scriptPath, "--record", recordFile.path] + arguments
         let stdout = Pipe()
