@@ -78,8 +78,7 @@ public final class HTTPReceiver {
 
     /// Every request recorded so far, in arrival order.
     public func recordedRequests() throws -> [RecordedRequest] {
-        let text = (try? String(contentsOf: recordFile, encoding: .utf8)) ?? ""
-        return try text.split(separator: "\n").map {
+        return try completeLines(of: recordFile).map {
             try JSONDecoder().decode(RecordedRequest.self, from: Data($0.utf8))
         }
     }
@@ -175,4 +174,12 @@ public func commandOutput(_ arguments: [String]) async throws -> (status: Int32,
     try handle.close()
     try emptyInput.close()
     return (process.terminationStatus, (try? String(contentsOf: capture, encoding: .utf8)) ?? "")
+}
+
+/// The lines of `file` that are whole: the receiver may be writing the last one (a large record
+/// goes out in more than one `write`), and a reader that takes its first part fails to parse it.
+public func completeLines(of file: URL) -> [Substring] {
+    let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+    let whole = text.hasSuffix("\n") ? Substring(text) : text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]
+    return whole.split(separator: "\n")
 }

@@ -143,8 +143,7 @@ public final class SMTPServer {
     }
 
     private func records<T: Decodable>(kind: String) throws -> [T] {
-        let text = (try? String(contentsOf: recordFile, encoding: .utf8)) ?? ""
-        return try text.split(separator: "\n").compactMap { line in
+        return try completeLines(of: recordFile).compactMap { line in
             let data = Data(line.utf8)
             guard try JSONDecoder().decode(RecordKind.self, from: data).kind == kind else { return nil }
             return try JSONDecoder().decode(T.self, from: data)
