@@ -40,7 +40,6 @@ extension SQLiteStateStore {
         for row in try Row.fetchAll(db, sql: "SELECT slot, sink, through FROM sink_cursors") {
             let slot: Int = row["slot"]
             state.cursors[slot] = SinkCursors.Cursor(sink: row["sink"], through: row["through"])
-            state.slots[row["sink"]] = slot
         }
         // Deliveries past a cursor that are rows now (a retry, a dead letter, a straggler) are done
         // for it. A row of an event routed ahead of the mark is in no range: not the cursor's.

@@ -42,8 +42,7 @@ final class SinkCursors: Sendable {
         var routedAt: Double
 
         /// `slots` as the `routes.slots` column holds them.
-        var slotText: String { Self.text(slots) }
-        static func text(_ slots: [Int]) -> String { slots.map(String.init).joined(separator: ",") }
+        var slotText: String { slots.map(String.init).joined(separator: ",") }
         static func slots(_ text: String) -> [Int] { text.split(separator: ",").compactMap { Int($0) } }
     }
 
@@ -58,8 +57,8 @@ final class SinkCursors: Sendable {
     struct State: Sendable {
         /// Sorted by `first`, disjoint.
         var ranges: [Range] = []
+        /// By slot.
         var cursors: [Int: Cursor] = [:]
-        var slots: [String: Int] = [:]
     }
 
     /// How many deliveries past a cursor may be done before the older pending ones become rows.
@@ -84,9 +83,8 @@ final class SinkCursors: Sendable {
 
     // MARK: Reading
 
-    func slot(of sink: String) -> Int? { state.withLock { $0.slots[sink] } }
-
-    func sink(ofSlot slot: Int) -> String? { state.withLock { $0.cursors[slot]?.sink } }
+    /// A handful of sinks: a look through them, not a second map to keep in step.
+    func slot(of sink: String) -> Int? { state.withLock { $0.cursors.first { $0.value.sink == sink }?.key } }
 
     /// The first `limit` pending deliveries of `slot` (sequence numbers and due dates, oldest
     /// first) that `skip` does not leave out.
@@ -156,7 +154,6 @@ final class SinkCursors: Sendable {
         state.withLock { state in
             guard state.cursors[slot] == nil else { return }
             state.cursors[slot] = Cursor(sink: sink, through: through)
-            state.slots[sink] = slot
         }
     }
 
