@@ -284,55 +284,39 @@ public final class PostgresServer: Sendable {
         try run(binDirectory + "/" + tool, arguments, as: runAs)
     }
 
-    // A GNU extension the Glibc module does not import (no _GNU_SOURCE): looked up once by name.
-    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    private static let addCloseFrom: AddCloseFrom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
-        .map { unsafeBitCast($0, to: AddCloseFrom.self) }
-
-    /// The descriptors open in this process now (glibc before 2.34 has no closefrom for posix_spawn).
-    private static func openDescriptors() -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
-    }
-
     /// Runs a tool to its end; returns its output (stdout and stderr together).
     @discardableResult
     private func run(_ executable: String, _ arguments: [String], as user: String?) throws -> String {
         // In the server's folder (`env -C`): the postgres user may not enter the test's own.
-        let argv = ["/usr/bin/env", "-C", folder] + (user.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + [executable] + arguments
+        let argv = (user.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + [executable] + arguments
         // Output to a file, not a pipe: the server `pg_ctl start` leaves running would hold a pipe
-        // open. posix_spawn and waitpid rather than Foundation's Process, whose exit monitoring
-        // missed the exit of runuser here (it stayed a zombie, waitUntilExit never returned).
+        // open. `ChildProcess` closes every other descriptor of this process in the child: the
+        // server lives as long as the test process, and a descriptor it inherited (a pipe another
+        // test had just made for its child) stayed open that long, so that test waited for the
+        // pipe's end of file for ever (a parallel run that hung with every test suspended). And it
+        // reaps with `waitpid`: Foundation's `Process` missed the exit of runuser here (it stayed a
+        // zombie, waitUntilExit never returned).
         let outputPath = folder + "/tool-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of this process goes with it: `pg_ctl start` leaves a server that lives as
-        // long as the test process, and a descriptor it inherited stays open that long. Foundation's
-        // `Pipe` is not close-on-exec, so a pipe another test had just made (its write end still
-        // open here until its `Process.run` returns) went with the server, and that test waited for
-        // the pipe's end of file for ever: a parallel run that hung with every test suspended.
-        if let closeFrom = Self.addCloseFrom {
-            _ = closeFrom(&actions, 3)
-        } else {
-            for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw Unavailable(description: "cannot create \(outputPath)")
         }
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
-        guard spawned == 0 else {
-            throw Unavailable(description: "cannot start \(argv[0]): \(String(cString: strerror(spawned)))")
+        defer { try? output.close() }
+        let process = ChildProcess()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["-C", folder] + argv
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
+        do {
+            try process.run()
+        } catch {
+            throw Unavailable(description: "cannot start \(executable): \(error)")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        process.waitUntilExit()
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        // WIFEXITED and WEXITSTATUS by hand (macros Swift does not import).
-        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-            throw Unavailable(description: "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        guard !process.exitedBySignal, process.terminationStatus == 0 else {
+            throw Unavailable(description: "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(process.terminationStatus)): \(text)")
         }
         return text
     }
