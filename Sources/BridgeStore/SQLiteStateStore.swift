@@ -411,10 +411,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             let newMark = try Self.advanceMark(db, past: routed)
             // In order (at or below the new mark): a range and the cursors. Ahead of the mark: rows.
             var inOrder: [(sequence: Int64, slots: [Int])] = []
+            var slotOf: [String: Int] = [:]  // one lookup per sink, not per event and sink
             for event in accepted.sorted(by: { $0.sequence < $1.sequence }) {
                 var slots: [Int] = []
                 for sink in Set(event.sinks) {
-                    let slot = try Self.slot(for: sink, mark: mark, db, &changes)
+                    let slot = try slotOf[sink] ?? Self.slot(for: sink, mark: mark, db, &changes)
+                    slotOf[sink] = slot
                     if event.sequence <= newMark {
                         slots.append(slot)
                     } else {
