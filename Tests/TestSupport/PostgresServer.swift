@@ -82,7 +82,7 @@ public final class PostgresServer: Sendable {
                 let line = postmaster.split(separator: "\n").first, let pid = pid_t(line)
             {
                 kill(pid, SIGQUIT)
-                for _ in 0..<200 where kill(pid, 0) == 0 { usleep(50_000) }
+                waitForExit(of: pid, milliseconds: 10_000)
             }
             // owner.pid last: a removal that fails halfway is tried again by the next run.
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
@@ -279,6 +279,26 @@ public final class PostgresServer: Sendable {
         guard let data = template.withLock({ $0 }) else { return }
         try? FileManager.default.removeItem(atPath: (data as NSString).deletingLastPathComponent)
     }
+
+    /// Waits up to `milliseconds` for `pid`, a process that is not this one's child (so no
+    /// `waitpid`), to exit: a pidfd becomes readable when it does. Where the C library has no
+    /// `pidfd_open` (glibc before 2.36) it asks every 50 ms instead.
+    private static func waitForExit(of pid: pid_t, milliseconds: Int32) {
+        if let open = pidfdOpen {
+            let fd = open(pid, 0)
+            if fd >= 0 {
+                defer { close(fd) }
+                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                while poll(&entry, 1, milliseconds) < 0 && errno == EINTR {}
+                return
+            }
+            if errno == ESRCH { return }  // gone already
+        }
+        for _ in 0..<(milliseconds / 50) where kill(pid, 0) == 0 { usleep(50_000) }
+    }
+
+    private typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
+    private static let pidfdOpen: PidfdOpen? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pidfd_open").map { unsafeBitCast($0, to: PidfdOpen.self) }
 
     private func runServerTool(_ tool: String, _ arguments: [String]) throws {
         try run(binDirectory + "/" + tool, arguments, as: runAs)
