@@ -23,10 +23,63 @@ public protocol Sink: Sendable {
     /// Delivers one event. Returning means success; throw ``SinkError`` to say whether to retry.
     /// Any other error is retried.
     func deliver(_ event: BridgeEvent, attempt: DeliveryAttempt) async throws
+
+    /// How many events one ``deliver(batch:)`` may carry. 1 (the default): the engine hands this
+    /// sink one event per call of ``deliver(_:attempt:)``.
+    ///
+    /// A sink whose cost is per call rather than per event (one `write(2)` for many lines) says
+    /// more, and the engine gives it what is queued, up to this many, in one call. At a trickle
+    /// a batch is one event: the engine never waits to fill one.
+    var batchLimit: Int { get }
+
+    /// Delivers `batch` (at most ``batchLimit`` events, oldest first) in one operation.
+    ///
+    /// Returning means every event was delivered. Throw ``SinkBatchError`` to say how many at the
+    /// head of the batch were delivered before the failure; any other error counts for the whole
+    /// batch (each event is then retried or dead-lettered on its own, as its attempts say). The
+    /// default calls ``deliver(_:attempt:)`` for each event in turn and stops at the first failure.
+    func deliver(batch: [SinkDelivery]) async throws
 }
 
 extension Sink {
     public static var defaultConcurrency: Int { 1 }
+
+    public var batchLimit: Int { 1 }
+
+    public func deliver(batch: [SinkDelivery]) async throws {
+        for (index, item) in batch.enumerated() {
+            do {
+                try await deliver(item.event, attempt: item.attempt)
+            } catch {
+                throw SinkBatchError(delivered: index, error: error)
+            }
+        }
+    }
+}
+
+/// One event of a batch (``Sink/deliver(batch:)``) and which try it is.
+public struct SinkDelivery: Sendable {
+    public var event: BridgeEvent
+    public var attempt: DeliveryAttempt
+
+    public init(event: BridgeEvent, attempt: DeliveryAttempt) {
+        self.event = event
+        self.attempt = attempt
+    }
+}
+
+/// A batch that failed after its first `delivered` events were delivered: the rest failed with `error`
+/// (a ``SinkError`` says whether to retry; any other error is retried).
+public struct SinkBatchError: Error, Sendable, CustomStringConvertible {
+    public var delivered: Int
+    public var error: any Error
+
+    public init(delivered: Int, error: any Error) {
+        self.delivered = delivered
+        self.error = error
+    }
+
+    public var description: String { "\(error) (after \(delivered) delivered)" }
 }
 
 /// What a sink gets from the bridge when it is built.

@@ -92,6 +92,36 @@ struct FileSinkTests {
         #expect(current.contains("after") && !current.contains("before"))
     }
 
+    @Test("a batch lands as the same lines single deliveries write, in order, in one write")
+    func batch() async throws {
+        let directory = TemporaryDirectory()
+        let single = directory.file("single.jsonl")
+        let batched = directory.file("batched.jsonl")
+        let events = (0..<40).map { mailEvent(subject: "number \($0)") }
+        let one = try FileSink(name: "single", configuration: .init(path: single), context: context)
+        for (index, event) in events.enumerated() { try await one.deliver(event, attempt: DeliveryAttempt(number: 1, deliveryID: Int64(index))) }
+        let many = try FileSink(name: "batched", configuration: .init(path: batched, fsync: true), context: context)
+        #expect(many.batchLimit > 1)
+        try await many.deliver(batch: events.enumerated().map { SinkDelivery(event: $1, attempt: DeliveryAttempt(number: 1, deliveryID: Int64($0))) })
+        let written = try String(contentsOfFile: batched, encoding: .utf8)
+        #expect(written == (try String(contentsOfFile: single, encoding: .utf8)))
+        #expect(written.split(separator: "\n").map { try? BridgeEvent(json: JSONParser.parse(String($0))) } == events)
+    }
+
+    @Test("a batch that cannot be written fails whole and retryable (none of it counts as delivered)")
+    func unwritableBatch() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("audit.jsonl")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let sink = try FileSink(name: "audit", configuration: .init(path: path), context: context)
+        await #expect {
+            try await sink.deliver(batch: [mailEvent(), mailEvent()].map { SinkDelivery(event: $0, attempt: DeliveryAttempt(number: 1, deliveryID: 1)) })
+        } throws: { error in
+            guard let error = error as? SinkError, case .retry = error.disposition else { return false }
+            return error.message.contains(path)
+        }
+    }
+
     @Test("a path that cannot be written is a retryable failure")
     func unwritable() async throws {
         let directory = TemporaryDirectory()
@@ -141,6 +171,20 @@ struct StdoutSinkTests {
     func text() async throws {
         let output = try await written(format: .text, events: [mailEvent(subject: "Hello\nworld")])
         #expect(output == "2026-11-30T00:53:20.123Z inbox created Users/1/Messages/2 \"Hello world\" from Bob <bob@contoso.com>\n")
+    }
+
+    @Test("a batch is the lines of its events in order, as single deliveries write them")
+    func batch() async throws {
+        let events = [mailEvent(subject: "first"), mailEvent(subject: "second\nline"), mailEvent(subject: "third")]
+        let directory = TemporaryDirectory(prefix: "graph-bridge-stdout")
+        let fd = open(directory.file("out"), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(fd >= 0)
+        let sink = StdoutSink(name: "console", configuration: .init(format: .text), fileDescriptor: fd)
+        try await sink.deliver(batch: events.map { SinkDelivery(event: $0, attempt: DeliveryAttempt(number: 1, deliveryID: 1)) })
+        close(fd)
+        let batched = try String(contentsOfFile: directory.file("out"), encoding: .utf8)
+        #expect(batched == (try await written(format: .text, events: events)))
+        #expect(batched.split(separator: "\n").count == 3)
     }
 
     @Test("json: the event exactly as the file sink writes it")

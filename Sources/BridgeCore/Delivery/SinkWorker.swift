@@ -59,13 +59,20 @@ final class SinkWorker: Sendable {
     static let prefetch = 64
 
     /// How many deliveries one claim takes: a few per slot, so a claim is not one write per
-    /// delivery, and few enough that replicas sharing a short queue share it.
-    var claimBatch: Int { max(1, min(Self.prefetch, 4 * concurrency)) }
+    /// delivery, and few enough that replicas sharing a short queue share it; for a sink that
+    /// takes batches, one whole batch.
+    var claimBatch: Int { max(1, min(Self.prefetch, 4 * concurrency), min(sink.batchLimit, Self.batchCeiling)) }
+
+    /// The most deliveries one call to a sink carries, whatever its ``Sink/batchLimit`` says
+    /// (bounded memory: a claim holds this many events).
+    static let batchCeiling = 512
 
     /// Runs until stopped: the loop only executes what ``SinkWorkerStateMachine`` decides.
     func run() async {
         await withTaskGroup(of: SinkWorkerStateMachine.Event.self) { group in
-            var machine = SinkWorkerStateMachine(concurrency: concurrency, claimBatch: claimBatch, schedule: schedule, shutdownGrace: shutdownGrace)
+            var machine = SinkWorkerStateMachine(
+                concurrency: concurrency, claimBatch: claimBatch, batchLimit: min(sink.batchLimit, Self.batchCeiling), schedule: schedule,
+                shutdownGrace: shutdownGrace)
             var event = SinkWorkerStateMachine.Event.turn(stopping: isStopping)
             loop: while true {
                 var next: SinkWorkerStateMachine.Event?
@@ -85,6 +92,8 @@ final class SinkWorker: Sendable {
                         }
                     case .start(let delivery):
                         group.addTask { await self.attempt(delivery) }
+                    case .startBatch(let batch):
+                        group.addTask { await self.attempt(batch) }
                     case .record(let delivery, let record, let failures, let pause):
                         group.addTask {
                             if pause > .zero { try? await self.clock.sleep(for: pause) }
@@ -148,6 +157,27 @@ final class SinkWorker: Sendable {
             if Task.isCancelled { return .abandoned(delivery.id) }
             return .delivered(delivery.id, .failure(error as? SinkError ?? .retryable(String(describing: error))))
         }
+    }
+
+    /// One try of several deliveries in one call. A cancelled try reports `abandonedBatch`: they stay queued.
+    private func attempt(_ batch: [Delivery]) async -> SinkWorkerStateMachine.Event {
+        let started = ContinuousClock.now
+        let delivered: Int
+        let failure: SinkError
+        do {
+            try await sink.deliver(batch: batch.map { SinkDelivery(event: $0.event, attempt: DeliveryAttempt(number: $0.attempts + 1, deliveryID: $0.id)) })
+            let took = ContinuousClock.now - started
+            return .deliveredBatch(batch.map { (id: $0.id, outcome: .success(took: took)) })
+        } catch let error as SinkBatchError {
+            (delivered, failure) = (min(max(0, error.delivered), batch.count), error.error as? SinkError ?? .retryable(String(describing: error.error)))
+        } catch {
+            (delivered, failure) = (0, error as? SinkError ?? .retryable(String(describing: error)))
+        }
+        if Task.isCancelled { return .abandonedBatch(batch.map(\.id)) }
+        let took = ContinuousClock.now - started
+        return .deliveredBatch(batch.enumerated().map { index, delivery in
+            (id: delivery.id, outcome: index < delivered ? .success(took: took) : .failure(failure))
+        })
     }
 
     /// Writes a batch of successes as one change (their deliveries are deleted); `.successesNotRecorded`

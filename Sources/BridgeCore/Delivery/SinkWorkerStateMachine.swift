@@ -16,7 +16,11 @@ import Foundation
 /// so at a trickle nothing waits and under load a write carries many (one write and one wake-up
 /// for them all, where each was a write of its own). Retries and dead letters are written one by one.
 ///
-/// What it guarantees: never more than `concurrency` deliveries in flight; a delivery's outcome
+/// A sink with a ``Sink/batchLimit`` above 1 gets what is claimed, up to that many, in one call
+/// (``Action/startBatch(_:)``, answered by ``Event/deliveredBatch(_:)``): a call takes a slot,
+/// whatever it carries. Nothing waits to fill a batch; under load a claim brings many.
+///
+/// What it guarantees: never more than `concurrency` calls to the sink in flight; a delivery's outcome
 /// is written before its claim ends (the store never hands it out again meanwhile); while an
 /// outcome cannot be written, nothing new is claimed (its outcome could not be written either)
 /// and the write is tried again with backoff; at a stop, nothing new starts, the deliveries in
@@ -54,6 +58,8 @@ struct SinkWorkerStateMachine {
         case storeFailed(cancelled: Bool)
         /// The sink returned or threw for this delivery.
         case delivered(Int64, Outcome)
+        /// The sink returned or threw for a batch: each delivery's outcome, in the batch's order.
+        case deliveredBatch([(id: Int64, outcome: Outcome)])
         /// The outcome of this delivery is durable.
         case recorded(Int64)
         /// Writing this outcome failed; `failures` in a row so far.
@@ -64,6 +70,8 @@ struct SinkWorkerStateMachine {
         case successesNotRecorded([Success], failures: Int)
         /// A try was cancelled (shutdown): nothing recorded.
         case abandoned(Int64)
+        /// A batch's try was cancelled (shutdown): nothing recorded.
+        case abandonedBatch([Int64])
         /// The waiter returned (rung, or its time is up).
         case woke
         /// The shutdown grace period is over.
@@ -75,6 +83,9 @@ struct SinkWorkerStateMachine {
         case claim(limit: Int)
         /// Hand this delivery to the sink; feed ``Event/delivered(_:_:)`` or ``Event/abandoned(_:)``.
         case start(Delivery)
+        /// Hand these deliveries (two or more, oldest first) to the sink in one call; feed
+        /// ``Event/deliveredBatch(_:)`` or ``Event/abandonedBatch(_:)``.
+        case startBatch([Delivery])
         /// Ask when the next claimable delivery is due; feed ``Event/nextDue(_:)`` or ``Event/storeFailed(cancelled:)``.
         case findNextDue
         /// Write an outcome, after `after` (a pause before writing again); feed ``Event/recorded(_:)``
@@ -105,12 +116,16 @@ struct SinkWorkerStateMachine {
 
     let concurrency: Int
     let claimBatch: Int
+    /// The most deliveries one call to the sink carries (``Sink/batchLimit``).
+    let batchLimit: Int
     let schedule: RetrySchedule
     let shutdownGrace: Duration
 
     /// Claimed, not started yet, oldest first.
     private(set) var buffered: [Delivery] = []
     private(set) var inFlight: [Int64: Delivery] = [:]
+    /// Calls to the sink in flight (each holds a slot; a batch is one call for many of `inFlight`).
+    private(set) var calls = 0
     /// Delivered, outcome being written (still claimed).
     private(set) var recording: Set<Int64> = []
     /// Outcomes the store refused, being written again. While any wait, nothing new is claimed.
@@ -135,9 +150,10 @@ struct SinkWorkerStateMachine {
     /// this replica's lease lapsed until its next renewal).
     static let contendedWait: Duration = .seconds(1)
 
-    init(concurrency: Int, claimBatch: Int, schedule: RetrySchedule, shutdownGrace: Duration) {
+    init(concurrency: Int, claimBatch: Int, batchLimit: Int = 1, schedule: RetrySchedule, shutdownGrace: Duration) {
         self.concurrency = max(1, concurrency)
         self.claimBatch = max(1, claimBatch)
+        self.batchLimit = max(1, batchLimit)
         self.schedule = schedule
         self.shutdownGrace = shutdownGrace
     }
@@ -149,7 +165,7 @@ struct SinkWorkerStateMachine {
             stopping = stopping || stop
             wait = Self.maximumWait
             claimedNone = false
-            guard !stopping, inFlight.count < concurrency, unrecorded.isEmpty else { return endTurn(now: now) }
+            guard !stopping, calls < concurrency, unrecorded.isEmpty else { return endTurn(now: now) }
             if buffered.isEmpty { return [.claim(limit: claimBatch)] }
             return fill(now: now)
 
@@ -177,18 +193,16 @@ struct SinkWorkerStateMachine {
             return [.reportReadFailure(failures: readFailures)] + endTurn(now: now)
 
         case .delivered(let id, let outcome):
-            guard let delivery = inFlight.removeValue(forKey: id) else { return [] }
-            // The slot is free for the next delivery while this outcome is written: a single-lane
-            // sink is not held to one write per event. (A crash before the write lands means one
-            // more delivery of this event: at-least-once.)
-            recording.insert(id)
-            switch outcome {
-            case .success(let took):
-                pendingSuccesses.append(Success(delivery: delivery, took: took))
-                return writeSuccesses(failures: 0, after: .zero)
-            case .failure(let error):
-                return [.record(delivery, decide(error, for: delivery, now: now, random: random), failures: 0, after: .zero)]
-            }
+            guard inFlight[id] != nil else { return [] }
+            calls -= 1
+            return finished(id, outcome, now: now, random: random) + writeSuccesses(failures: 0, after: .zero)
+
+        case .deliveredBatch(let outcomes):
+            guard outcomes.contains(where: { inFlight[$0.id] != nil }) else { return [] }
+            calls -= 1
+            // Failures first, then the successes in one write (the order of the writes does not
+            // matter: each delivery is still claimed until its own lands).
+            return outcomes.flatMap { finished($0.id, $0.outcome, now: now, random: random) } + writeSuccesses(failures: 0, after: .zero)
 
         case .recordedSuccesses(let ids):
             writingSuccesses = false
@@ -230,7 +244,11 @@ struct SinkWorkerStateMachine {
             return [.record(delivery, record, failures: failures, after: .milliseconds(min(2_000, 100 << min(failures - 1, 5))))]
 
         case .abandoned(let id):
-            inFlight.removeValue(forKey: id)
+            if inFlight.removeValue(forKey: id) != nil { calls -= 1 }
+            return []
+
+        case .abandonedBatch(let ids):
+            if ids.map({ inFlight.removeValue(forKey: $0) }).contains(where: { $0 != nil }) { calls -= 1 }
             return []
 
         case .woke:
@@ -239,6 +257,22 @@ struct SinkWorkerStateMachine {
 
         case .graceOver:
             return [.reportAbandoned(count: inFlight.count), .cancelAll]
+        }
+    }
+
+    /// A delivery the sink is done with: its success joins the next batch to write, its failure
+    /// is written at once. The slot is free for the next delivery while the outcome is written:
+    /// a single-lane sink is not held to one write per event. (A crash before the write lands
+    /// means one more delivery of this event: at-least-once.)
+    private mutating func finished(_ id: Int64, _ outcome: Outcome, now: Date, random: Double) -> [Action] {
+        guard let delivery = inFlight.removeValue(forKey: id) else { return [] }
+        recording.insert(id)
+        switch outcome {
+        case .success(let took):
+            pendingSuccesses.append(Success(delivery: delivery, took: took))
+            return []
+        case .failure(let error):
+            return [.record(delivery, decide(error, for: delivery, now: now, random: random), failures: 0, after: .zero)]
         }
     }
 
@@ -269,12 +303,14 @@ struct SinkWorkerStateMachine {
     /// Starts claimed deliveries while slots are free; asks for the next due date when slots stay free.
     private mutating func fill(now: Date) -> [Action] {
         var actions: [Action] = []
-        while inFlight.count < concurrency, !buffered.isEmpty {
-            let delivery = buffered.removeFirst()
-            inFlight[delivery.id] = delivery
-            actions.append(.start(delivery))
+        while calls < concurrency, !buffered.isEmpty {
+            let batch = buffered.prefix(batchLimit)
+            buffered.removeFirst(batch.count)
+            for delivery in batch { inFlight[delivery.id] = delivery }
+            calls += 1
+            actions.append(batch.count == 1 ? .start(batch[batch.startIndex]) : .startBatch(Array(batch)))
         }
-        if inFlight.count < concurrency, buffered.isEmpty { return actions + [.findNextDue] }
+        if calls < concurrency, buffered.isEmpty { return actions + [.findNextDue] }
         readFailures = 0
         return actions + endTurn(now: now)
     }

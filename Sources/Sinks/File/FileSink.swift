@@ -3,7 +3,8 @@ import Foundation
 import Synchronization
 
 /// `type: file`: appends each event as one JSON line (SPEC section 6), written with a single
-/// `write(2)` on an `O_APPEND` descriptor before the delivery counts as done.
+/// `write(2)` on an `O_APPEND` descriptor before the delivery counts as done. Events queued
+/// together go in one `write(2)` (and one fsync), up to ``batchLimit`` lines, in journal order.
 ///
 /// ## Configuration keys
 /// - `path` (required): the file; relative to the config's folder. Its folder must exist.
@@ -87,10 +88,27 @@ public struct FileSink: Sink {
         self.file = OpenFile()
     }
 
+    /// Lines per `write(2)` when events are queued: a drain writes about 64 KB at a time.
+    public var batchLimit: Int { 128 }
+
     public func deliver(_ event: BridgeEvent, attempt: DeliveryAttempt) async throws {
         var line = event.encoded()
         line.append(0x0A)
-        let bytes = line
+        try await append(line)
+    }
+
+    /// One `write(2)` for the whole batch: all its lines land, or the batch is tried again (a
+    /// write that failed part way may leave some lines twice: at-least-once).
+    public func deliver(batch: [SinkDelivery]) async throws {
+        var lines: [UInt8] = []
+        for item in batch {
+            lines.append(contentsOf: item.event.encoded())
+            lines.append(0x0A)
+        }
+        try await append(lines)
+    }
+
+    private func append(_ bytes: [UInt8]) async throws {
         let path = self.path
         let fsync = self.fsync
         let mode = self.mode

@@ -40,15 +40,30 @@ public struct StdoutSink: Sink {
         self.writer = BlockingWriter(label: "graph-bridge.sink.\(name)")
     }
 
+    /// Lines per `write(2)` when events are queued.
+    public var batchLimit: Int { 128 }
+
     public func deliver(_ event: BridgeEvent, attempt: DeliveryAttempt) async throws {
+        try await write(line(for: event))
+    }
+
+    /// One `write(2)` for the whole batch, in order.
+    public func deliver(batch: [SinkDelivery]) async throws {
+        try await write(batch.flatMap { line(for: $0.event) })
+    }
+
+    private func line(for event: BridgeEvent) -> [UInt8] {
         var line: [UInt8]
         switch format {
         case .json: line = event.encoded()
         case .text: line = Array(Self.text(for: event).utf8)
         }
         line.append(0x0A)
+        return line
+    }
+
+    private func write(_ bytes: [UInt8]) async throws {
         let fd = self.fd
-        let bytes = line
         if let error = try await writer.run({ writeFully(fd, bytes) }) {
             throw SinkError.retryable("writing to standard output failed: \(String(cString: strerror(error)))")
         }
