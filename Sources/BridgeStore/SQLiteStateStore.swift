@@ -16,6 +16,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let claims = ClaimTable()
     /// Deliveries that are a cursor position, not a row (see ``SinkCursors``).
     let cursors: SinkCursors
+    /// What this process journaled and has not routed, as values (see ``RecentEvents``).
+    let recent: RecentEvents
     /// When this store last stamped each subscription's `last_notification_at` (event time, seconds).
     private let notificationStamps = Mutex<[String: Double]>([:])
 
@@ -67,6 +69,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         }
         try Self.migrator.migrate(pool)
         cursors = SinkCursors(try pool.read(Self.loadCursors), doneLimit: cursorDoneLimit)
+        recent = try pool.read { db in
+            RecentEvents(
+                mark: try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0, lastSequence: try Self.lastSequence(db))
+        }
         committer = GroupCommitter(pool: pool, clock: clock)
         checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
         checkpointer.start()
@@ -262,7 +268,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             )
         }
         let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
-        return try await committer.write { db in
+        let (outcomes, sequences) = try await committer.write { db -> ([JournalOutcome], [Int: Int64]) in
             let dedup = try db.cachedStatement(sql: """
                 INSERT INTO dedup(key, seen_at) VALUES (?, ?)
                 ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at < ?
@@ -271,8 +277,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             var sequence = try Self.lastSequence(db)
             var outcomes: [JournalOutcome] = []
             outcomes.reserveCapacity(rows.count)
+            var sequences: [Int: Int64] = [:]  // entry index → its sequence number
             var subscriptions: Set<String> = []
-            for row in rows {
+            for (index, row) in rows.enumerated() {
                 if let key = row.deduplicationKey {
                     try dedup.execute(arguments: [key, row.receivedAt, row.receivedAt - windowSeconds])
                     if db.changesCount == 0 {
@@ -283,6 +290,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 sequence += 1
                 try insert.execute(arguments: [sequence, row.id, row.receivedAt, row.subscription, row.body, row.attachment, row.replica])
                 outcomes.append(.journaled)
+                sequences[index] = sequence
                 subscriptions.insert(row.subscription)
             }
             if let now = rows.last?.receivedAt {
@@ -296,8 +304,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 let touch = try db.cachedStatement(sql: "UPDATE subscriptions SET last_notification_at = ? WHERE name = ?")
                 for name in due { try touch.execute(arguments: [now, name]) }
             }
-            return outcomes
+            return (outcomes, sequences)
         }
+        recent.journaled(
+            sequences.map { index, sequence in
+                let entry = entries[index]
+                return RecentEvents.Entry(
+                    pending: PendingEvent(sequence: sequence, event: entry.event, attachment: entry.attachment), acceptedBy: entry.replica?.rawValue)
+            })
+        return outcomes
     }
 
     /// The highest sequence number given so far: the last event's, or the routed-through mark when
@@ -317,32 +332,25 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     }
 
     public func unroutedEvents(after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        if let events = recent.unrouted(after: sequence, replica: nil, limit: limit) { return events }
+        return try await unroutedEventsInFile(after: sequence, replica: nil, limit: limit)
+    }
+
+    public func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
+        if let events = recent.unrouted(after: sequence, replica: replica.rawValue, limit: limit) { return events }
+        return try await unroutedEventsInFile(after: sequence, replica: replica.rawValue, limit: limit)
+    }
+
+    /// The file's answer to ``unroutedEvents(for:after:limit:)`` (`replica` nil: any replica's).
+    func unroutedEventsInFile(after sequence: Int64, replica: String?, limit: Int) async throws -> [PendingEvent] {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
             let statement = try db.cachedStatement(sql: """
                 SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT routed_through FROM routing_state)) AND routed = 0
+                AND (? IS NULL OR accepted_by = ? OR accepted_by IS NULL)
                 ORDER BY seq LIMIT ?
                 """)
-            return try Row.fetchAll(statement, arguments: [sequence, limit]).map { row in
-                let body: String = row["body"]
-                let attachment: String? = row["attachment"]
-                return PendingEvent(
-                    sequence: row["seq"],
-                    event: try Self.event(body),
-                    attachment: try attachment.map { try JSONParser.parse($0, maxDepth: 256) }
-                )
-            }
-        }
-    }
-
-    public func unroutedEvents(for replica: ReplicaID, after sequence: Int64, limit: Int) async throws -> [PendingEvent] {
-        try await pool.read { db in
-            let statement = try db.cachedStatement(sql: """
-                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT routed_through FROM routing_state)) AND routed = 0
-                AND (accepted_by = ? OR accepted_by IS NULL)
-                ORDER BY seq LIMIT ?
-                """)
-            return try Row.fetchAll(statement, arguments: [sequence, replica.rawValue, limit]).map(Self.pendingEvent)
+            return try Row.fetchAll(statement, arguments: [sequence, replica, replica, limit]).map(Self.pendingEvent)
         }
     }
 
@@ -356,10 +364,13 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             """
         let any = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE \(condition) LIMIT 1", arguments: arguments) != nil }
         guard any else { return 0 }
-        return try await committer.write { db in
+        let (adopted, highest) = try await committer.write { db in
             try db.execute(sql: "UPDATE events SET accepted_by = ? WHERE \(condition)", arguments: [replica.rawValue] + arguments)
-            return db.changesCount
+            return (db.changesCount, try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0)
         }
+        // The file changed under what memory holds: reads go to the file until routing passes it.
+        if adopted > 0 { recent.forget(through: highest) }
+        return adopted
     }
 
     private static func pendingEvent(_ row: Row) throws -> PendingEvent {
@@ -389,7 +400,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             )
         }
         let now = now.timeIntervalSince1970
-        let (routed, changes) = try await committer.write(.deferred) { db -> (Set<Int64>, CursorChanges) in
+        let (routed, newMark, changes) = try await committer.write(.deferred) { db -> (Set<Int64>, Int64, CursorChanges) in
             var changes = CursorChanges()
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(id, event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
@@ -426,9 +437,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 if event.sequence <= newMark { inOrder.append((event.sequence, slots.sorted())) }
             }
             try Self.writeRanges(inOrder, at: now, db, &changes)
-            return (routed, changes)
+            return (routed, newMark, changes)
         }
         apply(changes)
+        recent.routed(routed, mark: newMark)
         return routed
     }
 
