@@ -40,6 +40,31 @@ struct BatchDeliveryTests {
         #expect(machine.handle(.turn(stopping: false), now: now).first == .startBatch([delivery(5), delivery(6)]))
     }
 
+    @Test("claims that come back full grow, doubling up to the ceiling; one that comes back short starts small again")
+    func claimsGrow() {
+        var machine = Machine(
+            concurrency: 1, claimBatch: 4, claimCeiling: 16, schedule: RetrySchedule(policy: SinkWorkerStateMachineTests.policy), shutdownGrace: .seconds(5))
+        var next: Int64 = 1
+        /// Claims what the machine asks for (at most `available`), delivers it all, and returns the limit it asked for.
+        func round(available: Int) -> Int? {
+            guard case .claim(let limit) = machine.handle(.turn(stopping: false), now: now).first else { return nil }
+            let claimed = (0..<min(limit, available)).map { _ in defer { next += 1 }; return delivery(next) }
+            _ = machine.handle(.claimed(claimed), now: now)
+            for delivery in claimed {
+                _ = machine.handle(.delivered(delivery.id, .success(took: .zero)), now: now)
+                _ = machine.handle(.recordedSuccesses([delivery.id]), now: now)
+                _ = machine.handle(.turn(stopping: false), now: now)
+            }
+            return limit
+        }
+        #expect(round(available: 100) == 4)
+        #expect(round(available: 100) == 8)
+        #expect(round(available: 100) == 16)
+        #expect(round(available: 100) == 16, "never past the ceiling")
+        #expect(round(available: 3) == 16)
+        #expect(round(available: 100) == 4, "a short claim: the queue is short, claims are small again")
+    }
+
     @Test("a batch of one is an ordinary start, and batchLimit 1 never batches")
     func single() {
         var batching = machine(concurrency: 1, batchLimit: 4)

@@ -55,12 +55,14 @@ final class SinkWorker: Sendable {
         doorbell.ring()
     }
 
-    /// At most this many claimed deliveries wait for a slot (bounded memory: this many events per sink).
+    /// The most deliveries one claim takes for a sink that takes no batches (bounded memory: this
+    /// many events per sink wait for a slot; a batching sink's claim is one batch).
     static let prefetch = 64
 
-    /// How many deliveries one claim takes: a few per slot, so a claim is not one write per
-    /// delivery, and few enough that replicas sharing a short queue share it; for a sink that
-    /// takes batches, one whole batch.
+    /// How many deliveries one claim takes while the queue is short: a few per slot, so a claim
+    /// is not one write per delivery, and few enough that replicas sharing a short queue share
+    /// it; for a sink that takes batches, one whole batch. Claims that come back full grow to
+    /// `prefetch` (``SinkWorkerStateMachine/claimLimit``).
     var claimBatch: Int { max(1, min(Self.prefetch, 4 * concurrency), min(sink.batchLimit, Self.batchCeiling)) }
 
     /// The most deliveries one call to a sink carries, whatever its ``Sink/batchLimit`` says
@@ -71,7 +73,8 @@ final class SinkWorker: Sendable {
     func run() async {
         await withTaskGroup(of: SinkWorkerStateMachine.Event.self) { group in
             var machine = SinkWorkerStateMachine(
-                concurrency: concurrency, claimBatch: claimBatch, batchLimit: min(sink.batchLimit, Self.batchCeiling), schedule: schedule,
+                concurrency: concurrency, claimBatch: claimBatch, claimCeiling: max(claimBatch, Self.prefetch), batchLimit: min(sink.batchLimit, Self.batchCeiling),
+                schedule: schedule,
                 shutdownGrace: shutdownGrace)
             var event = SinkWorkerStateMachine.Event.turn(stopping: isStopping)
             loop: while true {

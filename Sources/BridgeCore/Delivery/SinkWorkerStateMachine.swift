@@ -115,7 +115,10 @@ struct SinkWorkerStateMachine {
     }
 
     let concurrency: Int
+    /// How many deliveries a claim takes while the queue is short.
     let claimBatch: Int
+    /// The most a claim takes once claims come back full (a long queue: a backlog, a burst).
+    let claimCeiling: Int
     /// The most deliveries one call to the sink carries (``Sink/batchLimit``).
     let batchLimit: Int
     let schedule: RetrySchedule
@@ -126,6 +129,9 @@ struct SinkWorkerStateMachine {
     private(set) var inFlight: [Int64: Delivery] = [:]
     /// Calls to the sink in flight (each holds a slot; a batch is one call for many of `inFlight`).
     private(set) var calls = 0
+    /// What the next claim asks for: `claimBatch`, doubled after each claim that came back full,
+    /// up to `claimCeiling`, and `claimBatch` again after one that did not.
+    private(set) var claimLimit: Int
     /// Delivered, outcome being written (still claimed).
     private(set) var recording: Set<Int64> = []
     /// Outcomes the store refused, being written again. While any wait, nothing new is claimed.
@@ -150,9 +156,11 @@ struct SinkWorkerStateMachine {
     /// this replica's lease lapsed until its next renewal).
     static let contendedWait: Duration = .seconds(1)
 
-    init(concurrency: Int, claimBatch: Int, batchLimit: Int = 1, schedule: RetrySchedule, shutdownGrace: Duration) {
+    init(concurrency: Int, claimBatch: Int, claimCeiling: Int? = nil, batchLimit: Int = 1, schedule: RetrySchedule, shutdownGrace: Duration) {
         self.concurrency = max(1, concurrency)
         self.claimBatch = max(1, claimBatch)
+        self.claimCeiling = max(self.claimBatch, claimCeiling ?? claimBatch)
+        self.claimLimit = self.claimBatch
         self.batchLimit = max(1, batchLimit)
         self.schedule = schedule
         self.shutdownGrace = shutdownGrace
@@ -166,12 +174,15 @@ struct SinkWorkerStateMachine {
             wait = Self.maximumWait
             claimedNone = false
             guard !stopping, calls < concurrency, unrecorded.isEmpty else { return endTurn(now: now) }
-            if buffered.isEmpty { return [.claim(limit: claimBatch)] }
+            if buffered.isEmpty { return [.claim(limit: claimLimit)] }
             return fill(now: now)
 
         case .claimed(let deliveries):
             buffered = deliveries
             claimedNone = deliveries.isEmpty
+            // A full claim says the queue is long: fewer, larger claims (each is a read and a
+            // hop). A short one says it is short: a few per slot, so replicas share it.
+            claimLimit = deliveries.count >= claimLimit ? min(claimCeiling, claimLimit * 2) : claimBatch
             return fill(now: now)
 
         case .nextDue(let next):
