@@ -35,11 +35,12 @@ final class RecentEvents: Sendable {
     }
 
     private let state: Mutex<State>
-    /// At most this many events are kept (bounded memory: about 1 KB each); past it they are
-    /// dropped and read from the file until routing catches up.
+    /// At most this many events are kept (bounded memory: a parsed event takes a few KB; four
+    /// routing batches' worth); past it they are dropped and read from the file until routing
+    /// catches up.
     let capacity: Int
 
-    init(mark: Int64, lastSequence: Int64, capacity: Int = 4096) {
+    init(mark: Int64, lastSequence: Int64, capacity: Int = 1024) {
         self.capacity = capacity
         state = Mutex(State(completeAbove: max(mark, lastSequence), mark: mark))
     }
