@@ -14,6 +14,9 @@ import Synchronization
 ///   consecutive numbers after the start: the first number it does not hold ends the answer.
 ///   An event committed but not yet added here (its journal call has not returned) ends the run
 ///   early; the caller reads again when that call rings its doorbell.
+/// - An event the dispatcher read from the file and routed ahead of the mark before its journal
+///   call added it here is not flagged here; served again (after a rewind), it is skipped by
+///   `commitRouting`, which checks the file's flag, as for any event routed twice.
 ///
 /// One process writes a SQLite file (its lock says so), so every event journaled into it after
 /// the start passes through ``journaled(_:)``.
