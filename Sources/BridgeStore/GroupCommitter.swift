@@ -13,7 +13,9 @@ import Synchronization
 /// `.deferred`: it waits up to `deferral` for a transaction to join, normally the next journal
 /// write's, instead of starting one of its own. At a steady trickle that is one fsync per
 /// notification instead of four (journal, routing, one outcome per sink); under load batches are
-/// full anyway.
+/// full anyway. Deferred writes that arrive while a transaction is being made durable wait the
+/// same way: the next transaction starts at once only if a write that cannot wait is among them,
+/// so fewer commits of routing and outcomes alone come between a POST and its own.
 final class GroupCommitter: Sendable {
     enum Urgency: Sendable {
         /// Start a transaction now if none is running (a POST waits for this write).
@@ -27,6 +29,8 @@ final class GroupCommitter: Sendable {
         let run: @Sendable (Database) throws -> Void
         /// Called once the batch committed (nil) or failed (the error).
         let complete: @Sendable ((any Error)?) -> Void
+        /// `.now`: a caller waits to acknowledge it.
+        let urgent: Bool
     }
 
     private struct State {
@@ -41,13 +45,22 @@ final class GroupCommitter: Sendable {
     private let deferral: Duration
     /// What the deferral waits on.
     private let clock: any Clock<Duration>
+    /// Called on the writer's thread before each batch runs (tests hold a commit open with it).
+    private let beforeBatch: (@Sendable () -> Void)?
 
-    init(pool: DatabasePool, maxBatch: Int = 2048, deferral: Duration = .milliseconds(3), clock: any Clock<Duration> = ContinuousClock()) {
+    init(
+        pool: DatabasePool, maxBatch: Int = 2048, deferral: Duration = .milliseconds(3), clock: any Clock<Duration> = ContinuousClock(),
+        beforeBatch: (@Sendable () -> Void)? = nil
+    ) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.deferral = deferral
         self.clock = clock
+        self.beforeBatch = beforeBatch
     }
+
+    /// Writes waiting for a transaction (tests).
+    var pendingCount: Int { state.withLock { $0.pending.count } }
 
     /// Runs `work` in the next group transaction and returns its result once that is durable.
     func write<T: Sendable>(_ urgency: Urgency = .now, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -71,7 +84,8 @@ final class GroupCommitter: Sendable {
                     } else {
                         continuation.resume(throwing: StoreError.internalInconsistency("write did not run"))
                     }
-                }
+                },
+                urgent: urgency == .now
             )
             enqueue(operation, urgency)
         }
@@ -98,34 +112,47 @@ final class GroupCommitter: Sendable {
         case .drain:
             pool.asyncWriteWithoutTransaction { db in self.drain(db) }
         case .armTimer:
-            // A task that sleeps, not a thread that waits: at most one is armed at a time.
-            Task {
-                try? await self.clock.sleep(for: self.deferral)
-                let start = self.state.withLock { state -> Bool in
-                    state.timerArmed = false
-                    if state.draining || state.pending.isEmpty { return false }
-                    state.draining = true
-                    return true
-                }
-                if start { self.pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
+            startTimer()
+        }
+    }
+
+    /// Starts a transaction for the waiting writes after `deferral`, unless one started meanwhile.
+    /// A task that sleeps, not a thread that waits: at most one is armed at a time (`timerArmed`).
+    private func startTimer() {
+        Task {
+            try? await self.clock.sleep(for: self.deferral)
+            let start = self.state.withLock { state -> Bool in
+                state.timerArmed = false
+                if state.draining || state.pending.isEmpty { return false }
+                state.draining = true
+                return true
             }
+            if start { self.pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
         }
     }
 
     /// Runs on GRDB's writer queue (its own thread, never the cooperative pool): fsync blocks only it.
+    /// The first batch is whatever is pending; after it, only a batch with an urgent write goes
+    /// on at once, and deferred writes alone wait for company (the timer, or the next urgent write).
     private func drain(_ db: Database) {
+        var first = true
         while true {
-            let batch = state.withLock { state -> [Operation] in
-                if state.pending.isEmpty {
+            let (batch, armTimer) = state.withLock { state -> ([Operation], Bool) in
+                if state.pending.isEmpty || (!first && !state.pending.contains(where: \.urgent)) {
                     state.draining = false
-                    return []
+                    guard !state.pending.isEmpty, !state.timerArmed else { return ([], false) }
+                    state.timerArmed = true
+                    return ([], true)
                 }
                 let count = min(state.pending.count, maxBatch)
                 let batch = Array(state.pending.prefix(count))
                 state.pending.removeFirst(count)
-                return batch
+                return (batch, false)
             }
+            if armTimer { startTimer() }
             if batch.isEmpty { return }
+            first = false
+            beforeBatch?()
             do {
                 do {
                     try db.inTransaction(.immediate) {

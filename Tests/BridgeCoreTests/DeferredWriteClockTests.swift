@@ -1,5 +1,8 @@
 import BridgeCore
+import Dispatch
 import Foundation
+import GRDB
+import Synchronization
 import TestSupport
 import Testing
 
@@ -54,5 +57,61 @@ struct DeferredWriteClockTests {
         try await write.value
         #expect(clock.now.offset == .milliseconds(3), "the clock did not move")
         #expect(try await store.dueDeliveries(sink: "a", now: Self.start, limit: 10, excluding: []).isEmpty)
+    }
+}
+
+/// The group committer alone, on a table of its own, with a commit held open by the test.
+@Suite("SQLite group commit: deferred writes that arrive during a commit", .timeLimit(.minutes(1)))
+struct DeferredDuringCommitTests {
+    /// Blocks the writer's thread at the first batch until `release()`.
+    final class Gate: Sendable {
+        let entered = DispatchSemaphore(value: 0)
+        let opened = DispatchSemaphore(value: 0)
+        let first = Mutex(true)
+
+        func pass() {
+            guard first.withLock({ value in defer { value = false }; return value }) else { return }
+            entered.signal()
+            opened.wait()
+        }
+    }
+
+    func rows(_ pool: DatabasePool) throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM t ORDER BY rowid") }
+    }
+
+    func insert(_ name: String) -> @Sendable (Database) throws -> Void {
+        { db in try db.execute(sql: "INSERT INTO t(name) VALUES (?)", arguments: [name]) }
+    }
+
+    @Test("alone behind a commit, they wait for company (the deferral, or the next urgent write) instead of a commit of their own")
+    func waitForCompany() async throws {
+        let directory = TemporaryDirectory()
+        let pool = try DatabasePool(path: directory.file("t.sqlite"))
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
+        let clock = ManualTestClock(start: Date(timeIntervalSince1970: 1_800_000_000))
+        let gate = Gate()
+        let committer = GroupCommitter(pool: pool, clock: clock, beforeBatch: { gate.pass() })
+
+        let journal = Task { try await committer.write(.now, insert("journal 1")) }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                gate.entered.wait()
+                continuation.resume()
+            }
+        }
+        // The journal's commit is running: a routing write arrives meanwhile.
+        let routing = Task { try await committer.write(.deferred, insert("routing")) }
+        #expect(try await eventually { committer.pendingCount == 1 }, "the routing write is queued behind the commit")
+        gate.opened.signal()
+        try await journal.value
+        // Behind the commit there is only the deferred write: it waits for the deferral.
+        await clock.sleepers(1, until: .milliseconds(3))
+        #expect(try rows(pool) == ["journal 1"], "no commit of its own right after the journal's")
+        // The next urgent write takes it along, without the clock moving.
+        try await committer.write(.now, insert("journal 2"))
+        try await routing.value
+        #expect(try rows(pool) == ["journal 1", "routing", "journal 2"])
+        #expect(clock.now.offset == .zero)
     }
 }
