@@ -268,29 +268,28 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             )
         }
         let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
-        let (outcomes, sequences) = try await committer.write { db -> ([JournalOutcome], [Int: Int64]) in
+        // Per entry, the number it was journaled under; nil: a duplicate.
+        let sequences = try await committer.write { db -> [Int64?] in
             let dedup = try db.cachedStatement(sql: """
                 INSERT INTO dedup(key, seen_at) VALUES (?, ?)
                 ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at < ?
                 """)
             let insert = try db.cachedStatement(sql: "INSERT INTO events(seq, id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
             var sequence = try Self.lastSequence(db)
-            var outcomes: [JournalOutcome] = []
-            outcomes.reserveCapacity(rows.count)
-            var sequences: [Int: Int64] = [:]  // entry index → its sequence number
+            var sequences: [Int64?] = []
+            sequences.reserveCapacity(rows.count)
             var subscriptions: Set<String> = []
-            for (index, row) in rows.enumerated() {
+            for row in rows {
                 if let key = row.deduplicationKey {
                     try dedup.execute(arguments: [key, row.receivedAt, row.receivedAt - windowSeconds])
                     if db.changesCount == 0 {
-                        outcomes.append(.duplicate)
+                        sequences.append(nil)
                         continue
                     }
                 }
                 sequence += 1
                 try insert.execute(arguments: [sequence, row.id, row.receivedAt, row.subscription, row.body, row.attachment, row.replica])
-                outcomes.append(.journaled)
-                sequences[index] = sequence
+                sequences.append(sequence)
                 subscriptions.insert(row.subscription)
             }
             if let now = rows.last?.receivedAt {
@@ -304,15 +303,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 let touch = try db.cachedStatement(sql: "UPDATE subscriptions SET last_notification_at = ? WHERE name = ?")
                 for name in due { try touch.execute(arguments: [now, name]) }
             }
-            return (outcomes, sequences)
+            return sequences
         }
         recent.journaled(
-            sequences.map { index, sequence in
-                let entry = entries[index]
-                return RecentEvents.Entry(
-                    pending: PendingEvent(sequence: sequence, event: entry.event, attachment: entry.attachment), acceptedBy: entry.replica?.rawValue)
+            zip(entries, sequences).compactMap { entry, sequence in
+                sequence.map {
+                    RecentEvents.Entry(pending: PendingEvent(sequence: $0, event: entry.event, attachment: entry.attachment), acceptedBy: entry.replica?.rawValue)
+                }
             })
-        return outcomes
+        return sequences.map { $0 == nil ? .duplicate : .journaled }
     }
 
     /// The highest sequence number given so far: the last event's, or the routed-through mark when

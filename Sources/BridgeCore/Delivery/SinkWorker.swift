@@ -158,8 +158,13 @@ final class SinkWorker: Sendable {
             return .delivered(delivery.id, .success(took: ContinuousClock.now - started))
         } catch {
             if Task.isCancelled { return .abandoned(delivery.id) }
-            return .delivered(delivery.id, .failure(error as? SinkError ?? .retryable(String(describing: error))))
+            return .delivered(delivery.id, .failure(Self.sinkError(error)))
         }
+    }
+
+    /// What a sink threw, as the disposition it asks for: a ``SinkError`` as it is, anything else retried.
+    private static func sinkError(_ error: any Error) -> SinkError {
+        error as? SinkError ?? .retryable(String(describing: error))
     }
 
     /// One try of several deliveries in one call. A cancelled try reports `abandonedBatch`: they stay queued.
@@ -172,9 +177,9 @@ final class SinkWorker: Sendable {
             let took = ContinuousClock.now - started
             return .deliveredBatch(batch.map { (id: $0.id, outcome: .success(took: took)) })
         } catch let error as SinkBatchError {
-            (delivered, failure) = (min(max(0, error.delivered), batch.count), error.error as? SinkError ?? .retryable(String(describing: error.error)))
+            (delivered, failure) = (min(max(0, error.delivered), batch.count), Self.sinkError(error.error))
         } catch {
-            (delivered, failure) = (0, error as? SinkError ?? .retryable(String(describing: error)))
+            (delivered, failure) = (0, Self.sinkError(error))
         }
         if Task.isCancelled { return .abandonedBatch(batch.map(\.id)) }
         let took = ContinuousClock.now - started
