@@ -8,7 +8,7 @@ import TestSupport
 
 /// A sink with a batch limit gets what is queued in one call (issue 16): the state machine's
 /// batches, and the worker against a real store with a sink that takes batches.
-@Suite("sink worker: batches for sinks that take them")
+@Suite("sink worker: batches for sinks that take them", .timeLimit(.minutes(1)))
 struct BatchDeliveryTests {
     typealias Machine = SinkWorkerStateMachine
     let now = SinkWorkerStateMachineTests.now
@@ -17,9 +17,7 @@ struct BatchDeliveryTests {
     func success(_ id: Int64, took: Duration = .milliseconds(3)) -> Machine.Success { Machine.Success(delivery: delivery(id), took: took) }
 
     func machine(concurrency: Int = 1, claimBatch: Int = 8, batchLimit: Int) -> Machine {
-        Machine(
-            concurrency: concurrency, claimBatch: claimBatch, batchLimit: batchLimit, schedule: RetrySchedule(policy: SinkWorkerStateMachineTests.policy),
-            shutdownGrace: .seconds(5))
+        SinkWorkerStateMachineTests.machine(concurrency: concurrency, claimBatch: claimBatch, batchLimit: batchLimit)
     }
 
     @Test("what is claimed goes in batches of up to batchLimit, one call per slot; the rest waits for a slot")
@@ -42,8 +40,7 @@ struct BatchDeliveryTests {
 
     @Test("claims that come back full grow, doubling up to the ceiling; one that comes back short starts small again")
     func claimsGrow() {
-        var machine = Machine(
-            concurrency: 1, claimBatch: 4, claimCeiling: 16, schedule: RetrySchedule(policy: SinkWorkerStateMachineTests.policy), shutdownGrace: .seconds(5))
+        var machine = SinkWorkerStateMachineTests.machine(concurrency: 1, claimBatch: 4, claimCeiling: 16)
         var next: Int64 = 1
         /// Claims what the machine asks for (at most `available`), delivers it all, and returns the limit it asked for.
         func round(available: Int) -> Int? {
@@ -154,27 +151,44 @@ struct BatchDeliveryTests {
         #expect(try await store.queueDepths().values.allSatisfy { $0.pending == 0 })
     }
 
-    @Test("a batch that fails after its head: the head counts as delivered, the rest is tried again, nothing twice")
+    @Test("a batch that fails after its head: the head counts as delivered, the rest is tried again when its backoff is over, nothing twice")
     func partialFailure() async throws {
         let directory = TemporaryDirectory()
-        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let start = SinkWorkerClockTests.start
+        let replica = ReplicaID("batch-test")
+        let base = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
+        let events = (0..<8).map { _ in makeEvent(at: start) }
+        _ = try await base.journal(events.map { JournalEntry(event: $0, deduplicationKey: nil, replica: replica) })
+        let pending = try await base.unroutedEvents(for: replica, after: 0, limit: 10)
+        try await base.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["batched"]) }, now: start)
+        try await base.registerReplica(replica, now: start, lease: .seconds(30 * 86_400))
+        let store = ObservedStore(base)
+        let clock = ManualTestClock(start: start)
         // The first call delivers 3 and fails the rest; every later call delivers all.
         let sink = BatchingSink(limit: 8, failFirstCallAfter: 3)
-        let events = (0..<8).map { _ in makeEvent() }
-        _ = try await store.journal(events.map { JournalEntry(event: $0, deduplicationKey: nil) })
-        let engine = DeliveryEngine(
-            store: store, router: EngineTests.everythingTo(["batched"]), sinks: [sink.entry(name: "batched", retry: EngineTests.fastRetry)], logger: quietLogger)
-        try await EngineTests.withEngine(engine) {
-            engine.journalDoorbell.ring()
-            await sink.waitForDeliveries(8)
-            let drained = try await eventually { try await store.queueDepths().values.allSatisfy { $0.pending == 0 } }
-            #expect(drained)
-        }
-        #expect(sink.delivered.count == 8)
-        #expect(Set(sink.delivered) == Set(events.map(\.id)), "each delivered once: \(sink.delivered)")
-        #expect(Array(sink.delivered.prefix(3)) == events.prefix(3).map(\.id))
+        let worker = SinkWorker(
+            name: "batched", sink: sink, store: store, retry: RetryPolicy(initialBackoff: .seconds(10), maxBackoff: .seconds(60), maxAge: .seconds(3600)),
+            concurrency: 1, logger: quietLogger, shutdownGrace: .seconds(5), backlog: Backlog(limit: nil), replica: replica, clock: clock,
+            wallClock: { clock.date })
+        let running = Task { await worker.run() }
+
+        var first: [String] = []
+        for _ in 0..<8 { first.append(await store.nextOutcome()) }
+        #expect(first.sorted() == Array(repeating: "retry", count: 5) + Array(repeating: "success", count: 3))
+        #expect(sink.delivered == events.prefix(3).map(\.id), "the head, in order")
+        #expect(sink.batchSizes == [8])
+
+        // Every retry is due within 10 s (equal jitter of the 10 s backoff): time gets there.
+        clock.advance(to: start.addingTimeInterval(10))
+        for _ in 0..<5 { #expect(await store.nextOutcome() == "success") }
+        #expect(sink.delivered == events.map(\.id), "each delivered once, in order")
+        #expect(sink.batchSizes == [8, 5], "the failed tail went again as one batch")
         #expect(sink.attempts(of: events[5].id) == [1, 2], "the failed tail was tried again")
         #expect(sink.attempts(of: events[0].id) == [1], "the head was not")
+        #expect(try await store.queueDepths().isEmpty)
+
+        worker.stop()
+        await running.value
     }
 }
 
@@ -234,10 +248,10 @@ final class BatchingSink: Sink {
         }
     }
 
-    func entry(name: String, retry: RetryPolicy = EngineTests.fastRetry) -> DeliveryEngine.SinkEntry {
+    func entry(name: String) -> DeliveryEngine.SinkEntry {
         DeliveryEngine.SinkEntry(
             configuration: ConfiguredSink(
-                name: name, type: Self.typeName, retry: retry, concurrency: 1, factory: SinkFactory(defaultConcurrency: 1) { _ in self }),
+                name: name, type: Self.typeName, retry: EngineTests.fastRetry, concurrency: 1, factory: SinkFactory(defaultConcurrency: 1) { _ in self }),
             sink: self)
     }
 }

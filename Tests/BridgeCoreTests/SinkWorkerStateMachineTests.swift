@@ -10,8 +10,10 @@ struct SinkWorkerStateMachineTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
     static let policy = RetryPolicy(initialBackoff: .seconds(10), maxBackoff: .seconds(60), maxAge: .seconds(3600))
 
-    static func machine(concurrency: Int = 2, claimBatch: Int = 8) -> Machine {
-        Machine(concurrency: concurrency, claimBatch: claimBatch, schedule: RetrySchedule(policy: policy), shutdownGrace: .seconds(5))
+    static func machine(concurrency: Int = 2, claimBatch: Int = 8, claimCeiling: Int? = nil, batchLimit: Int = 1) -> Machine {
+        Machine(
+            concurrency: concurrency, claimBatch: claimBatch, claimCeiling: claimCeiling, batchLimit: batchLimit, schedule: RetrySchedule(policy: policy),
+            shutdownGrace: .seconds(5))
     }
 
     static func delivery(_ id: Int64, attempts: Int = 0, createdAt: Date = now) -> Delivery {

@@ -108,28 +108,18 @@ struct FileSinkTests {
         #expect(written.split(separator: "\n").map { try? BridgeEvent(json: JSONParser.parse(String($0))) } == events)
     }
 
-    @Test("a batch that cannot be written fails whole and retryable (none of it counts as delivered)")
-    func unwritableBatch() async throws {
+    @Test("a path that cannot be written is a retryable failure; a batch fails whole (none of it counts as delivered)", arguments: [1, 2])
+    func unwritable(events: Int) async throws {
         let directory = TemporaryDirectory()
         let path = directory.file("audit.jsonl")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
         let sink = try FileSink(name: "audit", configuration: .init(path: path), context: context)
         await #expect {
-            try await sink.deliver(batch: [mailEvent(), mailEvent()].map { SinkDelivery(event: $0, attempt: DeliveryAttempt(number: 1, deliveryID: 1)) })
-        } throws: { error in
-            guard let error = error as? SinkError, case .retry = error.disposition else { return false }
-            return error.message.contains(path)
-        }
-    }
-
-    @Test("a path that cannot be written is a retryable failure")
-    func unwritable() async throws {
-        let directory = TemporaryDirectory()
-        let path = directory.file("audit.jsonl")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        let sink = try FileSink(name: "audit", configuration: .init(path: path), context: context)
-        await #expect {
-            try await sink.deliver(mailEvent(), attempt: DeliveryAttempt(number: 1, deliveryID: 1))
+            if events == 1 {
+                try await sink.deliver(mailEvent(), attempt: DeliveryAttempt(number: 1, deliveryID: 1))
+            } else {
+                try await sink.deliver(batch: (0..<events).map { _ in SinkDelivery(event: mailEvent(), attempt: DeliveryAttempt(number: 1, deliveryID: 1)) })
+            }
         } throws: { error in
             guard let error = error as? SinkError, case .retry = error.disposition else { return false }
             return error.message.contains(path)
