@@ -16,6 +16,15 @@ import Synchronization
 /// full anyway. Deferred writes that arrive while a transaction is being made durable wait the
 /// same way: the next transaction starts at once only if a write that cannot wait is among them,
 /// so fewer commits of routing and outcomes alone come between a POST and its own.
+///
+/// Urgent writes can wait a little for company too: while fewer than `company` of them wait and
+/// the last transaction began less than `commitInterval` ago, the next one waits for whichever
+/// comes first, the interval or enough company. At a steady 1,000 notifications/s (fast disk,
+/// so each would otherwise commit alone) 2 ms puts about two in a transaction that writes the
+/// routing, cursor and index pages once for all of them. Under load there is company at once and
+/// nothing waits; a lone notification after a quiet spell commits at once too. It adds at most
+/// `commitInterval` to an acknowledgement (Nagle's rule for commits; PostgreSQL's `commit_delay`
+/// with `commit_siblings`).
 final class GroupCommitter: Sendable {
     enum Urgency: Sendable {
         /// Start a transaction now if none is running (a POST waits for this write).
@@ -24,7 +33,7 @@ final class GroupCommitter: Sendable {
         case deferred
     }
 
-    private struct Operation: Sendable {
+    fileprivate struct Operation: Sendable {
         /// Runs inside the batch's transaction; throws to roll back its own savepoint.
         let run: @Sendable (Database) throws -> Void
         /// Called once the batch committed (nil) or failed (the error).
@@ -33,29 +42,38 @@ final class GroupCommitter: Sendable {
         let urgent: Bool
     }
 
-    private struct State {
+    fileprivate struct State {
         var pending: [Operation] = []
         var draining = false
-        var timerArmed = false
+        /// When the armed timer fires (time since the committer began); nil: none is armed.
+        var timerDeadline: Duration?
+        /// When the last transaction began.
+        var lastStart: Duration?
+        /// Urgent writes in `pending`.
+        var urgentCount = 0
     }
 
     private let pool: DatabasePool
     private let state = Mutex(State())
     private let maxBatch: Int
     private let deferral: Duration
-    /// What the deferral waits on.
-    private let clock: any Clock<Duration>
+    private let commitInterval: Duration
+    private let company: Int
+    /// What the deferral and the interval are measured and waited on.
+    private let clock: CommitterClock
     /// Called on the writer's thread before each batch runs (tests hold a commit open with it).
     private let beforeBatch: (@Sendable () -> Void)?
 
     init(
-        pool: DatabasePool, maxBatch: Int = 2048, deferral: Duration = .milliseconds(3), clock: any Clock<Duration> = ContinuousClock(),
-        beforeBatch: (@Sendable () -> Void)? = nil
+        pool: DatabasePool, maxBatch: Int = 2048, deferral: Duration = .milliseconds(3), commitInterval: Duration = .zero,
+        company: Int = 4, clock: any Clock<Duration> = ContinuousClock(), beforeBatch: (@Sendable () -> Void)? = nil
     ) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.deferral = deferral
-        self.clock = clock
+        self.commitInterval = commitInterval
+        self.company = company
+        self.clock = CommitterClock(clock)
         self.beforeBatch = beforeBatch
     }
 
@@ -87,42 +105,55 @@ final class GroupCommitter: Sendable {
                 },
                 urgent: urgency == .now
             )
-            enqueue(operation, urgency)
+            enqueue(operation)
         }
     }
 
-    private func enqueue(_ operation: Operation, _ urgency: Urgency) {
-        enum Next { case nothing, drain, armTimer }
+    private func enqueue(_ operation: Operation) {
         let next = state.withLock { state -> Next in
             state.pending.append(operation)
+            if operation.urgent { state.urgentCount += 1 }
             if state.draining { return .nothing }
-            switch urgency {
-            case .now:
-                state.draining = true
-                return .drain
-            case .deferred:
-                if state.timerArmed { return .nothing }
-                state.timerArmed = true
-                return .armTimer
+            // Read under the lock, so no transaction that began later has stamped `lastStart`.
+            let now = clock.elapsed()
+            if state.urgentCount > 0 {
+                guard let due = waitForCompany(state, now) else {
+                    state.draining = true
+                    state.timerDeadline = nil
+                    return .drain
+                }
+                return state.arm(at: due)
             }
+            return state.arm(at: now + deferral)
         }
+        start(next)
+    }
+
+    fileprivate enum Next {
+        case nothing
+        case drain
+        case timer(Duration)
+    }
+
+    private func start(_ next: Next) {
         switch next {
         case .nothing:
             break
         case .drain:
             pool.asyncWriteWithoutTransaction { db in self.drain(db) }
-        case .armTimer:
-            startTimer()
+        case .timer(let deadline):
+            startTimer(deadline)
         }
     }
 
-    /// Starts a transaction for the waiting writes after `deferral`, unless one started meanwhile.
-    /// A task that sleeps, not a thread that waits: at most one is armed at a time (`timerArmed`).
-    private func startTimer() {
+    /// Starts a transaction for the waiting writes at `deadline`, unless an earlier timer took its
+    /// place or a transaction is running. A task that sleeps, not a thread that waits.
+    private func startTimer(_ deadline: Duration) {
         Task {
-            try? await self.clock.sleep(for: self.deferral)
+            await self.clock.sleep(deadline - self.clock.elapsed())
             let start = self.state.withLock { state -> Bool in
-                state.timerArmed = false
+                guard state.timerDeadline == deadline else { return false }
+                state.timerDeadline = nil
                 if state.draining || state.pending.isEmpty { return false }
                 state.draining = true
                 return true
@@ -131,26 +162,47 @@ final class GroupCommitter: Sendable {
         }
     }
 
+    /// When the waiting urgent writes' transaction may begin, if not now: the end of the commit
+    /// interval, while they are fewer than `company`.
+    private func waitForCompany(_ state: State, _ now: Duration) -> Duration? {
+        guard state.urgentCount < company, let lastStart = state.lastStart, lastStart + commitInterval > now else { return nil }
+        return lastStart + commitInterval
+    }
+
     /// Runs on GRDB's writer queue (its own thread, never the cooperative pool): fsync blocks only it.
     /// The first batch is whatever is pending; after it, only a batch with an urgent write goes
-    /// on at once, and deferred writes alone wait for company (the timer, or the next urgent write).
+    /// on (once it has company or the interval is up), and deferred writes alone wait for company
+    /// (the timer, or the next urgent write).
     private func drain(_ db: Database) {
         var first = true
         while true {
-            let (batch, armTimer) = state.withLock { state -> ([Operation], Bool) in
-                if state.pending.isEmpty || (!first && !state.pending.contains(where: \.urgent)) {
-                    state.draining = false
-                    guard !state.pending.isEmpty, !state.timerArmed else { return ([], false) }
-                    state.timerArmed = true
-                    return ([], true)
+            let (batch, next) = state.withLock { state -> ([Operation], Next) in
+                let now = clock.elapsed()
+                if !first || state.pending.isEmpty {
+                    var wait: Next?
+                    if state.pending.isEmpty {
+                        wait = .nothing
+                    } else if state.urgentCount == 0 {
+                        wait = state.arm(at: now + deferral)
+                    } else if let due = waitForCompany(state, now) {
+                        wait = state.arm(at: due)
+                    }
+                    if let wait {
+                        state.draining = false
+                        return ([], wait)
+                    }
                 }
                 let count = min(state.pending.count, maxBatch)
                 let batch = Array(state.pending.prefix(count))
                 state.pending.removeFirst(count)
-                return (batch, false)
+                state.urgentCount -= batch.count(where: \.urgent)
+                state.lastStart = now
+                return (batch, .nothing)
             }
-            if armTimer { startTimer() }
-            if batch.isEmpty { return }
+            if batch.isEmpty {
+                start(next)
+                return
+            }
             first = false
             beforeBatch?()
             do {
@@ -178,6 +230,28 @@ final class GroupCommitter: Sendable {
                 for operation in batch { operation.complete(error) }
             }
         }
+    }
+}
+
+extension GroupCommitter.State {
+    /// Arms a timer for `deadline` unless one is armed for then or sooner (it starts the same
+    /// transaction). A timer replaced by an earlier one does nothing when it fires.
+    fileprivate mutating func arm(at deadline: Duration) -> GroupCommitter.Next {
+        if let armed = timerDeadline, armed <= deadline { return .nothing }
+        timerDeadline = deadline
+        return .timer(deadline)
+    }
+}
+
+/// The committer's view of its clock: the time since it began, and a sleep.
+struct CommitterClock: Sendable {
+    let elapsed: @Sendable () -> Duration
+    let sleep: @Sendable (Duration) async -> Void
+
+    init<C: Clock>(_ clock: C) where C.Duration == Duration {
+        let origin = clock.now
+        elapsed = { origin.duration(to: clock.now) }
+        sleep = { duration in try? await clock.sleep(for: max(.zero, duration)) }
     }
 }
 

@@ -115,3 +115,91 @@ struct DeferredDuringCommitTests {
         #expect(clock.now.offset == .zero)
     }
 }
+
+/// The group committer's commit interval on an injected clock: urgent writes that come sooner than
+/// the interval after a transaction began wait for it, or for enough company (4), and share the next one.
+@Suite("SQLite group commit: the commit interval", .timeLimit(.minutes(1)))
+struct CommitIntervalTests {
+    /// The clock's offset when each transaction began.
+    final class Transactions: Sendable {
+        let starts = Mutex<[Duration]>([])
+    }
+
+    let directory = TemporaryDirectory()
+    let clock = ManualTestClock(start: Date(timeIntervalSince1970: 1_800_000_000))
+    let transactions = Transactions()
+
+    /// A committer with a 2 ms interval and a company of 4, on a table of its own.
+    func committer() async throws -> (GroupCommitter, DatabasePool) {
+        let pool = try DatabasePool(path: directory.file("t.sqlite"))
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
+        let clock = clock
+        let transactions = transactions
+        let committer = GroupCommitter(
+            pool: pool, commitInterval: .milliseconds(2), company: 4, clock: clock,
+            beforeBatch: { transactions.starts.withLock { $0.append(clock.now.offset) } })
+        return (committer, pool)
+    }
+
+    func insert(_ name: String) -> @Sendable (Database) throws -> Void {
+        { db in try db.execute(sql: "INSERT INTO t(name) VALUES (?)", arguments: [name]) }
+    }
+
+    func rows(_ pool: DatabasePool) throws -> Set<String> {
+        try Set(pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM t") })
+    }
+
+    @Test("urgent writes sooner than the interval wait for it and share one transaction; a lone one later commits at once")
+    func urgentWritesWait() async throws {
+        let (committer, pool) = try await committer()
+        try await committer.write(.now, insert("a"))
+        #expect(try rows(pool) == ["a"], "the first write commits at once")
+
+        let b = Task { try await committer.write(.now, insert("b")) }
+        let c = Task { try await committer.write(.now, insert("c")) }
+        await clock.sleepers(1, until: .milliseconds(2))
+        #expect(try await eventually { committer.pendingCount == 2 }, "both wait for the interval")
+        clock.advance(by: .microseconds(1_999))
+        #expect(try rows(pool) == ["a"], "nothing commits before the interval is up")
+        clock.advance(by: .microseconds(1))
+        try await b.value
+        try await c.value
+        #expect(try rows(pool) == ["a", "b", "c"])
+
+        // Long after the last transaction began: no wait, and the clock does not move.
+        clock.advance(by: .milliseconds(10))
+        try await committer.write(.now, insert("d"))
+        #expect(try rows(pool) == ["a", "b", "c", "d"])
+        #expect(transactions.starts.withLock { $0 } == [.zero, .milliseconds(2), .milliseconds(12)], "b and c shared one transaction")
+    }
+
+    @Test("with enough company (4 urgent writes) the transaction begins at once, without the clock moving")
+    func enoughCompany() async throws {
+        let (committer, pool) = try await committer()
+        try await committer.write(.now, insert("a"))
+        let early = ["b", "c", "d"].map { name in Task { try await committer.write(.now, insert(name)) } }
+        await clock.sleepers(1, until: .milliseconds(2))
+        #expect(try await eventually { committer.pendingCount == 3 }, "three wait for the interval")
+        let e = Task { try await committer.write(.now, insert("e")) }
+        #expect(try await eventually(timeout: .seconds(5)) { try rows(pool) == ["a", "b", "c", "d", "e"] }, "committed with the clock standing still")
+        // Had they not gone, the interval lets them go now (so a failure ends the test).
+        clock.advance(by: .milliseconds(2))
+        for task in early + [e] { try await task.value }
+        #expect(transactions.starts.withLock { $0 } == [.zero, .zero], "b to e in one transaction, at once")
+    }
+
+    @Test("a deferred write waiting for its deferral joins an urgent write's earlier turn")
+    func deferredJoinsTheEarlierTurn() async throws {
+        let (committer, pool) = try await committer()
+        try await committer.write(.now, insert("a"))
+        let routing = Task { try await committer.write(.deferred, insert("routing")) }
+        await clock.sleepers(1, until: .milliseconds(3))
+        let b = Task { try await committer.write(.now, insert("b")) }
+        await clock.sleepers(1, until: .milliseconds(2))
+        clock.advance(by: .milliseconds(2))
+        try await b.value
+        try await routing.value
+        #expect(try rows(pool) == ["a", "routing", "b"])
+        #expect(transactions.starts.withLock { $0 } == [.zero, .milliseconds(2)], "both in the transaction at 2 ms, none at 3 ms")
+    }
+}
