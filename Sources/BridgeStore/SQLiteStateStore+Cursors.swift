@@ -37,7 +37,7 @@ extension SQLiteStateStore {
     static func loadCursors(_ db: Database) throws -> SinkCursors.State {
         var state = SinkCursors.State()
         state.ranges = try Row.fetchAll(db, sql: "SELECT first, last, slots, routed_at FROM routes ORDER BY first").map(range)
-        for row in try Row.fetchAll(db, sql: "SELECT slot, sink, through FROM sink_cursors") {
+        for row in try Row.fetchAll(db, sql: "SELECT slot, sink, through FROM sink_cursors WHERE slot >= 0") {
             let slot: Int = row["slot"]
             state.cursors[slot] = SinkCursors.Cursor(sink: row["sink"], through: row["through"])
         }
@@ -240,7 +240,7 @@ extension SQLiteStateStore {
             INSERT OR IGNORE INTO deliveries(id, event_seq, sink, status, attempts, created_at, next_attempt_at, last_error, dead_at)
             SELECT ?, seq, ?, 1, 0, received_at, received_at, ?, ? FROM events WHERE seq = ?
             """)
-        for row in try Row.fetchAll(db, sql: "SELECT slot, sink, through FROM sink_cursors") {
+        for row in try Row.fetchAll(db, sql: "SELECT slot, sink, through FROM sink_cursors WHERE slot >= 0") {
             let sink: String = row["sink"]
             guard !kept.contains(sink) else { continue }
             let slot: Int = row["slot"]
@@ -269,7 +269,7 @@ extension SQLiteStateStore {
     /// and the ranges that are done for every sink (to delete).
     static func cursorPruneLimit(_ db: Database) throws -> (limit: Int64, doneRanges: [Int64]) {
         var through: [Int: Int64] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT slot, through FROM sink_cursors") { through[row["slot"]] = row["through"] }
+        for row in try Row.fetchAll(db, sql: "SELECT slot, through FROM sink_cursors WHERE slot >= 0") { through[row["slot"]] = row["through"] }
         var limit = Int64.max
         var doneRanges: [Int64] = []
         for range in try ranges(after: Int64.min, db) {

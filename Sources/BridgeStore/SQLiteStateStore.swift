@@ -76,7 +76,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         cursors = SinkCursors(try pool.read(Self.loadCursors), doneLimit: cursorDoneLimit)
         recent = try pool.read { db in
             RecentEvents(
-                mark: try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0, lastSequence: try Self.lastSequence(db))
+                mark: try Int64.fetchOne(db, sql: "SELECT through FROM sink_cursors WHERE slot = -1") ?? 0, lastSequence: try Self.lastSequence(db))
         }
         committer = GroupCommitter(pool: pool, commitInterval: commitInterval, clock: clock)
         checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
@@ -241,6 +241,17 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 ALTER TABLE events_v6 RENAME TO events;
                 """)
         }
+        migrator.registerMigration("v7-routing-cursor") { db in
+            // The routed-through mark is the router's cursor over the journal: a row of
+            // `sink_cursors` (slot -1), not a table of its own. A routing commit and a cursor move
+            // usually share a transaction, and now they write one page where they wrote two. The
+            // row's name cannot be a sink's (YAML has no NUL), and every query over the sinks'
+            // cursors asks for `slot >= 0`.
+            try db.execute(sql: """
+                INSERT INTO sink_cursors(slot, sink, through) SELECT -1, char(0) || 'routing', routed_through FROM routing_state;
+                DROP TABLE routing_state;
+                """)
+        }
         return migrator
     }
 
@@ -325,7 +336,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// Only routed events are pruned, so no number above the mark was ever given and gone.
     private static func lastSequence(_ db: Database) throws -> Int64 {
         let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM events")) ?? 0
-        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT routed_through FROM routing_state WHERE id = 1")) ?? 0
+        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT through FROM sink_cursors WHERE slot = -1")) ?? 0
         return max(last, mark)
     }
 
@@ -350,7 +361,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
             let statement = try db.cachedStatement(sql: """
-                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT routed_through FROM routing_state)) AND routed = 0
+                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT through FROM sink_cursors WHERE slot = -1)) AND routed = 0
                 AND (? IS NULL OR accepted_by = ? OR accepted_by IS NULL)
                 ORDER BY seq LIMIT ?
                 """)
@@ -362,7 +373,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
         let arguments: StatementArguments = [replica.rawValue, now.timeIntervalSince1970]
         let condition = """
-            seq > (SELECT routed_through FROM routing_state) AND routed = 0
+            seq > (SELECT through FROM sink_cursors WHERE slot = -1) AND routed = 0
             AND accepted_by IS NOT NULL AND accepted_by <> ?
             AND accepted_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?)
             """
@@ -408,7 +419,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             var changes = CursorChanges()
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(id, event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
-            let mark = try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0
+            let mark = try Int64.fetchOne(db, sql: "SELECT through FROM sink_cursors WHERE slot = -1") ?? 0
             let flagged = try db.cachedStatement(sql: "SELECT routed FROM events WHERE seq = ?")
             var routed: Set<Int64> = []
             var accepted: [(sequence: Int64, createdAt: Double, sinks: [String])] = []
@@ -451,7 +462,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// Moves the routed-through mark over `committed` and the events routed earlier out of order,
     /// up to the first unrouted event; flags the committed events beyond it as routed. Returns the mark.
     private static func advanceMark(_ db: Database, past committed: Set<Int64>) throws -> Int64 {
-        let mark = try Int64.fetchOne(db, sql: "SELECT routed_through FROM routing_state WHERE id = 1") ?? 0
+        let mark = try Int64.fetchOne(db, sql: "SELECT through FROM sink_cursors WHERE slot = -1") ?? 0
         var ahead = committed.filter { $0 > mark }
         guard !ahead.isEmpty else { return mark }
         var newMark = mark
@@ -463,7 +474,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             newMark = sequence
         }
         if newMark > mark {
-            try db.cachedStatement(sql: "UPDATE routing_state SET routed_through = ? WHERE id = 1").execute(arguments: [newMark])
+            try db.cachedStatement(sql: "UPDATE sink_cursors SET through = ? WHERE slot = -1").execute(arguments: [newMark])
         }
         let flag = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
         for sequence in ahead.sorted() { try flag.execute(arguments: [sequence]) }
@@ -672,7 +683,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     public func unroutedCount() async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > (SELECT routed_through FROM routing_state) AND routed = 0") ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > (SELECT through FROM sink_cursors WHERE slot = -1) AND routed = 0") ?? 0
         }
     }
 
@@ -770,7 +781,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             // stay (read from the file: the mirror may lag a routing commit).
             let (limit, doneRanges) = try Self.cursorPruneLimit(db)
             try db.execute(sql: """
-                DELETE FROM events WHERE seq <= MIN((SELECT routed_through FROM routing_state), ?)
+                DELETE FROM events WHERE seq <= MIN((SELECT through FROM sink_cursors WHERE slot = -1), ?)
                 AND seq < IFNULL((SELECT seq FROM events WHERE received_at >= ? ORDER BY seq LIMIT 1), 9223372036854775807)
                 AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)

@@ -1,6 +1,7 @@
 import BridgeCore
 import BridgeSettings
 import Foundation
+import GRDB
 import TestSupport
 import Testing
 
@@ -48,7 +49,7 @@ struct MigrationTests {
         let path = directory + "/state.sqlite"
         try SQLiteStateStore.createFile(at: path, migratedThrough: "v3-routing-watermark", sql: Self.oldRows(routedThrough: true))
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v6-events-sequence")
+        #expect(try store.appliedMigrations().last == "v7-routing-cursor")
         try await Self.checkMigrated(store)
     }
 
@@ -94,12 +95,46 @@ struct MigrationTests {
                 DELETE FROM events WHERE seq IN (1, 3);
                 """)
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v6-events-sequence")
+        #expect(try store.appliedMigrations().last == "v7-routing-cursor")
         let now = t0.addingTimeInterval(60)
         let replica = ReplicaID("after-migration")
         try await store.registerReplica(replica, now: now, lease: .seconds(30))
         #expect(try await store.claimDeliveries(sink: "s", replica: replica, now: now, limit: 10).map(\.event.id) == [events[1].id], "the rebuild kept the row")
         _ = try await store.journal([entry(makeEvent(at: now))])
         #expect(try await store.unroutedEvents(limit: 10).map(\.sequence) == [4], "3 was given before: the next is 4")
+    }
+
+    @Test("a SQLite file of schema v6 keeps its routed-through mark and its sinks' cursors as the routing cursor joins them")
+    func sqliteRoutingCursor() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
+        let body = { (event: BridgeEvent) in String(decoding: event.encoded(), as: UTF8.self).replacingOccurrences(of: "'", with: "''") }
+        // Events 1-3; 1 and 2 routed to sink a (one range), whose cursor has passed 1.
+        try SQLiteStateStore.createFile(
+            at: path, migratedThrough: "v6-events-sequence",
+            sql: events.enumerated().map { "INSERT INTO events(seq, id, received_at, subscription, body) VALUES (\($0.offset + 1), '\($0.element.id)', \($0.element.receivedAt.timeIntervalSince1970), 'inbox', '\(body($0.element))');" }.joined()
+                + """
+                UPDATE routing_state SET routed_through = 2;
+                INSERT INTO sink_cursors(slot, sink, through) VALUES (0, 'a', 1);
+                INSERT INTO routes(first, last, slots, routed_at) VALUES (1, 2, '0', \(t0.timeIntervalSince1970));
+                """)
+        let store = try SQLiteStateStore(path: path, logger: quietLogger)
+        #expect(try store.appliedMigrations().last == "v7-routing-cursor")
+        #expect(try await store.pool.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'routing_state'") } == false)
+        let now = t0.addingTimeInterval(60)
+        #expect(try await store.unroutedEvents(limit: 10).map(\.sequence) == [3], "the mark stayed at 2")
+        #expect(try await store.dueDeliveries(sink: "a", now: now, limit: 10, excluding: []).map(\.event.id) == [events[1].id], "a's cursor stayed at 1")
+        // A new sink gets the next slot after the sinks' (not the routing row's).
+        let pending = try await store.unroutedEvents(limit: 10)
+        try await store.commitRouting(pending.map { RoutedEvent(sequence: $0.sequence, event: $0.event, changed: false, sinks: ["a", "b"]) }, now: now)
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT slot FROM sink_cursors WHERE sink = 'b'") } == 1)
+        #expect(try await store.dueDeliveries(sink: "b", now: now, limit: 10, excluding: []).map(\.event.id) == [events[2].id])
+        #expect(try await store.dueDeliveries(sink: "a", now: now, limit: 10, excluding: []).map(\.event.id) == [events[1].id, events[2].id])
+        #expect(try await store.unroutedEvents(limit: 10).isEmpty, "the mark moved to 3")
+        // Reopened: the mirror is loaded from the sinks' rows alone.
+        let reopened = try SQLiteStateStore(path: path, logger: quietLogger)
+        #expect(try await reopened.dueDeliveries(sink: "a", now: now, limit: 10, excluding: []).map(\.event.id) == [events[1].id, events[2].id])
+        #expect(try await reopened.unroutedEvents(limit: 10).isEmpty)
     }
 }
