@@ -33,8 +33,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public static let walSizeLimit = 64 << 20
 
     /// How long after a transaction began the next may wait for company (``GroupCommitter``): at
-    /// a steady 1,000 notifications/s about two then share a commit, its fsync and its pages.
-    public static let commitInterval = Duration.milliseconds(2)
+    /// a steady 1,000 notifications/s about four then share a commit, its fsync and its pages.
+    public static let commitInterval = Duration.milliseconds(4)
 
     /// Opens (creating it when missing, and making it mode 0600 either way) and migrates the store at `path`.
     public convenience init(path: String, logger: Logger) throws {
