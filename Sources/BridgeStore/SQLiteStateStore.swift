@@ -32,6 +32,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// events in one benchmark), and SQLite would otherwise keep the file at its largest for good.
     public static let walSizeLimit = 64 << 20
 
+    /// The routed-through mark, as an SQL expression: the router's cursor over the journal, the
+    /// row of slot -1 in `sink_cursors` (schema `v7-routing-cursor`).
+    static let routedThrough = "(SELECT through FROM sink_cursors WHERE slot = -1)"
+
     /// How long after a transaction began the next may wait for company (``GroupCommitter``): at
     /// a steady 1,000 notifications/s about four then share a commit, its fsync and its pages.
     public static let commitInterval = Duration.milliseconds(4)
@@ -76,7 +80,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         cursors = SinkCursors(try pool.read(Self.loadCursors), doneLimit: cursorDoneLimit)
         recent = try pool.read { db in
             RecentEvents(
-                mark: try Int64.fetchOne(db, sql: "SELECT through FROM sink_cursors WHERE slot = -1") ?? 0, lastSequence: try Self.lastSequence(db))
+                mark: try Int64.fetchOne(db, sql: "SELECT \(Self.routedThrough)") ?? 0, lastSequence: try Self.lastSequence(db))
         }
         committer = GroupCommitter(pool: pool, commitInterval: commitInterval, clock: clock)
         checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
@@ -336,7 +340,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// Only routed events are pruned, so no number above the mark was ever given and gone.
     private static func lastSequence(_ db: Database) throws -> Int64 {
         let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM events")) ?? 0
-        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT through FROM sink_cursors WHERE slot = -1")) ?? 0
+        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT \(Self.routedThrough)")) ?? 0
         return max(last, mark)
     }
 
@@ -361,7 +365,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         // Rows become events on the reader's thread: parsing stays off the cooperative pool.
         try await pool.read { db in
             let statement = try db.cachedStatement(sql: """
-                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, (SELECT through FROM sink_cursors WHERE slot = -1)) AND routed = 0
+                SELECT seq, body, attachment FROM events WHERE seq > MAX(?, \(Self.routedThrough)) AND routed = 0
                 AND (? IS NULL OR accepted_by = ? OR accepted_by IS NULL)
                 ORDER BY seq LIMIT ?
                 """)
@@ -373,7 +377,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func adoptUnroutedEvents(replica: ReplicaID, now: Date) async throws -> Int {
         let arguments: StatementArguments = [replica.rawValue, now.timeIntervalSince1970]
         let condition = """
-            seq > (SELECT through FROM sink_cursors WHERE slot = -1) AND routed = 0
+            seq > \(Self.routedThrough) AND routed = 0
             AND accepted_by IS NOT NULL AND accepted_by <> ?
             AND accepted_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?)
             """
@@ -419,7 +423,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             var changes = CursorChanges()
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(id, event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
-            let mark = try Int64.fetchOne(db, sql: "SELECT through FROM sink_cursors WHERE slot = -1") ?? 0
+            let mark = try Int64.fetchOne(db, sql: "SELECT \(Self.routedThrough)") ?? 0
             let flagged = try db.cachedStatement(sql: "SELECT routed FROM events WHERE seq = ?")
             var routed: Set<Int64> = []
             var accepted: [(sequence: Int64, createdAt: Double, sinks: [String])] = []
@@ -462,7 +466,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// Moves the routed-through mark over `committed` and the events routed earlier out of order,
     /// up to the first unrouted event; flags the committed events beyond it as routed. Returns the mark.
     private static func advanceMark(_ db: Database, past committed: Set<Int64>) throws -> Int64 {
-        let mark = try Int64.fetchOne(db, sql: "SELECT through FROM sink_cursors WHERE slot = -1") ?? 0
+        let mark = try Int64.fetchOne(db, sql: "SELECT \(Self.routedThrough)") ?? 0
         var ahead = committed.filter { $0 > mark }
         guard !ahead.isEmpty else { return mark }
         var newMark = mark
@@ -683,7 +687,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     public func unroutedCount() async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > (SELECT through FROM sink_cursors WHERE slot = -1) AND routed = 0") ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE seq > \(Self.routedThrough) AND routed = 0") ?? 0
         }
     }
 
@@ -781,7 +785,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             // stay (read from the file: the mirror may lag a routing commit).
             let (limit, doneRanges) = try Self.cursorPruneLimit(db)
             try db.execute(sql: """
-                DELETE FROM events WHERE seq <= MIN((SELECT through FROM sink_cursors WHERE slot = -1), ?)
+                DELETE FROM events WHERE seq <= MIN(\(Self.routedThrough), ?)
                 AND seq < IFNULL((SELECT seq FROM events WHERE received_at >= ? ORDER BY seq LIMIT 1), 9223372036854775807)
                 AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
