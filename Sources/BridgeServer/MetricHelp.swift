@@ -31,6 +31,7 @@ public enum MetricHelp {
         "graph_bridge_resync_events_total": "Events made by a delta resync, by subscription.",
         "graph_bridge_routing_yield_seconds_total": "Time routing held back for a saturated listener, in seconds.",
         "graph_bridge_state_wal_bytes_total": "Bytes the SQLite state store's commits appended to its write-ahead log (frames of one page each).",
+        "graph_bridge_state_commits_total": "Transactions the SQLite state store committed, each one fsync of its write-ahead log.",
         "graph_bridge_events_routed_total": "Events routed (yes), matched by no route (no_route), or dropped before routing (dropped).",
         "graph_bridge_rich_notifications_decrypted_total": "Rich notifications whose tokens passed and whose content became data, by subscription and encryption id (the key that decrypted it).",
         "graph_bridge_rich_notifications_undecrypted_total": "Rich notifications routed without data because they could not be checked, by reason.",

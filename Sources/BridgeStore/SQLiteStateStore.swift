@@ -873,6 +873,10 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// `graph_bridge_state_wal_bytes_total`).
     public var walBytesWritten: Int64 { walMeter.bytesWritten }
 
+    /// Transactions the store committed since it opened, each one fsync (also
+    /// `graph_bridge_state_commits_total`).
+    public var commits: Int64 { walMeter.commits }
+
     /// Runs a WAL checkpoint now (one also runs every 200 ms by itself): the WAL's frames and how
     /// many of them are in the database file afterwards.
     public func checkpoint() async throws -> (walFrames: Int, copied: Int) {

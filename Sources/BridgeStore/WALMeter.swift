@@ -26,6 +26,8 @@ final class WALMeter: Sendable {
     private let state = Mutex(State())
     private let written = Atomic<Int64>(0)
     private let counter = Counter(label: "graph_bridge_state_wal_bytes_total")
+    private let commitCount = Atomic<Int64>(0)
+    private let commitCounter = Counter(label: "graph_bridge_state_commits_total")
 
     private init(walPath: String, pageSize: Int) {
         self.walPath = walPath
@@ -52,8 +54,13 @@ final class WALMeter: Sendable {
     /// Bytes appended to the WAL by commits since the store opened.
     var bytesWritten: Int64 { written.load(ordering: .relaxed) }
 
+    /// Commits (each an fsync of the WAL with `synchronous = FULL`) since the store opened.
+    var commits: Int64 { commitCount.load(ordering: .relaxed) }
+
     /// On the writer's thread, after a commit: the WAL now holds `walFrames` frames.
     private func committed(walFrames: Int32) {
+        commitCount.add(1, ordering: .relaxed)
+        commitCounter.increment()
         let newFrames = state.withLock { state -> Int32 in
             if state.fd == -1 { state.fd = open(walPath, O_RDONLY | O_CLOEXEC) }
             let sequence = Self.checkpointSequence(state.fd)

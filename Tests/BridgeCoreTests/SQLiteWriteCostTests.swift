@@ -31,10 +31,12 @@ struct SQLiteWriteCostTests {
         let copied = try await store.checkpoint()
         #expect(copied.copied == copied.walFrames)
         let before = store.walBytesWritten
+        let commitsBefore = store.commits
         _ = try await store.journal([JournalEntry(event: makeEvent(), deduplicationKey: "k")])
         let after = try await store.checkpoint()
         #expect(after.walFrames > 0 && after.walFrames < copied.walFrames, "the WAL did not start over: \(after.walFrames) frames")
         #expect(store.walBytesWritten - before == Int64(after.walFrames) * Self.frame)
+        #expect(store.commits - commitsBefore == 1, "one journal call, one commit")
     }
 
     @Test("a claim writes nothing to the file, and still hands a delivery to one replica at a time until its outcome")
