@@ -36,7 +36,7 @@ extension SQLiteStateStore {
     /// The mirror as the file holds it (at open).
     static func loadCursors(_ db: Database) throws -> SinkCursors.State {
         var state = SinkCursors.State()
-        state.ranges = try Row.fetchAll(db, sql: "SELECT first, last, slots, routed_at FROM routes ORDER BY first").map(range)
+        state.ranges = try Row.fetchAll(db, sql: "SELECT first, last, slots, routed_at FROM route_ranges ORDER BY first").map(range)
         for row in try Row.fetchAll(db, sql: "SELECT slot, sink, through FROM sink_cursors WHERE slot >= 0") {
             let slot: Int = row["slot"]
             state.cursors[slot] = SinkCursors.Cursor(sink: row["sink"], through: row["through"])
@@ -68,6 +68,12 @@ extension SQLiteStateStore {
 
     /// Writes the ranges of events routed in order (`routed`: sequence number and sorted slots,
     /// by sequence), extending the file's last range when the first run continues it.
+    ///
+    /// The last range written is *open* (schema `v8-open-route-range`): rows -2 and -3 of
+    /// `sink_cursors` hold its first number and its end, and the `route_ranges` view reads that
+    /// end in place of the row's `last`. A stream routed on to the same sinks then moves only the
+    /// open end, on the page the routing mark's move writes anyway, not the `routes` row's page.
+    /// Before another range becomes the open one, the open end is written into its row.
     static func writeRanges(_ routed: [(sequence: Int64, slots: [Int])], at routedAt: Double, _ db: Database, _ changes: inout CursorChanges) throws {
         var runs: [SinkCursors.Range] = []
         for (sequence, slots) in routed where !slots.isEmpty {
@@ -78,19 +84,39 @@ extension SQLiteStateStore {
             }
         }
         guard !runs.isEmpty else { return }
-        if let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT first, last, slots, routed_at FROM routes ORDER BY first DESC LIMIT 1")).map(range),
+        if let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT first, last, slots, routed_at FROM route_ranges ORDER BY first DESC LIMIT 1")).map(range),
             last.last == runs[0].first - 1, last.slots == runs[0].slots, last.routedAt <= routedAt
         {
             runs[0].first = last.first
             runs[0].routedAt = last.routedAt
-            try db.cachedStatement(sql: "UPDATE routes SET last = ? WHERE first = ?").execute(arguments: [runs[0].last, runs[0].first])
-            changes.ranges.append(runs.removeFirst())
+            let extended = runs.removeFirst()
+            if runs.isEmpty {
+                try openRange(extended, db)
+            } else {
+                try db.cachedStatement(sql: "UPDATE routes SET last = ? WHERE first = ?").execute(arguments: [extended.last, extended.first])
+            }
+            changes.ranges.append(extended)
         }
+        guard let newest = runs.last else { return }
+        // The open range's end goes into its row before another range is the open one.
+        try db.cachedStatement(sql: """
+            UPDATE routes SET last = (SELECT through FROM sink_cursors WHERE slot = -3)
+            WHERE first = (SELECT through FROM sink_cursors WHERE slot = -2) AND last < (SELECT through FROM sink_cursors WHERE slot = -3)
+            """).execute()
         let insert = try db.cachedStatement(sql: "INSERT INTO routes(first, last, slots, routed_at) VALUES (?, ?, ?, ?)")
         for run in runs {
             try insert.execute(arguments: [run.first, run.last, run.slotText, run.routedAt])
             changes.ranges.append(run)
         }
+        try openRange(newest, db)
+    }
+
+    /// Makes `range` (a row of `routes`, or about to be one) the open range, ending at its `last`.
+    private static func openRange(_ range: SinkCursors.Range, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO sink_cursors(slot, sink, through) VALUES (-2, char(0) || 'open range first', ?), (-3, char(0) || 'open range end', ?)
+            ON CONFLICT(slot) DO UPDATE SET through = excluded.through
+            """).execute(arguments: [range.first, range.last])
     }
 
     private static func range(_ row: Row) -> SinkCursors.Range {
@@ -99,7 +125,7 @@ extension SQLiteStateStore {
 
     /// The file's ranges that end past `through`, oldest first, at most `limit`.
     static func ranges(after through: Int64, limit: Int = Int.max, _ db: Database) throws -> [SinkCursors.Range] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT first, last, slots, routed_at FROM routes WHERE last > ? ORDER BY first LIMIT ?"), arguments: [through, limit]).map(range)
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT first, last, slots, routed_at FROM route_ranges WHERE last > ? ORDER BY first LIMIT ?"), arguments: [through, limit]).map(range)
     }
 
     static func through(slot: Int, _ db: Database) throws -> Int64? {

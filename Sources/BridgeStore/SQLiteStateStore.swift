@@ -256,6 +256,21 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 DROP TABLE routing_state;
                 """)
         }
+        migrator.registerMigration("v8-open-route-range") { db in
+            // The last range routed is open: its end lives in rows -2 (its first number) and -3
+            // (its end) of `sink_cursors`, which share the page the routing mark's move writes, so
+            // routing on to the same sinks no longer rewrites the `routes` row's page in every
+            // commit (`writeRanges`). Ranges are read through this view. A file without those rows
+            // has no open range: every row's `last` is its end, as before.
+            try db.execute(sql: """
+                CREATE VIEW route_ranges AS
+                SELECT first,
+                    CASE WHEN first = (SELECT through FROM sink_cursors WHERE slot = -2)
+                        THEN MAX(last, (SELECT through FROM sink_cursors WHERE slot = -3)) ELSE last END AS last,
+                    slots, routed_at
+                FROM routes;
+                """)
+        }
         return migrator
     }
 

@@ -49,7 +49,7 @@ struct MigrationTests {
         let path = directory + "/state.sqlite"
         try SQLiteStateStore.createFile(at: path, migratedThrough: "v3-routing-watermark", sql: Self.oldRows(routedThrough: true))
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v7-routing-cursor")
+        #expect(try store.appliedMigrations().last == "v8-open-route-range")
         try await Self.checkMigrated(store)
     }
 
@@ -95,7 +95,7 @@ struct MigrationTests {
                 DELETE FROM events WHERE seq IN (1, 3);
                 """)
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v7-routing-cursor")
+        #expect(try store.appliedMigrations().last == "v8-open-route-range")
         let now = t0.addingTimeInterval(60)
         let replica = ReplicaID("after-migration")
         try await store.registerReplica(replica, now: now, lease: .seconds(30))
@@ -120,7 +120,7 @@ struct MigrationTests {
                 INSERT INTO routes(first, last, slots, routed_at) VALUES (1, 2, '0', \(t0.timeIntervalSince1970));
                 """)
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v7-routing-cursor")
+        #expect(try store.appliedMigrations().last == "v8-open-route-range")
         #expect(try await store.pool.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'routing_state'") } == false)
         let now = t0.addingTimeInterval(60)
         #expect(try await store.unroutedEvents(limit: 10).map(\.sequence) == [3], "the mark stayed at 2")

@@ -79,6 +79,25 @@ struct SinkCursorTests {
 
     // MARK: What the file holds
 
+    @Test("routing on to the same sinks moves only the open range's end; its row gets the end before another range opens, and a reopened store reads it")
+    func openRange() async throws {
+        try await Self.withFile { path in
+            let store = try Self.open(path)
+            try await store.journalAndRoute(Self.events(2), to: ["a"])
+            try await store.journalAndRoute(Self.events(3, from: 2), to: ["a"])
+            #expect(try await Self.count(store, "SELECT last FROM routes") == 2, "the row keeps the end it was written with")
+            #expect(try await Self.count(store, "SELECT last FROM route_ranges") == 5)
+            let reopened = try Self.open(path)
+            #expect(try await reopened.queueDepths() == ["a": QueueDepth(pending: 5, dead: 0)], "the mirror read the open end")
+
+            try await reopened.journalAndRoute(Self.events(1, from: 5), to: ["b"])
+            #expect(try await Self.count(reopened, "SELECT last FROM routes WHERE first = 1") == 5, "written into the row before b's range opened")
+            #expect(try await Self.count(reopened, "SELECT COUNT(*) FROM routes") == 2)
+            let again = try Self.open(path)
+            #expect(try await again.queueDepths() == ["a": QueueDepth(pending: 5, dead: 0), "b": QueueDepth(pending: 1, dead: 0)])
+        }
+    }
+
     @Test("deliveries routed in order write no delivery rows: one range, and cursors that move as they succeed")
     func noRows() async throws {
         try await Self.withFile { path in
