@@ -73,7 +73,10 @@ extension SQLiteStateStore {
     /// `sink_cursors` hold its first number and its end, and the `route_ranges` view reads that
     /// end in place of the row's `last`. A stream routed on to the same sinks then moves only the
     /// open end, on the page the routing mark's move writes anyway, not the `routes` row's page.
-    /// Before another range becomes the open one, the open end is written into its row.
+    /// Before another range becomes the open one, the open end is written into its row. Only this
+    /// function adds or extends rows, and it opens the newest one each time, so the open range,
+    /// while its row exists (pruning may delete it), is the row with the greatest `first`: the one
+    /// an extension extends.
     static func writeRanges(_ routed: [(sequence: Int64, slots: [Int])], at routedAt: Double, _ db: Database, _ changes: inout CursorChanges) throws {
         var runs: [SinkCursors.Range] = []
         for (sequence, slots) in routed where !slots.isEmpty {
