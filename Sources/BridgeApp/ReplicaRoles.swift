@@ -141,13 +141,8 @@ final class DirectorySync: Service {
         self.interval = interval
         self.clock = clock
         self.logger = logger
-        elapsed = Self.stopwatch(clock)
+        elapsed = clock.stopwatch()
         state.withLock { $0.managedNames = managedNames }
-    }
-
-    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
-        let origin = clock.now
-        return { origin.duration(to: clock.now) }
     }
 
     /// The managed subscriptions of the configuration that runs from now on (a reload).

@@ -1,3 +1,4 @@
+import BridgeCore
 import Dispatch
 import GRDB
 import Synchronization
@@ -60,21 +61,25 @@ final class GroupCommitter: Sendable {
     private let deferral: Duration
     private let commitInterval: Duration
     private let company: Int
-    /// What the deferral and the interval are measured and waited on.
-    private let clock: CommitterClock
+    /// What the deferral and the interval are waited on.
+    private let clock: any Clock<Duration>
+    /// Time on `clock` since the committer began: deadlines and `lastStart` are measured on it.
+    private let elapsed: @Sendable () -> Duration
     /// Called on the writer's thread before each batch runs (tests hold a commit open with it).
     private let beforeBatch: (@Sendable () -> Void)?
 
+    /// `commitInterval` zero (the default) or `company` 1: urgent writes never wait for company.
     init(
         pool: DatabasePool, maxBatch: Int = 2048, deferral: Duration = .milliseconds(3), commitInterval: Duration = .zero,
-        company: Int = 8, clock: any Clock<Duration> = ContinuousClock(), beforeBatch: (@Sendable () -> Void)? = nil
+        company: Int = 1, clock: any Clock<Duration> = ContinuousClock(), beforeBatch: (@Sendable () -> Void)? = nil
     ) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.deferral = deferral
         self.commitInterval = commitInterval
         self.company = company
-        self.clock = CommitterClock(clock)
+        self.clock = clock
+        self.elapsed = clock.stopwatch()
         self.beforeBatch = beforeBatch
     }
 
@@ -116,7 +121,7 @@ final class GroupCommitter: Sendable {
             if operation.urgent { state.urgentCount += 1 }
             if state.draining { return .nothing }
             // Read under the lock, so no transaction that began later has stamped `lastStart`.
-            let now = clock.elapsed()
+            let now = elapsed()
             if state.urgentCount > 0 {
                 guard let due = waitForCompany(state, now) else {
                     state.draining = true
@@ -151,7 +156,7 @@ final class GroupCommitter: Sendable {
     /// place or a transaction is running. A task that sleeps, not a thread that waits.
     private func startTimer(_ deadline: Duration) {
         Task {
-            await self.clock.sleep(deadline - self.clock.elapsed())
+            try? await self.clock.sleep(for: max(.zero, deadline - self.elapsed()))
             let start = self.state.withLock { state -> Bool in
                 guard state.timerDeadline == deadline else { return false }
                 state.timerDeadline = nil
@@ -178,7 +183,7 @@ final class GroupCommitter: Sendable {
         var first = true
         while true {
             let (batch, next) = state.withLock { state -> ([Operation], Next) in
-                let now = clock.elapsed()
+                let now = elapsed()
                 if !first || state.pending.isEmpty {
                     var wait: Next?
                     if state.pending.isEmpty {
@@ -241,18 +246,6 @@ extension GroupCommitter.State {
         if let armed = timerDeadline, armed <= deadline { return .nothing }
         timerDeadline = deadline
         return .timer(deadline)
-    }
-}
-
-/// The committer's view of its clock: the time since it began, and a sleep.
-struct CommitterClock: Sendable {
-    let elapsed: @Sendable () -> Duration
-    let sleep: @Sendable (Duration) async -> Void
-
-    init<C: Clock>(_ clock: C) where C.Duration == Duration {
-        let origin = clock.now
-        elapsed = { origin.duration(to: clock.now) }
-        sleep = { duration in try? await clock.sleep(for: max(.zero, duration)) }
     }
 }
 

@@ -36,13 +36,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// row of slot -1 in `sink_cursors` (schema `v7-routing-cursor`).
     static let routedThrough = "(SELECT through FROM sink_cursors WHERE slot = -1)"
 
-    /// How long after a transaction began the next may wait for company (``GroupCommitter``): at
-    /// a steady 1,000 notifications/s about four then share a commit, its fsync and its pages.
-    public static let commitInterval = Duration.milliseconds(4)
+    /// How long after a transaction began the next may wait for company, and how many waiting
+    /// urgent writes are company enough (``GroupCommitter``): at a steady 1,000 notifications/s
+    /// about four then share a commit, its fsync and its pages.
+    static let commitInterval = Duration.milliseconds(4)
+    static let commitCompany = 8
 
     /// Opens (creating it when missing, and making it mode 0600 either way) and migrates the store at `path`.
     public convenience init(path: String, logger: Logger) throws {
-        try self.init(path: path, walSizeLimit: Self.walSizeLimit, commitInterval: Self.commitInterval, logger: logger)
+        try self.init(path: path, walSizeLimit: Self.walSizeLimit, commitInterval: Self.commitInterval, commitCompany: Self.commitCompany, logger: logger)
     }
 
     /// `checkpointInterval` nil: the checkpointer runs a round only when `checkpointRound()` is called.
@@ -50,7 +52,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// (``GroupCommitter``); zero `commitInterval`: transactions follow each other at once.
     init(
         path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, checkpointInterval: DispatchTimeInterval? = .milliseconds(200),
-        commitInterval: Duration = .zero, clock: any Clock<Duration> = ContinuousClock(), cursorDoneLimit: Int = 1024, logger: Logger
+        commitInterval: Duration = .zero, commitCompany: Int = 1, clock: any Clock<Duration> = ContinuousClock(), cursorDoneLimit: Int = 1024, logger: Logger
     ) throws {
         self.path = path
         self.logger = logger
@@ -82,7 +84,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             RecentEvents(
                 mark: try Int64.fetchOne(db, sql: "SELECT \(Self.routedThrough)") ?? 0, lastSequence: try Self.lastSequence(db))
         }
-        committer = GroupCommitter(pool: pool, commitInterval: commitInterval, clock: clock)
+        committer = GroupCommitter(pool: pool, commitInterval: commitInterval, company: commitCompany, clock: clock)
         checkpointer = try Checkpointer(path: path, writer: pool, walSizeLimit: walSizeLimit, restartFrames: walRestartFrames, interval: checkpointInterval, logger: logger)
         checkpointer.start()
     }

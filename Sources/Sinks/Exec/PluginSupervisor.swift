@@ -62,12 +62,7 @@ final class PluginSupervisor: Sendable {
         self.configuration = configuration
         self.supervision = supervision
         self.logger = logger
-        self.elapsed = Self.stopwatch(supervision.clock)
-    }
-
-    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
-        let origin = clock.now
-        return { origin.duration(to: clock.now) }
+        self.elapsed = supervision.clock.stopwatch()
     }
 
     /// Runs `action` once `delay` has passed on the clock, unless the delivery `token` has settled
