@@ -102,10 +102,8 @@ extension SQLiteStateStore {
         }
         guard let newest = runs.last else { return }
         // The open range's end goes into its row before another range is the open one.
-        try db.cachedStatement(sql: """
-            UPDATE routes SET last = (SELECT through FROM sink_cursors WHERE slot = -3)
-            WHERE first = (SELECT through FROM sink_cursors WHERE slot = -2) AND last < (SELECT through FROM sink_cursors WHERE slot = -3)
-            """).execute()
+        let (openFirst, openEnd) = (ProgressRow.openRangeFirst.value, ProgressRow.openRangeEnd.value)
+        try db.cachedStatement(sql: "UPDATE routes SET last = \(openEnd) WHERE first = \(openFirst) AND last < \(openEnd)").execute()
         let insert = try db.cachedStatement(sql: "INSERT INTO routes(first, last, slots, routed_at) VALUES (?, ?, ?, ?)")
         for run in runs {
             try insert.execute(arguments: [run.first, run.last, run.slotText, run.routedAt])
@@ -117,9 +115,9 @@ extension SQLiteStateStore {
     /// Makes `range` (a row of `routes`, or about to be one) the open range, ending at its `last`.
     private static func openRange(_ range: SinkCursors.Range, _ db: Database) throws {
         try db.cachedStatement(sql: """
-            INSERT INTO sink_cursors(slot, sink, through) VALUES (-2, char(0) || 'open range first', ?), (-3, char(0) || 'open range end', ?)
+            INSERT INTO sink_cursors(slot, sink, through) VALUES (?, char(0) || 'open range first', ?), (?, char(0) || 'open range end', ?)
             ON CONFLICT(slot) DO UPDATE SET through = excluded.through
-            """).execute(arguments: [range.first, range.last])
+            """).execute(arguments: [ProgressRow.openRangeFirst.rawValue, range.first, ProgressRow.openRangeEnd.rawValue, range.last])
     }
 
     private static func range(_ row: Row) -> SinkCursors.Range {

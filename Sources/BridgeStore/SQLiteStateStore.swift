@@ -32,9 +32,20 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// events in one benchmark), and SQLite would otherwise keep the file at its largest for good.
     public static let walSizeLimit = 64 << 20
 
-    /// The routed-through mark, as an SQL expression: the router's cursor over the journal, the
-    /// row of slot -1 in `sink_cursors` (schema `v7-routing-cursor`).
-    static let routedThrough = "(SELECT through FROM sink_cursors WHERE slot = -1)"
+    /// Rows of `sink_cursors` that are not a sink's (their slots are negative; a sink's are not):
+    /// the router's cursor, the routed-through mark (schema `v7-routing-cursor`), and the open
+    /// route range's first number and end (`v8-open-route-range`, see `writeRanges`).
+    enum ProgressRow: Int {
+        case routedThrough = -1
+        case openRangeFirst = -2
+        case openRangeEnd = -3
+
+        /// The row's value as an SQL expression.
+        var value: String { "(SELECT through FROM sink_cursors WHERE slot = \(rawValue))" }
+    }
+
+    /// The routed-through mark, as an SQL expression.
+    static let routedThrough = ProgressRow.routedThrough.value
 
     /// How long after a transaction began the next may wait for company, and how many waiting
     /// urgent writes are company enough (``GroupCommitter``): at a steady 1,000 notifications/s
@@ -495,7 +506,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             newMark = sequence
         }
         if newMark > mark {
-            try db.cachedStatement(sql: "UPDATE sink_cursors SET through = ? WHERE slot = -1").execute(arguments: [newMark])
+            try db.cachedStatement(sql: "UPDATE sink_cursors SET through = ? WHERE slot = \(ProgressRow.routedThrough.rawValue)").execute(arguments: [newMark])
         }
         let flag = try db.cachedStatement(sql: "UPDATE events SET routed = 1 WHERE seq = ?")
         for sequence in ahead.sorted() { try flag.execute(arguments: [sequence]) }
