@@ -12,16 +12,31 @@ import Testing
 /// work: its unrouted events are routed by any replica, its deliveries are unclaimed.
 @Suite("Store migrations: from the schema before replicas")
 struct MigrationTests {
+    /// The schema a file migrates to.
+    static let latest = "v8-open-route-range"
+
+    /// `event`'s JSON as an SQL string literal's inside.
+    static func bodyText(_ event: BridgeEvent) -> String {
+        String(decoding: event.encoded(), as: UTF8.self).replacingOccurrences(of: "'", with: "''")
+    }
+
+    /// Rows for `events` in an older schema's `events` table; `numbered`: with `seq` 1, 2, ...
+    static func eventRows(_ events: [BridgeEvent], numbered: Bool) -> String {
+        events.enumerated().map { index, event in
+            let (column, value) = numbered ? ("seq, ", "\(index + 1), ") : ("", "")
+            return "INSERT INTO events(\(column)id, received_at, subscription, body) VALUES (\(value)'\(event.id)', \(event.receivedAt.timeIntervalSince1970), 'inbox', '\(bodyText(event))');"
+        }.joined()
+    }
+
     /// The rows an older bridge left: an unrouted event and a routed one with a pending delivery.
     static func oldRows(routedThrough: Bool) -> String {
         let unrouted = makeEvent(at: t0.addingTimeInterval(1))
         let routed = makeEvent(at: t0)
-        let body = { (event: BridgeEvent) in String(decoding: event.encoded(), as: UTF8.self).replacingOccurrences(of: "'", with: "''") }
         let flag = routedThrough ? "1" : "true"
         let unflag = routedThrough ? "0" : "false"
         return """
-            INSERT INTO events(id, received_at, subscription, body, routed) VALUES ('\(routed.id)', \(t0.timeIntervalSince1970), 'inbox', '\(body(routed))', \(flag));
-            INSERT INTO events(id, received_at, subscription, body, routed) VALUES ('\(unrouted.id)', \(t0.timeIntervalSince1970 + 1), 'inbox', '\(body(unrouted))', \(unflag));
+            INSERT INTO events(id, received_at, subscription, body, routed) VALUES ('\(routed.id)', \(t0.timeIntervalSince1970), 'inbox', '\(Self.bodyText(routed))', \(flag));
+            INSERT INTO events(id, received_at, subscription, body, routed) VALUES ('\(unrouted.id)', \(t0.timeIntervalSince1970 + 1), 'inbox', '\(Self.bodyText(unrouted))', \(unflag));
             INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (1, 's', \(t0.timeIntervalSince1970), \(t0.timeIntervalSince1970));
             """ + (routedThrough ? "UPDATE routing_state SET routed_through = 1;" : "")
     }
@@ -49,7 +64,7 @@ struct MigrationTests {
         let path = directory + "/state.sqlite"
         try SQLiteStateStore.createFile(at: path, migratedThrough: "v3-routing-watermark", sql: Self.oldRows(routedThrough: true))
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v8-open-route-range")
+        #expect(try store.appliedMigrations().last == Self.latest)
         try await Self.checkMigrated(store)
     }
 
@@ -83,19 +98,18 @@ struct MigrationTests {
         let directory = TemporaryDirectory()
         let path = directory.file("state.sqlite")
         let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
-        let body = { (event: BridgeEvent) in String(decoding: event.encoded(), as: UTF8.self).replacingOccurrences(of: "'", with: "''") }
         // Three events given numbers 1-3, all routed; 1 and 3 delivered and pruned, 2 still waits
         // as an older row. sqlite_sequence says 3, and no event left has it.
         try SQLiteStateStore.createFile(
             at: path, migratedThrough: "v5-sink-cursors",
-            sql: events.map { "INSERT INTO events(id, received_at, subscription, body) VALUES ('\($0.id)', \($0.receivedAt.timeIntervalSince1970), 'inbox', '\(body($0))');" }.joined()
+            sql: Self.eventRows(events, numbered: false)
                 + """
                 INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (2, 's', \(t0.timeIntervalSince1970), \(t0.timeIntervalSince1970));
                 UPDATE routing_state SET routed_through = 3;
                 DELETE FROM events WHERE seq IN (1, 3);
                 """)
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v8-open-route-range")
+        #expect(try store.appliedMigrations().last == Self.latest)
         let now = t0.addingTimeInterval(60)
         let replica = ReplicaID("after-migration")
         try await store.registerReplica(replica, now: now, lease: .seconds(30))
@@ -109,18 +123,17 @@ struct MigrationTests {
         let directory = TemporaryDirectory()
         let path = directory.file("state.sqlite")
         let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
-        let body = { (event: BridgeEvent) in String(decoding: event.encoded(), as: UTF8.self).replacingOccurrences(of: "'", with: "''") }
         // Events 1-3; 1 and 2 routed to sink a (one range), whose cursor has passed 1.
         try SQLiteStateStore.createFile(
             at: path, migratedThrough: "v6-events-sequence",
-            sql: events.enumerated().map { "INSERT INTO events(seq, id, received_at, subscription, body) VALUES (\($0.offset + 1), '\($0.element.id)', \($0.element.receivedAt.timeIntervalSince1970), 'inbox', '\(body($0.element))');" }.joined()
+            sql: Self.eventRows(events, numbered: true)
                 + """
                 UPDATE routing_state SET routed_through = 2;
                 INSERT INTO sink_cursors(slot, sink, through) VALUES (0, 'a', 1);
                 INSERT INTO routes(first, last, slots, routed_at) VALUES (1, 2, '0', \(t0.timeIntervalSince1970));
                 """)
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == "v8-open-route-range")
+        #expect(try store.appliedMigrations().last == Self.latest)
         #expect(try await store.pool.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'routing_state'") } == false)
         let now = t0.addingTimeInterval(60)
         #expect(try await store.unroutedEvents(limit: 10).map(\.sequence) == [3], "the mark stayed at 2")
