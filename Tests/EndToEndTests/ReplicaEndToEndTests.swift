@@ -116,6 +116,8 @@ struct ReplicaEndToEndTests {
         let (leader, follower, followerPort) = aLeads ? (a, b, portB) : (b, a, portA)
         #expect(try await leader.metric(leading) == 1, "\(a.log)\n\(b.log)")
         #expect(try await follower.metric(leading) == 0, "one leader: \(a.log)\n\(b.log)")
+        // The create's 201 is counted before the leader stores the record: wait for the record.
+        #expect(try await eventually(timeout: .seconds(10)) { try await Self.storedSubscription(server, database: database) != nil }, "\(a.log)\n\(b.log)")
         let stored = try #require(try await Self.storedSubscription(server, database: database))
         let client = CurlClient()
         // The operator commands read the shared records, whichever replica's configuration they are given.
