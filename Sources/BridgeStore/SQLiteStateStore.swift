@@ -18,6 +18,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let cursors: SinkCursors
     /// What this process journaled and has not routed, as values (see ``RecentEvents``).
     let recent: RecentEvents
+    /// Deduplication keys deleted per transaction when an expired table is emptied (``DeduplicationTables``).
+    let deduplicationChunk: Int
     /// When this store last stamped each subscription's `last_notification_at` (event time, seconds).
     private let notificationStamps = Mutex<[String: Double]>([:])
 
@@ -63,9 +65,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// (``GroupCommitter``); zero `commitInterval`: transactions follow each other at once.
     init(
         path: String, walSizeLimit: Int, walRestartFrames: Int = 8192, checkpointInterval: DispatchTimeInterval? = .milliseconds(200),
-        commitInterval: Duration = .zero, commitCompany: Int = 1, clock: any Clock<Duration> = ContinuousClock(), cursorDoneLimit: Int = 1024, logger: Logger
+        commitInterval: Duration = .zero, commitCompany: Int = 1, clock: any Clock<Duration> = ContinuousClock(), cursorDoneLimit: Int = 1024,
+        deduplicationChunk: Int = DeduplicationTables.chunk, logger: Logger
     ) throws {
         self.path = path
+        self.deduplicationChunk = deduplicationChunk
         self.logger = logger
         try Self.createPrivately(path)
         var configuration = Configuration()
@@ -284,6 +288,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 FROM routes;
                 """)
         }
+        migrator.registerMigration("v9-deduplication-tables") { db in
+            // Deduplication keys in two tables that take turns, with no index on their time
+            // (``DeduplicationTables``).
+            try db.execute(sql: DeduplicationTables.migration)
+        }
         return migrator
     }
 
@@ -318,22 +327,18 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
         // Per entry, the number it was journaled under; nil: a duplicate.
         let sequences = try await committer.write { db -> [Int64?] in
-            let dedup = try db.cachedStatement(sql: """
-                INSERT INTO dedup(key, seen_at) VALUES (?, ?)
-                ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at < ?
-                """)
+            let turn = try DeduplicationTables.turn(db)
             let insert = try db.cachedStatement(sql: "INSERT INTO events(seq, id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
             var sequence = try Self.lastSequence(db)
             var sequences: [Int64?] = []
             sequences.reserveCapacity(rows.count)
             var subscriptions: Set<String> = []
             for row in rows {
-                if let key = row.deduplicationKey {
-                    try dedup.execute(arguments: [key, row.receivedAt, row.receivedAt - windowSeconds])
-                    if db.changesCount == 0 {
-                        sequences.append(nil)
-                        continue
-                    }
+                if let key = row.deduplicationKey,
+                    try !DeduplicationTables.claim(key, seenAt: row.receivedAt, window: windowSeconds, turn: turn, db)
+                {
+                    sequences.append(nil)
+                    continue
                 }
                 sequence += 1
                 try insert.execute(arguments: [sequence, row.id, row.receivedAt, row.subscription, row.body, row.attachment, row.replica])
@@ -805,8 +810,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     public func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws {
         let delivered = date.timeIntervalSince1970
-        let dedup = deduplicationBefore.timeIntervalSince1970
-        let removed = try await committer.write(.deferred) { db -> Set<Int64> in
+        let window = DeliveryEngine.deduplicationWindow.seconds
+        // The deduplication tables' clock: the prune's own time, of which the cut-off is a window before.
+        let now = deduplicationBefore.timeIntervalSince1970 + window
+        let chunk = deduplicationChunk
+        let (removed, more) = try await committer.write(.deferred) { db -> (Set<Int64>, Bool) in
             // Sequence follows arrival: the first event received on or after the cut-off bounds the
             // walk, so it visits only old rows (and events still waiting for a delivery), not the
             // whole retention window. Events a cursor has not passed for every sink of their range
@@ -818,13 +826,18 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 AND received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_seq = events.seq)
                 """, arguments: [limit, delivered, delivered])
-            try db.execute(sql: "DELETE FROM dedup WHERE seen_at < ?", arguments: [dedup])
             if !doneRanges.isEmpty {
                 try db.execute(sql: "DELETE FROM routes WHERE first IN (SELECT value FROM json_each(?))", arguments: ["[" + doneRanges.map(String.init).joined(separator: ",") + "]"])
             }
-            return Set(doneRanges)
+            return (Set(doneRanges), try DeduplicationTables.prune(now: now, window: window, chunk: chunk, db))
         }
         cursors.removeRanges(firsts: removed)
+        // The rest of an expired table, a chunk a transaction: the journal commits between them.
+        var again = more
+        while again {
+            try Task.checkCancellation()  // the bridge is stopping: the next prune goes on
+            again = try await committer.write(.deferred) { db in try DeduplicationTables.prune(now: now, window: window, chunk: chunk, db) }
+        }
     }
 
     // MARK: Subscriptions and settings

@@ -13,7 +13,7 @@ import Testing
 @Suite("Store migrations: from the schema before replicas")
 struct MigrationTests {
     /// The schema a file migrates to.
-    static let latest = "v8-open-route-range"
+    static let latest = "v9-deduplication-tables"
 
     /// `event`'s JSON as an SQL string literal's inside.
     static func bodyText(_ event: BridgeEvent) -> String {
@@ -149,5 +149,26 @@ struct MigrationTests {
         let reopened = try SQLiteStateStore(path: path, logger: quietLogger)
         #expect(try await reopened.dueDeliveries(sink: "a", now: now, limit: 10, excluding: []).map(\.event.id) == [events[1].id, events[2].id])
         #expect(try await reopened.unroutedEvents(limit: 10).isEmpty)
+    }
+
+    @Test("a SQLite file of schema v8 keeps its deduplication keys as the kept table, which goes a window after the first prune")
+    func sqliteDeduplicationTables() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        try SQLiteStateStore.createFile(
+            at: path, migratedThrough: "v8-open-route-range",
+            sql: "INSERT INTO dedup(key, seen_at) VALUES ('recent', \(t0.timeIntervalSince1970)), ('expired', \(t0.timeIntervalSince1970 - window - 1));")
+        let store = try SQLiteStateStore(path: path, logger: quietLogger)
+        #expect(try store.appliedMigrations().last == Self.latest)
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedup', 'dedup_seen')") } == 0)
+        let outcomes = try await store.journal([entry(makeEvent(at: t0.addingTimeInterval(1)), key: "recent"), entry(makeEvent(at: t0.addingTimeInterval(1)), key: "expired")])
+        #expect(outcomes == [.duplicate, .journaled])
+        // The first prune starts the new table's clock; a window later the kept keys go.
+        try await store.prune(deliveredBefore: t0, deduplicationBefore: t0.addingTimeInterval(2 - window))
+        try await store.prune(deliveredBefore: t0, deduplicationBefore: t0.addingTimeInterval(3))
+        let rows = try await store.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT key FROM dedup_a UNION ALL SELECT '/' UNION ALL SELECT key FROM dedup_b")
+        }
+        #expect(rows == ["/", "expired"], "dedup_a lost the old keys and is current again; the key journaled since is in the kept table now")
     }
 }

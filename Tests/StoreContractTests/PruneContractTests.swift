@@ -52,14 +52,19 @@ struct PruneContractTests {
         }
     }
 
-    @Test("prune drops deduplication keys last seen before its cut-off and keeps the others", arguments: StoreKind.allCases)
+    @Test(
+        "prune keeps the deduplication keys seen on or after its cut-off; a key seen more than the window before journals again, pruned or not",
+        arguments: StoreKind.allCases)
     func pruneDeduplicationKeys(kind: StoreKind) async throws {
         try await kind.withStore { store in
             _ = try await store.journal([entry(makeEvent(at: t0), key: "old"), entry(makeEvent(at: t0.addingTimeInterval(10)), key: "kept")])
-            // Keeps every event (nothing is routed); only the keys seen before t0 + 10 s go.
+            // Keeps every event (nothing is routed). A key seen before t0 + 10 s may go (the SQLite
+            // store keeps keys up to two windows, see DeduplicationTables); "kept" must stay.
             try await store.prune(deliveredBefore: t0, deduplicationBefore: t0.addingTimeInterval(10))
             #expect(try await store.eventCount() == 2)
-            let later = t0.addingTimeInterval(20)  // well within the window of both
+            #expect(try await store.journal([entry(makeEvent(at: t0.addingTimeInterval(20)), key: "kept")]) == [.duplicate])
+            // A window and a second after t0: "old" has expired, "kept" (seen at t0 + 10 s) has not.
+            let later = t0.addingTimeInterval(window + 1)
             let outcomes = try await store.journal([entry(makeEvent(at: later), key: "old"), entry(makeEvent(at: later), key: "kept")])
             #expect(outcomes == [.journaled, .duplicate])
         }

@@ -283,7 +283,10 @@ public protocol StateStore: Sendable {
     /// per sink.
     func retireDeliveries(exceptFor sinks: Set<String>, error: String, at date: Date) async throws -> [String: Int]
 
-    /// Drops routed events with nothing left to deliver that arrived before `date`, and expired deduplication keys.
+    /// Drops routed events with nothing left to deliver that arrived before `date`, and deduplication
+    /// keys last seen before `deduplicationBefore` (the window before now). It keeps every key seen
+    /// on or after that; a store may keep an expired key a while longer (the SQLite store drops a
+    /// table of them at a time), which the journal does not count as a duplicate.
     func prune(deliveredBefore date: Date, deduplicationBefore: Date) async throws
 }
 
