@@ -15,17 +15,34 @@ import GRDB
 /// windows; an expired key that is still stored is not a duplicate (its `seen_at` says so).
 ///
 /// Which table is current and since when are rows of `settings`, read in the transaction that
-/// uses them, so a write the group committer runs again after a rollback sees what is stored.
+/// uses them (the journal reads the first with its last sequence number, in one statement), so
+/// a write the group committer runs again after a rollback sees what is stored.
 enum DeduplicationTables {
     enum Table: String, CaseIterable {
         case a = "dedup_a"
         case b = "dedup_b"
 
         var other: Table { self == .a ? .b : .a }
+
+        /// The table a `settings` value names; none stored: `dedup_b` (the migration stores it).
+        init(stored value: String?) throws {
+            guard let table = Table(rawValue: value ?? Table.b.rawValue) else {
+                throw StoreError.internalInconsistency("settings say the deduplication table is \(value ?? "")")
+            }
+            self = table
+        }
     }
+
+    /// The current table's name (a `settings` value), as an SQL expression.
+    static let currentSQL = "(SELECT value FROM settings WHERE key = '\(currentKey)')"
 
     static let currentKey = "deduplication.current"
     static let sinceKey = "deduplication.since"
+
+    /// How much later than the prune's time a table's turn is taken to begin: a request received
+    /// just before a swap may be journaled, into the table that turns kept, just after the prune
+    /// read its time. Its key must not count as older than the turn's start.
+    static let slack: Double = 60
 
     /// Keys deleted from the kept table per transaction: short enough that a journal commit
     /// sharing the transaction barely waits for it.
@@ -42,30 +59,16 @@ enum DeduplicationTables {
     }
 
     static func turn(_ db: Database) throws -> Turn {
-        let rows = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT key, value FROM settings WHERE key IN ('\(currentKey)', '\(sinceKey)')"))
-        var turn = Turn(current: .b, since: nil)
-        for row in rows {
-            let value: String = row["value"]
-            switch row["key"] as String {
-            case currentKey:
-                guard let table = Table(rawValue: value) else {
-                    throw StoreError.internalInconsistency("settings say the deduplication table is \(value)")
-                }
-                turn.current = table
-            default:
-                turn.since = Double(value)
-            }
-        }
-        return turn
+        let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(currentSQL), (SELECT value FROM settings WHERE key = '\(sinceKey)')"))
+        return Turn(current: try Table(stored: row?[0]), since: (row?[1] as String?).flatMap(Double.init))
     }
 
     /// Records `key` as seen at `seenAt` unless it was seen within `window` before: true when it
     /// is new (the caller journals the event), false for a duplicate.
-    static func claim(_ key: String, seenAt: Double, window: Double, turn: Turn, _ db: Database) throws -> Bool {
-        let kept = try db.cachedStatement(sql: "SELECT seen_at FROM \(turn.kept.rawValue) WHERE key = ?")
+    static func claim(_ key: String, seenAt: Double, window: Double, current: Table, _ db: Database) throws -> Bool {
+        let kept = try db.cachedStatement(sql: "SELECT seen_at FROM \(current.other.rawValue) WHERE key = ?")
         if let seen = try Double.fetchOne(kept, arguments: [key]), seen >= seenAt - window { return false }
-        let table = turn.current.rawValue
+        let table = current.rawValue
         let claim = try db.cachedStatement(sql: """
             INSERT INTO \(table)(key, seen_at) VALUES (?, ?)
             ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at WHERE \(table).seen_at < ?
@@ -75,12 +78,12 @@ enum DeduplicationTables {
     }
 
     /// One step of pruning at `now` (unix seconds): when the current table began more than
-    /// `window` ago, deletes up to `chunk` keys of the kept table, and once it is empty swaps
+    /// `window` ago (its start is the prune's time that began it, plus ``slack``), deletes up to `chunk` keys of the kept table, and once it is empty swaps
     /// the tables. True when more keys are left to delete (another step is due).
     static func prune(now: Double, window: Double, chunk: Int, _ db: Database) throws -> Bool {
         let turn = try turn(db)
         guard let since = turn.since else {
-            try set(sinceKey, String(now), db)
+            try set(sinceKey, String(now + slack), db)
             return false
         }
         guard since < now - window else { return false }
@@ -89,7 +92,7 @@ enum DeduplicationTables {
             arguments: [chunk])
         if db.changesCount == chunk { return true }
         try set(currentKey, turn.kept.rawValue, db)
-        try set(sinceKey, String(now), db)
+        try set(sinceKey, String(now + slack), db)
         return false
     }
 

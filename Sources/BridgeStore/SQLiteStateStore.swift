@@ -327,15 +327,15 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
         // Per entry, the number it was journaled under; nil: a duplicate.
         let sequences = try await committer.write { db -> [Int64?] in
-            let turn = try DeduplicationTables.turn(db)
+            let start = try Self.journalStart(db)
             let insert = try db.cachedStatement(sql: "INSERT INTO events(seq, id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            var sequence = try Self.lastSequence(db)
+            var sequence = start.lastSequence
             var sequences: [Int64?] = []
             sequences.reserveCapacity(rows.count)
             var subscriptions: Set<String> = []
             for row in rows {
                 if let key = row.deduplicationKey,
-                    try !DeduplicationTables.claim(key, seenAt: row.receivedAt, window: windowSeconds, turn: turn, db)
+                    try !DeduplicationTables.claim(key, seenAt: row.receivedAt, window: windowSeconds, current: start.deduplication, db)
                 {
                     sequences.append(nil)
                     continue
@@ -371,10 +371,19 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// every event up to it was pruned. Two reads of pages the commit writes anyway, where
     /// `AUTOINCREMENT` wrote `sqlite_sequence` in every commit (schema `v6-events-sequence`).
     /// Only routed events are pruned, so no number above the mark was ever given and gone.
+    private static let lastSequenceSQL = "MAX(IFNULL((SELECT MAX(seq) FROM events), 0), IFNULL(\(routedThrough), 0))"
+
     private static func lastSequence(_ db: Database) throws -> Int64 {
-        let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM events")) ?? 0
-        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT \(Self.routedThrough)")) ?? 0
-        return max(last, mark)
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT \(lastSequenceSQL)")) ?? 0
+    }
+
+    /// What a journal write reads before its inserts, in one statement (each GRDB fetch costs a few
+    /// microseconds, and this runs once per request): the last sequence number, and which
+    /// deduplication table takes new keys.
+    private static func journalStart(_ db: Database) throws -> (lastSequence: Int64, deduplication: DeduplicationTables.Table) {
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(lastSequenceSQL), \(DeduplicationTables.currentSQL)"))
+        return (row?[0] ?? 0, try DeduplicationTables.Table(stored: row?[1]))
     }
 
     // MARK: Routing
@@ -570,23 +579,25 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let seconds = now.timeIntervalSince1970
         guard limit > 0 else { return [] }
         let claims = self.claims
-        let claimed = try await pool.read { db -> [Int64] in
-            try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try Self.liveReplicas(db, at: seconds) }) { count in
+        // One read transaction (one hop to a reader thread) for the claim and the deliveries' events.
+        return try await pool.read { db -> [Delivery] in
+            let claimed = try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try Self.liveReplicas(db, at: seconds) }) { count in
                 try self.dueCandidates(sink: sink, now: seconds, count: count, skip: { _ in false }, db).map(\.id)
             }
-        }
-        guard !claimed.isEmpty else { return [] }
-        do {
-            let deliveries = try await pool.read { db in try self.deliveries(claimed, sink: sink, db) }
-            if deliveries.count < claimed.count {
-                // Gone between the claim and the read (an outcome of an earlier claim, a retired sink).
-                let found = Set(deliveries.map(\.id))
-                claims.end(claimed.filter { !found.contains($0) })
+            guard !claimed.isEmpty else { return [] }
+            do {
+                let deliveries = try self.deliveries(claimed, sink: sink, db)
+                if deliveries.count < claimed.count {
+                    // A candidate whose row or event this snapshot lacks (the same snapshot found
+                    // it due, so only a damaged file does this): not delivered, not held.
+                    let found = Set(deliveries.map(\.id))
+                    claims.end(claimed.filter { !found.contains($0) })
+                }
+                return deliveries
+            } catch {
+                claims.end(claimed)
+                throw error
             }
-            return deliveries
-        } catch {
-            claims.end(claimed)
-            throw error
         }
     }
 

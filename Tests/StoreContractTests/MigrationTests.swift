@@ -165,7 +165,7 @@ struct MigrationTests {
         #expect(outcomes == [.duplicate, .journaled])
         // The first prune starts the new table's clock; a window later the kept keys go.
         try await store.prune(deliveredBefore: t0, deduplicationBefore: t0.addingTimeInterval(2 - window))
-        try await store.prune(deliveredBefore: t0, deduplicationBefore: t0.addingTimeInterval(3))
+        try await store.prune(deliveredBefore: t0, deduplicationBefore: t0.addingTimeInterval(3 + DeduplicationTables.slack))
         let rows = try await store.pool.read { db in
             try String.fetchAll(db, sql: "SELECT key FROM dedup_a UNION ALL SELECT '/' UNION ALL SELECT key FROM dedup_b")
         }
