@@ -94,6 +94,11 @@ final class RecentEvents: Sendable {
         }
     }
 
+    /// The journaled form of `sequence`, if held.
+    func event(_ sequence: Int64) -> BridgeEvent? {
+        state.withLock { $0.entries[sequence]?.pending.event }
+    }
+
     /// Forgets everything up to `sequence` (the highest in the file): adoption changed whose
     /// events they are, so the file answers until routing passes them.
     func forget(through sequence: Int64) {

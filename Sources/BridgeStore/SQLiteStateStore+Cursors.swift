@@ -31,6 +31,7 @@ extension SQLiteStateStore {
         for (slot, sequences) in changes.done { cursors.markDone(sequences, slot: slot) }
         for (slot, through) in changes.through { cursors.advance(slot: slot, to: through) }
         cursors.removeRanges(firsts: changes.removedRanges)
+        if !changes.through.isEmpty, let delivered = cursors.deliveredThrough() { delivering.delivered(through: delivered) }
     }
 
     /// The mirror as the file holds it (at open).
@@ -204,14 +205,25 @@ extension SQLiteStateStore {
         }
         let virtual = ids.filter { found[$0] == nil }.compactMap { id in SinkCursors.decode(id).map { (id, $0.sequence) } }
         if !virtual.isEmpty {
-            let sequences = "[" + virtual.map { String($0.1) }.joined(separator: ",") + "]"
-            var events: [Int64: (String, Double)] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT seq, body, received_at FROM events WHERE seq IN (SELECT value FROM json_each(?))", arguments: [sequences]) {
-                events[row["seq"]] = (row["body"], row["received_at"])
-            }
+            // Events routed by this process come from memory; the rest from their rows.
+            var unread: [(id: Int64, sequence: Int64)] = []
             for (id, sequence) in virtual {
-                guard let (body, receivedAt) = events[sequence] else { continue }
-                found[id] = Delivery(id: id, sink: sink, event: try Self.event(body), attempts: 0, createdAt: Date(timeIntervalSince1970: receivedAt))
+                if let event = delivering.event(sequence) {
+                    found[id] = Delivery(id: id, sink: sink, event: event, attempts: 0, createdAt: event.receivedAt)
+                } else {
+                    unread.append((id, sequence))
+                }
+            }
+            if !unread.isEmpty {
+                let sequences = "[" + unread.map { String($0.sequence) }.joined(separator: ",") + "]"
+                var events: [Int64: (String, Double)] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT seq, body, received_at FROM events WHERE seq IN (SELECT value FROM json_each(?))", arguments: [sequences]) {
+                    events[row["seq"]] = (row["body"], row["received_at"])
+                }
+                for (id, sequence) in unread {
+                    guard let (body, receivedAt) = events[sequence] else { continue }
+                    found[id] = Delivery(id: id, sink: sink, event: try Self.event(body), attempts: 0, createdAt: Date(timeIntervalSince1970: receivedAt))
+                }
             }
         }
         return ids.compactMap { found[$0] }

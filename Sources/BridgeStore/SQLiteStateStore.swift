@@ -18,6 +18,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let cursors: SinkCursors
     /// What this process journaled and has not routed, as values (see ``RecentEvents``).
     let recent: RecentEvents
+    /// What this process routed, as values, until its sinks have it (see ``DeliveringEvents``).
+    let delivering = DeliveringEvents()
     /// Deduplication keys deleted per transaction when an expired table is emptied (``DeduplicationTables``).
     let deduplicationChunk: Int
     /// When this store last stamped each subscription's `last_notification_at` (event time, seconds).
@@ -411,7 +413,9 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 AND (? IS NULL OR accepted_by = ? OR accepted_by IS NULL)
                 ORDER BY seq LIMIT ?
                 """)
-            return try Row.fetchAll(statement, arguments: [sequence, replica, replica, limit]).map(Self.pendingEvent)
+            let events = try Row.fetchAll(statement, arguments: [sequence, replica, replica, limit]).map(Self.pendingEvent)
+            self.delivering.read(events)
+            return events
         }
     }
 
@@ -501,6 +505,11 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             return (routed, newMark, changes)
         }
         apply(changes)
+        // The form the file now holds: the one passed if changed, else the journaled one.
+        delivering.routed(
+            events.compactMap { routed.contains($0.sequence) ? $0 : nil }.compactMap { event in
+                (event.changed ? event.event : recent.event(event.sequence) ?? delivering.journaledForm(event.sequence)).map { (event.sequence, $0) }
+            })
         recent.routed(routed, mark: newMark)
         return routed
     }

@@ -125,6 +125,20 @@ final class SinkCursors: Sendable {
         }
     }
 
+    /// A number at or below which every sink's cursor deliveries are done (nil: nothing routed
+    /// in order yet): the lowest cursor of the sinks with a range past it. A sink nothing is
+    /// routed to any more (removed from the configuration) does not hold it back.
+    func deliveredThrough() -> Int64? {
+        state.withLock { state in
+            var lowest: Int64?
+            for (slot, cursor) in state.cursors
+            where state.ranges[Self.firstRange(state.ranges, after: cursor.through)...].contains(where: { $0.slots.contains(slot) }) {
+                lowest = min(lowest ?? cursor.through, cursor.through)
+            }
+            return lowest ?? state.ranges.last?.last
+        }
+    }
+
     /// The done marks of `slot` past its cursor.
     func done(slot: Int) -> Set<Int64> { state.withLock { $0.cursors[slot]?.done ?? [] } }
 

@@ -83,4 +83,13 @@ static inline CURLcode ccurl_global_init_default(void) {
     return curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/*
+ * Names the calling thread (at most 15 bytes are kept) for `top -H`, `perf` and `gdb`; prctl is
+ * variadic, so Swift can't call it. The transfer thread would otherwise carry its creator's name.
+ */
+#include <sys/prctl.h>
+static inline void ccurl_name_this_thread(const char *name) {
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
 #endif

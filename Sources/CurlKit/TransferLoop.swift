@@ -18,6 +18,8 @@ final class TransferLoop {
     }
 
     func run() {
+        // Named for `top -H`, `perf` and `gdb` (it would otherwise carry its creator's name).
+        ccurl_name_this_thread("bridge-curl")
         while true {
             let work = engine.takeWork()
             if work.stopping {
