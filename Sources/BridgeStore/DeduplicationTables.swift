@@ -78,8 +78,9 @@ enum DeduplicationTables {
     }
 
     /// One step of pruning at `now` (unix seconds): when the current table began more than
-    /// `window` ago (its start is the prune's time that began it, plus ``slack``), deletes up to `chunk` keys of the kept table, and once it is empty swaps
-    /// the tables. True when more keys are left to delete (another step is due).
+    /// `window` ago (its start is the time of the prune that began it, plus ``slack``), deletes
+    /// up to `chunk` keys of the kept table, and once it is empty swaps the tables. True when
+    /// more keys are left to delete (another step is due).
     static func prune(now: Double, window: Double, chunk: Int, _ db: Database) throws -> Bool {
         let turn = try turn(db)
         guard let since = turn.since else {

@@ -505,10 +505,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             return (routed, newMark, changes)
         }
         apply(changes)
-        // The form the file now holds: the one passed if changed, else the journaled one.
+        // Held for the sinks in the form the file now holds: the one passed if changed, else the
+        // journaled one (an event whose journaled form is not in memory is read at its claims).
         delivering.routed(
-            events.compactMap { routed.contains($0.sequence) ? $0 : nil }.compactMap { event in
-                (event.changed ? event.event : recent.event(event.sequence) ?? delivering.journaledForm(event.sequence)).map { (event.sequence, $0) }
+            events.filter { routed.contains($0.sequence) }.compactMap { routedEvent in
+                let form = routedEvent.changed ? routedEvent.event : recent.event(routedEvent.sequence) ?? delivering.journaledForm(routedEvent.sequence)
+                return form.map { (routedEvent.sequence, $0) }
             })
         recent.routed(routed, mark: newMark)
         return routed

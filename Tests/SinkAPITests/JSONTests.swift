@@ -25,6 +25,22 @@ struct JSONTests {
         #expect(value.serializedString == #""a\u0001b\u001f""#)
     }
 
+    @Test("writes escapes at the start, between and at the end of plain runs, and strings that are all escapes or empty")
+    func writesRunsAndEscapes() throws {
+        let cases: [(String, String)] = [
+            ("", #""""#),
+            ("\"", #""\"""#),
+            ("\n\\\"", #""\n\\\"""#),
+            ("\"Grüße\"", #""\"Grüße\"""#),
+            ("a\tb\u{7F}c\u{0}", "\"a\\tb\u{7F}c\\u0000\""),
+            ("plain 😀 text", #""plain 😀 text""#),
+        ]
+        for (string, written) in cases {
+            #expect(JSONValue.string(string).serializedString == written)
+            #expect(try JSONParser.parse(written) == .string(string))
+        }
+    }
+
     @Test("rejects malformed input with an offset", arguments: [
         "", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "tru", "\"unterminated", "{} x", "\"\u{01}\"", "[\"\\ud800\"]", "{\"a\":1,}",
     ])
