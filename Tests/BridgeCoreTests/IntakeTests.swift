@@ -30,6 +30,36 @@ struct IntakeTests {
         ##"{"subscriptionId":"\##(id)","clientState":"\##(clientState)","changeType":"created","resource":"\##(resource)","tenantId":"t","resourceData":{"@odata.type":"#Microsoft.Graph.Message","@odata.etag":\##(JSONValue.string(etag).serializedString),"id":"1"}}"##
     }
 
+    /// The first version of ``NotificationIntake/deduplicationKey(subscription:changeType:resource:etag:)``
+    /// (on characters), whose keys state files hold: the current one must give the same keys.
+    static func firstDeduplicationKey(subscription: String, changeType: String, resource: String, etag: String) -> String {
+        var item = Substring(resource.split(separator: "/").last ?? "")
+        if let open = item.firstIndex(of: "("), item.hasSuffix(")") {
+            item = item[item.index(after: open)..<item.index(before: item.endIndex)]
+            if item.hasPrefix("'"), item.hasSuffix("'"), item.count >= 2 { item = item.dropFirst().dropLast() }
+        }
+        let deleted = changeType == "deleted"
+        return [subscription, deleted ? "deleted" : "changed", String(item), deleted ? "" : etag].joined(separator: "\u{1F}")
+    }
+
+    @Test(
+        "deduplication keys are the ones the first, character-based version made (state files hold them)",
+        arguments: [
+            "Users/0f7e/Messages/AAMkAGI2TG93AAA=", "users/a@b.example/mailFolders('Inbox')/messages('AAMk1')",
+            "Users/1/Messages(AAMk2)", "Users/1/Messages('')", "Users/1/Messages(')", "Users/1/Messages()", "x/('a'",
+            "Users/1/Messages/AAMk3/", "a//b//", "/", "", "AAMk4", "Users/jö@x.example/Messages/Ä€😀", "Users/1/Messages('Ä')",
+            "Users/1/Events('a(b)c')", "(", ")", "()", "('')",
+        ])
+    func deduplicationKeyKeepsItsForm(resource: String) {
+        for changeType in ["created", "updated", "deleted"] {
+            for etag in ["W/\"7\"", ""] {
+                #expect(
+                    NotificationIntake.deduplicationKey(subscription: "inbox", changeType: changeType, resource: resource, etag: etag)
+                        == Self.firstDeduplicationKey(subscription: "inbox", changeType: changeType, resource: resource, etag: etag))
+            }
+        }
+    }
+
     @Test("a subscription being created: its first notification (id not known yet) is accepted by its clientState; a stranger's is not")
     func expectedSubscription() async throws {
         let directory = TemporaryDirectory()

@@ -270,15 +270,36 @@ public final class NotificationIntake: Sendable {
     /// the etag (left out for `deleted`: an item is deleted once, and a delta's `@removed` has
     /// none). A delta resync builds its events' keys here too, so a change Graph also notified is
     /// delivered once.
+    ///
+    /// Once per notification, so it works on UTF-8 bytes (no `split`, no grapheme breaking): the
+    /// same keys for the paths Graph and a resync send, which are ASCII; `IntakeTests` compares it
+    /// with the first, character-based version, whose keys state files hold.
     public static func deduplicationKey(subscription: String, changeType: String, resource: String, etag: String) -> String {
-        var item = Substring(resource.split(separator: "/").last ?? "")
+        let slash = UInt8(ascii: "/")
+        let path = resource.utf8
+        // The last segment that is not empty.
+        var end = path.endIndex
+        while end > path.startIndex, path[path.index(before: end)] == slash { end = path.index(before: end) }
+        let start = path[..<end].lastIndex(of: slash).map { path.index(after: $0) } ?? path.startIndex
+        var item = Substring(resource[start..<end])
         // `Messages('AAMk...')`: the id inside.
-        if let open = item.firstIndex(of: "("), item.hasSuffix(")") {
-            item = item[item.index(after: open)..<item.index(before: item.endIndex)]
-            if item.hasPrefix("'"), item.hasSuffix("'"), item.count >= 2 { item = item.dropFirst().dropLast() }
+        if let open = item.utf8.firstIndex(of: UInt8(ascii: "(")), item.utf8.last == UInt8(ascii: ")") {
+            item = item[item.utf8.index(after: open)..<item.utf8.index(before: item.utf8.endIndex)]
+            if item.utf8.count >= 2, item.utf8.first == UInt8(ascii: "'"), item.utf8.last == UInt8(ascii: "'") {
+                item = item[item.utf8.index(after: item.utf8.startIndex)..<item.utf8.index(before: item.utf8.endIndex)]
+            }
         }
         let deleted = changeType == "deleted"
-        return [subscription, deleted ? "deleted" : "changed", String(item), deleted ? "" : etag].joined(separator: "\u{1F}")
+        let separator = "\u{1F}"
+        var key = subscription
+        key.reserveCapacity(subscription.utf8.count + item.utf8.count + etag.utf8.count + 10)
+        key += separator
+        key += deleted ? "deleted" : "changed"
+        key += separator
+        key += item
+        key += separator
+        if !deleted { key += etag }
+        return key
     }
 
     /// Builds the event (SPEC section 6) and its deduplication key from an authenticated item.
