@@ -88,8 +88,64 @@ public struct BridgeEvent: Sendable, Hashable {
         return .object(object)
     }
 
-    /// The canonical JSON bytes (one line, no trailing newline).
-    public func encoded() -> [UInt8] { json.serialized() }
+    /// The canonical JSON bytes (one line, no trailing newline): ``json`` serialized, written
+    /// directly (once per notification for the journal, and again by sinks that send the event).
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(384)
+        var first = true
+        func name(_ name: StaticString) {
+            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        name("id")
+        JSONValue.writeString(id, to: &out)
+        name("receivedAt")
+        JSONValue.writeString(Timestamp.format(receivedAt), to: &out)
+        name("subscription")
+        out.append(contentsOf: #"{"name":"#.utf8)
+        JSONValue.writeString(subscription.name, to: &out)
+        out.append(contentsOf: #","id":"#.utf8)
+        JSONValue.writeString(subscription.id, to: &out)
+        if let resource = subscription.resource {
+            out.append(contentsOf: #","resource":"#.utf8)
+            JSONValue.writeString(resource, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        if let changeType {
+            name("changeType")
+            JSONValue.writeString(changeType, to: &out)
+        }
+        if let lifecycleEvent {
+            name("lifecycleEvent")
+            JSONValue.writeString(lifecycleEvent, to: &out)
+        }
+        if resync == true {
+            name("resync")
+            out.append(contentsOf: "true".utf8)
+        }
+        if let resource {
+            name("resource")
+            JSONValue.writeString(resource, to: &out)
+        }
+        if let resourceData {
+            name("resourceData")
+            resourceData.write(to: &out)
+        }
+        if let tenantId {
+            name("tenantId")
+            JSONValue.writeString(tenantId, to: &out)
+        }
+        if let data {
+            name("data")
+            data.write(to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
 
     /// Rebuilds an event from its JSON form.
     public init(json: JSONValue) throws(JSONParseError) {
