@@ -15,8 +15,7 @@ import GRDB
 /// windows; an expired key that is still stored is not a duplicate (its `seen_at` says so).
 ///
 /// Which table is current and since when are rows of `settings`, read in the transaction that
-/// uses them (the journal reads the first with its last sequence number, in one statement), so
-/// a write the group committer runs again after a rollback sees what is stored.
+/// uses them, so a write the group committer runs again after a rollback sees what is stored.
 enum DeduplicationTables {
     enum Table: String, CaseIterable {
         case a = "dedup_a"

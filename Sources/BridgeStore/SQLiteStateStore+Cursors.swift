@@ -196,10 +196,11 @@ extension SQLiteStateStore {
         guard !ids.isEmpty else { return [] }
         let list = "[" + ids.map(String.init).joined(separator: ",") + "]"
         var found: [Int64: Delivery] = [:]
-        for row in try Row.fetchAll(db, sql: """
+        let rows = try db.cachedStatement(sql: """
             SELECT d.id, d.attempts, d.created_at, e.body FROM deliveries d JOIN events e ON e.seq = d.event_seq
             WHERE d.id IN (SELECT value FROM json_each(?))
-            """, arguments: [list]) {
+            """)
+        for row in try Row.fetchAll(rows, arguments: [list]) {
             let id: Int64 = row["id"]
             found[id] = Delivery(id: id, sink: sink, event: try Self.event(row["body"]), attempts: row["attempts"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
         }
@@ -217,7 +218,8 @@ extension SQLiteStateStore {
             if !unread.isEmpty {
                 let sequences = "[" + unread.map { String($0.sequence) }.joined(separator: ",") + "]"
                 var events: [Int64: (String, Double)] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT seq, body, received_at FROM events WHERE seq IN (SELECT value FROM json_each(?))", arguments: [sequences]) {
+                let bodies = try db.cachedStatement(sql: "SELECT seq, body, received_at FROM events WHERE seq IN (SELECT value FROM json_each(?))")
+                for row in try Row.fetchAll(bodies, arguments: [sequences]) {
                     events[row["seq"]] = (row["body"], row["received_at"])
                 }
                 for (id, sequence) in unread {

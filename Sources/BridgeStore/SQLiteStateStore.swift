@@ -379,13 +379,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         try Int64.fetchOne(db.cachedStatement(sql: "SELECT \(lastSequenceSQL)")) ?? 0
     }
 
-    /// What a journal write reads before its inserts, in one statement (each GRDB fetch costs a few
-    /// microseconds, and this runs once per request): the last sequence number, and which
-    /// deduplication table takes new keys.
+    /// What a journal write reads before its inserts, once per request: the last sequence number,
+    /// and which deduplication table takes new keys. Two single-value fetches, which read the
+    /// column straight from SQLite; one fetch of a two-column `Row` cost twice as much (`perf`).
     private static func journalStart(_ db: Database) throws -> (lastSequence: Int64, deduplication: DeduplicationTables.Table) {
-        let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT \(lastSequenceSQL), \(DeduplicationTables.currentSQL)"))
-        return (row?[0] ?? 0, try DeduplicationTables.Table(stored: row?[1]))
+        let current = try String.fetchOne(db.cachedStatement(sql: "SELECT \(DeduplicationTables.currentSQL)"))
+        return (try lastSequence(db), try DeduplicationTables.Table(stored: current))
     }
 
     // MARK: Routing
@@ -469,7 +468,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             var changes = CursorChanges()
             let replaceBody = try db.cachedStatement(sql: "UPDATE events SET body = ? WHERE seq = ?")
             let insert = try db.cachedStatement(sql: "INSERT INTO deliveries(id, event_seq, sink, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
-            let mark = try Int64.fetchOne(db, sql: "SELECT \(Self.routedThrough)") ?? 0
+            let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT \(Self.routedThrough)")) ?? 0
             let flagged = try db.cachedStatement(sql: "SELECT routed FROM events WHERE seq = ?")
             var routed: Set<Int64> = []
             var accepted: [(sequence: Int64, createdAt: Double, sinks: [String])] = []
@@ -519,7 +518,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// Moves the routed-through mark over `committed` and the events routed earlier out of order,
     /// up to the first unrouted event; flags the committed events beyond it as routed. Returns the mark.
     private static func advanceMark(_ db: Database, past committed: Set<Int64>) throws -> Int64 {
-        let mark = try Int64.fetchOne(db, sql: "SELECT \(Self.routedThrough)") ?? 0
+        let mark = try Int64.fetchOne(db.cachedStatement(sql: "SELECT \(Self.routedThrough)")) ?? 0
         var ahead = committed.filter { $0 > mark }
         guard !ahead.isEmpty else { return mark }
         var newMark = mark
