@@ -16,7 +16,8 @@ import Synchronization
 ///
 /// Bounded: at most `capacity` events (a parsed event takes a few KB); past it the oldest go
 /// first, and their sinks read them from the file. Events at or below every sink's cursor are
-/// dropped as the cursors pass them.
+/// dropped as the cursors pass them, in the order they came: one routed ahead of the mark (its
+/// enrichment finished first) stays behind a later-numbered one until room is needed.
 final class DeliveringEvents: Sendable {
     private struct State {
         var events: [Int64: BridgeEvent] = [:]
