@@ -110,9 +110,13 @@ struct MetricsEndToEndTests {
             try simulator.createMessage(MessageContent(subject: "never notified"), in: "alice@contoso.com")
             simulator.dropsNotifications = false
             _ = try simulator.sendLifecycleEvent(.missed, subscriptionID: subscription.id)
+            // The resync's query moves the gauge. Waited for, not assumed: the baseline itself may
+            // already have counted a resync event (a mail made in its second reads as an update),
+            // so the counter can reach 1 before the lifecycle event's resync has queried.
             try await scrape("the lifecycle event and the resync") {
                 Self.sample($0, "graph_bridge_lifecycle_events_total", ["event": "missed"]) ?? 0 >= 1
                     && Self.sample($0, "graph_bridge_resync_events_total", ["subscription": "inbox"]) ?? 0 >= 1
+                    && Self.sample($0, "graph_bridge_delta_last_query_timestamp_seconds", ["subscription": "inbox"]) ?? 0 > baseline
             }
             #expect(value("graph_bridge_delta_last_query_timestamp_seconds", ["subscription": "inbox"]) > baseline, "the resync's query is the last one")
 
