@@ -17,7 +17,7 @@ import GRDB
 /// Which table is current and since when are rows of `settings`, read in the transaction that
 /// uses them, so a write the group committer runs again after a rollback sees what is stored.
 enum DeduplicationTables {
-    enum Table: String, CaseIterable {
+    enum Table: String {
         case a = "dedup_a"
         case b = "dedup_b"
 
@@ -47,7 +47,7 @@ enum DeduplicationTables {
     /// sharing the transaction barely waits for it.
     static let chunk = 2048
 
-    struct Turn: Equatable {
+    struct Turn {
         /// Where new keys go.
         var current: Table
         /// When `current` became current (unix seconds); nil: not known yet (a file migrated or

@@ -56,15 +56,20 @@ struct MigrationTests {
         #expect(try await store.claimDeliveries(sink: "s", replica: replica, now: now, limit: 10).count == 1)
     }
 
-    @Test("a SQLite file of schema v3 migrates to the current schema and keeps its events and deliveries")
-    func sqlite() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("graph-bridge-migration-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let path = directory + "/state.sqlite"
-        try SQLiteStateStore.createFile(at: path, migratedThrough: "v3-routing-watermark", sql: Self.oldRows(routedThrough: true))
+    /// A state file as an older graph-bridge left it (the schema after `migration`, then `sql`),
+    /// in `directory`, opened by this one: it must have migrated to the latest schema.
+    static func migrated(_ directory: TemporaryDirectory, from migration: String, sql: String) throws -> SQLiteStateStore {
+        let path = directory.file("state.sqlite")
+        try SQLiteStateStore.createFile(at: path, migratedThrough: migration, sql: sql)
         let store = try SQLiteStateStore(path: path, logger: quietLogger)
         #expect(try store.appliedMigrations().last == Self.latest)
+        return store
+    }
+
+    @Test("a SQLite file of schema v3 migrates to the current schema and keeps its events and deliveries")
+    func sqlite() async throws {
+        let directory = TemporaryDirectory()  // removed with the object: held to the test's end
+        let store = try Self.migrated(directory, from: "v3-routing-watermark", sql: Self.oldRows(routedThrough: true))
         try await Self.checkMigrated(store)
     }
 
@@ -96,20 +101,17 @@ struct MigrationTests {
     @Test("a SQLite file of schema v5 keeps its deliveries through the events table's rebuild, and numbers on from the highest number given")
     func sqliteEventsSequence() async throws {
         let directory = TemporaryDirectory()
-        let path = directory.file("state.sqlite")
         let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
         // Three events given numbers 1-3, all routed; 1 and 3 delivered and pruned, 2 still waits
         // as an older row. sqlite_sequence says 3, and no event left has it.
-        try SQLiteStateStore.createFile(
-            at: path, migratedThrough: "v5-sink-cursors",
+        let store = try Self.migrated(
+            directory, from: "v5-sink-cursors",
             sql: Self.eventRows(events, numbered: false)
                 + """
                 INSERT INTO deliveries(event_seq, sink, created_at, next_attempt_at) VALUES (2, 's', \(t0.timeIntervalSince1970), \(t0.timeIntervalSince1970));
                 UPDATE routing_state SET routed_through = 3;
                 DELETE FROM events WHERE seq IN (1, 3);
                 """)
-        let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == Self.latest)
         let now = t0.addingTimeInterval(60)
         let replica = ReplicaID("after-migration")
         try await store.registerReplica(replica, now: now, lease: .seconds(30))
@@ -121,19 +123,16 @@ struct MigrationTests {
     @Test("a SQLite file of schema v6 keeps its routed-through mark and its sinks' cursors as the routing cursor joins them")
     func sqliteRoutingCursor() async throws {
         let directory = TemporaryDirectory()
-        let path = directory.file("state.sqlite")
         let events = (0..<3).map { makeEvent(at: t0.addingTimeInterval(Double($0))) }
         // Events 1-3; 1 and 2 routed to sink a (one range), whose cursor has passed 1.
-        try SQLiteStateStore.createFile(
-            at: path, migratedThrough: "v6-events-sequence",
+        let store = try Self.migrated(
+            directory, from: "v6-events-sequence",
             sql: Self.eventRows(events, numbered: true)
                 + """
                 UPDATE routing_state SET routed_through = 2;
                 INSERT INTO sink_cursors(slot, sink, through) VALUES (0, 'a', 1);
                 INSERT INTO routes(first, last, slots, routed_at) VALUES (1, 2, '0', \(t0.timeIntervalSince1970));
                 """)
-        let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == Self.latest)
         #expect(try await store.pool.read { db in try Bool.fetchOne(db, sql: "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'routing_state'") } == false)
         let now = t0.addingTimeInterval(60)
         #expect(try await store.unroutedEvents(limit: 10).map(\.sequence) == [3], "the mark stayed at 2")
@@ -146,7 +145,7 @@ struct MigrationTests {
         #expect(try await store.dueDeliveries(sink: "a", now: now, limit: 10, excluding: []).map(\.event.id) == [events[1].id, events[2].id])
         #expect(try await store.unroutedEvents(limit: 10).isEmpty, "the mark moved to 3")
         // Reopened: the mirror is loaded from the sinks' rows alone.
-        let reopened = try SQLiteStateStore(path: path, logger: quietLogger)
+        let reopened = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: quietLogger)
         #expect(try await reopened.dueDeliveries(sink: "a", now: now, limit: 10, excluding: []).map(\.event.id) == [events[1].id, events[2].id])
         #expect(try await reopened.unroutedEvents(limit: 10).isEmpty)
     }
@@ -154,12 +153,9 @@ struct MigrationTests {
     @Test("a SQLite file of schema v8 keeps its deduplication keys as the kept table, which goes a window after the first prune")
     func sqliteDeduplicationTables() async throws {
         let directory = TemporaryDirectory()
-        let path = directory.file("state.sqlite")
-        try SQLiteStateStore.createFile(
-            at: path, migratedThrough: "v8-open-route-range",
+        let store = try Self.migrated(
+            directory, from: "v8-open-route-range",
             sql: "INSERT INTO dedup(key, seen_at) VALUES ('recent', \(t0.timeIntervalSince1970)), ('expired', \(t0.timeIntervalSince1970 - window - 1));")
-        let store = try SQLiteStateStore(path: path, logger: quietLogger)
-        #expect(try store.appliedMigrations().last == Self.latest)
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedup', 'dedup_seen')") } == 0)
         let outcomes = try await store.journal([entry(makeEvent(at: t0.addingTimeInterval(1)), key: "recent"), entry(makeEvent(at: t0.addingTimeInterval(1)), key: "expired")])
         #expect(outcomes == [.duplicate, .journaled])

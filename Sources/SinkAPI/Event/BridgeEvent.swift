@@ -101,10 +101,19 @@ public struct BridgeEvent: Sendable, Hashable {
             out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
             out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
         }
-        name("id")
-        JSONValue.writeString(id, to: &out)
-        name("receivedAt")
-        JSONValue.writeString(Timestamp.format(receivedAt), to: &out)
+        // A member when it has a value; absent fields are left out, as in `json`.
+        func member(_ key: StaticString, _ text: String?) {
+            guard let text else { return }
+            name(key)
+            JSONValue.writeString(text, to: &out)
+        }
+        func member(_ key: StaticString, _ value: JSONValue?) {
+            guard let value else { return }
+            name(key)
+            value.write(to: &out)
+        }
+        member("id", id)
+        member("receivedAt", Timestamp.format(receivedAt))
         name("subscription")
         out.append(contentsOf: #"{"name":"#.utf8)
         JSONValue.writeString(subscription.name, to: &out)
@@ -115,34 +124,13 @@ public struct BridgeEvent: Sendable, Hashable {
             JSONValue.writeString(resource, to: &out)
         }
         out.append(UInt8(ascii: "}"))
-        if let changeType {
-            name("changeType")
-            JSONValue.writeString(changeType, to: &out)
-        }
-        if let lifecycleEvent {
-            name("lifecycleEvent")
-            JSONValue.writeString(lifecycleEvent, to: &out)
-        }
-        if resync == true {
-            name("resync")
-            out.append(contentsOf: "true".utf8)
-        }
-        if let resource {
-            name("resource")
-            JSONValue.writeString(resource, to: &out)
-        }
-        if let resourceData {
-            name("resourceData")
-            resourceData.write(to: &out)
-        }
-        if let tenantId {
-            name("tenantId")
-            JSONValue.writeString(tenantId, to: &out)
-        }
-        if let data {
-            name("data")
-            data.write(to: &out)
-        }
+        member("changeType", changeType)
+        member("lifecycleEvent", lifecycleEvent)
+        if resync == true { member("resync", JSONValue.bool(true)) }
+        member("resource", resource)
+        member("resourceData", resourceData)
+        member("tenantId", tenantId)
+        member("data", data)
         out.append(UInt8(ascii: "}"))
         return out
     }

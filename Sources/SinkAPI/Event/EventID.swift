@@ -23,8 +23,6 @@ public enum EventID {
         return text(bytes)
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// The UUID's lowercase text (`UUID.uuidString.lowercased()`, without Foundation's formatting
     /// and a case mapping for every event).
     static func text(_ bytes: [UInt8]) -> String {
@@ -32,8 +30,8 @@ public enum EventID {
         text.reserveCapacity(36)
         for (index, byte) in bytes.enumerated() {
             if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
-            text.append(hexDigits[Int(byte >> 4)])
-            text.append(hexDigits[Int(byte & 0x0F)])
+            text.append(Hex.lowercase[Int(byte >> 4)])
+            text.append(Hex.lowercase[Int(byte & 0x0F)])
         }
         return String(decoding: text, as: UTF8.self)
     }

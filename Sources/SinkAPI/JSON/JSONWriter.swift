@@ -54,8 +54,6 @@ extension JSONValue {
         out.append(UInt8(ascii: "\""))
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     private static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {
         switch byte {
         case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
@@ -66,7 +64,7 @@ extension JSONValue {
         case 0x08: out.append(contentsOf: [0x5C, UInt8(ascii: "b")])
         case 0x0C: out.append(contentsOf: [0x5C, UInt8(ascii: "f")])
         default:
-            out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+            out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Hex.lowercase[Int(byte >> 4)], Hex.lowercase[Int(byte & 0xF)]])
         }
     }
 }
