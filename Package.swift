@@ -285,6 +285,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "bench-curl",
+            dependencies: ["CurlKit"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Package plugins
         .plugin(
             name: "CheckConfig",

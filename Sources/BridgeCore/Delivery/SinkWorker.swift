@@ -77,9 +77,10 @@ final class SinkWorker: Sendable {
                 schedule: schedule,
                 shutdownGrace: shutdownGrace)
             var event = SinkWorkerStateMachine.Event.turn(stopping: isStopping)
+            var jitter = Jitter()
             loop: while true {
                 var next: SinkWorkerStateMachine.Event?
-                for action in machine.handle(event, now: wallClock(), random: Double.random(in: 0..<1)) {
+                for action in machine.handle(event, now: wallClock(), random: Double.random(in: 0..<1, using: &jitter)) {
                     switch action {
                     case .claim(let limit):
                         do {
@@ -241,5 +242,19 @@ final class SinkWorker: Sendable {
             return .notRecorded(delivery, record, failures: failures + 1)
         }
         return .recorded(delivery.id)
+    }
+}
+
+/// The random numbers of retry jitter (SplitMix64, seeded once per worker): they need no secrecy,
+/// and the system generator costs a `getrandom(2)` per number, once for every event a worker handles.
+struct Jitter: RandomNumberGenerator {
+    private var state = UInt64.random(in: .min ... .max)
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -124,8 +124,8 @@ struct SinkWorkerStateMachine {
     let schedule: RetrySchedule
     let shutdownGrace: Duration
 
-    /// Claimed, not started yet, oldest first.
-    private(set) var buffered: [Delivery] = []
+    /// Claimed, not started yet, oldest first (a slice: starting one moves its start, not the rest).
+    private(set) var buffered: ArraySlice<Delivery> = []
     private(set) var inFlight: [Int64: Delivery] = [:]
     /// Calls to the sink in flight (each holds a slot; a batch is one call for many of `inFlight`).
     private(set) var calls = 0
@@ -178,7 +178,7 @@ struct SinkWorkerStateMachine {
             return fill(now: now)
 
         case .claimed(let deliveries):
-            buffered = deliveries
+            buffered = deliveries[...]
             claimedNone = deliveries.isEmpty
             // A full claim says the queue is long: fewer, larger claims (each is a read and a
             // hop). A short one says it is short: a few per slot, so replicas share it.

@@ -4,6 +4,7 @@ import Foundation
 extension WebhookSink {
     /// What an answer means: nil for success, else a retryable or permanent ``SinkError``.
     static func failure(status: Int, retryAfter: Duration?, body: [UInt8], target: String) -> SinkError? {
+        if (200..<300).contains(status) { return nil }  // before the message: most answers are these
         var message = "\(target) answered HTTP \(status)"
         let excerpt = responseExcerpt(body)
         if !excerpt.isEmpty { message += ": \(excerpt)" }
