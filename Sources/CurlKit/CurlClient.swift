@@ -108,6 +108,9 @@ public final class CurlClient: Sendable {
         }
     }
 
+    /// libcurl easy handles made so far; transfers after the first reuse those of finished ones.
+    var easyHandlesMade: Int { engine.easyHandlesMade }
+
     /// Fails pending and running transfers with ``TransportError/Kind/shutdown``, then stops the
     /// transfer thread and returns. Later calls to ``execute(_:tls:)`` and
     /// ``sendMail(_:message:)`` fail the same way.

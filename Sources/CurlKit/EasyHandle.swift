@@ -20,6 +20,23 @@ final class EasyHandle {
         try set(CURLOPT_ERRORBUFFER, pointer: UnsafeMutableRawPointer(errorBuffer))
     }
 
+    /// Puts every option back to its default, as `curl_easy_init` left it, so the handle can
+    /// carry another transfer (``TransferLoop`` keeps a few). libcurl keeps what belongs to the
+    /// handle, not to a transfer: its DNS and TLS session caches. The handle must be out of any
+    /// multi handle. Returns false if the handle cannot be used again (drop it).
+    func reset() -> Bool {
+        curl_easy_reset(raw)
+        for list in lists { curl_slist_free_all(list) }
+        lists.removeAll(keepingCapacity: true)
+        errorBuffer[0] = 0
+        do {
+            try set(CURLOPT_ERRORBUFFER, pointer: UnsafeMutableRawPointer(errorBuffer))
+        } catch {
+            return false
+        }
+        return true
+    }
+
     deinit {
         // The handle must already be out of any multi handle (the transfer loop removes it first).
         curl_easy_cleanup(raw)

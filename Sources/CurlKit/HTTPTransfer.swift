@@ -16,8 +16,8 @@ struct HTTPSubmission: TransferSubmission {
 
     var isAbandoned: Bool { completion.isDone }
 
-    func makeTransfer() throws(TransportError) -> any CurlTransfer {
-        try HTTPTransfer(self)
+    func makeTransfer(on easy: EasyHandle) throws(TransportError) -> any CurlTransfer {
+        try HTTPTransfer(self, on: easy)
     }
 
     func fail(_ error: any Error) {
@@ -34,8 +34,8 @@ final class HTTPTransfer: CurlTransfer {
     private var body: [UInt8] = []
     private var exceededLimit = false
 
-    init(_ submission: HTTPSubmission) throws(TransportError) {
-        easy = try EasyHandle()
+    init(_ submission: HTTPSubmission, on easy: EasyHandle) throws(TransportError) {
+        self.easy = easy
         completion = submission.completion
         maxResponseBytes = submission.settings.maxResponseBytes
         try configure(submission.request, tls: submission.tls, userAgent: submission.settings.userAgent)

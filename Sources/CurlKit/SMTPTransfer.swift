@@ -9,8 +9,8 @@ struct SMTPSubmission: TransferSubmission {
 
     var isAbandoned: Bool { completion.isDone }
 
-    func makeTransfer() throws(TransportError) -> any CurlTransfer {
-        try SMTPTransfer(self)
+    func makeTransfer(on easy: EasyHandle) throws(TransportError) -> any CurlTransfer {
+        try SMTPTransfer(self, on: easy)
     }
 
     func fail(_ error: any Error) {
@@ -31,8 +31,8 @@ final class SMTPTransfer: CurlTransfer {
     private var offset = 0
     private var replies = SMTPReplies()
 
-    init(_ submission: SMTPSubmission) throws(TransportError) {
-        easy = try EasyHandle()
+    init(_ submission: SMTPSubmission, on easy: EasyHandle) throws(TransportError) {
+        self.easy = easy
         completion = submission.completion
         message = submission.message
         try configure(submission.envelope)

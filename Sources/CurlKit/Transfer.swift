@@ -10,8 +10,9 @@ protocol TransferSubmission: Sendable {
     var id: TransferID { get }
     /// Whether the caller stopped waiting before the thread picked the submission up.
     var isAbandoned: Bool { get }
-    /// On the transfer thread: a configured easy handle and the state its callbacks fill.
-    func makeTransfer() throws(TransportError) -> any CurlTransfer
+    /// On the transfer thread: `easy` (new, or reset after an earlier transfer) configured, and
+    /// the state its callbacks fill.
+    func makeTransfer(on easy: EasyHandle) throws(TransportError) -> any CurlTransfer
     /// Resumes the caller with `error` if it still waits (refused or never started).
     func fail(_ error: any Error)
 }

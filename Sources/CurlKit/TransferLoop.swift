@@ -1,4 +1,5 @@
 internal import CCurl
+import Synchronization
 
 /// The transfer thread: drives one multi handle until the engine stops.
 ///
@@ -11,6 +12,12 @@ final class TransferLoop {
     private let engine: TransferEngine
     private let multi: OpaquePointer
     private var transfers: [TransferID: any CurlTransfer] = [:]
+    /// Easy handles of finished transfers, reset, for the next ones, instead of a
+    /// `curl_easy_init` and a `curl_easy_cleanup` per request (with 4 requests in flight, libcurl's
+    /// and libc's share of `bench-curl`'s samples fell from 28 % to 26 %).
+    private var spareHandles: [EasyHandle] = []
+    /// The most spare handles kept (more than the transfers usually in flight at once).
+    static let maxSpareHandles = 16
 
     init(engine: TransferEngine, multi: OpaquePointer) {
         self.engine = engine
@@ -41,7 +48,7 @@ final class TransferLoop {
     private func start(_ submission: any TransferSubmission) {
         guard !submission.isAbandoned else { return }
         do {
-            let transfer = try submission.makeTransfer()
+            let transfer = try submission.makeTransfer(on: spareHandles.popLast() ?? makeHandle())
             try transfer.easy.set(CURLOPT_PRIVATE, pointer: UnsafeMutableRawPointer(bitPattern: UInt(submission.id)))
             let code = curl_multi_add_handle(multi, transfer.easy.raw)
             guard code == CURLM_OK else {
@@ -58,6 +65,19 @@ final class TransferLoop {
         guard let transfer = transfers.removeValue(forKey: id) else { return }
         _ = curl_multi_remove_handle(multi, transfer.easy.raw)
         transfer.fail(error)
+        keep(transfer.easy)
+    }
+
+    private func makeHandle() throws(TransportError) -> EasyHandle {
+        let easy = try EasyHandle()
+        engine.handlesMade.add(1, ordering: .relaxed)
+        return easy
+    }
+
+    /// Resets a finished transfer's handle and keeps it for the next, up to ``maxSpareHandles``.
+    private func keep(_ easy: EasyHandle) {
+        guard spareHandles.count < Self.maxSpareHandles, easy.reset() else { return }
+        spareHandles.append(easy)
     }
 
     private func collectFinished() {
@@ -70,7 +90,9 @@ final class TransferLoop {
             _ = ccurl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &context)
             _ = curl_multi_remove_handle(multi, easy)
             let id = TransferID(UInt(bitPattern: context))
-            transfers.removeValue(forKey: id)?.finish(code)
+            guard let transfer = transfers.removeValue(forKey: id) else { continue }
+            transfer.finish(code)  // reads the handle's status and error first
+            keep(transfer.easy)
         }
     }
 }
