@@ -4,7 +4,7 @@
 // transport alone does on the same machine in the same minutes. Prints one JSON line: requests
 // per second and this process's CPU microseconds per request.
 //
-//     bench-curl URL [concurrency=4] [seconds=3] [body-bytes=900]
+//     bench-curl URL [concurrency=4] [seconds=3] [body-bytes=300]
 import CurlKit
 import Foundation
 
@@ -16,7 +16,7 @@ guard arguments.count >= 2 else {
 let url = arguments[1]
 let concurrency = arguments.count > 2 ? max(1, Int(arguments[2]) ?? 4) : 4
 let seconds = arguments.count > 3 ? max(0.5, Double(arguments[3]) ?? 3) : 3
-let body = Array(repeating: UInt8(ascii: "x"), count: arguments.count > 4 ? max(0, Int(arguments[4]) ?? 900) : 900)
+let body = Array(repeating: UInt8(ascii: "x"), count: arguments.count > 4 ? max(0, Int(arguments[4]) ?? 300) : 300)
 
 func cpuSeconds() -> Double {
     var usage = rusage()
