@@ -4,21 +4,22 @@ import Foundation
 extension WebhookSink {
     /// What an answer means: nil for success, else a retryable or permanent ``SinkError``.
     static func failure(status: Int, retryAfter: Duration?, body: [UInt8], target: String) -> SinkError? {
-        if (200..<300).contains(status) { return nil }  // before the message: most answers are these
-        var message = "\(target) answered HTTP \(status)"
-        let excerpt = responseExcerpt(body)
-        if !excerpt.isEmpty { message += ": \(excerpt)" }
+        // Built only for a failure: most answers are 2xx, and the excerpt is work per answer.
+        func message() -> String {
+            let excerpt = responseExcerpt(body)
+            return excerpt.isEmpty ? "\(target) answered HTTP \(status)" : "\(target) answered HTTP \(status): \(excerpt)"
+        }
         switch status {
         case 200..<300:
             return nil
         case 408, 429, 500..<600:
-            return .retryable(message, after: retryAfter)
+            return .retryable(message(), after: retryAfter)
         case 300..<400:
-            return .permanent(message + " (redirects are not followed: set url to the final address)")
+            return .permanent(message() + " (redirects are not followed: set url to the final address)")
         case 400..<500:
-            return .permanent(message)
+            return .permanent(message())
         default:
-            return .retryable(message, after: retryAfter)
+            return .retryable(message(), after: retryAfter)
         }
     }
 
