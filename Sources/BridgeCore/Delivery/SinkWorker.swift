@@ -248,7 +248,13 @@ final class SinkWorker: Sendable {
 /// The random numbers of retry jitter (SplitMix64, seeded once per worker): they need no secrecy,
 /// and the system generator costs a `getrandom(2)` per number, once for every event a worker handles.
 struct Jitter: RandomNumberGenerator {
-    private var state = UInt64.random(in: .min ... .max)
+    private var state: UInt64
+
+    /// `seed`: the generator's start (tests fix it); by default a random one, so that workers,
+    /// and replicas, spread their retries differently.
+    init(seed: UInt64 = .random(in: .min ... .max)) {
+        state = seed
+    }
 
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
