@@ -3,25 +3,6 @@ import TestSupport
 import Foundation
 import Testing
 
-/// Decoded `/echo` answer of the receiver.
-private struct Echo: Decodable {
-    var method: String
-    var path: String
-    var headers: [[String]]
-    var body_b64: String
-    var connection: Int
-
-    var body: [UInt8] { Array(Data(base64Encoded: body_b64) ?? Data()) }
-
-    func header(_ name: String) -> String? {
-        headers.first { $0.first?.lowercased() == name.lowercased() }?.last
-    }
-
-    init(_ response: HTTPResponse) throws {
-        self = try JSONDecoder().decode(Echo.self, from: Data(response.body))
-    }
-}
-
 private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
     let start = ContinuousClock.now
     let value = try await body()

@@ -7,22 +7,6 @@ import Testing
 /// after another, the requests of one client go through one handle, and none of them carries
 /// anything of the one before (method, body, headers, HEAD's no-body, a response limit's failure).
 @Suite(.machine(.processes)) struct HandleReuseTests {
-    private struct Echo: Decodable {
-        var method: String
-        var headers: [[String]]
-        var body_b64: String
-
-        var body: [UInt8] { Array(Data(base64Encoded: body_b64) ?? Data()) }
-
-        func header(_ name: String) -> String? {
-            headers.first { $0.first?.lowercased() == name.lowercased() }?.last
-        }
-
-        init(_ response: HTTPResponse) throws {
-            self = try JSONDecoder().decode(Echo.self, from: Data(response.body))
-        }
-    }
-
     @Test func oneHandleServesRequestsInTurnAndForgetsEachOne() async throws {
         try await withHTTPReceiver { receiver in
             let client = CurlClient(configuration: .init(maxResponseBytes: 4096))
