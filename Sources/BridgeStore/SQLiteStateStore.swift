@@ -389,17 +389,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     // MARK: Routing
 
-    /// A read of the delivery path (claims, due dates, unrouted events), run on the calling thread
-    /// in a read transaction of its own. GRDB's `async` read hops three times per read (to its
-    /// pool's waiting queue, to the reader's queue, back to the cooperative pool), each hop a
-    /// thread that sleeps and wakes; its synchronous read takes a reader and runs the block right
-    /// here. These reads are short indexed lookups on a WAL snapshot, which never waits for the
-    /// writer, so a cooperative thread is held about as long as the hops alone would cost.
-    /// Reads that may scan a table (status, dead letters, inspection) keep `pool.read`.
-    private func readHere<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
-    }
-
     public func unroutedEvents(limit: Int) async throws -> [PendingEvent] {
         try await unroutedEvents(after: 0, limit: limit)
     }
@@ -416,7 +405,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     /// The file's answer to ``unroutedEvents(for:after:limit:)`` (`replica` nil: any replica's).
     func unroutedEventsInFile(after sequence: Int64, replica: String?, limit: Int) async throws -> [PendingEvent] {
-        try readHere { db in
+        // Rows become events on the reader's thread: parsing stays off the cooperative pool.
+        try await pool.read { db in
             let statement = try db.cachedStatement(sql: """
                 SELECT seq, body, attachment FROM events WHERE seq > MAX(?, \(Self.routedThrough)) AND routed = 0
                 AND (? IS NULL OR accepted_by = ? OR accepted_by IS NULL)
@@ -436,7 +426,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             AND accepted_by IS NOT NULL AND accepted_by <> ?
             AND accepted_by NOT IN (SELECT id FROM replicas WHERE alive_until > ?)
             """
-        let any = try readHere { db in try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE \(condition) LIMIT 1", arguments: arguments) != nil }
+        let any = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM events WHERE \(condition) LIMIT 1", arguments: arguments) != nil }
         guard any else { return 0 }
         let (adopted, highest) = try await committer.write { db in
             try db.execute(sql: "UPDATE events SET accepted_by = ? WHERE \(condition)", arguments: [replica.rawValue] + arguments)
@@ -599,8 +589,8 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let seconds = now.timeIntervalSince1970
         guard limit > 0 else { return [] }
         let claims = self.claims
-        // One read transaction for the claim and the deliveries' events.
-        return try readHere { db -> [Delivery] in
+        // One read transaction (one hop to a reader thread) for the claim and the deliveries' events.
+        return try await pool.read { db -> [Delivery] in
             let claimed = try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try Self.liveReplicas(db, at: seconds) }) { count in
                 try self.dueCandidates(sink: sink, now: seconds, count: count, skip: { _ in false }, db).map(\.id)
             }
@@ -626,7 +616,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
         let seconds = now.timeIntervalSince1970
         let claims = self.claims
-        return try readHere { db -> Double? in
+        return try await pool.read { db -> Double? in
             let held = claims.held(sink: sink, live: try Self.liveReplicas(db, at: seconds))
             return try self.earliestDue(sink: sink, skip: held.contains, rowsLimit: held.count + 1, db)
         }.map(Date.init(timeIntervalSince1970:))
@@ -634,14 +624,14 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
 
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
         let seconds = now.timeIntervalSince1970
-        return try readHere { db in
+        return try await pool.read { db in
             let ids = try self.dueCandidates(sink: sink, now: seconds, count: limit + excluding.count, skip: excluding.contains, db).prefix(limit).map(\.id)
             return try self.deliveries(Array(ids), sink: sink, db)
         }
     }
 
     public func nextDueDate(sink: String, excluding: Set<Int64>) async throws -> Date? {
-        try readHere { db in
+        try await pool.read { db in
             try self.earliestDue(sink: sink, skip: excluding.contains, rowsLimit: excluding.count + 1, db)
         }.map(Date.init(timeIntervalSince1970:))
     }
