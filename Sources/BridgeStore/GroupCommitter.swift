@@ -67,6 +67,13 @@ final class GroupCommitter: Sendable {
     private let elapsed: @Sendable () -> Duration
     /// Called on the writer's thread before each batch runs (tests hold a commit open with it).
     private let beforeBatch: (@Sendable () -> Void)?
+    /// Counts the transactions begun, a retry with savepoints included (see ``transaction``).
+    private let transactions = Atomic<UInt64>(0)
+
+    /// The number of the transaction the writes now running are in: a value a write computed from
+    /// the file may be kept for the next write only while this number stays the same (another
+    /// transaction may have failed and been rolled back in between).
+    var transaction: UInt64 { transactions.load(ordering: .relaxed) }
 
     /// `commitInterval` zero (the default) or `company` 1: urgent writes never wait for company.
     init(
@@ -213,6 +220,7 @@ final class GroupCommitter: Sendable {
             beforeBatch?()
             do {
                 do {
+                    transactions.add(1, ordering: .relaxed)
                     try db.inTransaction(.immediate) {
                         for operation in batch {
                             do { try operation.run(db) } catch { throw RetryWithSavepoints() }
@@ -221,6 +229,7 @@ final class GroupCommitter: Sendable {
                     }
                 } catch is RetryWithSavepoints {
                     // Every write runs again, each in its own savepoint; its result slot keeps the last outcome.
+                    transactions.add(1, ordering: .relaxed)
                     try db.inTransaction(.immediate) {
                         for operation in batch {
                             try? db.inSavepoint {
