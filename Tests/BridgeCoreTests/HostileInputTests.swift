@@ -169,6 +169,16 @@ struct HostileInputTests {
         #expect(event.resourceData?["value"]?.stringValue == "😀 é\u{0}\u{1F}\"\\/\u{8}\u{C}\n\r\t")
     }
 
+    @Test("raw UTF-8 of every length (é, €, 😀) beside ASCII is decoded and journaled as sent")
+    func rawUTF8() async throws {
+        let fixture = try Fixture()
+        let outcome = await fixture.intake.receive(body: Self.body([Self.item(resourceData: "\"plain é € 😀 end\"")]), endpoint: .notifications)
+        #expect(outcome.status == 202)
+        let event = try await Self.journaledEvent(fixture)
+        #expect(event.resourceData?["value"]?.stringValue == "plain é € 😀 end")
+        #expect(event.resourceData?["value"]?.stringValue?.utf8.count == 21)
+    }
+
     @Test(
         "NUL bytes, a byte-order mark and trailing garbage are a 400",
         arguments: [
