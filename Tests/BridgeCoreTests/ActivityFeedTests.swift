@@ -74,6 +74,26 @@ struct ActivityFeedTests {
         #expect(sinks.first { $0["name"]?.stringValue == "audit" }?["delivered"]?.scalarText == "1")
     }
 
+    @Test("after the list was cut many times, a delivery finds its event's latest entry; an event no longer listed changes nothing")
+    func outcomesAfterCuts() throws {
+        let feed = ActivityFeed()
+        // "dup" is routed twice (as after an adoption); its first entry is cut, its second stays listed.
+        feed.record(.routed(Self.event("dup"), sinks: ["audit"]))
+        for index in 0..<110 { feed.record(.routed(Self.event("e\(index)"), sinks: ["audit"])) }
+        feed.record(.routed(Self.event("dup"), sinks: ["audit"]))
+        for index in 110..<200 { feed.record(.routed(Self.event("e\(index)"), sinks: ["audit"])) }
+        feed.record(.delivered(eventID: "dup", sink: "audit", outcome: .success, attempt: 1))
+        feed.record(.delivered(eventID: "e150", sink: "audit", outcome: .retry, attempt: 1, error: "HTTP 503"))
+        feed.record(.delivered(eventID: "e3", sink: "audit", outcome: .success, attempt: 1))
+        let events = try #require(feed.snapshot()["events"]?.arrayValue)
+        #expect(events.count == 100)
+        #expect(events.first?["id"]?.stringValue == "e199" && events.last?["id"]?.stringValue == "e101")
+        let withOutcomes = events.filter { $0["outcomes"]?["audit"] != nil }
+        #expect(withOutcomes.map { $0["id"]?.stringValue } == ["e150", "dup"])
+        #expect(withOutcomes.first?["outcomes"]?["audit"]?["error"]?.stringValue == "HTTP 503")
+        #expect(withOutcomes.last?["outcomes"]?["audit"]?["outcome"]?.stringValue == "success")
+    }
+
     @Test("the chart counts notifications, deliveries and failed attempts per minute over the last hour")
     func chart() throws {
         let clock = TestClock()
