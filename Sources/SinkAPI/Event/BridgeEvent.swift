@@ -21,27 +21,88 @@ public struct SubscriptionReference: Sendable, Hashable {
 /// Its JSON form (``json``) is the canonical one: the journal stores it, the file sink writes it
 /// byte for byte, and it is rebuilt from stored JSON with ``init(json:)``.
 public struct BridgeEvent: Sendable, Hashable {
-    public var id: String
+    /// The members, behind one reference (copy on write): an event is copied at every step from
+    /// the intake to the sinks (the journal entry, the events held for routing and for the sinks,
+    /// each delivery, the activity feed), and a copy of ten members retained each of their
+    /// strings and values one by one. Now a copy is one retain, and a change to a shared event
+    /// copies the members first, so events behave as values as before.
+    private var box: Box
+
+    private final class Box: @unchecked Sendable {
+        // Changed only through `update`, on a box no other event shares.
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private struct Fields: Hashable {
+        var id: String
+        var receivedAtMilliseconds: Int64
+        var subscription: SubscriptionReference
+        var changeType: String?
+        var lifecycleEvent: String?
+        var resync: Bool?
+        var resource: String?
+        var resourceData: JSONValue?
+        var tenantId: String?
+        var data: JSONValue?
+    }
+
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+        change(&box.fields)
+    }
+
+    public var id: String {
+        get { box.fields.id }
+        set { update { $0.id = newValue } }
+    }
     /// When the bridge accepted it, in whole milliseconds since 1970 (what the JSON carries, so an
     /// event equals its stored form exactly).
-    public var receivedAtMilliseconds: Int64
+    public var receivedAtMilliseconds: Int64 {
+        get { box.fields.receivedAtMilliseconds }
+        set { update { $0.receivedAtMilliseconds = newValue } }
+    }
     public var receivedAt: Date {
         get { Date(timeIntervalSince1970: Double(receivedAtMilliseconds) / 1000) }
         set { receivedAtMilliseconds = Int64((newValue.timeIntervalSince1970 * 1000).rounded(.down)) }
     }
-    public var subscription: SubscriptionReference
+    public var subscription: SubscriptionReference {
+        get { box.fields.subscription }
+        set { update { $0.subscription = newValue } }
+    }
     /// `created`, `updated` or `deleted`; nil on lifecycle events.
-    public var changeType: String?
+    public var changeType: String? {
+        get { box.fields.changeType }
+        set { update { $0.changeType = newValue } }
+    }
     /// `reauthorizationRequired`, `subscriptionRemoved` or `missed`; only on lifecycle events.
-    public var lifecycleEvent: String?
+    public var lifecycleEvent: String? {
+        get { box.fields.lifecycleEvent }
+        set { update { $0.lifecycleEvent = newValue } }
+    }
     /// True on an event a delta resync made (SPEC section 8): no Graph notification behind it.
     /// Nil otherwise; serialized only when true.
-    public var resync: Bool?
-    public var resource: String?
-    public var resourceData: JSONValue?
-    public var tenantId: String?
+    public var resync: Bool? {
+        get { box.fields.resync }
+        set { update { $0.resync = newValue } }
+    }
+    public var resource: String? {
+        get { box.fields.resource }
+        set { update { $0.resource = newValue } }
+    }
+    public var resourceData: JSONValue? {
+        get { box.fields.resourceData }
+        set { update { $0.resourceData = newValue } }
+    }
+    public var tenantId: String? {
+        get { box.fields.tenantId }
+        set { update { $0.tenantId = newValue } }
+    }
     /// The fetched item or the decrypted rich content, when either applies.
-    public var data: JSONValue?
+    public var data: JSONValue? {
+        get { box.fields.data }
+        set { update { $0.data = newValue } }
+    }
 
     public init(
         id: String,
@@ -55,16 +116,28 @@ public struct BridgeEvent: Sendable, Hashable {
         tenantId: String? = nil,
         data: JSONValue? = nil
     ) {
-        self.id = id
-        self.receivedAtMilliseconds = Int64((receivedAt.timeIntervalSince1970 * 1000).rounded(.down))
-        self.subscription = subscription
-        self.changeType = changeType
-        self.lifecycleEvent = lifecycleEvent
-        self.resync = resync == true ? true : nil
-        self.resource = resource
-        self.resourceData = resourceData
-        self.tenantId = tenantId
-        self.data = data
+        box = Box(
+            Fields(
+                id: id,
+                receivedAtMilliseconds: Int64((receivedAt.timeIntervalSince1970 * 1000).rounded(.down)),
+                subscription: subscription,
+                changeType: changeType,
+                lifecycleEvent: lifecycleEvent,
+                resync: resync == true ? true : nil,
+                resource: resource,
+                resourceData: resourceData,
+                tenantId: tenantId,
+                data: data
+            ))
+    }
+
+    /// Equal members, as before the members moved behind a reference (the same box is equal at once).
+    public static func == (lhs: BridgeEvent, rhs: BridgeEvent) -> Bool {
+        lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        box.fields.hash(into: &hasher)
     }
 
     public var isLifecycle: Bool { lifecycleEvent != nil }
@@ -161,5 +234,18 @@ public struct BridgeEvent: Sendable, Hashable {
 
     public init(encoded bytes: some Collection<UInt8>) throws(JSONParseError) {
         try self.init(json: JSONParser.parse(bytes, maxDepth: 256))
+    }
+}
+
+extension BridgeEvent: CustomReflectable {
+    /// The members, as a test's failure message or `dump` shows a value, not the box they live in.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "id": id, "receivedAtMilliseconds": receivedAtMilliseconds, "subscription": subscription, "changeType": changeType as Any,
+                "lifecycleEvent": lifecycleEvent as Any, "resync": resync as Any, "resource": resource as Any, "resourceData": resourceData as Any,
+                "tenantId": tenantId as Any, "data": data as Any,
+            ], displayStyle: .struct)
     }
 }
