@@ -301,7 +301,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BridgeConfigTests", dependencies: ["BridgeConfig", "SinkAPI", "TestSupport"], swiftSettings: swiftSettings),
         // What the test targets share: temporary folders, the one polling wait, the loopback
         // receivers and servers (HTTP, SMTP, PostgreSQL), raw connections, throwaway certificates.
         .target(

@@ -1,5 +1,6 @@
 // CurlKit speaks the Transport vocabulary: its users need not import it separately.
 @_exported public import Transport
+import Synchronization
 
 /// The project's outgoing HTTP(S) and SMTP client, on the system libcurl.
 ///
@@ -109,7 +110,7 @@ public final class CurlClient: Sendable {
     }
 
     /// libcurl easy handles made so far; transfers after the first reuse those of finished ones.
-    var easyHandlesMade: Int { engine.easyHandlesMade }
+    var easyHandlesMade: Int { engine.handlesMade.load(ordering: .relaxed) }
 
     /// Fails pending and running transfers with ``TransportError/Kind/shutdown``, then stops the
     /// transfer thread and returns. Later calls to ``execute(_:tls:)`` and

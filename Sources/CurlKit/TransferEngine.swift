@@ -59,7 +59,6 @@ final class TransferEngine: Sendable {
     private let lastID = Atomic<TransferID>(0)
     /// Easy handles the thread has made (the rest of its transfers reused one): for tests.
     let handlesMade = Atomic<Int>(0)
-    var easyHandlesMade: Int { handlesMade.load(ordering: .relaxed) }
     private let limits: Limits
 
     init(limits: Limits) {

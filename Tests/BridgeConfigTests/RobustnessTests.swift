@@ -1,3 +1,4 @@
+import SinkAPI
 import TestSupport
 import Testing
 

@@ -77,7 +77,9 @@ final class SinkWorker: Sendable {
                 schedule: schedule,
                 shutdownGrace: shutdownGrace)
             var event = SinkWorkerStateMachine.Event.turn(stopping: isStopping)
-            var jitter = Jitter()
+            // Retry jitter needs no secrecy: a generator of the worker's own, seeded apart from
+            // other workers' and replicas', not a `getrandom(2)` per event.
+            var jitter = SplitMix64(seed: .random(in: .min ... .max))
             loop: while true {
                 var next: SinkWorkerStateMachine.Event?
                 for action in machine.handle(event, now: wallClock(), random: Double.random(in: 0..<1, using: &jitter)) {
@@ -242,25 +244,5 @@ final class SinkWorker: Sendable {
             return .notRecorded(delivery, record, failures: failures + 1)
         }
         return .recorded(delivery.id)
-    }
-}
-
-/// The random numbers of retry jitter (SplitMix64, seeded once per worker): they need no secrecy,
-/// and the system generator costs a `getrandom(2)` per number, once for every event a worker handles.
-struct Jitter: RandomNumberGenerator {
-    private var state: UInt64
-
-    /// `seed`: the generator's start (tests fix it); by default a random one, so that workers,
-    /// and replicas, spread their retries differently.
-    init(seed: UInt64 = .random(in: .min ... .max)) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

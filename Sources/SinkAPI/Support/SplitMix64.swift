@@ -1,7 +1,9 @@
-/// A seeded random number generator (SplitMix64) for the mutation tests: a failure's seed
-/// reproduces its input exactly, on any machine.
+/// SplitMix64 (Steele, Lea and Flood 2014): a small, fast, seeded random number generator. For
+/// numbers that need no secrecy: the sink worker's retry jitter (the system generator costs a
+/// `getrandom(2)` per number) and the tests' mutations (a failure's seed reproduces its input
+/// exactly, on any machine).
 public struct SplitMix64: RandomNumberGenerator {
-    public var state: UInt64
+    private var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 
