@@ -72,6 +72,9 @@ public struct BridgeServer: Sendable {
         }
     }
 
+    /// The `Server` header of every answer.
+    static let serverName = "graph-bridge"
+
     /// Validation tokens longer than this (after decoding) are refused: Graph's are far shorter,
     /// and the answer echoes the token.
     public static let maxValidationTokenBytes = 1024
@@ -117,7 +120,10 @@ public struct BridgeServer: Sendable {
         router.get("healthz") { _, _ in
             await server.health.acceptsNotifications() ? Self.text(.ok, "ok\n") : Self.text(.serviceUnavailable, "unavailable\n")
         }
-        let http = configuration.limits.serverBuilder(listener: "public")
+        let (intake, maxBodyBytes, ackTimers, logger) = (intake, configuration.maxBodyBytes, ackTimers, logger)
+        let http = configuration.limits.serverBuilder(listener: "public") {
+            NotificationChannelHandler(intake: intake, maxBodyBytes: maxBodyBytes, ackTimers: ackTimers, serverName: Self.serverName, logger: logger)
+        }
         return makeApplication(
             router: router, listener: "public", host: configuration.host, port: configuration.port,
             server: try configuration.tls.map { try .tls(http, tlsConfiguration: $0.configuration()) } ?? http,
@@ -142,7 +148,7 @@ public struct BridgeServer: Sendable {
             router: router,
             server: server,
             configuration: .init(
-                address: .hostname(host, port: port), serverName: "graph-bridge",
+                address: .hostname(host, port: port), serverName: Self.serverName,
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.limits.maxConnections, logger: frameworkLogger)
             ),
             onServerRunning: { channel in
@@ -182,23 +188,17 @@ public struct BridgeServer: Sendable {
         } catch is NIOTooManyBytesError {
             Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "too_large")]).increment()
             logger.warning("rejected a notification body over server.maxBodyBytes", metadata: ["bridge.limit": "\(configuration.maxBodyBytes)"])
-            return Self.text(.contentTooLarge, "body larger than \(configuration.maxBodyBytes) bytes\n")
+            return Answer.tooLarge(configuration.maxBodyBytes).response
         } catch {
             return Self.text(.badRequest, "could not read the body\n")
         }
         let outcome = await intake.receive(body: body.readableBytesView, endpoint: endpoint)
         ackTimers[endpoint]?.recordElapsed(ContinuousClock.now - started)
-        switch outcome.status {
-        case 202: return Response(status: .accepted)
-        case 400: return Self.text(.badRequest, (outcome.reason ?? "malformed notification") + "\n")
-        default: return Self.text(.serviceUnavailable, (outcome.reason ?? "unavailable") + "\n", retryAfter: 5)
-        }
+        return Answer(outcome).response
     }
 
     static func text(_ status: HTTPResponse.Status, _ text: String, retryAfter: Int? = nil) -> Response {
-        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .xContentTypeOptions: "nosniff"]
-        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        Answer(status: status, text: text, retryAfter: retryAfter).response
     }
 
     /// The `validationToken` query parameter, URL-decoded with `+` as a space (Graph uses both

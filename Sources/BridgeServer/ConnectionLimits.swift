@@ -2,7 +2,9 @@ import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 /// How long a listener waits for clients, and how many it serves at once (`server.idleTimeout`,
 /// `server.requestTimeout`, `server.maxConnections`).
@@ -32,8 +34,10 @@ public struct ConnectionLimits: Sendable {
         self.maxConnections = maxConnections
     }
 
-    /// Hummingbird's HTTP/1 channel with the idle timeout, behind the request deadline.
-    func serverBuilder(listener: String) -> HTTPServerBuilder {
+    /// Hummingbird's HTTP/1 channel with the idle timeout, behind the request deadline; with
+    /// `notifications`, the notification POSTs are answered on the event loop (see
+    /// `NotificationChannelHandler`).
+    func serverBuilder(listener: String, notifications: (@Sendable () -> NotificationChannelHandler)? = nil) -> HTTPServerBuilder {
         let idle = TimeAmount(idleTimeout)
         let deadline = TimeAmount(requestTimeout)
         let timeouts = Counter(label: "graph_bridge_request_timeouts_total", dimensions: [("listener", listener)])
@@ -41,7 +45,8 @@ public struct ConnectionLimits: Sendable {
             DeadlineHTTP1Channel(
                 base: HTTP1Channel(responder: responder, configuration: .init(additionalChannelHandlers: [RequestEndHandler()], idleTimeout: idle)),
                 requestTimeout: deadline,
-                timeouts: timeouts
+                timeouts: timeouts,
+                notifications: notifications
             )
         }
     }
@@ -53,19 +58,42 @@ public struct ConnectionLimits: Sendable {
 }
 
 /// Hummingbird's `HTTP1Channel` with `RequestDeadlineHandler` in front of its HTTP decoder (after
-/// TLS, when the listener serves HTTPS).
+/// TLS, when the listener serves HTTPS), and `NotificationChannelHandler` (when given) between its
+/// connection state handler and its request loop.
+///
+/// `setup` is `HTTP1Channel.setup` (Hummingbird 2.x) with those two additions: the pipeline it
+/// builds is public API, and the handler must sit after the connection state handler, which
+/// `additionalChannelHandlers` come before. With the notification handler, NIO's pipelining
+/// assistance is on, so answers leave in the order of their requests.
 struct DeadlineHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
     let base: HTTP1Channel
     let requestTimeout: TimeAmount
     let timeouts: Counter
+    var notifications: (@Sendable () -> NotificationChannelHandler)?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(timeout: requestTimeout, timeouts: timeouts))
-        }.flatMap {
-            base.setup(channel: channel, logger: logger)
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(RequestDeadlineHandler(timeout: requestTimeout, timeouts: timeouts))
+            let configuration = base.configuration
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = configuration.httpDecoder.maxHeaderFieldSize
+            limits.maxHeaderListSize = configuration.httpDecoder.maxHeaderListSize
+            limits.maxHeaderFieldCount = configuration.httpDecoder.maxHeaderFieldCount
+            try pipeline.configureHTTPServerPipeline(
+                withPipeliningAssistance: notifications != nil,
+                withErrorHandling: false,
+                withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: limits
+            )
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandlers(configuration.additionalChannelHandlers())
+            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: configuration.idleTimeout.map { Duration($0) }, logger: logger))
+            if let notifications { try pipeline.addHandler(notifications()) }
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
 

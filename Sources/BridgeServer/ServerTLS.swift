@@ -1,4 +1,8 @@
 import Foundation
+#if canImport(SwiftOverlayShims)
+    // `stat`'s `timespec` comes from here once NIOHTTP1 is in the module (MemberImportVisibility).
+    import SwiftOverlayShims
+#endif
 public import Logging
 import NIOCore
 public import NIOSSL

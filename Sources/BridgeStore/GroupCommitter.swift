@@ -96,30 +96,40 @@ final class GroupCommitter: Sendable {
     /// Runs `work` in the next group transaction and returns its result once that is durable.
     func write<T: Sendable>(_ urgency: Urgency = .now, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let result = ResultSlot<T>()
-            let operation = Operation(
-                run: { db in
-                    do {
-                        let value = try work(db)
-                        result.value.withLock { $0 = .success(value) }
-                    } catch {
-                        result.value.withLock { $0 = .failure(error) }
-                        throw error
-                    }
-                },
-                complete: { commitError in
-                    if let commitError {
-                        continuation.resume(throwing: commitError)
-                    } else if let outcome = result.value.withLock({ $0 }) {
-                        continuation.resume(with: outcome)
-                    } else {
-                        continuation.resume(throwing: StoreError.internalInconsistency("write did not run"))
-                    }
-                },
-                urgent: urgency == .now
-            )
-            enqueue(operation)
+            submit(urgency, work) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Runs `work` in the next group transaction and calls `completion` with its result once that
+    /// is durable (or with the error that kept it from being so), on the writer's thread: no task
+    /// waits in between (the listener's event loops journal this way, see `NotificationIntake`).
+    func submit<T: Sendable>(
+        _ urgency: Urgency = .now, _ work: @escaping @Sendable (Database) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let result = ResultSlot<T>()
+        let operation = Operation(
+            run: { db in
+                do {
+                    let value = try work(db)
+                    result.value.withLock { $0 = .success(value) }
+                } catch {
+                    result.value.withLock { $0 = .failure(error) }
+                    throw error
+                }
+            },
+            complete: { commitError in
+                if let commitError {
+                    completion(.failure(commitError))
+                } else if let outcome = result.value.withLock({ $0 }) {
+                    completion(outcome)
+                } else {
+                    completion(.failure(StoreError.internalInconsistency("write did not run")))
+                }
+            },
+            urgent: urgency == .now
+        )
+        enqueue(operation)
     }
 
     private func enqueue(_ operation: Operation) {

@@ -330,6 +330,14 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     // MARK: Journal
 
     public func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome] {
+        try await withCheckedThrowingContinuation { continuation in
+            journal(entries) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// The journal write without a task: the group committer calls `completion` on the writer's
+    /// thread once the transaction holding these rows is durable.
+    public func journal(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[JournalOutcome], any Error>) -> Void) {
         let rows = entries.map { entry in
             JournalRow(
                 id: entry.event.id,
@@ -344,7 +352,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         let windowSeconds = DeliveryEngine.deduplicationWindow.seconds
         // Per entry, the number it was journaled under; nil: a duplicate.
         let committer = committer
-        let sequences = try await committer.write { db -> [Int64?] in
+        committer.submit(.now, { db -> [Int64?] in
             let transaction = committer.transaction
             let start = try self.journalMemo.withLock { $0 }.flatMap { $0.transaction == transaction ? $0 : nil } ?? Self.journalStart(transaction, db)
             let insert = try db.cachedStatement(sql: "INSERT INTO events(seq, id, received_at, subscription, body, attachment, accepted_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -377,14 +385,19 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
             }
             self.journalMemo.withLock { $0 = JournalStart(transaction: transaction, lastSequence: sequence, deduplication: start.deduplication) }
             return sequences
+        }) { [recent] result in
+            completion(
+                result.map { sequences in
+                    recent.journaled(
+                        zip(entries, sequences).compactMap { entry, sequence in
+                            sequence.map {
+                                RecentEvents.Entry(
+                                    pending: PendingEvent(sequence: $0, event: entry.event, attachment: entry.attachment), acceptedBy: entry.replica?.rawValue)
+                            }
+                        })
+                    return sequences.map { $0 == nil ? .duplicate : .journaled }
+                })
         }
-        recent.journaled(
-            zip(entries, sequences).compactMap { entry, sequence in
-                sequence.map {
-                    RecentEvents.Entry(pending: PendingEvent(sequence: $0, event: entry.event, attachment: entry.attachment), acceptedBy: entry.replica?.rawValue)
-                }
-            })
-        return sequences.map { $0 == nil ? .duplicate : .journaled }
     }
 
     /// The highest sequence number given so far: the last event's, or the routed-through mark when

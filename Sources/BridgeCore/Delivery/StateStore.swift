@@ -190,6 +190,12 @@ public protocol StateStore: Sendable {
     /// Each event keeps the entry's `replica` (the one whose dispatcher routes it).
     func journal(_ entries: [JournalEntry]) async throws -> [JournalOutcome]
 
+    /// `journal(_:)` with a completion instead of an `await`, for a caller on an event loop (the
+    /// public listener's `POST /notifications`). By default the write runs in a task; a store
+    /// whose writes have a thread of their own (SQLite's group committer) calls `completion` from
+    /// that thread, so no task stands between the request and its answer.
+    func journal(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[JournalOutcome], any Error>) -> Void)
+
     /// Journaled events not yet routed, whichever replica accepted them, oldest first (an event
     /// routed ahead of older ones is left out). For inspection and tests; a dispatcher reads
     /// ``unroutedEvents(for:after:limit:)``.
@@ -323,4 +329,16 @@ extension StateStore {
 
     /// Deletes every dead letter; returns how many.
     public func purgeAllDeadLetters() async throws -> Int { try await purgeDeadLetters(.all) }
+}
+
+extension StateStore {
+    public func journal(_ entries: [JournalEntry], completion: @escaping @Sendable (Result<[JournalOutcome], any Error>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await journal(entries)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }

@@ -80,6 +80,117 @@ public final class NotificationIntake: Sendable {
     public func receive(body: some Collection<UInt8>, endpoint: Endpoint, now: Date = Date()) async -> Outcome {
         load?.enter()
         defer { load?.leave() }
+        var reading = read(body: body, endpoint: endpoint, now: now, refreshed: false)
+        if case .refresh = reading, let directoryRefresher {
+            // Another replica may have created it a moment ago: read the shared records once.
+            await directoryRefresher.refreshDirectory()
+            reading = read(body: body, endpoint: endpoint, now: now, refreshed: true)
+        }
+        guard case .journal(let entries, let outcome) = reading else { return reading.answer }
+        return await journal(entries, outcome: outcome, endpoint: endpoint)
+    }
+
+    /// The journal write, under the deadline when there is one, and the answer after it.
+    private func journal(_ entries: [JournalEntry], outcome: Outcome, endpoint: Endpoint) async -> Outcome {
+        let outcomes: [JournalOutcome]
+        do {
+            if let journalDeadline {
+                outcomes = try await Self.journal(entries, in: store, deadline: journalDeadline, clock: clock)
+            } else {
+                outcomes = try await store.journal(entries)
+            }
+        } catch {
+            return journalFailed(error, endpoint: endpoint)
+        }
+        let (answer, lifecycleEvents) = journaled(entries, outcomes: outcomes, outcome: outcome)
+        if !lifecycleEvents.isEmpty, let lifecycleObserver {
+            await lifecycleObserver.lifecycleEventsJournaled(lifecycleEvents)
+        }
+        return answer
+    }
+
+    /// ``receive(body:endpoint:now:)`` for a caller that cannot wait: the public listener's event
+    /// loop, which hands the body over and writes the answer when `completion` is called. The
+    /// body is read and checked on the caller's thread (microseconds); with a local store the
+    /// journal write goes straight to its writer, and `completion` is called from the writer's
+    /// thread once the write is durable, so no task stands between the request and its answer.
+    /// What needs a task takes one: a directory refresh, a journal deadline (a remote store), the
+    /// lifecycle observer.
+    ///
+    /// - Parameter hop: runs the work after the write on the caller's own thread (the event loop's
+    ///   `execute`). The writer's thread is the one every commit waits for: it only hands over, and
+    ///   the counting and the answer happen elsewhere. By default, right there.
+    public func receive(
+        body: some Collection<UInt8>, endpoint: Endpoint, now: Date = Date(), hop: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() },
+        completion: @escaping @Sendable (Outcome) -> Void
+    ) {
+        load?.enter()
+        let reading = read(body: body, endpoint: endpoint, now: now, refreshed: false)
+        switch reading {
+        case .answer(let outcome):
+            load?.leave()
+            completion(outcome)
+        case .refresh:
+            load?.leave()
+            let body = Array(body)
+            Task { completion(await self.receive(body: body, endpoint: endpoint, now: now)) }
+        case .journal(let entries, let outcome):
+            guard journalDeadline == nil else {
+                Task {
+                    let answer = await self.journal(entries, outcome: outcome, endpoint: endpoint)
+                    self.load?.leave()
+                    completion(answer)
+                }
+                return
+            }
+            store.journal(entries) { result in hop { self.answer(result, entries: entries, outcome: outcome, endpoint: endpoint, completion: completion) } }
+        }
+    }
+
+    /// The rest of the completion form after the journal write.
+    private func answer(
+        _ result: Result<[JournalOutcome], any Error>, entries: [JournalEntry], outcome: Outcome, endpoint: Endpoint,
+        completion: @escaping @Sendable (Outcome) -> Void
+    ) {
+        defer { load?.leave() }
+        switch result {
+        case .failure(let error):
+            completion(journalFailed(error, endpoint: endpoint))
+        case .success(let outcomes):
+            let (answer, lifecycleEvents) = journaled(entries, outcomes: outcomes, outcome: outcome)
+            if !lifecycleEvents.isEmpty, let lifecycleObserver {
+                Task {
+                    await lifecycleObserver.lifecycleEventsJournaled(lifecycleEvents)
+                    completion(answer)
+                }
+            } else {
+                completion(answer)
+            }
+        }
+    }
+
+    /// What a request's body comes to before its journal write.
+    enum Reading {
+        /// The answer, with nothing to journal (malformed, every item dropped, the queue full).
+        case answer(Outcome)
+        /// An item names a subscription this replica does not know: refresh the directory, read again.
+        case refresh
+        /// These entries to journal; the outcome so far (what was dropped).
+        case journal([JournalEntry], Outcome)
+
+        var answer: Outcome {
+            switch self {
+            case .answer(let outcome): outcome
+            case .refresh: Outcome(status: 202)
+            case .journal(_, let outcome): outcome
+            }
+        }
+    }
+
+    /// Parses the body, authenticates every item by its `clientState` and builds the journal
+    /// entries: everything before the journal write, on the caller's thread. `refreshed`: the
+    /// directory was refreshed for this request already (an unknown subscription is then dropped).
+    func read(body: some Collection<UInt8>, endpoint: Endpoint, now: Date, refreshed: Bool) -> Reading {
         let collection: ChangeNotificationCollection
         do {
             collection = try ChangeNotificationCollection(body: body)
@@ -90,7 +201,12 @@ public final class NotificationIntake: Sendable {
                 if suppressed > 0 { metadata["bridge.suppressed_lines"] = "\(suppressed)" }
                 logger.warning("rejected a malformed notification body", metadata: metadata)
             }
-            return Outcome(status: 400, reason: error.description)
+            return .answer(Outcome(status: 400, reason: error.description))
+        }
+        if !refreshed, directoryRefresher != nil,
+            collection.items.contains(where: { item in item.map { Self.check($0, in: directory).subscription == nil } ?? false })
+        {
+            return .refresh
         }
 
         var outcome = Outcome(status: 202)
@@ -102,20 +218,13 @@ public final class NotificationIntake: Sendable {
         // For the one summary line: a sample of what was dropped (never a clientState).
         var unknownSample: String?
         var wrongStateSample: String?
-        var refreshed = false
         for item in collection.items {
             guard let item else {
                 outcome.invalid += 1
                 count("unknown", "invalid")
                 continue
             }
-            var check = Self.check(item, in: directory)
-            if check.subscription == nil, !refreshed, let directoryRefresher {
-                // Another replica may have created it a moment ago: read the shared records once.
-                refreshed = true
-                await directoryRefresher.refreshDirectory()
-                check = Self.check(item, in: directory)
-            }
+            let check = Self.check(item, in: directory)
             guard let subscription = check.subscription else {
                 outcome.unknownSubscription += 1
                 count("unknown", "unknown_subscription")
@@ -135,33 +244,33 @@ public final class NotificationIntake: Sendable {
         if outcome.dropped > 0 {
             logDropped(outcome, endpoint: endpoint, unknownSubscriptionID: unknownSample, wrongClientStateSubscription: wrongStateSample)
         }
-        guard !entries.isEmpty else { return outcome }
+        guard !entries.isEmpty else { return .answer(outcome) }
         if backlog.isFull {
             Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "queue_full")]).increment()
             logger.warning("the delivery queue is at state.maxQueuedDeliveries; answering 503 so Graph retries later", metadata: ["bridge.queued": "\(backlog.total)"])
-            return Outcome(status: 503, reason: "the delivery queue is full")
+            return .answer(Outcome(status: 503, reason: "the delivery queue is full"))
         }
+        return .journal(entries, outcome)
+    }
 
-        let outcomes: [JournalOutcome]
-        do {
-            if let journalDeadline {
-                outcomes = try await Self.journal(entries, in: store, deadline: journalDeadline, clock: clock)
-            } else {
-                outcomes = try await store.journal(entries)
-            }
-        } catch {
-            Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "journal_failed")]).increment()
-            logger.error("could not journal notifications; answering 503 so Graph retries", metadata: ["error": "\(error)"])
-            journalFailure.withLock { $0 = "\(error)" }
-            return Outcome(status: 503, reason: "the journal is unavailable")
-        }
+    /// The 503 for a journal write that failed, counted and logged; `/healthz` says why until one succeeds.
+    private func journalFailed(_ error: any Error, endpoint: Endpoint) -> Outcome {
+        Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "journal_failed")]).increment()
+        logger.error("could not journal notifications; answering 503 so Graph retries", metadata: ["error": "\(error)"])
+        journalFailure.withLock { $0 = "\(error)" }
+        return Outcome(status: 503, reason: "the journal is unavailable")
+    }
+
+    /// After a journal write: the backlog and the dispatcher are told, each item counted; returns
+    /// the answer and the lifecycle events journaled (for the observer).
+    private func journaled(_ entries: [JournalEntry], outcomes: [JournalOutcome], outcome: Outcome) -> (Outcome, [BridgeEvent]) {
+        var outcome = outcome
         backlog.journaled(outcomes.filter { $0 == .journaled }.count)
         doorbell.ring()
         if journalFailure.withLock({ $0 }) != nil {
             journalFailure.withLock { $0 = nil }
             logger.notice("journal writes work again")
         }
-
         var lifecycleEvents: [BridgeEvent] = []
         for (entry, result) in zip(entries, outcomes) {
             switch result {
@@ -177,10 +286,7 @@ public final class NotificationIntake: Sendable {
         for event in lifecycleEvents {
             Counter(label: "graph_bridge_lifecycle_events_total", dimensions: [("event", event.lifecycleEvent ?? "unknown")]).increment()
         }
-        if !lifecycleEvents.isEmpty, let lifecycleObserver {
-            await lifecycleObserver.lifecycleEventsJournaled(lifecycleEvents)
-        }
-        return outcome
+        return (outcome, lifecycleEvents)
     }
 
     /// How long a journal write may take before the answer is 503. Graph wants an answer well
