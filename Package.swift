@@ -342,6 +342,8 @@ let package = Package(
             dependencies: [
                 "BridgeServer", "BridgeCore", "BridgeStore", "CurlKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

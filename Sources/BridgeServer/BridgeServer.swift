@@ -121,8 +121,10 @@ public struct BridgeServer: Sendable {
             await server.health.acceptsNotifications() ? Self.text(.ok, "ok\n") : Self.text(.serviceUnavailable, "unavailable\n")
         }
         let (intake, maxBodyBytes, ackTimers, logger) = (intake, configuration.maxBodyBytes, ackTimers, logger)
+        let hops = LoopHop.Registry()
         let http = configuration.limits.serverBuilder(listener: "public") {
-            NotificationChannelHandler(intake: intake, maxBodyBytes: maxBodyBytes, ackTimers: ackTimers, serverName: Self.serverName, logger: logger)
+            NotificationChannelHandler(
+                intake: intake, maxBodyBytes: maxBodyBytes, ackTimers: ackTimers, serverName: Self.serverName, hops: hops, logger: logger)
         }
         return makeApplication(
             router: router, listener: "public", host: configuration.host, port: configuration.port,

@@ -43,16 +43,27 @@ final class NotificationChannelHandler: ChannelInboundHandler, RemovableChannelH
     private let maxBodyBytes: Int
     private let ackTimers: [NotificationIntake.Endpoint: Timer]
     private let serverName: String
+    private let hops: LoopHop.Registry
+    /// This channel's event loop's, from `handlerAdded`.
+    private var hop: LoopHop?
     private var state = State.idle
     private var started = ContinuousClock.now
     private var closeAfterAnswer = false
 
-    init(intake: NotificationIntake, maxBodyBytes: Int, ackTimers: [NotificationIntake.Endpoint: Timer], serverName: String, logger: Logger) {
+    init(
+        intake: NotificationIntake, maxBodyBytes: Int, ackTimers: [NotificationIntake.Endpoint: Timer], serverName: String, hops: LoopHop.Registry,
+        logger: Logger
+    ) {
         self.intake = intake
+        self.hops = hops
         self.logger = logger
         self.maxBodyBytes = maxBodyBytes
         self.ackTimers = ackTimers
         self.serverName = serverName
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        hop = hops.hop(for: context.eventLoop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -125,8 +136,10 @@ final class NotificationChannelHandler: ChannelInboundHandler, RemovableChannelH
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let started = started
         let timer = ackTimers[endpoint]
-        // The writer's thread only hands the result over: the counting and the answer run here.
-        intake.receive(body: body.readableBytesView, endpoint: endpoint, hop: { loop.execute($0) }) { outcome in
+        // The writer's thread only hands the result over: the counting and the answer run here,
+        // one `execute` for all this loop's requests of a commit.
+        let hop = hop ?? hops.hop(for: loop)
+        intake.receive(body: body.readableBytesView, endpoint: endpoint, hop: { hop($0) }) { outcome in
             timer?.recordElapsed(ContinuousClock.now - started)
             let response = Answer(outcome)
             if loop.inEventLoop {
