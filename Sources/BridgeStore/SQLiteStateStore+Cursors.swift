@@ -13,6 +13,8 @@ extension SQLiteStateStore {
         var done: [Int: [Int64]] = [:]
         var through: [Int: Int64] = [:]
         var removedRanges: Set<Int64> = []
+        /// Rows were inserted in `deliveries` (routed out of order).
+        var rowsAdded = false
 
         mutating func merge(_ move: CursorMove, slot: Int) {
             done[slot, default: []] += move.materialized
@@ -26,6 +28,8 @@ extension SQLiteStateStore {
     }
 
     func apply(_ changes: CursorChanges) {
+        // Deliveries that became rows (stragglers, retries, dead letters), or rows routed out of order.
+        if changes.rowsAdded || changes.done.values.contains(where: { !$0.isEmpty }) { pendingRows.mayHaveAdded() }
         for added in changes.sinks { cursors.addSink(added.sink, slot: added.slot, through: added.through) }
         for range in changes.ranges { cursors.upsert(range) }
         for (slot, sequences) in changes.done { cursors.markDone(sequences, slot: slot) }

@@ -20,6 +20,12 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     let recent: RecentEvents
     /// What this process routed, as values, until its sinks have it (see ``DeliveringEvents``).
     let delivering = DeliveringEvents()
+    /// Which sinks have no pending row, so their claims come from memory.
+    let pendingRows = PendingRows()
+    /// The leases as the last claim read them, for claims from memory.
+    let leases = LeaseMemo()
+    /// Claims that read the file (tests: the others came from memory).
+    let fileClaims = Atomic<Int>(0)
     /// Deduplication keys deleted per transaction when an expired table is emptied (``DeduplicationTables``).
     let deduplicationChunk: Int
     /// When this store last stamped each subscription's `last_notification_at` (event time, seconds).
@@ -527,6 +533,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                         slots.append(slot)
                     } else {
                         try insert.execute(arguments: [SinkCursors.deliveryID(sequence: event.sequence, slot: slot), event.sequence, sink, event.createdAt, now])
+                        changes.rowsAdded = true
                     }
                 }
                 if event.sequence <= newMark { inOrder.append((event.sequence, slots.sorted())) }
@@ -574,6 +581,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// the only live one: every earlier replica's lease ends here and its claims are freed.
     public func registerReplica(_ replica: ReplicaID, now: Date, lease: Duration) async throws {
         let aliveUntil = now.timeIntervalSince1970 + lease.seconds
+        defer { leases.changed() }  // after the commit (or its failure)
         try await committer.write { db in
             try db.execute(sql: "DELETE FROM replicas WHERE id <> ?", arguments: [replica.rawValue])
             try db.execute(sql: "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by <> ?", arguments: [replica.rawValue])
@@ -588,6 +596,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func renewLease(_ replica: ReplicaID, now: Date, lease: Duration) async throws -> Bool {
         let aliveUntil = now.timeIntervalSince1970 + lease.seconds
         let seconds = now.timeIntervalSince1970
+        defer { leases.changed() }
         return try await committer.write(.deferred) { db in
             let previous = try Double.fetchOne(db, sql: "SELECT alive_until FROM replicas WHERE id = ?", arguments: [replica.rawValue])
             try db.execute(
@@ -598,6 +607,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     }
 
     public func releaseReplica(_ replica: ReplicaID) async throws {
+        defer { leases.changed() }
         try await committer.write { db in
             try db.execute(sql: "UPDATE deliveries SET claimed_by = NULL WHERE claimed_by = ?", arguments: [replica.rawValue])
             try db.execute(sql: "DELETE FROM replicas WHERE id = ?", arguments: [replica.rawValue])
@@ -619,12 +629,16 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     public func claimDeliveries(sink: String, replica: ReplicaID, now: Date, limit: Int) async throws -> [Delivery] {
         let seconds = now.timeIntervalSince1970
         guard limit > 0 else { return [] }
+        if let deliveries = claimFromMemory(sink: sink, replica: replica, now: seconds, limit: limit) { return deliveries }
         let claims = self.claims
+        let (epoch, leaseEpoch) = (pendingRows.epoch, leases.epoch)
+        fileClaims.add(1, ordering: .relaxed)
         // One read transaction (one hop to a reader thread) for the claim and the deliveries' events.
         return try await pool.read { db -> [Delivery] in
-            let claimed = try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try Self.liveReplicas(db, at: seconds) }) { count in
+            let claimed = try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { try self.liveReplicas(db, at: seconds, since: leaseEpoch) }) { count in
                 try self.dueCandidates(sink: sink, now: seconds, count: count, skip: { _ in false }, db).map(\.id)
             }
+            try self.notePendingRows(sink: sink, since: epoch, db)
             guard !claimed.isEmpty else { return [] }
             do {
                 let deliveries = try self.deliveries(claimed, sink: sink, db)
@@ -646,11 +660,67 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
     /// every other's lease (one process per file), so every live claim is `replica`'s own.
     public func nextDueDate(sink: String, replica: ReplicaID, now: Date) async throws -> Date? {
         let seconds = now.timeIntervalSince1970
+        if pendingRows.hasNone(sink), let live = leases.live(at: seconds) {
+            // Only cursor deliveries: their due dates are in memory.
+            let held = claims.held(sink: sink, live: live)
+            guard let slot = cursors.slot(of: sink) else { return nil }
+            return cursors.pending(slot: slot, limit: 1, skip: { held.contains(SinkCursors.deliveryID(sequence: $0, slot: slot)) }).first
+                .map { Date(timeIntervalSince1970: $0.due) }
+        }
         let claims = self.claims
+        let (epoch, leaseEpoch) = (pendingRows.epoch, leases.epoch)
         return try await pool.read { db -> Double? in
-            let held = claims.held(sink: sink, live: try Self.liveReplicas(db, at: seconds))
+            let held = claims.held(sink: sink, live: try self.liveReplicas(db, at: seconds, since: leaseEpoch))
+            try self.notePendingRows(sink: sink, since: epoch, db)
             return try self.earliestDue(sink: sink, skip: held.contains, rowsLimit: held.count + 1, db)
         }.map(Date.init(timeIntervalSince1970:))
+    }
+
+    // MARK: Claims from memory
+
+    /// The claim without a read, for a sink with no pending row (``PendingRows``): its due
+    /// deliveries are its cursor's, whose events the routing left in memory. Nil when it cannot
+    /// be made so (a pending row may exist, the live replicas were not read lately, an event is
+    /// not in memory): then the claim reads the file.
+    private func claimFromMemory(sink: String, replica: ReplicaID, now seconds: Double, limit: Int) -> [Delivery]? {
+        guard pendingRows.hasNone(sink), let live = leases.live(at: seconds) else { return nil }
+        guard let slot = cursors.slot(of: sink) else { return [] }
+        var events: [Int64: BridgeEvent] = [:]
+        let claimed: [Int64]
+        do {
+            claimed = try claims.claim(sink: sink, replica: replica.rawValue, limit: limit, live: { live }) { count in
+                var ids: [Int64] = []
+                for (sequence, due) in cursors.pending(slot: slot, limit: count) where due <= seconds {
+                    guard let event = delivering.event(sequence) else { throw NotInMemory() }
+                    events[sequence] = event
+                    ids.append(SinkCursors.deliveryID(sequence: sequence, slot: slot))
+                }
+                return ids
+            }
+        } catch {
+            return nil
+        }
+        return claimed.compactMap { id in
+            guard let (sequence, _) = SinkCursors.decode(id), let event = events[sequence] else { return nil }
+            return Delivery(id: id, sink: sink, event: event, attempts: 0, createdAt: event.receivedAt)
+        }
+    }
+
+    private struct NotInMemory: Error {}
+
+    /// The replicas whose lease holds at `seconds`; the leases are remembered for claims from
+    /// memory unless one changed since `epoch` (read before the read transaction began).
+    private func liveReplicas(_ db: Database, at seconds: Double, since epoch: UInt64) throws -> Set<String> {
+        var all: [String: Double] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, alive_until FROM replicas")) { all[row["id"]] = row["alive_until"] }
+        leases.remember(all, readAt: seconds, since: epoch)
+        return Set(all.filter { $0.value > seconds }.keys)
+    }
+
+    /// Tells ``PendingRows`` when this snapshot holds no pending row of `sink`.
+    private func notePendingRows(sink: String, since epoch: UInt64, _ db: Database) throws {
+        let any = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM deliveries WHERE sink = ? AND status = 0)"), arguments: [sink]) ?? true
+        if !any { pendingRows.observedNone(sink, since: epoch) }
     }
 
     public func dueDeliveries(sink: String, now: Date, limit: Int, excluding: Set<Int64>) async throws -> [Delivery] {
@@ -800,6 +870,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
                 arguments: StatementArguments([now, now]) + arguments)
             return ids
         }
+        pendingRows.mayHaveAdded()
         // A dead letter holds no claim; one left from before it died must not hold its replay back.
         claims.end(retried)
         return retried.count
