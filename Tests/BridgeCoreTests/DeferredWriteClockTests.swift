@@ -188,6 +188,33 @@ struct CommitIntervalTests {
         #expect(transactions.starts.withLock { $0 } == [.zero, .zero], "b to e in one transaction, at once")
     }
 
+    @Test("urgent writes that came while a transaction was committing go next with half the company (2 of 4), without the clock moving")
+    func queuedBehindACommitGoAtOnce() async throws {
+        let pool = try DatabasePool(path: directory.file("held.sqlite"))
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
+        let (clock, transactions) = (clock, transactions)
+        let hold = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let committer = GroupCommitter(
+            pool: pool, commitInterval: .milliseconds(2), company: 4, clock: clock,
+            beforeBatch: {
+                transactions.starts.withLock { $0.append(clock.now.offset) }
+                // The first transaction is held open until the others queue behind it.
+                if held.withLock({ first in defer { first = true }; return !first }) { hold.wait() }
+            })
+        let a = Task { try await committer.write(.now, insert("a")) }
+        #expect(try await eventually { transactions.starts.withLock { $0.count } == 1 }, "a's transaction began")
+        let queued = ["b", "c"].map { name in Task { try await committer.write(.now, insert(name)) } }
+        #expect(try await eventually { committer.pendingCount == 2 }, "b and c queue behind a's commit")
+        hold.signal()
+        try await a.value
+        // Two, half the company of 4, 0 ms after a's transaction began: they go at once.
+        #expect(try await eventually(timeout: .seconds(5)) { try rows(pool) == ["a", "b", "c"] }, "committed with the clock standing still")
+        clock.advance(by: .milliseconds(2))  // had they waited, this lets them go (so a failure ends the test)
+        for task in queued { try await task.value }
+        #expect(transactions.starts.withLock { $0 } == [.zero, .zero])
+    }
+
     @Test("a deferred write waiting for its deferral joins an urgent write's earlier turn")
     func deferredJoinsTheEarlierTurn() async throws {
         let (committer, pool) = try await committer()
