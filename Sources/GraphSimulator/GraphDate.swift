@@ -1,4 +1,5 @@
 public import Foundation
+import Transport
 
 /// The date formats Graph and the identity platform write, and a lenient ISO 8601 reader for what
 /// clients send. Pure arithmetic on UTC (no calendars, no locale).
@@ -112,16 +113,6 @@ public enum GraphDate {
         return era * 146_097 + doe - 719_468
     }
 
-    /// Howard Hinnant's `civil_from_days`.
-    static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
+    /// Howard Hinnant's `civil_from_days` (Transport's, shared with the `Date` header and mail).
+    static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) { Transport.civilFromDays(days) }
 }

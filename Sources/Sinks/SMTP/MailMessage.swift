@@ -1,4 +1,5 @@
 public import Foundation
+import SinkAPI
 
 /// An e-mail as the smtp sink sends it: an RFC 5322 message with CRLF line ends and a MIME body,
 /// `text/plain`, or `multipart/alternative` with `text/plain` first and `text/html` second,
@@ -127,24 +128,6 @@ public struct MailMessage: Sendable {
 
     /// RFC 5322 `date-time` in UTC: `Sun, 29 Nov 2026 10:00:00 +0000`.
     public static func formatDate(_ date: Date) -> String {
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondOfDay = seconds - days * 86_400
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        let weekday = ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday
-        let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let time = "\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
-        return "\(weekdays[Int(weekday)]), \(two(day)) \(months[Int(month) - 1]) \(year) \(time) +0000"
+        utcDayAndTime(Int64(date.timeIntervalSince1970.rounded(.down))) + " +0000"
     }
 }
