@@ -341,6 +341,7 @@ let package = Package(
             name: "BridgeServerTests",
             dependencies: [
                 "BridgeServer", "BridgeCore", "BridgeStore", "CurlKit", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
