@@ -55,6 +55,9 @@ final class GroupCommitter: Sendable {
         var lastStart: Duration?
         /// Urgent writes in `pending`.
         var urgentCount = 0
+        /// Urgent writes queued behind the last commit wait: half the company is enough until the
+        /// next transaction begins.
+        var behindCommit = false
     }
 
     private let pool: DatabasePool
@@ -142,7 +145,7 @@ final class GroupCommitter: Sendable {
             // Read under the lock, so no transaction that began later has stamped `lastStart`.
             let now = elapsed()
             if state.urgentCount > 0 {
-                guard let due = waitForCompany(state, now) else {
+                guard let due = waitForCompany(state, now, company: state.behindCommit ? max(1, company / 2) : nil) else {
                     state.draining = true
                     state.timerDeadline = nil
                     return .drain
@@ -213,7 +216,9 @@ final class GroupCommitter: Sendable {
                         // Urgent writes that came while the last transaction was being made
                         // durable have waited a commit already: half the company will do (at 16
                         // connections, waiting for all of it merged two alternating groups of
-                        // about eight into one, 0.88 of the throughput).
+                        // about eight into one, 0.88 of the throughput), counting those that
+                        // join them before the interval is up.
+                        state.behindCommit = true
                         wait = state.arm(at: due)
                     }
                     if let wait {
@@ -226,6 +231,7 @@ final class GroupCommitter: Sendable {
                 state.pending.removeFirst(count)
                 state.urgentCount -= batch.count(where: \.urgent)
                 state.lastStart = now
+                state.behindCommit = false
                 return (batch, .nothing)
             }
             if batch.isEmpty {

@@ -215,6 +215,35 @@ struct CommitIntervalTests {
         #expect(transactions.starts.withLock { $0 } == [.zero, .zero])
     }
 
+    @Test("one write queued behind a commit waits for half the company; a second that comes later makes it, without the clock moving")
+    func halfCompanyCountsLaterWrites() async throws {
+        let pool = try DatabasePool(path: directory.file("half.sqlite"))
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
+        let (clock, transactions) = (clock, transactions)
+        let hold = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let committer = GroupCommitter(
+            pool: pool, commitInterval: .milliseconds(2), company: 4, clock: clock,
+            beforeBatch: {
+                transactions.starts.withLock { $0.append(clock.now.offset) }
+                if held.withLock({ first in defer { first = true }; return !first }) { hold.wait() }
+            })
+        let a = Task { try await committer.write(.now, insert("a")) }
+        #expect(try await eventually { transactions.starts.withLock { $0.count } == 1 })
+        let b = Task { try await committer.write(.now, insert("b")) }
+        #expect(try await eventually { committer.pendingCount == 1 })
+        hold.signal()
+        try await a.value
+        await clock.sleepers(1, until: .milliseconds(2))
+        #expect(try rows(pool) == ["a"], "b alone is less than half the company: it waits for the interval")
+        let c = Task { try await committer.write(.now, insert("c")) }
+        #expect(try await eventually(timeout: .seconds(5)) { try rows(pool) == ["a", "b", "c"] }, "b and c are half the company: they go at once")
+        clock.advance(by: .milliseconds(2))  // had they waited, this lets them go (so a failure ends the test)
+        try await b.value
+        try await c.value
+        #expect(transactions.starts.withLock { $0 } == [.zero, .zero])
+    }
+
     @Test("a deferred write waiting for its deferral joins an urgent write's earlier turn")
     func deferredJoinsTheEarlierTurn() async throws {
         let (committer, pool) = try await committer()
