@@ -145,7 +145,7 @@ final class GroupCommitter: Sendable {
             // Read under the lock, so no transaction that began later has stamped `lastStart`.
             let now = elapsed()
             if state.urgentCount > 0 {
-                guard let due = waitForCompany(state, now, company: state.behindCommit ? max(1, company / 2) : nil) else {
+                guard let due = waitForCompany(state, now) else {
                     state.draining = true
                     state.timerDeadline = nil
                     return .drain
@@ -191,9 +191,10 @@ final class GroupCommitter: Sendable {
     }
 
     /// When the waiting urgent writes' transaction may begin, if not now: the end of the commit
-    /// interval, while they are fewer than `company`.
-    private func waitForCompany(_ state: State, _ now: Duration, company: Int? = nil) -> Duration? {
-        guard state.urgentCount < company ?? self.company, let lastStart = state.lastStart, lastStart + commitInterval > now else { return nil }
+    /// interval, while they are fewer than `company` (half of it for writes queued behind a commit).
+    private func waitForCompany(_ state: State, _ now: Duration) -> Duration? {
+        let enough = state.behindCommit ? max(1, company / 2) : company
+        guard state.urgentCount < enough, let lastStart = state.lastStart, lastStart + commitInterval > now else { return nil }
         return lastStart + commitInterval
     }
 
@@ -212,14 +213,14 @@ final class GroupCommitter: Sendable {
                         wait = .nothing
                     } else if state.urgentCount == 0 {
                         wait = state.arm(at: now + deferral)
-                    } else if let due = waitForCompany(state, now, company: max(1, company / 2)) {
+                    } else {
                         // Urgent writes that came while the last transaction was being made
                         // durable have waited a commit already: half the company will do (at 16
                         // connections, waiting for all of it merged two alternating groups of
                         // about eight into one, 0.88 of the throughput), counting those that
-                        // join them before the interval is up.
+                        // join them before the next transaction begins.
                         state.behindCommit = true
-                        wait = state.arm(at: due)
+                        if let due = waitForCompany(state, now) { wait = state.arm(at: due) }
                     }
                     if let wait {
                         state.draining = false
