@@ -58,8 +58,13 @@ final class LeaseMemo: Sendable {
     func live(at seconds: Double) -> Set<String>? {
         state.withLock { state in
             guard let leases = state.leases, seconds >= state.readAt, seconds - state.readAt < Self.validity else { return nil }
-            return Set(leases.filter { $0.value > seconds }.keys)
+            return Self.live(leases, at: seconds)
         }
+    }
+
+    /// The replicas of `leases` (id → alive until) whose lease holds at `seconds`.
+    static func live(_ leases: [String: Double], at seconds: Double) -> Set<String> {
+        Set(leases.filter { $0.value > seconds }.keys)
     }
 
     /// A lease was registered, renewed or released: read them again.

@@ -615,11 +615,6 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         claims.release(replica.rawValue)
     }
 
-    /// The replicas whose lease holds at `seconds`.
-    private static func liveReplicas(_ db: Database, at seconds: Double) throws -> Set<String> {
-        Set(try String.fetchAll(db.cachedStatement(sql: "SELECT id FROM replicas WHERE alive_until > ?"), arguments: [seconds]))
-    }
-
     // MARK: Deliveries
 
     /// Claims live in memory (``ClaimTable``): a claim is two reads and no write, where it was a
@@ -714,7 +709,7 @@ public final class SQLiteStateStore: StateStore, SubscriptionStore {
         var all: [String: Double] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, alive_until FROM replicas")) { all[row["id"]] = row["alive_until"] }
         leases.remember(all, readAt: seconds, since: epoch)
-        return Set(all.filter { $0.value > seconds }.keys)
+        return LeaseMemo.live(all, at: seconds)
     }
 
     /// Tells ``PendingRows`` when this snapshot holds no pending row of `sink`.
