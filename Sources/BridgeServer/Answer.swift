@@ -1,6 +1,8 @@
 import BridgeCore
 import HTTPTypes
 import Hummingbird
+import Logging
+import Metrics
 import NIOCore
 
 /// What the public listener answers a notification POST: the status, a one-line text for the
@@ -26,23 +28,24 @@ struct Answer: Sendable {
         }
     }
 
-    static func tooLarge(_ limit: Int) -> Answer {
-        Answer(status: .contentTooLarge, text: "body larger than \(limit) bytes\n")
+    /// The 413 for a body over `server.maxBodyBytes`, counted and logged (both paths refuse it).
+    static func tooLarge(_ limit: Int, endpoint: NotificationIntake.Endpoint, logger: Logger) -> Answer {
+        Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "too_large")]).increment()
+        logger.warning("rejected a notification body over server.maxBodyBytes", metadata: ["bridge.limit": "\(limit)"])
+        return Answer(status: .contentTooLarge, text: "body larger than \(limit) bytes\n")
     }
 
     var body: ByteBuffer? { text.map { ByteBuffer(string: $0) } }
 
+    /// An answer without a body: only its length (made once; a 202 is most answers).
+    private static let emptyFields: HTTPFields = [.contentLength: "0"]
+
     /// The headers but `Date` and `Server` (Hummingbird adds those to its responses).
     var headerFields: HTTPFields {
-        var headers: HTTPFields = [:]
-        if let text {
-            headers[.contentType] = "text/plain; charset=utf-8"
-            headers[.xContentTypeOptions] = "nosniff"
-            if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-            headers[.contentLength] = String(text.utf8.count)
-        } else {
-            headers[.contentLength] = "0"
-        }
+        guard let text else { return Self.emptyFields }
+        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .xContentTypeOptions: "nosniff"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        headers[.contentLength] = String(text.utf8.count)
         return headers
     }
 

@@ -188,9 +188,7 @@ public struct BridgeServer: Sendable {
         do {
             body = try await request.collectBody(upTo: configuration.maxBodyBytes)
         } catch is NIOTooManyBytesError {
-            Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "too_large")]).increment()
-            logger.warning("rejected a notification body over server.maxBodyBytes", metadata: ["bridge.limit": "\(configuration.maxBodyBytes)"])
-            return Answer.tooLarge(configuration.maxBodyBytes).response
+            return Answer.tooLarge(configuration.maxBodyBytes, endpoint: endpoint, logger: logger).response
         } catch {
             return Self.text(.badRequest, "could not read the body\n")
         }

@@ -87,9 +87,7 @@ final class NotificationChannelHandler: ChannelInboundHandler, RemovableChannelH
             state = .idle  // let go of the buffer before appending (no copy on write)
             if (body?.readableBytes ?? 0) + chunk.readableBytes > maxBodyBytes {
                 state = .discarding
-                Counter(label: "graph_bridge_requests_rejected_total", dimensions: [("endpoint", endpoint.rawValue), ("reason", "too_large")]).increment()
-                logger.warning("rejected a notification body over server.maxBodyBytes", metadata: ["bridge.limit": "\(maxBodyBytes)"])
-                answer(.tooLarge(maxBodyBytes), context: context)
+                answer(.tooLarge(maxBodyBytes, endpoint: endpoint, logger: logger), context: context)
                 return
             }
             if body == nil {
