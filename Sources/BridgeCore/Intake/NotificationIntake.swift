@@ -86,8 +86,11 @@ public final class NotificationIntake: Sendable {
             await directoryRefresher.refreshDirectory()
             reading = read(body: body, endpoint: endpoint, now: now, refreshed: true)
         }
-        guard case .journal(let entries, let outcome) = reading else { return reading.answer }
-        return await journal(entries, outcome: outcome, endpoint: endpoint)
+        switch reading {
+        case .answer(let outcome): return outcome
+        case .journal(let entries, let outcome): return await journal(entries, outcome: outcome, endpoint: endpoint)
+        case .refresh: return Outcome(status: 202)  // not reached: a read after the refresh, or without a refresher, never asks for one
+        }
     }
 
     /// The journal write, under the deadline when there is one, and the answer after it.
@@ -143,12 +146,12 @@ public final class NotificationIntake: Sendable {
                 }
                 return
             }
-            store.journal(entries) { result in hop { self.answer(result, entries: entries, outcome: outcome, endpoint: endpoint, completion: completion) } }
+            store.journal(entries) { result in hop { self.finish(result, entries: entries, outcome: outcome, endpoint: endpoint, completion: completion) } }
         }
     }
 
     /// The rest of the completion form after the journal write.
-    private func answer(
+    private func finish(
         _ result: Result<[JournalOutcome], any Error>, entries: [JournalEntry], outcome: Outcome, endpoint: Endpoint,
         completion: @escaping @Sendable (Outcome) -> Void
     ) {
@@ -177,14 +180,6 @@ public final class NotificationIntake: Sendable {
         case refresh
         /// These entries to journal; the outcome so far (what was dropped).
         case journal([JournalEntry], Outcome)
-
-        var answer: Outcome {
-            switch self {
-            case .answer(let outcome): outcome
-            case .refresh: Outcome(status: 202)
-            case .journal(_, let outcome): outcome
-            }
-        }
     }
 
     /// Parses the body, authenticates every item by its `clientState` and builds the journal
