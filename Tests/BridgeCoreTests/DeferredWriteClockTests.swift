@@ -129,16 +129,32 @@ struct CommitIntervalTests {
     let clock = ManualTestClock(start: Date(timeIntervalSince1970: 1_800_000_000))
     let transactions = Transactions()
 
-    /// A committer with a 2 ms interval and a company of 4, on a table of its own.
-    func committer() async throws -> (GroupCommitter, DatabasePool) {
+    /// A committer with a 2 ms interval and a company of 4, on a table of its own. With `hold`,
+    /// its first transaction stays open until the test signals it (others queue behind it).
+    func committer(holdingFirst hold: DispatchSemaphore? = nil) async throws -> (GroupCommitter, DatabasePool) {
         let pool = try DatabasePool(path: directory.file("t.sqlite"))
         try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
         let clock = clock
         let transactions = transactions
         let committer = GroupCommitter(
             pool: pool, commitInterval: .milliseconds(2), company: 4, clock: clock,
-            beforeBatch: { transactions.starts.withLock { $0.append(clock.now.offset) } })
+            beforeBatch: {
+                let first = transactions.starts.withLock { starts in
+                    starts.append(clock.now.offset)
+                    return starts.count == 1
+                }
+                if first { hold?.wait() }
+            })
         return (committer, pool)
+    }
+
+    /// Writes "a" with a committer whose first transaction is held; returns once that
+    /// transaction has begun, with the write still waiting for `hold`.
+    func heldFirstWrite(_ hold: DispatchSemaphore) async throws -> (GroupCommitter, DatabasePool, Task<Void, any Error>) {
+        let (committer, pool) = try await committer(holdingFirst: hold)
+        let a = Task { try await committer.write(.now, insert("a")) }
+        #expect(try await eventually { transactions.starts.withLock { $0.count } == 1 }, "a's transaction began")
+        return (committer, pool, a)
     }
 
     func insert(_ name: String) -> @Sendable (Database) throws -> Void {
@@ -190,20 +206,8 @@ struct CommitIntervalTests {
 
     @Test("urgent writes that came while a transaction was committing go next with half the company (2 of 4), without the clock moving")
     func queuedBehindACommitGoAtOnce() async throws {
-        let pool = try DatabasePool(path: directory.file("held.sqlite"))
-        try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
-        let (clock, transactions) = (clock, transactions)
         let hold = DispatchSemaphore(value: 0)
-        let held = Mutex(false)
-        let committer = GroupCommitter(
-            pool: pool, commitInterval: .milliseconds(2), company: 4, clock: clock,
-            beforeBatch: {
-                transactions.starts.withLock { $0.append(clock.now.offset) }
-                // The first transaction is held open until the others queue behind it.
-                if held.withLock({ first in defer { first = true }; return !first }) { hold.wait() }
-            })
-        let a = Task { try await committer.write(.now, insert("a")) }
-        #expect(try await eventually { transactions.starts.withLock { $0.count } == 1 }, "a's transaction began")
+        let (committer, pool, a) = try await heldFirstWrite(hold)
         let queued = ["b", "c"].map { name in Task { try await committer.write(.now, insert(name)) } }
         #expect(try await eventually { committer.pendingCount == 2 }, "b and c queue behind a's commit")
         hold.signal()
@@ -217,19 +221,8 @@ struct CommitIntervalTests {
 
     @Test("one write queued behind a commit waits for half the company; a second that comes later makes it, without the clock moving")
     func halfCompanyCountsLaterWrites() async throws {
-        let pool = try DatabasePool(path: directory.file("half.sqlite"))
-        try await pool.write { db in try db.execute(sql: "CREATE TABLE t(name TEXT)") }
-        let (clock, transactions) = (clock, transactions)
         let hold = DispatchSemaphore(value: 0)
-        let held = Mutex(false)
-        let committer = GroupCommitter(
-            pool: pool, commitInterval: .milliseconds(2), company: 4, clock: clock,
-            beforeBatch: {
-                transactions.starts.withLock { $0.append(clock.now.offset) }
-                if held.withLock({ first in defer { first = true }; return !first }) { hold.wait() }
-            })
-        let a = Task { try await committer.write(.now, insert("a")) }
-        #expect(try await eventually { transactions.starts.withLock { $0.count } == 1 })
+        let (committer, pool, a) = try await heldFirstWrite(hold)
         let b = Task { try await committer.write(.now, insert("b")) }
         #expect(try await eventually { committer.pendingCount == 1 })
         hold.signal()

@@ -4,7 +4,6 @@ import BridgeCore
 import Dispatch
 import Foundation
 import GRDB
-import ServiceLifecycle
 import Synchronization
 import TestSupport
 import Testing
@@ -141,38 +140,32 @@ struct EventLoopIntakeTests {
 
     @Test("a graceful shutdown while a notification waits for its commit: the 202 is written, then the connection closes")
     func shutdownWaitsForTheAnswer() async throws {
-        let directory = TemporaryDirectory()
-        let store = try SQLiteStateStore(path: directory.file("state.sqlite"), logger: ListenerTests.logger)
-        let intake = NotificationIntake(
-            directory: SubscriptionDirectory([
-                SubscriptionEntry(name: "audit-feed", id: ListenerTests.subscriptionID, resource: nil, clientState: "secretClientValue")
-            ]),
-            store: store, doorbell: Doorbell(), logger: ListenerTests.logger)
-        let server = BridgeServer(
-            configuration: .init(host: "127.0.0.1", port: 0, maxBodyBytes: 64 * 1024), intake: intake, health: AlwaysHealthy(), metrics: nil,
-            logger: ListenerTests.logger)
-        let port = OneShot<Int>()
-        let group = ServiceGroup(configuration: .init(services: [.init(service: try server.makeApplication { port.set($0) })], logger: ListenerTests.logger))
-        let running = Task { try await group.run() }
-        let connection = try await RawConnection.open(port: await port.value())
+        try await ListenerTests.withListener { live in
+            let connection = try await RawConnection.open(port: live.port)
+            // An idle keep-alive connection beside it: the shutdown closes it at once.
+            let idle = try await RawConnection.open(port: live.port)
+            try await idle.send(Self.healthz)
+            #expect(await Self.responses(1, from: idle).map(Self.status) == [200])
+            // The writer's queue is held, so the notification's commit waits until the test lets it go.
+            let entered = DispatchSemaphore(value: 0)
+            let opened = DispatchSemaphore(value: 0)
+            let hold = Task { try await live.store.pool.writeWithoutTransaction { _ in entered.signal(); opened.wait() } }
+            await withCheckedContinuation { continuation in DispatchQueue.global().async { entered.wait(); continuation.resume() } }
+            try await connection.send(Self.post("/notifications", ListenerTests.body(ListenerTests.item())))
+            #expect(try await eventually { live.store.committer.pendingCount == 1 }, "the request reached the committer")
 
-        // The writer's queue is held, so the notification's commit waits until the test lets it go.
-        let entered = DispatchSemaphore(value: 0)
-        let opened = DispatchSemaphore(value: 0)
-        let hold = Task { try await store.pool.writeWithoutTransaction { _ in entered.signal(); opened.wait() } }
-        await withCheckedContinuation { continuation in DispatchQueue.global().async { entered.wait(); continuation.resume() } }
-        try await connection.send(Self.post("/notifications", ListenerTests.body(ListenerTests.item())))
-        #expect(try await eventually { store.committer.pendingCount == 1 }, "the request reached the committer")
-
-        await group.triggerGracefulShutdown()
-        opened.signal()
-        try await hold.value
-        let responses = await Self.responses(1, from: connection)
-        #expect(responses.map(Self.status) == [202], "the acknowledgement was written before the connection closed")
-        let (closed, _) = await connection.waitForClose(timeout: .seconds(10))
-        #expect(closed)
-        try await running.value
-        #expect(try await store.eventCount() == 1)
+            await live.stopListening()
+            // The shutdown has reached the connections (the idle one is closed); only then may the
+            // commit finish, so the answer must outlast the shutdown's close.
+            #expect(await idle.waitForClose(timeout: .seconds(10)).closed)
+            opened.signal()
+            try await hold.value
+            let responses = await Self.responses(1, from: connection)
+            #expect(responses.map(Self.status) == [202], "the acknowledgement was written before the connection closed")
+            let (closed, _) = await connection.waitForClose(timeout: .seconds(10))
+            #expect(closed)
+            #expect(try await live.store.eventCount() == 1)
+        }
     }
 
     @Test("the Date header is IMF-fixdate, the same as Foundation's formatting, across centuries")

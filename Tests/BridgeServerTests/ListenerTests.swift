@@ -24,6 +24,8 @@ struct ListenerTests {
         var port: Int = 0
         /// The admin listener's URL, when one runs.
         var adminURL: String? = nil
+        /// Begins the graceful shutdown that `withListener` otherwise begins once the body returns.
+        var stopListening: @Sendable () async -> Void = {}
 
         func post(_ path: String, body: [UInt8] = [], contentType: String = "application/json") async throws -> CurlKit.HTTPResponse {
             try await client.execute(HTTPRequest(method: "POST", url: baseURL + path, headers: [("Content-Type", contentType)], body: body), tls: tls)
@@ -81,7 +83,8 @@ struct ListenerTests {
             do {
                 let scheme = tls == nil ? "http" : "https"
                 try await body(Live(baseURL: "\(scheme)://127.0.0.1:\(bound)", store: store, client: client,
-                                    tls: caFile.map { TLSOptions(caFile: $0) }, port: bound, adminURL: adminURL))
+                                    tls: caFile.map { TLSOptions(caFile: $0) }, port: bound, adminURL: adminURL,
+                                    stopListening: { await group.triggerGracefulShutdown() }))
             } catch {
                 await group.triggerGracefulShutdown()
                 await client.shutdown()
