@@ -1,6 +1,22 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// The release daemon's link: lld, packed relative relocations (DT_RELR, glibc 2.36+), and its
+/// functions in the order a running bridge first touches them (`Linker/graph-bridge.order`, made by
+/// `scripts/order-functions`), so the code an idle bridge keeps resident is a few MB, not most of
+/// its 17 MB. A stale order file only costs memory. docs/performance.md, "Idle memory".
+let daemonLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(
+        [
+            "-use-ld=lld",
+            "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+            "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Linker/graph-bridge.order",
+            "-Xlinker", "--no-warn-symbol-ordering",
+        ],
+        .when(configuration: .release)
+    )
+]
+
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -274,7 +290,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            linkerSettings: daemonLinkerSettings
         ),
 
         // MARK: Benchmark support
