@@ -44,8 +44,12 @@ struct LeaderLockTests {
         let logger = Self.quiet
         var tasks: [Task<Void, Never>] = []
         for name in ["a", "b"] {
-            let lock = LeaderLock(
-                location: location, retryInterval: .milliseconds(100), probeInterval: .milliseconds(100), probeTimeout: .seconds(2), logger: logger)
+            // The takeover comes from the terminated session's error, not from a late probe, so the
+            // probe timeout is the default's. With 2 s, a probe held up on a loaded host could make
+            // the leader step down before the termination, which would then cut the other replica
+            // and hand the lead back to the first: the one way this test timed out (once, in a
+            // full parallel run).
+            let lock = LeaderLock(location: location, retryInterval: .milliseconds(100), probeInterval: .milliseconds(100), logger: logger)
             tasks.append(
                 Task {
                     await lock.run(changed: { roles.changed(name, $0) }) {
