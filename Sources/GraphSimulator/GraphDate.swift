@@ -101,18 +101,4 @@ public enum GraphDate {
         let text = String(value)
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
-
-    /// Howard Hinnant's `days_from_civil`.
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    /// Howard Hinnant's `civil_from_days` (Transport's, shared with the `Date` header and mail).
-    static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) { Transport.civilFromDays(days) }
 }
