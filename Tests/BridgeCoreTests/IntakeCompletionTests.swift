@@ -98,6 +98,23 @@ struct IntakeCompletionTests {
         #expect(refresher.refreshes.withLock { $0 } == 1)
     }
 
+    @Test("an unknown subscription the refresh does not find either: one refresh, then the item is dropped, in both forms")
+    func refreshFindsNothing() async throws {
+        let fixture = try Fixture()
+        let late = SubscriptionEntry(name: "late", id: "11111111-2222-3333-4444-555555555555", resource: nil, clientState: "lateState")
+        let refresher = Refresher(directory: SubscriptionDirectory(), entry: late, adds: false)
+        let intake = NotificationIntake(
+            directory: refresher.directory, store: fixture.store, doorbell: Doorbell(), directoryRefresher: refresher, logger: quietLogger)
+        let body = IntakeTests.body([IntakeTests.item(id: late.id, clientState: "lateState")])
+        let (outcome, _) = await Self.receive(intake, body)
+        #expect(outcome.accepted == 0)
+        #expect(outcome.unknownSubscription == 1)
+        let awaited = await intake.receive(body: body, endpoint: .notifications)
+        #expect(awaited.accepted == 0)
+        #expect(awaited.unknownSubscription == 1)
+        #expect(refresher.refreshes.withLock { $0 } == 2, "one refresh per request, never a second one after it")
+    }
+
     final class Observer: LifecycleObserver {
         private let seen = Mutex<[String]>([])
         var events: [String] { seen.withLock { $0 } }
@@ -110,14 +127,17 @@ struct IntakeCompletionTests {
     final class Refresher: DirectoryRefresher {
         let directory: SubscriptionDirectory
         let entry: SubscriptionEntry
+        /// Whether a refresh finds the entry (false: the subscription is unknown everywhere).
+        let adds: Bool
         let refreshes = Mutex(0)
-        init(directory: SubscriptionDirectory, entry: SubscriptionEntry) {
+        init(directory: SubscriptionDirectory, entry: SubscriptionEntry, adds: Bool = true) {
             self.directory = directory
             self.entry = entry
+            self.adds = adds
         }
         func refreshDirectory() async {
             refreshes.withLock { $0 += 1 }
-            directory.upsert(entry)
+            if adds { directory.upsert(entry) }
         }
     }
 }

@@ -81,15 +81,15 @@ public final class NotificationIntake: Sendable {
         load?.enter()
         defer { load?.leave() }
         var reading = read(body: body, endpoint: endpoint, now: now, refreshed: false)
-        if case .refresh = reading, let directoryRefresher {
+        if case .refresh = reading {
             // Another replica may have created it a moment ago: read the shared records once.
-            await directoryRefresher.refreshDirectory()
+            await directoryRefresher?.refreshDirectory()
             reading = read(body: body, endpoint: endpoint, now: now, refreshed: true)
         }
         switch reading {
         case .answer(let outcome): return outcome
         case .journal(let entries, let outcome): return await journal(entries, outcome: outcome, endpoint: endpoint)
-        case .refresh: return Outcome(status: 202)  // not reached: a read after the refresh, or without a refresher, never asks for one
+        case .refresh: preconditionFailure("a read after the refresh never asks for another")
         }
     }
 
