@@ -2,15 +2,17 @@
 // body the size of an event to a URL for `seconds`. `scripts/bench` runs it against the same
 // receiver as the drain, so the drain's webhook deliveries can be compared with what the
 // transport alone does on the same machine in the same minutes. Prints one JSON line: requests
-// per second and this process's CPU microseconds per request.
+// per second and this process's CPU microseconds per request. `host-connections` caps the
+// connections to the receiver (CurlClient's `maxHostConnections`): below `concurrency`, the rest
+// of the requests wait in libcurl's queue for a connection to come free.
 //
-//     bench-curl URL [concurrency=4] [seconds=3] [body-bytes=300]
+//     bench-curl URL [concurrency=4] [seconds=3] [body-bytes=300] [host-connections=8]
 import CurlKit
 import Foundation
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: bench-curl URL [concurrency] [seconds] [body-bytes]\n".utf8))
+    FileHandle.standardError.write(Data("usage: bench-curl URL [concurrency] [seconds] [body-bytes] [host-connections]\n".utf8))
     exit(2)
 }
 let url = arguments[1]
@@ -24,7 +26,9 @@ func cpuSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
-let client = CurlClient()
+let hostConnections = arguments.count > 5 ? max(1, Int(arguments[5]) ?? 8) : 8
+
+let client = CurlClient(configuration: .init(maxHostConnections: hostConnections))
 let request = HTTPRequest(method: "POST", url: url, headers: [(name: "Content-Type", value: "application/json")], body: body)
 // Warm up: connections open, the transfer thread started.
 for _ in 0..<concurrency { _ = try await client.execute(request) }
@@ -56,4 +60,4 @@ let elapsed = clock.now - started
 let cpu = cpuSeconds() - cpuBefore
 await client.shutdown()
 let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-print("{\"requests_per_s\": \(Int(Double(requests) / wall)), \"cpu_us_per_request\": \(String(format: "%.1f", cpu / Double(max(1, requests)) * 1e6)), \"failures\": \(failures), \"concurrency\": \(concurrency)}")
+print("{\"requests_per_s\": \(Int(Double(requests) / wall)), \"cpu_us_per_request\": \(String(format: "%.1f", cpu / Double(max(1, requests)) * 1e6)), \"failures\": \(failures), \"concurrency\": \(concurrency), \"host_connections\": \(hostConnections)}")
