@@ -4,7 +4,7 @@ import PackageDescription
 /// The release daemon's link: lld, packed relative relocations (DT_RELR, glibc 2.36+), and its
 /// functions in the order a running bridge first touches them (`Linker/graph-bridge.order`, made by
 /// `scripts/order-functions`), so an idle bridge keeps 6 MB of its 17 MB of code resident, not 9.
-/// A stale order file only costs memory. docs/performance.md, "Idle memory".
+/// A stale order file only costs memory. docs/performance.md, "Issue 16, idle memory".
 let daemonLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(
         [
